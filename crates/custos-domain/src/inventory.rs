@@ -1,0 +1,1035 @@
+//! The data inventory: a declaration of every field of every entity.
+//!
+//! A field that is not declared here cannot be stored. The other layers derive
+//! from these declarations what is sealed, what is blind-indexed for exact search,
+//! who may see a field (permissions are granted per [`DataCategory`]), what a
+//! subject-access export contains, what erasure destroys and keeps, what retention
+//! purges, and the record of processing.
+
+use crate::entity::Entity;
+use serde::Serialize;
+
+/// What kind of information a field holds. Permissions are granted per category.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DataCategory {
+    /// Opaque identifiers and links between records; not personal on their own.
+    Identifiers,
+    /// Who a person is: names.
+    Identity,
+    /// How to reach a person: email, phone, postal address.
+    ContactDetails,
+    /// Money: order totals, deal amounts.
+    Financial,
+    /// What was said or written to or about a person: notes, call logs, emails.
+    Communications,
+    /// Labels and segments describing a person's behaviour or preferences.
+    Behavioural,
+    /// GDPR Art. 9 special categories (health, beliefs, …). None built in; custom
+    /// fields may declare it.
+    SpecialCategory,
+    /// Business data about organisations and opportunities.
+    Business,
+    /// Secrets that prove identity (password hashes, second factors).
+    Credentials,
+    /// Bookkeeping: timestamps, owners, states.
+    System,
+}
+
+impl DataCategory {
+    /// Every category, in display order.
+    pub const ALL: [DataCategory; 10] = [
+        DataCategory::Identifiers,
+        DataCategory::Identity,
+        DataCategory::ContactDetails,
+        DataCategory::Financial,
+        DataCategory::Communications,
+        DataCategory::Behavioural,
+        DataCategory::SpecialCategory,
+        DataCategory::Business,
+        DataCategory::Credentials,
+        DataCategory::System,
+    ];
+
+    /// Snake-case name, as used in the API, audit events and role definitions.
+    pub fn name(self) -> &'static str {
+        match self {
+            DataCategory::Identifiers => "identifiers",
+            DataCategory::Identity => "identity",
+            DataCategory::ContactDetails => "contact_details",
+            DataCategory::Financial => "financial",
+            DataCategory::Communications => "communications",
+            DataCategory::Behavioural => "behavioural",
+            DataCategory::SpecialCategory => "special_category",
+            DataCategory::Business => "business",
+            DataCategory::Credentials => "credentials",
+            DataCategory::System => "system",
+        }
+    }
+
+    /// Whether the category holds personal data about the record's subject.
+    pub fn is_personal(self) -> bool {
+        matches!(
+            self,
+            DataCategory::Identity
+                | DataCategory::ContactDetails
+                | DataCategory::Communications
+                | DataCategory::Behavioural
+                | DataCategory::SpecialCategory
+                | DataCategory::Credentials
+        )
+    }
+}
+
+/// How much harm disclosure would do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Sensitivity {
+    /// Not personal, or harmless.
+    Low,
+    /// Ordinary personal data.
+    Medium,
+    /// Could cause harm if disclosed (financial, private communications).
+    High,
+    /// GDPR Art. 9 / secrets.
+    Critical,
+}
+
+/// Why a field is processed (GDPR Art. 5(1)(b) purpose limitation).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Purpose {
+    /// Managing the customer relationship and sales.
+    SalesRelationship,
+    /// Fulfilling and delivering orders.
+    OrderFulfilment,
+    /// Keeping books as the law requires.
+    Accounting,
+    /// Answering support requests.
+    CustomerSupport,
+    /// Running and securing Custos itself (staff accounts).
+    ServiceOperation,
+}
+
+impl Purpose {
+    /// Snake-case name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Purpose::SalesRelationship => "sales_relationship",
+            Purpose::OrderFulfilment => "order_fulfilment",
+            Purpose::Accounting => "accounting",
+            Purpose::CustomerSupport => "customer_support",
+            Purpose::ServiceOperation => "service_operation",
+        }
+    }
+}
+
+/// The lawful basis of GDPR Art. 6(1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LawfulBasis {
+    /// Art. 6(1)(a).
+    Consent,
+    /// Art. 6(1)(b): necessary for a contract with the person.
+    Contract,
+    /// Art. 6(1)(c): a legal obligation (e.g. keeping accounting records).
+    LegalObligation,
+    /// Art. 6(1)(f): legitimate interests, balanced against the person's.
+    LegitimateInterests,
+    /// Not personal data: no basis needed.
+    NotApplicable,
+}
+
+/// Whose data a field is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SubjectType {
+    /// Customers and prospects.
+    Customer,
+    /// Staff using Custos.
+    Staff,
+    /// No natural person (organisations, deals).
+    None,
+}
+
+/// How long a field is kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case", tag = "rule")]
+pub enum Retention {
+    /// Kept while the relationship lasts; removed on erasure.
+    WhileRelationship,
+    /// Kept for `years` after the timestamp in `anchor` (e.g. orders: two years after
+    /// completion), then purged.
+    YearsAfter {
+        /// How many years.
+        years: u32,
+        /// The timestamp field the period runs from.
+        anchor: &'static str,
+    },
+    /// Kept while the staff account exists.
+    WhileAccount,
+}
+
+/// What erasure of the subject does to a field.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case", tag = "rule")]
+pub enum OnErasure {
+    /// Destroyed (sealed fields: by shredding the subject's key).
+    Destroy,
+    /// Kept because a legal obligation requires it; the reason is stated to the person.
+    Keep {
+        /// Why it is kept.
+        reason: &'static str,
+    },
+}
+
+/// How a field is normalised before its blind index is computed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Normalizer {
+    /// NFKC, trim, lowercase.
+    Email,
+    /// Digits and a leading `+`.
+    Phone,
+    /// Each word, lowercased: for name search.
+    Tokens,
+    /// Each tag of a tag list.
+    EachTag,
+}
+
+/// How a field is protected at rest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case", tag = "mode")]
+pub enum Protection {
+    /// Encrypted with the subject's data key (AES-256-GCM).
+    Sealed,
+    /// Encrypted, plus a keyed blind index for exact-match search.
+    SealedIndexed {
+        /// How the value is normalised for the index.
+        normalizer: Normalizer,
+    },
+    /// Stored in the clear, with the reason that is acceptable.
+    Plain {
+        /// Why this field may be stored unencrypted.
+        reason: &'static str,
+    },
+}
+
+impl Protection {
+    /// Whether the value is encrypted at rest.
+    pub fn is_sealed(self) -> bool {
+        !matches!(self, Protection::Plain { .. })
+    }
+
+    /// The blind-index normaliser, if the field is searchable while sealed.
+    pub fn normalizer(self) -> Option<Normalizer> {
+        match self {
+            Protection::SealedIndexed { normalizer } => Some(normalizer),
+            _ => None,
+        }
+    }
+}
+
+/// Who the value comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Source {
+    /// From the person themself.
+    DataSubject,
+    /// Entered by staff.
+    Staff,
+    /// Set by Custos.
+    System,
+}
+
+/// The type of a field's value, which drives validation and storage.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case", tag = "type")]
+pub enum FieldKind {
+    /// A UUID generated by Custos.
+    Id,
+    /// Free text up to `max` characters.
+    Text {
+        /// Maximum length in characters.
+        max: usize,
+        /// Whether line breaks are allowed.
+        multiline: bool,
+    },
+    /// An email address.
+    Email,
+    /// A phone number (digits, spaces, `+`, `-`, `(`, `)`, `.`).
+    Phone,
+    /// The id of a record of another entity.
+    Ref {
+        /// The entity referred to.
+        entity: Entity,
+    },
+    /// One of a fixed list of values.
+    Enum {
+        /// The allowed values.
+        values: &'static [&'static str],
+    },
+    /// A deal stage, from the configured pipeline.
+    Stage,
+    /// A decimal amount with at most two decimals, e.g. `"1250.00"`.
+    Money,
+    /// An ISO 4217 currency code.
+    Currency,
+    /// A calendar date, `YYYY-MM-DD`.
+    Date,
+    /// An RFC 3339 time.
+    Timestamp,
+    /// A list of short lowercase labels.
+    Tags,
+    /// True or false.
+    Bool,
+}
+
+/// Whether a field is set by Custos, required or optional on create.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Presence {
+    /// Set by Custos; a client cannot write it.
+    System,
+    /// Must be given on create and cannot be cleared.
+    Required,
+    /// May be omitted or cleared with `null`.
+    Optional,
+}
+
+/// The declaration of one field.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct FieldDecl {
+    /// The entity the field belongs to.
+    pub entity: Entity,
+    /// Field name in the API and the database.
+    pub name: &'static str,
+    /// Human label.
+    pub label: &'static str,
+    /// Value type.
+    pub kind: FieldKind,
+    /// Set by Custos, required or optional.
+    pub presence: Presence,
+    /// What kind of information it is.
+    pub category: DataCategory,
+    /// How harmful disclosure would be.
+    pub sensitivity: Sensitivity,
+    /// Why it is processed.
+    pub purposes: &'static [Purpose],
+    /// GDPR Art. 6 basis.
+    pub lawful_basis: LawfulBasis,
+    /// Whose data it is.
+    pub subject_type: SubjectType,
+    /// How long it is kept.
+    pub retention: Retention,
+    /// What erasure does to it.
+    pub on_erasure: OnErasure,
+    /// How it is protected at rest.
+    pub protection: Protection,
+    /// Where it comes from.
+    pub source: Source,
+    /// Who else receives it (processors, recipients).
+    pub recipients: &'static [&'static str],
+    /// Whether lists may be sorted by it (plain fields only).
+    pub sortable: bool,
+    /// What the field is for, shown in the data map and forms.
+    pub description: &'static str,
+}
+
+const SALES: &[Purpose] = &[Purpose::SalesRelationship];
+const SALES_SUPPORT: &[Purpose] = &[Purpose::SalesRelationship, Purpose::CustomerSupport];
+const ORDERS: &[Purpose] = &[Purpose::OrderFulfilment, Purpose::Accounting];
+const OPERATION: &[Purpose] = &[Purpose::ServiceOperation];
+const NONE: &[&str] = &[];
+
+const ID_REASON: &str = "random identifier with no meaning outside Custos";
+const TIME_REASON: &str = "bookkeeping time needed for sorting, retention and audit";
+const OWNER_REASON: &str = "id of the staff user responsible, needed for access scopes";
+const ACCOUNTING_KEEP: &str = "kept for the statutory accounting period (legal obligation); no longer linked to a readable identity";
+
+/// Shorthand for declarations: the common defaults of a field, overridden per field.
+const fn base(
+    entity: Entity,
+    name: &'static str,
+    label: &'static str,
+    kind: FieldKind,
+) -> FieldDecl {
+    FieldDecl {
+        entity,
+        name,
+        label,
+        kind,
+        presence: Presence::Optional,
+        category: DataCategory::System,
+        sensitivity: Sensitivity::Low,
+        purposes: SALES,
+        lawful_basis: LawfulBasis::NotApplicable,
+        subject_type: SubjectType::None,
+        retention: Retention::WhileRelationship,
+        on_erasure: OnErasure::Destroy,
+        protection: Protection::Plain {
+            reason: TIME_REASON,
+        },
+        source: Source::System,
+        recipients: NONE,
+        sortable: false,
+        description: "",
+    }
+}
+
+const fn id(entity: Entity) -> FieldDecl {
+    FieldDecl {
+        presence: Presence::System,
+        category: DataCategory::Identifiers,
+        protection: Protection::Plain { reason: ID_REASON },
+        description: "Unique id of the record.",
+        ..base(entity, "id", "Id", FieldKind::Id)
+    }
+}
+
+const fn created_at(entity: Entity) -> FieldDecl {
+    FieldDecl {
+        presence: Presence::System,
+        sortable: true,
+        description: "When the record was created.",
+        ..base(entity, "created_at", "Created", FieldKind::Timestamp)
+    }
+}
+
+const fn updated_at(entity: Entity) -> FieldDecl {
+    FieldDecl {
+        presence: Presence::System,
+        sortable: true,
+        description: "When the record last changed.",
+        ..base(entity, "updated_at", "Updated", FieldKind::Timestamp)
+    }
+}
+
+const fn owner_id(entity: Entity) -> FieldDecl {
+    FieldDecl {
+        protection: Protection::Plain {
+            reason: OWNER_REASON,
+        },
+        source: Source::Staff,
+        description: "The staff user responsible for the record (defaults to its creator).",
+        ..base(
+            entity,
+            "owner_id",
+            "Owner",
+            FieldKind::Ref {
+                entity: Entity::User,
+            },
+        )
+    }
+}
+
+const fn reference(
+    entity: Entity,
+    name: &'static str,
+    label: &'static str,
+    to: Entity,
+) -> FieldDecl {
+    FieldDecl {
+        category: DataCategory::Identifiers,
+        protection: Protection::Plain { reason: ID_REASON },
+        source: Source::Staff,
+        ..base(entity, name, label, FieldKind::Ref { entity: to })
+    }
+}
+
+/// Every field of every entity. The order is the display order.
+pub static FIELDS: &[FieldDecl] = &[
+    // ---- contacts: the data subjects
+    id(Entity::Contact),
+    FieldDecl {
+        presence: Presence::Required,
+        category: DataCategory::Identity,
+        sensitivity: Sensitivity::Medium,
+        purposes: SALES_SUPPORT,
+        lawful_basis: LawfulBasis::LegitimateInterests,
+        subject_type: SubjectType::Customer,
+        protection: Protection::SealedIndexed {
+            normalizer: Normalizer::Tokens,
+        },
+        source: Source::DataSubject,
+        description: "Given name.",
+        ..base(
+            Entity::Contact,
+            "first_name",
+            "First name",
+            FieldKind::Text {
+                max: 100,
+                multiline: false,
+            },
+        )
+    },
+    FieldDecl {
+        presence: Presence::Required,
+        category: DataCategory::Identity,
+        sensitivity: Sensitivity::Medium,
+        purposes: SALES_SUPPORT,
+        lawful_basis: LawfulBasis::LegitimateInterests,
+        subject_type: SubjectType::Customer,
+        protection: Protection::SealedIndexed {
+            normalizer: Normalizer::Tokens,
+        },
+        source: Source::DataSubject,
+        description: "Family name.",
+        ..base(
+            Entity::Contact,
+            "last_name",
+            "Last name",
+            FieldKind::Text {
+                max: 100,
+                multiline: false,
+            },
+        )
+    },
+    FieldDecl {
+        category: DataCategory::ContactDetails,
+        sensitivity: Sensitivity::Medium,
+        purposes: SALES_SUPPORT,
+        lawful_basis: LawfulBasis::LegitimateInterests,
+        subject_type: SubjectType::Customer,
+        protection: Protection::SealedIndexed {
+            normalizer: Normalizer::Email,
+        },
+        source: Source::DataSubject,
+        description: "Email address; searchable by exact match.",
+        ..base(Entity::Contact, "email", "Email", FieldKind::Email)
+    },
+    FieldDecl {
+        category: DataCategory::ContactDetails,
+        sensitivity: Sensitivity::Medium,
+        purposes: SALES_SUPPORT,
+        lawful_basis: LawfulBasis::LegitimateInterests,
+        subject_type: SubjectType::Customer,
+        protection: Protection::SealedIndexed {
+            normalizer: Normalizer::Phone,
+        },
+        source: Source::DataSubject,
+        description: "Phone number; searchable by exact match.",
+        ..base(Entity::Contact, "phone", "Phone", FieldKind::Phone)
+    },
+    reference(Entity::Contact, "company_id", "Company", Entity::Company),
+    owner_id(Entity::Contact),
+    FieldDecl {
+        category: DataCategory::Behavioural,
+        sensitivity: Sensitivity::Medium,
+        lawful_basis: LawfulBasis::LegitimateInterests,
+        subject_type: SubjectType::Customer,
+        protection: Protection::SealedIndexed {
+            normalizer: Normalizer::EachTag,
+        },
+        source: Source::Staff,
+        description: "Short labels for segmenting contacts (lowercase letters, digits and dashes).",
+        ..base(Entity::Contact, "tags", "Tags", FieldKind::Tags)
+    },
+    created_at(Entity::Contact),
+    updated_at(Entity::Contact),
+    // ---- companies: organisations, not natural persons
+    id(Entity::Company),
+    FieldDecl {
+        presence: Presence::Required,
+        category: DataCategory::Business,
+        protection: Protection::Plain {
+            reason: "name of an organisation, not of a natural person",
+        },
+        source: Source::Staff,
+        sortable: true,
+        description: "Legal or trading name of the organisation.",
+        ..base(
+            Entity::Company,
+            "name",
+            "Name",
+            FieldKind::Text {
+                max: 200,
+                multiline: false,
+            },
+        )
+    },
+    FieldDecl {
+        category: DataCategory::Business,
+        protection: Protection::Plain {
+            reason: "public web domain of an organisation",
+        },
+        source: Source::Staff,
+        sortable: true,
+        description: "Web domain, e.g. example.com.",
+        ..base(
+            Entity::Company,
+            "domain",
+            "Domain",
+            FieldKind::Text {
+                max: 253,
+                multiline: false,
+            },
+        )
+    },
+    owner_id(Entity::Company),
+    created_at(Entity::Company),
+    updated_at(Entity::Company),
+    // ---- deals: opportunities with organisations
+    id(Entity::Deal),
+    FieldDecl {
+        presence: Presence::Required,
+        category: DataCategory::Business,
+        protection: Protection::Plain {
+            reason: "describes a commercial opportunity; staff are told not to put personal details in it",
+        },
+        source: Source::Staff,
+        sortable: true,
+        description: "What is being sold (do not put personal details here).",
+        ..base(
+            Entity::Deal,
+            "title",
+            "Title",
+            FieldKind::Text {
+                max: 200,
+                multiline: false,
+            },
+        )
+    },
+    reference(Entity::Deal, "company_id", "Company", Entity::Company),
+    reference(Entity::Deal, "contact_id", "Contact", Entity::Contact),
+    FieldDecl {
+        presence: Presence::Required,
+        category: DataCategory::Business,
+        protection: Protection::Plain {
+            reason: "pipeline stage of a business opportunity",
+        },
+        source: Source::Staff,
+        sortable: true,
+        description: "Pipeline stage.",
+        ..base(Entity::Deal, "stage", "Stage", FieldKind::Stage)
+    },
+    FieldDecl {
+        category: DataCategory::Financial,
+        protection: Protection::Plain {
+            reason: "value of a business opportunity, needed for pipeline totals",
+        },
+        source: Source::Staff,
+        sortable: true,
+        description: "Expected value, a decimal string such as \"1250.00\".",
+        ..base(Entity::Deal, "amount", "Amount", FieldKind::Money)
+    },
+    FieldDecl {
+        category: DataCategory::Financial,
+        protection: Protection::Plain {
+            reason: "currency code of an amount",
+        },
+        source: Source::Staff,
+        description: "ISO 4217 code, e.g. EUR.",
+        ..base(Entity::Deal, "currency", "Currency", FieldKind::Currency)
+    },
+    FieldDecl {
+        category: DataCategory::Business,
+        protection: Protection::Plain {
+            reason: "forecast date of a business opportunity",
+        },
+        source: Source::Staff,
+        sortable: true,
+        description: "Expected or actual close date.",
+        ..base(Entity::Deal, "close_date", "Close date", FieldKind::Date)
+    },
+    owner_id(Entity::Deal),
+    created_at(Entity::Deal),
+    updated_at(Entity::Deal),
+    // ---- activities: what happened with a contact
+    id(Entity::Activity),
+    FieldDecl {
+        presence: Presence::Required,
+        ..reference(Entity::Activity, "contact_id", "Contact", Entity::Contact)
+    },
+    FieldDecl {
+        presence: Presence::Required,
+        category: DataCategory::Business,
+        protection: Protection::Plain {
+            reason: "type of interaction, says nothing about its content",
+        },
+        source: Source::Staff,
+        sortable: true,
+        description: "note, call, email, meeting or task.",
+        ..base(
+            Entity::Activity,
+            "kind",
+            "Kind",
+            FieldKind::Enum {
+                values: &["note", "call", "email", "meeting", "task"],
+            },
+        )
+    },
+    FieldDecl {
+        category: DataCategory::Communications,
+        sensitivity: Sensitivity::High,
+        purposes: SALES_SUPPORT,
+        lawful_basis: LawfulBasis::LegitimateInterests,
+        subject_type: SubjectType::Customer,
+        protection: Protection::Sealed,
+        source: Source::Staff,
+        description: "What was said or needs doing.",
+        ..base(
+            Entity::Activity,
+            "body",
+            "Details",
+            FieldKind::Text {
+                max: 10_000,
+                multiline: true,
+            },
+        )
+    },
+    FieldDecl {
+        presence: Presence::Required,
+        source: Source::Staff,
+        sortable: true,
+        description: "When it happened (or is planned).",
+        ..base(
+            Entity::Activity,
+            "occurred_at",
+            "When",
+            FieldKind::Timestamp,
+        )
+    },
+    FieldDecl {
+        source: Source::Staff,
+        sortable: true,
+        description: "For tasks: when it is due.",
+        ..base(Entity::Activity, "due_at", "Due", FieldKind::Timestamp)
+    },
+    FieldDecl {
+        source: Source::Staff,
+        description: "For tasks: whether it is done.",
+        ..base(Entity::Activity, "done", "Done", FieldKind::Bool)
+    },
+    owner_id(Entity::Activity),
+    created_at(Entity::Activity),
+    updated_at(Entity::Activity),
+    // ---- orders: purchases, kept two years after completion for accounting
+    id(Entity::Order),
+    FieldDecl {
+        presence: Presence::Required,
+        on_erasure: OnErasure::Keep {
+            reason: ACCOUNTING_KEEP,
+        },
+        ..reference(Entity::Order, "contact_id", "Contact", Entity::Contact)
+    },
+    FieldDecl {
+        presence: Presence::Required,
+        category: DataCategory::Business,
+        purposes: ORDERS,
+        lawful_basis: LawfulBasis::Contract,
+        retention: Retention::YearsAfter {
+            years: 2,
+            anchor: "completed_at",
+        },
+        on_erasure: OnErasure::Keep {
+            reason: ACCOUNTING_KEEP,
+        },
+        protection: Protection::Plain {
+            reason: "state of an order, needed for fulfilment and accounting",
+        },
+        source: Source::Staff,
+        sortable: true,
+        description: "pending, paid, shipped, completed, cancelled or refunded.",
+        ..base(
+            Entity::Order,
+            "status",
+            "Status",
+            FieldKind::Enum {
+                values: &[
+                    "pending",
+                    "paid",
+                    "shipped",
+                    "completed",
+                    "cancelled",
+                    "refunded",
+                ],
+            },
+        )
+    },
+    FieldDecl {
+        presence: Presence::Required,
+        category: DataCategory::Financial,
+        sensitivity: Sensitivity::Medium,
+        purposes: ORDERS,
+        lawful_basis: LawfulBasis::LegalObligation,
+        subject_type: SubjectType::Customer,
+        retention: Retention::YearsAfter {
+            years: 2,
+            anchor: "completed_at",
+        },
+        on_erasure: OnErasure::Keep {
+            reason: ACCOUNTING_KEEP,
+        },
+        protection: Protection::Plain {
+            reason: "amount of a sale kept for accounting; on its own it does not identify anyone",
+        },
+        source: Source::Staff,
+        recipients: &["accountants", "tax authority"],
+        sortable: true,
+        description: "Order total, a decimal string such as \"99.90\".",
+        ..base(Entity::Order, "total", "Total", FieldKind::Money)
+    },
+    FieldDecl {
+        presence: Presence::Required,
+        category: DataCategory::Financial,
+        purposes: ORDERS,
+        lawful_basis: LawfulBasis::LegalObligation,
+        retention: Retention::YearsAfter {
+            years: 2,
+            anchor: "completed_at",
+        },
+        on_erasure: OnErasure::Keep {
+            reason: ACCOUNTING_KEEP,
+        },
+        protection: Protection::Plain {
+            reason: "currency code of an amount",
+        },
+        source: Source::Staff,
+        description: "ISO 4217 code, e.g. EUR.",
+        ..base(Entity::Order, "currency", "Currency", FieldKind::Currency)
+    },
+    FieldDecl {
+        category: DataCategory::ContactDetails,
+        sensitivity: Sensitivity::Medium,
+        purposes: &[Purpose::OrderFulfilment],
+        lawful_basis: LawfulBasis::Contract,
+        subject_type: SubjectType::Customer,
+        retention: Retention::YearsAfter {
+            years: 2,
+            anchor: "completed_at",
+        },
+        protection: Protection::Sealed,
+        source: Source::DataSubject,
+        recipients: &["shipping carrier"],
+        description: "Where the order is delivered.",
+        ..base(
+            Entity::Order,
+            "shipping_address",
+            "Shipping address",
+            FieldKind::Text {
+                max: 500,
+                multiline: true,
+            },
+        )
+    },
+    FieldDecl {
+        presence: Presence::Required,
+        purposes: ORDERS,
+        lawful_basis: LawfulBasis::LegalObligation,
+        retention: Retention::YearsAfter {
+            years: 2,
+            anchor: "completed_at",
+        },
+        on_erasure: OnErasure::Keep {
+            reason: ACCOUNTING_KEEP,
+        },
+        source: Source::Staff,
+        sortable: true,
+        description: "When the order was placed.",
+        ..base(Entity::Order, "placed_at", "Placed", FieldKind::Timestamp)
+    },
+    FieldDecl {
+        purposes: ORDERS,
+        lawful_basis: LawfulBasis::LegalObligation,
+        retention: Retention::YearsAfter {
+            years: 2,
+            anchor: "completed_at",
+        },
+        on_erasure: OnErasure::Keep {
+            reason: ACCOUNTING_KEEP,
+        },
+        source: Source::Staff,
+        sortable: true,
+        description: "When the order was completed; the retention period runs from here.",
+        ..base(
+            Entity::Order,
+            "completed_at",
+            "Completed",
+            FieldKind::Timestamp,
+        )
+    },
+    owner_id(Entity::Order),
+    created_at(Entity::Order),
+    updated_at(Entity::Order),
+    // ---- users: staff accounts (staff are data subjects too)
+    id(Entity::User),
+    FieldDecl {
+        presence: Presence::Required,
+        category: DataCategory::ContactDetails,
+        sensitivity: Sensitivity::Medium,
+        purposes: OPERATION,
+        lawful_basis: LawfulBasis::Contract,
+        subject_type: SubjectType::Staff,
+        retention: Retention::WhileAccount,
+        protection: Protection::SealedIndexed {
+            normalizer: Normalizer::Email,
+        },
+        source: Source::Staff,
+        description: "Sign-in email of the staff member.",
+        ..base(Entity::User, "email", "Email", FieldKind::Email)
+    },
+    FieldDecl {
+        category: DataCategory::Identity,
+        sensitivity: Sensitivity::Medium,
+        purposes: OPERATION,
+        lawful_basis: LawfulBasis::Contract,
+        subject_type: SubjectType::Staff,
+        retention: Retention::WhileAccount,
+        protection: Protection::Sealed,
+        source: Source::Staff,
+        description: "Name shown to colleagues.",
+        ..base(
+            Entity::User,
+            "display_name",
+            "Name",
+            FieldKind::Text {
+                max: 100,
+                multiline: false,
+            },
+        )
+    },
+    FieldDecl {
+        presence: Presence::Required,
+        purposes: OPERATION,
+        retention: Retention::WhileAccount,
+        protection: Protection::Plain {
+            reason: "access-control role, not personal",
+        },
+        sortable: true,
+        description: "Role that decides what the user may do.",
+        ..base(
+            Entity::User,
+            "role",
+            "Role",
+            FieldKind::Enum {
+                values: &[
+                    "admin",
+                    "manager",
+                    "sales",
+                    "support",
+                    "privacy_officer",
+                    "auditor",
+                ],
+            },
+        )
+    },
+    FieldDecl {
+        purposes: OPERATION,
+        retention: Retention::WhileAccount,
+        protection: Protection::Plain {
+            reason: "account state",
+        },
+        description: "Whether the account may sign in.",
+        ..base(Entity::User, "disabled", "Disabled", FieldKind::Bool)
+    },
+    FieldDecl {
+        presence: Presence::System,
+        category: DataCategory::Credentials,
+        sensitivity: Sensitivity::Critical,
+        purposes: OPERATION,
+        lawful_basis: LawfulBasis::Contract,
+        subject_type: SubjectType::Staff,
+        retention: Retention::WhileAccount,
+        protection: Protection::Sealed,
+        source: Source::Staff,
+        description: "Argon2id hash of the password (sealed as well, so a database copy alone cannot be attacked offline).",
+        ..base(
+            Entity::User,
+            "password_hash",
+            "Password hash",
+            FieldKind::Text {
+                max: 512,
+                multiline: false,
+            },
+        )
+    },
+    created_at(Entity::User),
+    updated_at(Entity::User),
+];
+
+/// All fields of one entity, in display order.
+pub fn fields(entity: Entity) -> impl Iterator<Item = &'static FieldDecl> {
+    FIELDS.iter().filter(move |f| f.entity == entity)
+}
+
+/// One field, if declared.
+pub fn field(entity: Entity, name: &str) -> Option<&'static FieldDecl> {
+    FIELDS.iter().find(|f| f.entity == entity && f.name == name)
+}
+
+/// Fields of the entity that are sealed at rest.
+pub fn sealed_fields(entity: Entity) -> impl Iterator<Item = &'static FieldDecl> {
+    fields(entity).filter(|f| f.protection.is_sealed())
+}
+
+/// Fields of the entity stored in the clear.
+pub fn plain_fields(entity: Entity) -> impl Iterator<Item = &'static FieldDecl> {
+    fields(entity).filter(|f| !f.protection.is_sealed())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashSet;
+
+    #[test]
+    fn every_entity_has_id_and_timestamps_and_unique_names() {
+        for e in Entity::ALL {
+            let names: Vec<_> = fields(e).map(|f| f.name).collect();
+            let unique: HashSet<_> = names.iter().collect();
+            assert_eq!(names.len(), unique.len(), "duplicate field in {e}");
+            for required in ["id", "created_at", "updated_at"] {
+                assert!(names.contains(&required), "{e} lacks {required}");
+            }
+        }
+    }
+
+    #[test]
+    fn personal_categories_are_sealed_and_plain_fields_give_a_reason() {
+        for f in FIELDS {
+            if f.category.is_personal() {
+                assert!(
+                    f.protection.is_sealed(),
+                    "{}.{} is personal but plain",
+                    f.entity,
+                    f.name
+                );
+            }
+            if let Protection::Plain { reason } = f.protection {
+                assert!(
+                    reason.len() > 10,
+                    "{}.{} needs a real reason",
+                    f.entity,
+                    f.name
+                );
+            }
+            if f.protection.is_sealed() {
+                assert!(
+                    f.entity.subject_field().is_some(),
+                    "{}.{} is sealed but the entity has no subject whose key seals it",
+                    f.entity,
+                    f.name
+                );
+                assert!(
+                    !f.sortable,
+                    "sealed field {}.{} cannot be sorted",
+                    f.entity, f.name
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn references_and_retention_anchors_name_real_fields() {
+        for f in FIELDS {
+            if let Retention::YearsAfter { anchor, .. } = f.retention {
+                let a = field(f.entity, anchor).expect("anchor declared");
+                assert_eq!(a.kind, FieldKind::Timestamp);
+            }
+            if let Some(s) = f.entity.subject_field() {
+                assert!(field(f.entity, s).is_some());
+            }
+        }
+    }
+}

@@ -1,0 +1,138 @@
+//! The use cases of Custos. Every one follows the same path:
+//! **authorise → open → act → audit**, in one store transaction, so a change and
+//! the audit leaf that records it commit together (DESIGN invariant 2).
+//!
+//! The web and CLI crates call only this crate; they never touch the store.
+
+mod audit;
+mod auth;
+mod error;
+mod keys;
+mod principal;
+mod query;
+mod records;
+mod settings;
+
+pub use audit::{AuditEntry, LedgerStatus, VerifyReport};
+pub use auth::{LoginResult, NewToken, UserView};
+pub use error::{Result, ServiceError};
+pub use keys::KeyStatus;
+pub use principal::{Principal, RequestMeta, Via};
+pub use query::{ListParams, Page};
+pub use records::RecordView;
+
+use custos_crypto::MasterKeyring;
+use custos_domain::Clock;
+use custos_store::Store;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Settings of a running Custos.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Tenant name bound into every sealed value's associated data.
+    pub tenant: String,
+    /// Expected number of rows per indexed field; sets blind-index truncation.
+    pub expected_rows: u64,
+    /// A web session ends after this long without a request.
+    pub session_idle: Duration,
+    /// A web session ends this long after sign-in, whatever happens.
+    pub session_absolute: Duration,
+    /// Maximum data keys kept unwrapped in memory.
+    pub key_cache_size: usize,
+    /// Origin line of signed checkpoints.
+    pub ledger_origin: String,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            tenant: "default".to_string(),
+            expected_rows: 1_000_000,
+            session_idle: Duration::from_secs(30 * 60),
+            session_absolute: Duration::from_secs(12 * 3600),
+            key_cache_size: 10_000,
+            ledger_origin: "custos.local/ledger".to_string(),
+        }
+    }
+}
+
+/// The service: the only way into Custos's data.
+#[derive(Clone)]
+pub struct Custos {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    store: Arc<dyn Store>,
+    clock: Arc<dyn Clock>,
+    keys: keys::Keys,
+    config: Config,
+}
+
+impl std::fmt::Debug for Custos {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Custos")
+            .field("backend", &self.inner.store.backend())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Custos {
+    /// Opens Custos over a store with the given master keys. On a new database it
+    /// creates the system keys; on an existing one it checks the master key fits.
+    pub async fn open(
+        store: Arc<dyn Store>,
+        clock: Arc<dyn Clock>,
+        master: MasterKeyring,
+        config: Config,
+    ) -> Result<Custos> {
+        let keys =
+            keys::Keys::load_or_create(store.as_ref(), clock.as_ref(), master, &config).await?;
+        let custos = Custos {
+            inner: Arc::new(Inner {
+                store,
+                clock,
+                keys,
+                config,
+            }),
+        };
+        custos.ensure_defaults().await?;
+        Ok(custos)
+    }
+
+    /// The injected clock.
+    pub fn clock(&self) -> &dyn Clock {
+        self.inner.clock.as_ref()
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &Config {
+        &self.inner.config
+    }
+
+    /// Which storage backend is in use.
+    pub fn backend(&self) -> &'static str {
+        self.inner.store.backend()
+    }
+
+    /// Versions and settings of the keys.
+    pub fn key_status(&self) -> KeyStatus {
+        self.inner.keys.status()
+    }
+
+    /// Closes the store (flushes SQLite's WAL into the database file).
+    pub async fn close(&self) {
+        self.inner.store.close().await;
+    }
+
+    /// Now, truncated to the stored precision (milliseconds).
+    fn now(&self) -> time::OffsetDateTime {
+        let t = self.inner.clock.now();
+        custos_domain::value::truncate_ms(t).unwrap_or(t)
+    }
+
+    fn now_ms(&self) -> i64 {
+        custos_domain::value::to_unix_ms(self.inner.clock.now())
+    }
+}

@@ -1,0 +1,949 @@
+//! CRUD for the CRM entities, driven by the inventory: one code path for every
+//! entity, so sealing, masking, searching and auditing cannot differ between them.
+
+use crate::audit::Event;
+use crate::query::{ListParams, Page};
+use crate::{Custos, Principal, Result, ServiceError};
+use custos_crypto::{DataKey, SealContext, normalize, open, seal};
+use custos_domain::inventory::{self, FieldDecl, FieldKind, Normalizer, Presence, Protection};
+use custos_domain::policy::{self, Operation};
+use custos_domain::validate::parse_date;
+use custos_domain::validate::{self, Mode};
+use custos_domain::value::{from_unix_ms, to_unix_ms};
+use custos_domain::{DataCategory, Entity, Record, Value};
+use custos_store::{Condition, ListQuery, SqlValue, StoredRow, Tx};
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use uuid::Uuid;
+
+/// A record as the caller may see it: values they may not read are masked.
+#[derive(Debug, Clone)]
+pub struct RecordView {
+    /// The typed record (masked fields hold `Null` here).
+    pub record: Record,
+    /// Names of masked fields.
+    pub masked: Vec<&'static str>,
+}
+
+impl RecordView {
+    /// The JSON form: every declared field, plus `masked` naming the fields
+    /// replaced by `"•••"`.
+    pub fn to_json(&self) -> serde_json::Value {
+        let mut map = serde_json::Map::new();
+        for f in inventory::fields(self.record.entity) {
+            if f.category == DataCategory::Credentials {
+                continue; // never leaves the service, not even masked
+            }
+            let v = if self.masked.contains(&f.name) {
+                serde_json::Value::String("•••".into())
+            } else {
+                self.record.get(f.name).to_json()
+            };
+            map.insert(f.name.to_string(), v);
+        }
+        map.insert("masked".into(), serde_json::json!(self.masked));
+        serde_json::Value::Object(map)
+    }
+
+    /// The record id.
+    pub fn id(&self) -> Uuid {
+        self.record.id
+    }
+}
+
+/// What opening a stored row produced.
+struct Opened {
+    view: RecordView,
+    categories: BTreeSet<DataCategory>,
+}
+
+fn ctx<'a>(
+    tenant: &'a str,
+    entity: Entity,
+    field: &'a str,
+    id: &'a str,
+    subject: &'a str,
+) -> SealContext<'a> {
+    SealContext {
+        tenant,
+        entity: entity.name(),
+        field,
+        record_id: id,
+        subject_id: subject,
+    }
+}
+
+/// The stored form of a plain value.
+pub(crate) fn to_sql(v: &Value) -> SqlValue {
+    match v {
+        Value::Null => SqlValue::Null,
+        Value::Text(s) => SqlValue::Text(s.clone()),
+        Value::Bool(b) => SqlValue::Bool(*b),
+        Value::Money(m) => SqlValue::Int(*m),
+        Value::Timestamp(t) => SqlValue::Int(to_unix_ms(*t)),
+        Value::Date(d) => SqlValue::Text(custos_domain::value::format_date(*d)),
+        Value::Uuid(u) => SqlValue::Text(u.to_string()),
+        Value::Tags(t) => SqlValue::Text(serde_json::to_string(t).unwrap_or_default()),
+    }
+}
+
+/// The typed form of a stored plain value.
+pub(crate) fn from_sql(kind: FieldKind, v: &SqlValue) -> Result<Value> {
+    let bad = || ServiceError::Internal("stored value does not fit its declared type".into());
+    Ok(match (kind, v) {
+        (_, SqlValue::Null) => Value::Null,
+        (FieldKind::Id | FieldKind::Ref { .. }, SqlValue::Text(s)) => {
+            Value::Uuid(Uuid::parse_str(s).map_err(|_| bad())?)
+        }
+        (FieldKind::Money, SqlValue::Int(i)) => Value::Money(*i),
+        (FieldKind::Timestamp, SqlValue::Int(i)) => {
+            Value::Timestamp(from_unix_ms(*i).ok_or_else(bad)?)
+        }
+        (FieldKind::Date, SqlValue::Text(s)) => Value::Date(parse_date(s).ok_or_else(bad)?),
+        (FieldKind::Bool, SqlValue::Bool(b)) => Value::Bool(*b),
+        (FieldKind::Bool, SqlValue::Int(i)) => Value::Bool(*i != 0),
+        (FieldKind::Tags, SqlValue::Text(s)) => {
+            Value::Tags(serde_json::from_str(s).map_err(|_| bad())?)
+        }
+        (_, SqlValue::Text(s)) => Value::Text(s.clone()),
+        _ => return Err(bad()),
+    })
+}
+
+impl Custos {
+    /// Refuses and records an operation the role may not perform.
+    async fn authorise(&self, p: &Principal, op: Operation, entity: Entity) -> Result<()> {
+        if policy::allows(p.role, op, entity) {
+            return Ok(());
+        }
+        self.append_alone(
+            Event::new(p, format!("{}.{}", entity.name(), op.name())).outcome("denied"),
+        )
+        .await?;
+        Err(ServiceError::Forbidden(format!(
+            "the {} role may not {} {}",
+            p.role.name(),
+            op.name(),
+            entity.plural()
+        )))
+    }
+
+    async fn subject_key_for(
+        &self,
+        tx: &mut dyn Tx,
+        entity: Entity,
+        row_subject: Option<Uuid>,
+    ) -> Result<Option<Arc<DataKey>>> {
+        match row_subject {
+            Some(s) => Ok(Some(
+                self.inner.keys.subject_key(tx, s, entity.name()).await?,
+            )),
+            None => Ok(None),
+        }
+    }
+
+    /// Opens a stored row for `p`: plain fields decoded, sealed fields opened when
+    /// the role may read their category and masked otherwise (not even decrypted).
+    async fn open_row(
+        &self,
+        tx: &mut dyn Tx,
+        p: &Principal,
+        entity: Entity,
+        row: &StoredRow,
+    ) -> Result<Opened> {
+        let mut record = Record::new(entity, row.id);
+        let mut masked = Vec::new();
+        let mut categories = BTreeSet::new();
+        let tenant = self.inner.keys.tenant();
+        let id = row.id.to_string();
+        let subject = row.subject_id.map(|s| s.to_string()).unwrap_or_default();
+        let mut key: Option<Arc<DataKey>> = None;
+        for f in inventory::fields(entity) {
+            if f.name == "id" {
+                continue;
+            }
+            let stored = row.get(f.name);
+            if !f.protection.is_sealed() {
+                record.set(f.name, from_sql(f.kind, stored)?);
+                continue;
+            }
+            let SqlValue::Blob(bytes) = stored else {
+                continue; // absent sealed value stays Null
+            };
+            if !policy::can_read(p.role, f.category) {
+                masked.push(f.name);
+                continue;
+            }
+            if key.is_none() {
+                key = self.subject_key_for(tx, entity, row.subject_id).await?;
+            }
+            let k = key
+                .as_ref()
+                .ok_or_else(|| ServiceError::Internal("sealed field without a subject".into()))?;
+            let plain = open(k, &ctx(tenant, entity, f.name, &id, &subject), bytes)?;
+            let v = Value::from_plaintext(f.kind, &plain).ok_or_else(|| {
+                ServiceError::Internal("sealed value does not fit its declared type".into())
+            })?;
+            categories.insert(f.category);
+            record.set(f.name, v);
+        }
+        if entity.subject_field().is_some()
+            && masked.is_empty()
+            && key.is_none()
+            && row.subject_id.is_some()
+        {
+            // No sealed value was present or readable; still refuse erased subjects.
+            self.subject_key_for(tx, entity, row.subject_id).await?;
+        }
+        Ok(Opened {
+            view: RecordView { record, masked },
+            categories,
+        })
+    }
+
+    /// Seals the given values of a record into stored columns and sets its
+    /// blind-index rows.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) async fn seal_values(
+        &self,
+        tx: &mut dyn Tx,
+        entity: Entity,
+        id: Uuid,
+        subject: Option<Uuid>,
+        key: Option<&DataKey>,
+        values: &BTreeMap<&'static str, Value>,
+        columns: &mut Vec<(&'static str, SqlValue)>,
+    ) -> Result<()> {
+        let tenant = self.inner.keys.tenant();
+        let ids = id.to_string();
+        let subj = subject.map(|s| s.to_string()).unwrap_or_default();
+        for (name, v) in values {
+            let Some(f) = inventory::field(entity, name) else {
+                continue;
+            };
+            if !f.protection.is_sealed() {
+                columns.push((f.name, to_sql(v)));
+                continue;
+            }
+            let k = key
+                .ok_or_else(|| ServiceError::Internal("sealed field without a data key".into()))?;
+            if v.is_null() {
+                columns.push((f.name, SqlValue::Null));
+            } else {
+                let sealed = seal(
+                    k,
+                    &ctx(tenant, entity, f.name, &ids, &subj),
+                    &v.to_plaintext(),
+                )?;
+                columns.push((f.name, SqlValue::Blob(sealed)));
+            }
+            if let Some(norm) = f.protection.normalizer() {
+                let hashes = self.inner.keys.blind_values(entity, f.name, norm, v);
+                tx.set_blind_index(entity, id, subject, f.name, &hashes)
+                    .await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Checks that referenced records exist; returns field errors otherwise.
+    async fn check_refs(
+        &self,
+        tx: &mut dyn Tx,
+        entity: Entity,
+        values: &BTreeMap<&'static str, Value>,
+    ) -> Result<()> {
+        let mut errors = Vec::new();
+        for (name, v) in values {
+            let Some(f) = inventory::field(entity, name) else {
+                continue;
+            };
+            if let (FieldKind::Ref { entity: target }, Value::Uuid(id)) = (f.kind, v) {
+                if tx.get_record(target, *id).await?.is_none() {
+                    errors.push(custos_domain::FieldError::new(
+                        *name,
+                        format!("no {} has this id", target.name()),
+                    ));
+                }
+            }
+        }
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(ServiceError::Invalid(errors))
+        }
+    }
+
+    fn check_write_categories(
+        p: &Principal,
+        entity: Entity,
+        values: &BTreeMap<&'static str, Value>,
+    ) -> Result<()> {
+        for name in values.keys() {
+            if let Some(f) = inventory::field(entity, name) {
+                if !policy::can_write(p.role, f.category) {
+                    return Err(ServiceError::Forbidden(format!(
+                        "the {} role may not write {} data ({})",
+                        p.role.name(),
+                        f.category.name(),
+                        f.name
+                    )));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Creates a record from JSON input.
+    pub async fn create(
+        &self,
+        p: &Principal,
+        entity: Entity,
+        input: &serde_json::Value,
+    ) -> Result<RecordView> {
+        self.authorise(p, Operation::Create, entity).await?;
+        let mut tx = self.inner.store.begin().await?;
+        let vctx = Self::validation_context(tx.as_mut()).await?;
+        let mut values = validate::parse_input(entity, input, Mode::Create, &vctx)
+            .map_err(ServiceError::Invalid)?;
+        Self::check_write_categories(p, entity, &values)?;
+        self.check_refs(tx.as_mut(), entity, &values).await?;
+        let id = Uuid::now_v7();
+        let now = Value::Timestamp(self.now());
+        values.insert("created_at", now.clone());
+        values.insert("updated_at", now);
+        if inventory::field(entity, "owner_id").is_some()
+            && !values.contains_key("owner_id")
+            && p.user_id != Uuid::nil()
+        {
+            values.insert("owner_id", Value::Uuid(p.user_id));
+        }
+        let (subject, key) = self
+            .subject_for_new(tx.as_mut(), entity, id, &values)
+            .await?;
+        let touched: BTreeSet<DataCategory> = values
+            .keys()
+            .filter_map(|n| inventory::field(entity, n))
+            .map(|f| f.category)
+            .collect();
+        let mut columns = Vec::new();
+        self.seal_values(
+            tx.as_mut(),
+            entity,
+            id,
+            subject,
+            key.as_deref(),
+            &values,
+            &mut columns,
+        )
+        .await?;
+        tx.insert_record(
+            entity,
+            &StoredRow {
+                id,
+                subject_id: subject,
+                columns,
+            },
+        )
+        .await?;
+        let fields: Vec<&str> = values
+            .keys()
+            .copied()
+            .filter(|n| !n.ends_with("_at") || *n == "occurred_at")
+            .collect();
+        let event = Event::new(p, format!("{}.create", entity.name()))
+            .subject(subject)
+            .record(entity, id)
+            .categories(touched)
+            .detail(format!("fields={}", fields.join(",")));
+        self.append(tx.as_mut(), event).await?;
+        let row = tx
+            .get_record(entity, id)
+            .await?
+            .ok_or(ServiceError::NotFound(entity.name()))?;
+        let opened = self.open_row(tx.as_mut(), p, entity, &row).await?;
+        tx.commit().await?;
+        Ok(opened.view)
+    }
+
+    async fn subject_for_new(
+        &self,
+        tx: &mut dyn Tx,
+        entity: Entity,
+        id: Uuid,
+        values: &BTreeMap<&'static str, Value>,
+    ) -> Result<(Option<Uuid>, Option<Arc<DataKey>>)> {
+        match entity.subject_field() {
+            Some("id") => {
+                let key = self
+                    .inner
+                    .keys
+                    .create_subject_key(tx, id, entity, self.now_ms())
+                    .await?;
+                Ok((Some(id), Some(key)))
+            }
+            Some(field) => {
+                let subject = values
+                    .get(field)
+                    .and_then(Value::as_uuid)
+                    .ok_or_else(|| ServiceError::invalid(field, "is required"))?;
+                match self.inner.keys.subject_key(tx, subject, "contact").await {
+                    Ok(k) => Ok((Some(subject), Some(k))),
+                    Err(ServiceError::Gone(_)) => {
+                        Err(ServiceError::invalid(field, "this contact was erased"))
+                    }
+                    Err(e) => Err(e),
+                }
+            }
+            None => Ok((None, None)),
+        }
+    }
+
+    /// Reads one record.
+    pub async fn get(&self, p: &Principal, entity: Entity, id: Uuid) -> Result<RecordView> {
+        self.authorise(p, Operation::Read, entity).await?;
+        let mut tx = self.inner.store.begin().await?;
+        let action = format!("{}.read", entity.name());
+        let Some(row) = tx.get_record(entity, id).await? else {
+            self.append(
+                tx.as_mut(),
+                Event::new(p, action)
+                    .record(entity, id)
+                    .outcome("not_found"),
+            )
+            .await?;
+            tx.commit().await?;
+            return Err(ServiceError::NotFound(entity.name()));
+        };
+        let opened = match self.open_row(tx.as_mut(), p, entity, &row).await {
+            Ok(o) => o,
+            Err(ServiceError::Gone(what)) => {
+                let ev = Event::new(p, action)
+                    .subject(row.subject_id)
+                    .record(entity, id)
+                    .outcome("not_found")
+                    .detail("erased");
+                self.append(tx.as_mut(), ev).await?;
+                tx.commit().await?;
+                return Err(ServiceError::Gone(what));
+            }
+            Err(e) => return Err(e),
+        };
+        let ev = Event::new(p, action)
+            .subject(row.subject_id)
+            .record(entity, id)
+            .categories(opened.categories.iter().copied());
+        self.append(tx.as_mut(), ev).await?;
+        tx.commit().await?;
+        Ok(opened.view)
+    }
+
+    /// Lists records with filters, search, sorting and keyset pagination.
+    pub async fn list(
+        &self,
+        p: &Principal,
+        entity: Entity,
+        params: &ListParams,
+    ) -> Result<Page<RecordView>> {
+        self.authorise(p, Operation::Read, entity).await?;
+        let mut tx = self.inner.store.begin().await?;
+        let vctx = Self::validation_context(tx.as_mut()).await?;
+        let mut conditions = Vec::new();
+        let mut checks: Vec<(&'static FieldDecl, String)> = Vec::new();
+        for (name, raw) in &params.filters {
+            let f = inventory::field(entity, name)
+                .ok_or_else(|| ServiceError::invalid(name, "unknown field"))?;
+            if !policy::can_read(p.role, f.category) {
+                return Err(ServiceError::Forbidden(format!(
+                    "the {} role may not search {} data",
+                    p.role.name(),
+                    f.category.name()
+                )));
+            }
+            match f.protection {
+                Protection::Plain { .. } => {
+                    let json = match f.kind {
+                        FieldKind::Bool => serde_json::Value::Bool(raw == "true"),
+                        _ => serde_json::Value::String(raw.clone()),
+                    };
+                    if f.kind == FieldKind::Bool && raw != "true" && raw != "false" {
+                        return Err(ServiceError::invalid(name, "must be true or false"));
+                    }
+                    let v = validate::parse_value(f.kind, &json, &vctx)
+                        .map_err(|m| ServiceError::invalid(name, m))?;
+                    conditions.push(Condition::Eq(f.name, to_sql(&v)));
+                }
+                Protection::SealedIndexed { normalizer } => {
+                    let norm = match normalizer {
+                        Normalizer::Email => normalize::email(raw),
+                        Normalizer::Phone => normalize::phone(raw),
+                        Normalizer::Tokens | Normalizer::EachTag => normalize::text(raw),
+                    };
+                    if norm.is_empty() {
+                        return Err(ServiceError::invalid(name, "is empty after normalisation"));
+                    }
+                    let hash = self.inner.keys.blind_term(entity, f.name, &norm);
+                    conditions.push(Condition::Blind {
+                        field: f.name,
+                        hash,
+                    });
+                    checks.push((f, norm));
+                }
+                Protection::Sealed => {
+                    return Err(ServiceError::invalid(
+                        name,
+                        "is sealed without a search index and cannot be filtered",
+                    ));
+                }
+            }
+        }
+        let mut q_tokens = Vec::new();
+        if let Some(q) = &params.q {
+            conditions.push(self.q_condition(p, entity, q, &mut q_tokens)?);
+        }
+        let mut items: Vec<(RecordView, SqlValue, Option<Uuid>, BTreeSet<DataCategory>)> =
+            Vec::new();
+        let mut after = params.after.clone();
+        let batch = params.limit + 1;
+        let mut company_names: BTreeMap<Uuid, String> = BTreeMap::new();
+        for _ in 0..100 {
+            let query = ListQuery {
+                entity,
+                conditions: conditions.clone(),
+                sort: params.sort,
+                after: after.clone(),
+                limit: batch,
+            };
+            let rows = tx.list_records(&query).await?;
+            let full = rows.len() as u32 == batch;
+            for row in &rows {
+                after = Some((row.get(params.sort.field).clone(), row.id));
+                let opened = match self.open_row(tx.as_mut(), p, entity, row).await {
+                    Ok(o) => o,
+                    Err(ServiceError::Gone(_)) => continue, // erased subjects are not listed
+                    Err(e) => return Err(e),
+                };
+                // Blind indexes are truncated on purpose, so a match is a candidate:
+                // confirm it on the opened value.
+                if !Self::confirm_filters(&opened.view.record, &checks) {
+                    continue;
+                }
+                if let Some(q) = &params.q {
+                    if !self
+                        .confirm_q(
+                            tx.as_mut(),
+                            &opened.view.record,
+                            q,
+                            &q_tokens,
+                            &mut company_names,
+                        )
+                        .await?
+                    {
+                        continue;
+                    }
+                }
+                items.push((
+                    opened.view,
+                    row.get(params.sort.field).clone(),
+                    row.subject_id,
+                    opened.categories,
+                ));
+                if items.len() as u32 > params.limit {
+                    break;
+                }
+            }
+            if items.len() as u32 > params.limit || !full {
+                break;
+            }
+        }
+        let next_cursor = if items.len() as u32 > params.limit {
+            items.truncate(params.limit as usize);
+            items
+                .last()
+                .map(|(v, sort_value, _, _)| params.cursor_after(sort_value, v.id()))
+        } else {
+            None
+        };
+        let action = format!("{}.list", entity.name());
+        let filter_names: Vec<&str> = params
+            .filters
+            .iter()
+            .map(|(n, _)| *n)
+            .chain(params.q.as_ref().map(|_| "q"))
+            .collect();
+        let filter_detail = format!(
+            "filters={}",
+            if filter_names.is_empty() {
+                "none".to_string()
+            } else {
+                filter_names.join(",")
+            }
+        );
+        if entity.subject_field().is_some() {
+            // One leaf per person shown, so "who accessed this person" is complete.
+            for (view, _, subject, cats) in &items {
+                let ev = Event::new(p, action.clone())
+                    .subject(*subject)
+                    .record(entity, view.id())
+                    .categories(cats.iter().copied())
+                    .detail(filter_detail.clone());
+                self.append(tx.as_mut(), ev).await?;
+            }
+            if items.is_empty() {
+                self.append(
+                    tx.as_mut(),
+                    Event::new(p, action)
+                        .detail(filter_detail)
+                        .detail("count=0"),
+                )
+                .await?;
+            }
+        } else {
+            let cats: BTreeSet<DataCategory> = items
+                .iter()
+                .flat_map(|(_, _, _, c)| c.iter().copied())
+                .collect();
+            let ev = Event::new(p, action)
+                .categories(cats)
+                .detail(filter_detail)
+                .detail(format!("count={}", items.len()));
+            self.append(tx.as_mut(), ev).await?;
+        }
+        tx.commit().await?;
+        Ok(Page {
+            items: items.into_iter().map(|(v, _, _, _)| v).collect(),
+            next_cursor,
+        })
+    }
+
+    fn confirm_filters(record: &Record, checks: &[(&'static FieldDecl, String)]) -> bool {
+        checks.iter().all(|(f, norm)| {
+            let Some(n) = f.protection.normalizer() else {
+                return true;
+            };
+            match (n, record.get(f.name)) {
+                (Normalizer::Email, Value::Text(s)) => normalize::email(s) == *norm,
+                (Normalizer::Phone, Value::Text(s)) => normalize::phone(s) == *norm,
+                (Normalizer::Tokens, Value::Text(s)) => normalize::tokens(s).contains(norm),
+                (Normalizer::EachTag, Value::Tags(t)) => {
+                    t.iter().any(|t| normalize::text(t) == *norm)
+                }
+                _ => false,
+            }
+        })
+    }
+
+    /// The condition for `?q=`: contacts by name words (blind index) or company
+    /// name; companies by name or domain; deals by title.
+    fn q_condition(
+        &self,
+        p: &Principal,
+        entity: Entity,
+        q: &str,
+        tokens: &mut Vec<String>,
+    ) -> Result<Condition> {
+        match entity {
+            Entity::Contact => {
+                if !policy::can_read(p.role, DataCategory::Identity) {
+                    return Err(ServiceError::Forbidden(format!(
+                        "the {} role may not search names",
+                        p.role.name()
+                    )));
+                }
+                *tokens = normalize::tokens(q);
+                let mut by_name = Vec::new();
+                for t in tokens.iter() {
+                    by_name.push(Condition::Or(vec![
+                        Condition::Blind {
+                            field: "first_name",
+                            hash: self.inner.keys.blind_term(entity, "first_name", t),
+                        },
+                        Condition::Blind {
+                            field: "last_name",
+                            hash: self.inner.keys.blind_term(entity, "last_name", t),
+                        },
+                    ]));
+                }
+                let mut any = vec![Condition::RefContains {
+                    field: "company_id",
+                    target: Entity::Company,
+                    target_field: "name",
+                    needle: q.to_string(),
+                }];
+                if !by_name.is_empty() {
+                    any.push(Condition::And(by_name));
+                }
+                Ok(Condition::Or(any))
+            }
+            Entity::Company => Ok(Condition::Or(vec![
+                Condition::Contains("name", q.to_string()),
+                Condition::Contains("domain", q.to_string()),
+            ])),
+            Entity::Deal => Ok(Condition::Contains("title", q.to_string())),
+            _ => Err(ServiceError::invalid(
+                "q",
+                format!("free-text search is not available for {}", entity.plural()),
+            )),
+        }
+    }
+
+    async fn confirm_q(
+        &self,
+        tx: &mut dyn Tx,
+        record: &Record,
+        q: &str,
+        tokens: &[String],
+        company_names: &mut BTreeMap<Uuid, String>,
+    ) -> Result<bool> {
+        if record.entity != Entity::Contact {
+            return Ok(true);
+        }
+        let mut words = normalize::tokens(record.get("first_name").as_text().unwrap_or_default());
+        words.extend(normalize::tokens(
+            record.get("last_name").as_text().unwrap_or_default(),
+        ));
+        if !tokens.is_empty() && tokens.iter().all(|t| words.contains(t)) {
+            return Ok(true);
+        }
+        let Some(company) = record.get("company_id").as_uuid() else {
+            return Ok(false);
+        };
+        if let std::collections::btree_map::Entry::Vacant(slot) = company_names.entry(company) {
+            let name = match tx.get_record(Entity::Company, company).await? {
+                Some(row) => match row.get("name") {
+                    SqlValue::Text(s) => s.clone(),
+                    _ => String::new(),
+                },
+                None => String::new(),
+            };
+            slot.insert(name);
+        }
+        let name = company_names
+            .get(&company)
+            .map(|s| s.to_lowercase())
+            .unwrap_or_default();
+        Ok(name.contains(&q.to_lowercase()))
+    }
+
+    /// Changes some fields of a record.
+    pub async fn update(
+        &self,
+        p: &Principal,
+        entity: Entity,
+        id: Uuid,
+        input: &serde_json::Value,
+    ) -> Result<RecordView> {
+        self.authorise(p, Operation::Update, entity).await?;
+        let mut tx = self.inner.store.begin().await?;
+        let vctx = Self::validation_context(tx.as_mut()).await?;
+        let values = validate::parse_input(entity, input, Mode::Patch, &vctx)
+            .map_err(ServiceError::Invalid)?;
+        if let Some(sf) = entity.subject_field() {
+            if sf != "id" && values.contains_key(sf) {
+                return Err(ServiceError::invalid(
+                    sf,
+                    "cannot be changed: the record is sealed under this person's key; create a new record instead",
+                ));
+            }
+        }
+        Self::check_write_categories(p, entity, &values)?;
+        let Some(row) = tx.get_record(entity, id).await? else {
+            return Err(ServiceError::NotFound(entity.name()));
+        };
+        self.check_refs(tx.as_mut(), entity, &values).await?;
+        let key = self
+            .subject_key_for(tx.as_mut(), entity, row.subject_id)
+            .await?;
+        let mut all = values.clone();
+        all.insert("updated_at", Value::Timestamp(self.now()));
+        let mut columns = Vec::new();
+        self.seal_values(
+            tx.as_mut(),
+            entity,
+            id,
+            row.subject_id,
+            key.as_deref(),
+            &all,
+            &mut columns,
+        )
+        .await?;
+        tx.update_record(entity, id, &columns).await?;
+        let touched: BTreeSet<DataCategory> = values
+            .keys()
+            .filter_map(|n| inventory::field(entity, n))
+            .map(|f| f.category)
+            .collect();
+        let fields: Vec<&str> = values.keys().copied().collect();
+        let ev = Event::new(p, format!("{}.update", entity.name()))
+            .subject(row.subject_id)
+            .record(entity, id)
+            .categories(touched)
+            .detail(format!("fields={}", fields.join(",")));
+        self.append(tx.as_mut(), ev).await?;
+        let row = tx
+            .get_record(entity, id)
+            .await?
+            .ok_or(ServiceError::NotFound(entity.name()))?;
+        let opened = self.open_row(tx.as_mut(), p, entity, &row).await?;
+        tx.commit().await?;
+        Ok(opened.view)
+    }
+
+    /// Deletes a record. Deleting a contact also deletes its activities, unlinks
+    /// its deals and destroys its data key; a contact with orders (kept for
+    /// accounting) cannot be deleted, only erased through a data-subject request.
+    pub async fn delete(&self, p: &Principal, entity: Entity, id: Uuid) -> Result<()> {
+        self.authorise(p, Operation::Delete, entity).await?;
+        let mut tx = self.inner.store.begin().await?;
+        let Some(row) = tx.get_record(entity, id).await? else {
+            return Err(ServiceError::NotFound(entity.name()));
+        };
+        let action = format!("{}.delete", entity.name());
+        match entity {
+            Entity::Contact => {
+                let orders = tx
+                    .count_records(
+                        Entity::Order,
+                        &[Condition::Eq("contact_id", SqlValue::Text(id.to_string()))],
+                    )
+                    .await?;
+                if orders > 0 {
+                    return Err(ServiceError::Conflict(format!(
+                        "this contact has {orders} order(s) kept for accounting; erase the person through a data-subject request instead"
+                    )));
+                }
+                let link = Condition::Eq("contact_id", SqlValue::Text(id.to_string()));
+                for act in self
+                    .all_ids(tx.as_mut(), Entity::Activity, link.clone())
+                    .await?
+                {
+                    tx.delete_record(Entity::Activity, act).await?;
+                    let ev = Event::new(p, "activity.delete")
+                        .subject(Some(id))
+                        .record(Entity::Activity, act)
+                        .detail("cascade=contact");
+                    self.append(tx.as_mut(), ev).await?;
+                }
+                for deal in self.all_ids(tx.as_mut(), Entity::Deal, link).await? {
+                    tx.update_record(Entity::Deal, deal, &[("contact_id", SqlValue::Null)])
+                        .await?;
+                }
+                tx.delete_record(entity, id).await?;
+                tx.shred_subject_key(id, self.now_ms()).await?;
+                self.inner.keys.forget(&id);
+            }
+            Entity::Company => {
+                let link = Condition::Eq("company_id", SqlValue::Text(id.to_string()));
+                for e in [Entity::Contact, Entity::Deal] {
+                    for rid in self.all_ids(tx.as_mut(), e, link.clone()).await? {
+                        tx.update_record(e, rid, &[("company_id", SqlValue::Null)])
+                            .await?;
+                    }
+                }
+                tx.delete_record(entity, id).await?;
+            }
+            _ => {
+                tx.delete_record(entity, id).await?;
+            }
+        }
+        self.append(
+            tx.as_mut(),
+            Event::new(p, action)
+                .subject(row.subject_id)
+                .record(entity, id),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn all_ids(&self, tx: &mut dyn Tx, entity: Entity, cond: Condition) -> Result<Vec<Uuid>> {
+        let mut out = Vec::new();
+        let mut after = None;
+        loop {
+            let q = ListQuery {
+                entity,
+                conditions: vec![cond.clone()],
+                sort: custos_store::Sort {
+                    field: "created_at",
+                    descending: false,
+                },
+                after: after.clone(),
+                limit: 500,
+            };
+            let rows = tx.list_records(&q).await?;
+            let n = rows.len();
+            for r in &rows {
+                out.push(r.id);
+                after = Some((r.get("created_at").clone(), r.id));
+            }
+            if n < 500 {
+                return Ok(out);
+            }
+        }
+    }
+
+    /// Writes fields of a record directly (for use cases that set fields the
+    /// generic input refuses, such as a user's password hash).
+    pub(crate) async fn write_system_fields(
+        &self,
+        tx: &mut dyn Tx,
+        entity: Entity,
+        id: Uuid,
+        subject: Option<Uuid>,
+        values: &BTreeMap<&'static str, Value>,
+    ) -> Result<()> {
+        let key = self.subject_key_for(tx, entity, subject).await?;
+        let mut columns = Vec::new();
+        self.seal_values(
+            tx,
+            entity,
+            id,
+            subject,
+            key.as_deref(),
+            values,
+            &mut columns,
+        )
+        .await?;
+        tx.update_record(entity, id, &columns).await?;
+        Ok(())
+    }
+
+    /// Opens a row with full rights (for internal use cases such as sign-in).
+    pub(crate) async fn open_internal(
+        &self,
+        tx: &mut dyn Tx,
+        entity: Entity,
+        row: &StoredRow,
+    ) -> Result<Record> {
+        let tenant = self.inner.keys.tenant();
+        let id = row.id.to_string();
+        let subject = row.subject_id.map(|s| s.to_string()).unwrap_or_default();
+        let mut record = Record::new(entity, row.id);
+        let key = self.subject_key_for(tx, entity, row.subject_id).await?;
+        for f in inventory::fields(entity) {
+            if f.name == "id" {
+                continue;
+            }
+            let stored = row.get(f.name);
+            if !f.protection.is_sealed() {
+                record.set(f.name, from_sql(f.kind, stored)?);
+            } else if let (SqlValue::Blob(b), Some(k)) = (stored, key.as_ref()) {
+                let plain = open(k, &ctx(tenant, entity, f.name, &id, &subject), b)?;
+                record.set(
+                    f.name,
+                    Value::from_plaintext(f.kind, &plain).unwrap_or(Value::Null),
+                );
+            }
+        }
+        Ok(record)
+    }
+
+    /// Fields that a client must send to create a record of `entity`.
+    pub fn required_fields(entity: Entity) -> Vec<&'static str> {
+        inventory::fields(entity)
+            .filter(|f| f.presence == Presence::Required)
+            .map(|f| f.name)
+            .collect()
+    }
+}

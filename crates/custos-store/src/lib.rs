@@ -1,0 +1,360 @@
+//! Storage of Custos behind the [`Store`] and [`Tx`] traits.
+//!
+//! The store only ever sees ciphertext for personal fields: the service layer seals
+//! values before they arrive here and opens them after they leave. Every use case
+//! runs in one [`Tx`], so the audit leaf it appends commits or rolls back with the
+//! change it records. SQL is built once by [`sql`] for every backend; each backend
+//! module only executes it.
+
+pub mod sql;
+pub mod sqlite;
+
+use async_trait::async_trait;
+use custos_domain::Entity;
+use uuid::Uuid;
+
+pub use sqlite::SqliteStore;
+
+/// A storage failure. Internal detail stays in the message for logs; it never
+/// contains personal values because the store never sees any.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The database could not be reached or opened.
+    #[error("database unavailable: {0}")]
+    Unavailable(String),
+    /// A query failed.
+    #[error("database error: {0}")]
+    Query(String),
+    /// A uniqueness or foreign-key rule refused the write.
+    #[error("conflict: {0}")]
+    Conflict(String),
+    /// Stored data is not in the expected shape.
+    #[error("corrupt data: {0}")]
+    Corrupt(String),
+    /// A database URL that names no supported backend.
+    #[error("unsupported database URL (use sqlite://PATH or postgres://…)")]
+    UnsupportedUrl,
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(e: sqlx::Error) -> Self {
+        match &e {
+            sqlx::Error::Database(db)
+                if db.is_unique_violation() || db.is_foreign_key_violation() =>
+            {
+                StoreError::Conflict(db.message().to_string())
+            }
+            sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => {
+                StoreError::Unavailable(e.to_string())
+            }
+            _ => StoreError::Query(e.to_string()),
+        }
+    }
+}
+
+/// Result of store operations.
+pub type Result<T> = std::result::Result<T, StoreError>;
+
+/// A value as stored in one column.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SqlValue {
+    /// NULL.
+    Null,
+    /// TEXT.
+    Text(String),
+    /// 64-bit integer (amounts in hundredths, times in Unix milliseconds).
+    Int(i64),
+    /// Boolean.
+    Bool(bool),
+    /// Bytes: sealed values.
+    Blob(Vec<u8>),
+}
+
+/// How a column is stored, derived from the inventory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ColumnType {
+    /// TEXT.
+    Text,
+    /// BIGINT.
+    Int,
+    /// BOOLEAN.
+    Bool,
+    /// BLOB / BYTEA (sealed).
+    Blob,
+}
+
+/// The column type of a declared field.
+pub fn column_type(decl: &custos_domain::FieldDecl) -> ColumnType {
+    use custos_domain::FieldKind as K;
+    if decl.protection.is_sealed() {
+        return ColumnType::Blob;
+    }
+    match decl.kind {
+        K::Money | K::Timestamp => ColumnType::Int,
+        K::Bool => ColumnType::Bool,
+        _ => ColumnType::Text,
+    }
+}
+
+/// One stored record: its id, the subject whose key seals it, and its columns in
+/// inventory order (sealed columns hold ciphertext).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredRow {
+    /// Record id.
+    pub id: Uuid,
+    /// The data subject, if the record is about a person.
+    pub subject_id: Option<Uuid>,
+    /// Column values by field name.
+    pub columns: Vec<(&'static str, SqlValue)>,
+}
+
+impl StoredRow {
+    /// The value of a column (`Null` if absent).
+    pub fn get(&self, field: &str) -> &SqlValue {
+        self.columns
+            .iter()
+            .find(|(n, _)| *n == field)
+            .map(|(_, v)| v)
+            .unwrap_or(&SqlValue::Null)
+    }
+}
+
+/// A filter on records, compiled to SQL by [`sql`].
+#[derive(Debug, Clone, PartialEq)]
+pub enum Condition {
+    /// Column equals value.
+    Eq(&'static str, SqlValue),
+    /// Column is NULL.
+    IsNull(&'static str),
+    /// Column ≥ value.
+    AtLeast(&'static str, SqlValue),
+    /// Column < value.
+    Before(&'static str, SqlValue),
+    /// The record has a blind-index entry for `field` equal to `hash`.
+    Blind {
+        /// The indexed field.
+        field: &'static str,
+        /// The truncated HMAC.
+        hash: Vec<u8>,
+    },
+    /// A plain text column contains the needle, case-insensitively.
+    Contains(&'static str, String),
+    /// The record referenced by `field` (of entity `target`) has a plain text column
+    /// `target_field` containing the needle, case-insensitively.
+    RefContains {
+        /// The reference column on this entity.
+        field: &'static str,
+        /// The referenced entity.
+        target: Entity,
+        /// The plain text column on it.
+        target_field: &'static str,
+        /// What to look for.
+        needle: String,
+    },
+    /// Id is one of these.
+    IdIn(Vec<Uuid>),
+    /// All must hold.
+    And(Vec<Condition>),
+    /// Any must hold.
+    Or(Vec<Condition>),
+}
+
+/// Sort order of a list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Sort {
+    /// A plain, sortable column.
+    pub field: &'static str,
+    /// Newest / largest first.
+    pub descending: bool,
+}
+
+/// A page of a list, with keyset pagination.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ListQuery {
+    /// Which entity.
+    pub entity: Entity,
+    /// Filters (all must hold).
+    pub conditions: Vec<Condition>,
+    /// Sort order; ties are broken by id in the same direction.
+    pub sort: Sort,
+    /// Start after this (sort value, id), from the previous page's last row.
+    pub after: Option<(SqlValue, Uuid)>,
+    /// Page size.
+    pub limit: u32,
+}
+
+/// The wrapped data key of one data subject.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SubjectKeyRow {
+    /// The subject's id.
+    pub subject_id: Uuid,
+    /// Which entity the subject is (contact or user).
+    pub kind: Entity,
+    /// The data key wrapped by the master key; `None` once shredded.
+    pub wrapped_key: Option<Vec<u8>>,
+    /// Version of the master key that wrapped it.
+    pub kek_version: i64,
+    /// When it was created (Unix ms).
+    pub created_at: i64,
+    /// When it was destroyed (Unix ms), if erased.
+    pub shredded_at: Option<i64>,
+}
+
+/// A web session (the token itself is never stored, only its hash).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionRow {
+    /// Session id (opaque, used in audit events).
+    pub id: Uuid,
+    /// SHA-256 of the session token.
+    pub token_hash: Vec<u8>,
+    /// The user signed in.
+    pub user_id: Uuid,
+    /// Created (Unix ms).
+    pub created_at: i64,
+    /// Last request (Unix ms), for the idle timeout.
+    pub last_seen_at: i64,
+    /// Absolute end (Unix ms).
+    pub expires_at: i64,
+    /// Revoked (Unix ms).
+    pub revoked_at: Option<i64>,
+}
+
+/// An API token (stored hashed).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiTokenRow {
+    /// Token id (opaque, used in audit events).
+    pub id: Uuid,
+    /// The user it acts as.
+    pub user_id: Uuid,
+    /// A label chosen by its creator.
+    pub name: String,
+    /// SHA-256 of the token.
+    pub token_hash: Vec<u8>,
+    /// Created (Unix ms).
+    pub created_at: i64,
+    /// Last used (Unix ms).
+    pub last_used_at: Option<i64>,
+    /// Expiry (Unix ms), if any.
+    pub expires_at: Option<i64>,
+    /// Revoked (Unix ms).
+    pub revoked_at: Option<i64>,
+}
+
+/// One stored ledger leaf.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LeafRow {
+    /// Position in the log, from 0.
+    pub index: u64,
+    /// The canonical event bytes.
+    pub data: Vec<u8>,
+    /// SHA-256(0x00 ‖ data), as stored.
+    pub leaf_hash: Vec<u8>,
+}
+
+/// The state of the Merkle tree after the last append.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct LedgerHead {
+    /// Number of leaves.
+    pub size: u64,
+    /// Roots of the perfect subtrees that make up the tree, left to right.
+    pub frontier: Vec<[u8; 32]>,
+}
+
+/// A storage backend. It hands out transactions; everything else happens in one.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Starts a transaction that may write (SQLite: `BEGIN IMMEDIATE`).
+    async fn begin(&self) -> Result<Box<dyn Tx>>;
+    /// The backend's name, for status output.
+    fn backend(&self) -> &'static str;
+    /// Files that hold the database, for status and tests (empty for servers).
+    fn files(&self) -> Vec<std::path::PathBuf>;
+    /// Closes all connections (flushes the SQLite WAL).
+    async fn close(&self);
+}
+
+/// One transaction. Dropping it without [`Tx::commit`] rolls everything back.
+#[async_trait]
+pub trait Tx: Send {
+    /// Makes every change of this transaction durable.
+    async fn commit(self: Box<Self>) -> Result<()>;
+
+    // ---- records
+    /// Inserts a record.
+    async fn insert_record(&mut self, entity: Entity, row: &StoredRow) -> Result<()>;
+    /// Changes some columns of a record; false when it does not exist.
+    async fn update_record(
+        &mut self,
+        entity: Entity,
+        id: Uuid,
+        columns: &[(&'static str, SqlValue)],
+    ) -> Result<bool>;
+    /// Deletes a record and its blind-index rows; false when it does not exist.
+    async fn delete_record(&mut self, entity: Entity, id: Uuid) -> Result<bool>;
+    /// Reads one record.
+    async fn get_record(&mut self, entity: Entity, id: Uuid) -> Result<Option<StoredRow>>;
+    /// Reads a page of records.
+    async fn list_records(&mut self, query: &ListQuery) -> Result<Vec<StoredRow>>;
+    /// Counts records matching all conditions.
+    async fn count_records(&mut self, entity: Entity, conditions: &[Condition]) -> Result<u64>;
+    /// Replaces the blind-index entries of one field of one record.
+    async fn set_blind_index(
+        &mut self,
+        entity: Entity,
+        record_id: Uuid,
+        subject_id: Option<Uuid>,
+        field: &'static str,
+        hashes: &[Vec<u8>],
+    ) -> Result<()>;
+
+    // ---- keys
+    /// Stores a new subject key.
+    async fn insert_subject_key(&mut self, row: &SubjectKeyRow) -> Result<()>;
+    /// Destroys a subject's data key and blind-index rows (crypto-shredding).
+    async fn shred_subject_key(&mut self, subject_id: Uuid, now_ms: i64) -> Result<()>;
+    /// Reads a subject key.
+    async fn get_subject_key(&mut self, subject_id: Uuid) -> Result<Option<SubjectKeyRow>>;
+    /// Reads a named secret (wrapped or sealed by the service).
+    async fn get_secret(&mut self, name: &str) -> Result<Option<Vec<u8>>>;
+    /// Stores a named secret, replacing any previous value.
+    async fn put_secret(&mut self, name: &str, value: &[u8], now_ms: i64) -> Result<()>;
+
+    // ---- settings
+    /// Reads a setting.
+    async fn get_setting(&mut self, name: &str) -> Result<Option<String>>;
+    /// Stores a setting.
+    async fn put_setting(&mut self, name: &str, value: &str) -> Result<()>;
+
+    // ---- sessions and tokens
+    /// Stores a new session.
+    async fn insert_session(&mut self, row: &SessionRow) -> Result<()>;
+    /// Finds a session by token hash.
+    async fn find_session(&mut self, token_hash: &[u8]) -> Result<Option<SessionRow>>;
+    /// Records activity on a session.
+    async fn touch_session(&mut self, id: Uuid, now_ms: i64) -> Result<()>;
+    /// Revokes a session.
+    async fn revoke_session(&mut self, id: Uuid, now_ms: i64) -> Result<()>;
+    /// Stores a new API token.
+    async fn insert_api_token(&mut self, row: &ApiTokenRow) -> Result<()>;
+    /// Finds an API token by hash.
+    async fn find_api_token(&mut self, token_hash: &[u8]) -> Result<Option<ApiTokenRow>>;
+    /// Records use of an API token.
+    async fn touch_api_token(&mut self, id: Uuid, now_ms: i64) -> Result<()>;
+
+    // ---- ledger
+    /// The tree size and frontier after the last append.
+    async fn ledger_head(&mut self) -> Result<LedgerHead>;
+    /// Appends the leaf at `head.size - 1`, the perfect subtree roots it
+    /// completed, and the new head.
+    async fn append_leaf(
+        &mut self,
+        leaf: &LeafRow,
+        nodes: &[(u32, u64, [u8; 32])],
+        head: &LedgerHead,
+        now_ms: i64,
+    ) -> Result<()>;
+    /// Leaves with `start <= index < end`, in order.
+    async fn ledger_leaves(&mut self, start: u64, end: u64) -> Result<Vec<LeafRow>>;
+    /// The root of the perfect subtree at `level`, `index`, if stored.
+    async fn ledger_node(&mut self, level: u32, index: u64) -> Result<Option<[u8; 32]>>;
+}

@@ -1,0 +1,360 @@
+//! SQL for every backend, built from the inventory. Identifiers come only from
+//! the inventory (static names), values always travel as bind parameters.
+
+use crate::{ColumnType, Condition, ListQuery, SqlValue, StoredRow, column_type};
+use custos_domain::{Entity, inventory};
+use uuid::Uuid;
+
+/// Where backends differ in SQL text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dialect {
+    /// `?1`, `?2` placeholders.
+    Sqlite,
+    /// `$1`, `$2` placeholders.
+    Postgres,
+}
+
+/// A statement and its bind values, in order.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Query {
+    /// SQL text.
+    pub sql: String,
+    /// Values for the placeholders.
+    pub binds: Vec<SqlValue>,
+    dialect: Dialect,
+}
+
+impl Query {
+    fn new(dialect: Dialect) -> Query {
+        Query {
+            sql: String::new(),
+            binds: Vec::new(),
+            dialect,
+        }
+    }
+
+    /// Adds a bind value and returns its placeholder.
+    fn bind(&mut self, v: SqlValue) -> String {
+        self.binds.push(v);
+        match self.dialect {
+            Dialect::Sqlite => format!("?{}", self.binds.len()),
+            Dialect::Postgres => format!("${}", self.binds.len()),
+        }
+    }
+}
+
+/// A quoted identifier (names come from the inventory only).
+fn ident(name: &str) -> String {
+    debug_assert!(
+        name.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+    );
+    format!("\"{name}\"")
+}
+
+/// The columns of an entity's table, in order: `id`, `subject_id`, then every
+/// declared field but `id`.
+pub fn columns(entity: Entity) -> Vec<&'static str> {
+    let mut cols = vec!["id", "subject_id"];
+    cols.extend(
+        inventory::fields(entity)
+            .filter(|f| f.name != "id")
+            .map(|f| f.name),
+    );
+    cols
+}
+
+/// The stored type of a column.
+pub fn column_type_of(entity: Entity, column: &str) -> ColumnType {
+    if column == "id" || column == "subject_id" {
+        return ColumnType::Text;
+    }
+    inventory::field(entity, column)
+        .map(column_type)
+        .unwrap_or(ColumnType::Text)
+}
+
+fn select_list(entity: Entity) -> String {
+    columns(entity)
+        .iter()
+        .map(|c| ident(c))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn uuid_value(u: Uuid) -> SqlValue {
+    SqlValue::Text(u.to_string())
+}
+
+/// INSERT of a whole record.
+pub fn insert(d: Dialect, entity: Entity, row: &StoredRow) -> Query {
+    let mut q = Query::new(d);
+    let mut names = vec![ident("id"), ident("subject_id")];
+    let mut marks = vec![q.bind(uuid_value(row.id))];
+    let subject = row.subject_id.map(uuid_value).unwrap_or(SqlValue::Null);
+    marks.push(q.bind(subject));
+    for (name, v) in &row.columns {
+        if *name == "id" || *name == "subject_id" {
+            continue;
+        }
+        names.push(ident(name));
+        marks.push(q.bind(v.clone()));
+    }
+    q.sql = format!(
+        "INSERT INTO {} ({}) VALUES ({})",
+        ident(entity.plural()),
+        names.join(", "),
+        marks.join(", ")
+    );
+    q
+}
+
+/// UPDATE of some columns.
+pub fn update(d: Dialect, entity: Entity, id: Uuid, columns: &[(&'static str, SqlValue)]) -> Query {
+    let mut q = Query::new(d);
+    let sets: Vec<String> = columns
+        .iter()
+        .map(|(n, v)| format!("{} = {}", ident(n), q.bind(v.clone())))
+        .collect();
+    let idm = q.bind(uuid_value(id));
+    q.sql = format!(
+        "UPDATE {} SET {} WHERE \"id\" = {idm}",
+        ident(entity.plural()),
+        sets.join(", ")
+    );
+    q
+}
+
+/// SELECT of one record by id.
+pub fn get(d: Dialect, entity: Entity, id: Uuid) -> Query {
+    let mut q = Query::new(d);
+    let idm = q.bind(uuid_value(id));
+    q.sql = format!(
+        "SELECT {} FROM {} WHERE \"id\" = {idm}",
+        select_list(entity),
+        ident(entity.plural())
+    );
+    q
+}
+
+/// DELETE of one record.
+pub fn delete(d: Dialect, entity: Entity, id: Uuid) -> Query {
+    let mut q = Query::new(d);
+    let idm = q.bind(uuid_value(id));
+    q.sql = format!(
+        "DELETE FROM {} WHERE \"id\" = {idm}",
+        ident(entity.plural())
+    );
+    q
+}
+
+/// DELETE of a record's blind-index rows (all fields, or one).
+pub fn delete_blind(d: Dialect, entity: Entity, record_id: Uuid, field: Option<&str>) -> Query {
+    let mut q = Query::new(d);
+    let e = q.bind(SqlValue::Text(entity.name().into()));
+    let r = q.bind(uuid_value(record_id));
+    q.sql = format!("DELETE FROM blind_index WHERE entity = {e} AND record_id = {r}");
+    if let Some(f) = field {
+        let f = q.bind(SqlValue::Text(f.into()));
+        q.sql.push_str(&format!(" AND field = {f}"));
+    }
+    q
+}
+
+/// INSERT of one blind-index row.
+pub fn insert_blind(
+    d: Dialect,
+    entity: Entity,
+    record_id: Uuid,
+    subject_id: Option<Uuid>,
+    field: &str,
+    hash: &[u8],
+) -> Query {
+    let mut q = Query::new(d);
+    let marks = [
+        q.bind(SqlValue::Text(entity.name().into())),
+        q.bind(SqlValue::Text(field.into())),
+        q.bind(SqlValue::Blob(hash.to_vec())),
+        q.bind(uuid_value(record_id)),
+        q.bind(subject_id.map(uuid_value).unwrap_or(SqlValue::Null)),
+    ];
+    q.sql = format!(
+        "INSERT INTO blind_index (entity, field, hash, record_id, subject_id) VALUES ({})",
+        marks.join(", ")
+    );
+    q
+}
+
+fn like_pattern(needle: &str) -> String {
+    let mut p = String::from("%");
+    for c in needle.to_lowercase().chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            p.push('\\');
+        }
+        p.push(c);
+    }
+    p.push('%');
+    p
+}
+
+fn sort_expr(entity: Entity, field: &str) -> String {
+    match column_type_of(entity, field) {
+        ColumnType::Int => format!("COALESCE({}, {})", ident(field), i64::MIN),
+        ColumnType::Bool => format!("COALESCE({}, FALSE)", ident(field)),
+        _ => format!("COALESCE({}, '')", ident(field)),
+    }
+}
+
+fn sort_sentinel(entity: Entity, field: &str, v: &SqlValue) -> SqlValue {
+    match (v, column_type_of(entity, field)) {
+        (SqlValue::Null, ColumnType::Int) => SqlValue::Int(i64::MIN),
+        (SqlValue::Null, ColumnType::Bool) => SqlValue::Bool(false),
+        (SqlValue::Null, _) => SqlValue::Text(String::new()),
+        (v, _) => v.clone(),
+    }
+}
+
+fn condition(q: &mut Query, entity: Entity, c: &Condition) -> String {
+    match c {
+        Condition::Eq(f, v) => format!("{} = {}", ident(f), q.bind(v.clone())),
+        Condition::IsNull(f) => format!("{} IS NULL", ident(f)),
+        Condition::AtLeast(f, v) => format!("{} >= {}", ident(f), q.bind(v.clone())),
+        Condition::Before(f, v) => format!("{} < {}", ident(f), q.bind(v.clone())),
+        Condition::Blind { field, hash } => {
+            let e = q.bind(SqlValue::Text(entity.name().into()));
+            let f = q.bind(SqlValue::Text((*field).into()));
+            let h = q.bind(SqlValue::Blob(hash.clone()));
+            format!(
+                "\"id\" IN (SELECT record_id FROM blind_index WHERE entity = {e} AND field = {f} AND hash = {h})"
+            )
+        }
+        Condition::Contains(f, needle) => {
+            format!(
+                "lower({}) LIKE {} ESCAPE '\\'",
+                ident(f),
+                q.bind(SqlValue::Text(like_pattern(needle)))
+            )
+        }
+        Condition::RefContains {
+            field,
+            target,
+            target_field,
+            needle,
+        } => {
+            let p = q.bind(SqlValue::Text(like_pattern(needle)));
+            format!(
+                "{} IN (SELECT \"id\" FROM {} WHERE lower({}) LIKE {p} ESCAPE '\\')",
+                ident(field),
+                ident(target.plural()),
+                ident(target_field)
+            )
+        }
+        Condition::IdIn(ids) => {
+            if ids.is_empty() {
+                return "1 = 0".into();
+            }
+            let marks: Vec<String> = ids.iter().map(|u| q.bind(uuid_value(*u))).collect();
+            format!("\"id\" IN ({})", marks.join(", "))
+        }
+        Condition::And(cs) => {
+            if cs.is_empty() {
+                return "1 = 1".into();
+            }
+            let parts: Vec<String> = cs.iter().map(|c| condition(q, entity, c)).collect();
+            format!("({})", parts.join(" AND "))
+        }
+        Condition::Or(cs) => {
+            if cs.is_empty() {
+                return "1 = 0".into();
+            }
+            let parts: Vec<String> = cs.iter().map(|c| condition(q, entity, c)).collect();
+            format!("({})", parts.join(" OR "))
+        }
+    }
+}
+
+fn where_clause(q: &mut Query, entity: Entity, conditions: &[Condition]) -> Vec<String> {
+    conditions.iter().map(|c| condition(q, entity, c)).collect()
+}
+
+/// SELECT of a page of records with keyset pagination.
+pub fn list(d: Dialect, query: &ListQuery) -> Query {
+    let mut q = Query::new(d);
+    let entity = query.entity;
+    let mut wheres = where_clause(&mut q, entity, &query.conditions);
+    let key = sort_expr(entity, query.sort.field);
+    let (cmp, dir) = if query.sort.descending {
+        ("<", "DESC")
+    } else {
+        (">", "ASC")
+    };
+    if let Some((v, id)) = &query.after {
+        let vm = q.bind(sort_sentinel(entity, query.sort.field, v));
+        let im = q.bind(uuid_value(*id));
+        wheres.push(format!("({key}, \"id\") {cmp} ({vm}, {im})"));
+    }
+    let wh = if wheres.is_empty() {
+        String::new()
+    } else {
+        format!(" WHERE {}", wheres.join(" AND "))
+    };
+    let limit = q.bind(SqlValue::Int(i64::from(query.limit)));
+    q.sql = format!(
+        "SELECT {} FROM {}{wh} ORDER BY {key} {dir}, \"id\" {dir} LIMIT {limit}",
+        select_list(entity),
+        ident(entity.plural())
+    );
+    q
+}
+
+/// SELECT COUNT(*) with filters.
+pub fn count(d: Dialect, entity: Entity, conditions: &[Condition]) -> Query {
+    let mut q = Query::new(d);
+    let wheres = where_clause(&mut q, entity, conditions);
+    let wh = if wheres.is_empty() {
+        String::new()
+    } else {
+        format!(" WHERE {}", wheres.join(" AND "))
+    };
+    q.sql = format!("SELECT COUNT(*) FROM {}{wh}", ident(entity.plural()));
+    q
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Sort;
+
+    #[test]
+    fn list_binds_every_value_and_orders_by_key_then_id() {
+        let q = list(
+            Dialect::Postgres,
+            &ListQuery {
+                entity: Entity::Contact,
+                conditions: vec![Condition::Contains("first_name", "50%_off".into())],
+                sort: Sort {
+                    field: "created_at",
+                    descending: true,
+                },
+                after: Some((SqlValue::Null, Uuid::nil())),
+                limit: 51,
+            },
+        );
+        assert!(
+            q.sql.contains(
+                "ORDER BY COALESCE(\"created_at\", -9223372036854775808) DESC, \"id\" DESC"
+            )
+        );
+        assert!(q.sql.contains("< ($2, $3)"));
+        assert_eq!(q.binds[0], SqlValue::Text("%50\\%\\_off%".into()));
+        assert_eq!(q.binds[1], SqlValue::Int(i64::MIN));
+        assert_eq!(q.binds.len(), 4);
+        assert!(!q.sql.contains("50%"));
+    }
+
+    #[test]
+    fn empty_id_list_matches_nothing() {
+        let q = count(Dialect::Sqlite, Entity::Deal, &[Condition::IdIn(vec![])]);
+        assert!(q.sql.ends_with("WHERE 1 = 0"));
+    }
+}

@@ -1,0 +1,672 @@
+//! The embedded default: SQLite in WAL mode, in the data directory.
+
+use crate::sql::{self, Dialect, Query};
+use crate::{
+    ApiTokenRow, ColumnType, Condition, LeafRow, LedgerHead, ListQuery, Result, SessionRow,
+    SqlValue, Store, StoreError, StoredRow, SubjectKeyRow, Tx,
+};
+use async_trait::async_trait;
+use custos_domain::Entity;
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
+};
+use sqlx::{AssertSqlSafe, Row, Sqlite, SqlitePool, Transaction};
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::time::Duration;
+use uuid::Uuid;
+
+/// Versioned migrations, applied in order on open.
+const MIGRATIONS: &[(i64, &str, &str)] = &[(
+    1,
+    "initial",
+    include_str!("../../migrations/sqlite/0001_initial.sql"),
+)];
+
+const D: Dialect = Dialect::Sqlite;
+
+/// SQLite storage.
+#[derive(Debug, Clone)]
+pub struct SqliteStore {
+    pool: SqlitePool,
+    path: Option<PathBuf>,
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database file and runs pending migrations.
+    pub async fn open(path: &Path) -> Result<SqliteStore> {
+        let opts = SqliteConnectOptions::new()
+            .filename(path)
+            .create_if_missing(true);
+        Self::connect(opts, 8, Some(path.to_path_buf())).await
+    }
+
+    /// Opens an in-memory database (for unit tests); one connection, so it is shared.
+    pub async fn memory() -> Result<SqliteStore> {
+        let opts = SqliteConnectOptions::from_str("sqlite::memory:").map_err(StoreError::from)?;
+        Self::connect(opts, 1, None).await
+    }
+
+    async fn connect(
+        opts: SqliteConnectOptions,
+        max: u32,
+        path: Option<PathBuf>,
+    ) -> Result<SqliteStore> {
+        let opts = opts
+            .journal_mode(SqliteJournalMode::Wal)
+            // FULL: a committed audit leaf survives power loss, not only a crash.
+            .synchronous(SqliteSynchronous::Full)
+            .busy_timeout(Duration::from_secs(30))
+            .foreign_keys(true)
+            // Sorting and temporary indexes stay in memory, never in temp files.
+            .pragma("temp_store", "memory")
+            // Freed pages are overwritten, so deleted ciphertext does not linger.
+            .pragma("secure_delete", "on");
+        let pool = SqlitePoolOptions::new()
+            .max_connections(max)
+            .connect_with(opts)
+            .await
+            .map_err(|e| StoreError::Unavailable(e.to_string()))?;
+        let store = SqliteStore { pool, path };
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    async fn migrate(&self) -> Result<()> {
+        let mut conn = self.pool.acquire().await?;
+        sqlx::query(
+            "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL)",
+        )
+        .execute(&mut *conn)
+        .await?;
+        drop(conn);
+        for (version, name, sql) in MIGRATIONS {
+            let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+            let done: Option<i64> =
+                sqlx::query_scalar("SELECT version FROM schema_migrations WHERE version = ?1")
+                    .bind(version)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+            if done.is_none() {
+                sqlx::raw_sql(AssertSqlSafe(*sql)).execute(&mut *tx).await?;
+                sqlx::query("INSERT INTO schema_migrations (version, name) VALUES (?1, ?2)")
+                    .bind(version)
+                    .bind(*name)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            tx.commit().await?;
+        }
+        Ok(())
+    }
+
+    /// The schema version after migrations.
+    pub async fn schema_version(&self) -> Result<i64> {
+        Ok(
+            sqlx::query_scalar("SELECT COALESCE(MAX(version), 0) FROM schema_migrations")
+                .fetch_one(&self.pool)
+                .await?,
+        )
+    }
+
+    /// Column names of a table, for the schema-versus-inventory test.
+    pub async fn table_columns(&self, table: &str) -> Result<Vec<String>> {
+        let rows = sqlx::query("SELECT name FROM pragma_table_info(?1)")
+            .bind(table)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|r| r.try_get::<String, _>(0).map_err(StoreError::from))
+            .collect()
+    }
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn begin(&self) -> Result<Box<dyn Tx>> {
+        // IMMEDIATE takes the write lock up front: a use case reads, then writes its
+        // audit leaf, and must not fail to upgrade a read snapshot half-way.
+        let tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        Ok(Box::new(SqliteTx { tx }))
+    }
+
+    fn backend(&self) -> &'static str {
+        "sqlite"
+    }
+
+    fn files(&self) -> Vec<PathBuf> {
+        match &self.path {
+            Some(p) => {
+                let wal = PathBuf::from(format!("{}-wal", p.display()));
+                let shm = PathBuf::from(format!("{}-shm", p.display()));
+                vec![p.clone(), wal, shm]
+            }
+            None => Vec::new(),
+        }
+    }
+
+    async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+struct SqliteTx {
+    tx: Transaction<'static, Sqlite>,
+}
+
+type SqliteQuery<'q> = sqlx::query::Query<'q, Sqlite, sqlx::sqlite::SqliteArguments>;
+
+fn bind_all(q: Query) -> SqliteQuery<'static> {
+    let mut query = sqlx::query(AssertSqlSafe(q.sql));
+    for v in q.binds {
+        query = match v {
+            SqlValue::Null => query.bind(Option::<String>::None),
+            SqlValue::Text(s) => query.bind(s),
+            SqlValue::Int(i) => query.bind(i),
+            SqlValue::Bool(b) => query.bind(b),
+            SqlValue::Blob(b) => query.bind(b),
+        };
+    }
+    query
+}
+
+fn uuid_col(row: &SqliteRow, idx: usize) -> Result<Option<Uuid>> {
+    let s: Option<String> = row.try_get(idx)?;
+    s.map(|s| Uuid::parse_str(&s).map_err(|_| StoreError::Corrupt("bad uuid".into())))
+        .transpose()
+}
+
+fn decode_record(entity: Entity, row: &SqliteRow) -> Result<StoredRow> {
+    let id = uuid_col(row, 0)?.ok_or_else(|| StoreError::Corrupt("record without id".into()))?;
+    let subject_id = uuid_col(row, 1)?;
+    let mut columns = Vec::new();
+    for (i, name) in sql::columns(entity).into_iter().enumerate().skip(2) {
+        let v = match sql::column_type_of(entity, name) {
+            ColumnType::Text => row.try_get::<Option<String>, _>(i)?.map(SqlValue::Text),
+            ColumnType::Int => row.try_get::<Option<i64>, _>(i)?.map(SqlValue::Int),
+            ColumnType::Bool => row.try_get::<Option<bool>, _>(i)?.map(SqlValue::Bool),
+            ColumnType::Blob => row.try_get::<Option<Vec<u8>>, _>(i)?.map(SqlValue::Blob),
+        };
+        columns.push((name, v.unwrap_or(SqlValue::Null)));
+    }
+    let mut all = vec![("id", SqlValue::Text(id.to_string()))];
+    all.extend(columns);
+    Ok(StoredRow {
+        id,
+        subject_id,
+        columns: all,
+    })
+}
+
+fn to_hash(b: &[u8]) -> Result<[u8; 32]> {
+    b.try_into()
+        .map_err(|_| StoreError::Corrupt("hash is not 32 bytes".into()))
+}
+
+fn decode_session(r: &SqliteRow) -> Result<SessionRow> {
+    Ok(SessionRow {
+        id: uuid_col(r, 0)?.ok_or_else(|| StoreError::Corrupt("session id".into()))?,
+        token_hash: r.try_get(1)?,
+        user_id: uuid_col(r, 2)?.ok_or_else(|| StoreError::Corrupt("session user".into()))?,
+        created_at: r.try_get(3)?,
+        last_seen_at: r.try_get(4)?,
+        expires_at: r.try_get(5)?,
+        revoked_at: r.try_get(6)?,
+    })
+}
+
+fn decode_token(r: &SqliteRow) -> Result<ApiTokenRow> {
+    Ok(ApiTokenRow {
+        id: uuid_col(r, 0)?.ok_or_else(|| StoreError::Corrupt("token id".into()))?,
+        user_id: uuid_col(r, 1)?.ok_or_else(|| StoreError::Corrupt("token user".into()))?,
+        name: r.try_get(2)?,
+        token_hash: r.try_get(3)?,
+        created_at: r.try_get(4)?,
+        last_used_at: r.try_get(5)?,
+        expires_at: r.try_get(6)?,
+        revoked_at: r.try_get(7)?,
+    })
+}
+
+#[async_trait]
+impl Tx for SqliteTx {
+    async fn commit(self: Box<Self>) -> Result<()> {
+        self.tx.commit().await?;
+        Ok(())
+    }
+
+    async fn insert_record(&mut self, entity: Entity, row: &StoredRow) -> Result<()> {
+        bind_all(sql::insert(D, entity, row))
+            .execute(&mut *self.tx)
+            .await?;
+        Ok(())
+    }
+
+    async fn update_record(
+        &mut self,
+        entity: Entity,
+        id: Uuid,
+        columns: &[(&'static str, SqlValue)],
+    ) -> Result<bool> {
+        if columns.is_empty() {
+            return Ok(self.get_record(entity, id).await?.is_some());
+        }
+        let r = bind_all(sql::update(D, entity, id, columns))
+            .execute(&mut *self.tx)
+            .await?;
+        Ok(r.rows_affected() > 0)
+    }
+
+    async fn delete_record(&mut self, entity: Entity, id: Uuid) -> Result<bool> {
+        bind_all(sql::delete_blind(D, entity, id, None))
+            .execute(&mut *self.tx)
+            .await?;
+        let r = bind_all(sql::delete(D, entity, id))
+            .execute(&mut *self.tx)
+            .await?;
+        Ok(r.rows_affected() > 0)
+    }
+
+    async fn get_record(&mut self, entity: Entity, id: Uuid) -> Result<Option<StoredRow>> {
+        let row = bind_all(sql::get(D, entity, id))
+            .fetch_optional(&mut *self.tx)
+            .await?;
+        row.map(|r| decode_record(entity, &r)).transpose()
+    }
+
+    async fn list_records(&mut self, query: &ListQuery) -> Result<Vec<StoredRow>> {
+        let rows = bind_all(sql::list(D, query))
+            .fetch_all(&mut *self.tx)
+            .await?;
+        rows.iter()
+            .map(|r| decode_record(query.entity, r))
+            .collect()
+    }
+
+    async fn count_records(&mut self, entity: Entity, conditions: &[Condition]) -> Result<u64> {
+        let row = bind_all(sql::count(D, entity, conditions))
+            .fetch_one(&mut *self.tx)
+            .await?;
+        let n: i64 = row.try_get(0)?;
+        Ok(n.max(0) as u64)
+    }
+
+    async fn set_blind_index(
+        &mut self,
+        entity: Entity,
+        record_id: Uuid,
+        subject_id: Option<Uuid>,
+        field: &'static str,
+        hashes: &[Vec<u8>],
+    ) -> Result<()> {
+        bind_all(sql::delete_blind(D, entity, record_id, Some(field)))
+            .execute(&mut *self.tx)
+            .await?;
+        for h in hashes {
+            bind_all(sql::insert_blind(
+                D, entity, record_id, subject_id, field, h,
+            ))
+            .execute(&mut *self.tx)
+            .await?;
+        }
+        Ok(())
+    }
+
+    async fn insert_subject_key(&mut self, row: &SubjectKeyRow) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO subject_keys (subject_id, kind, wrapped_key, kek_version, created_at, shredded_at) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        )
+        .bind(row.subject_id.to_string())
+        .bind(row.kind.name())
+        .bind(row.wrapped_key.clone())
+        .bind(row.kek_version)
+        .bind(row.created_at)
+        .bind(row.shredded_at)
+        .execute(&mut *self.tx)
+        .await?;
+        Ok(())
+    }
+
+    async fn shred_subject_key(&mut self, subject_id: Uuid, now_ms: i64) -> Result<()> {
+        sqlx::query(
+            "UPDATE subject_keys SET wrapped_key = NULL, shredded_at = ?1 WHERE subject_id = ?2",
+        )
+        .bind(now_ms)
+        .bind(subject_id.to_string())
+        .execute(&mut *self.tx)
+        .await?;
+        sqlx::query("DELETE FROM blind_index WHERE subject_id = ?1")
+            .bind(subject_id.to_string())
+            .execute(&mut *self.tx)
+            .await?;
+        Ok(())
+    }
+
+    async fn get_subject_key(&mut self, subject_id: Uuid) -> Result<Option<SubjectKeyRow>> {
+        let row = sqlx::query(
+            "SELECT subject_id, kind, wrapped_key, kek_version, created_at, shredded_at FROM subject_keys \
+             WHERE subject_id = ?1",
+        )
+        .bind(subject_id.to_string())
+        .fetch_optional(&mut *self.tx)
+        .await?;
+        let Some(r) = row else { return Ok(None) };
+        let kind: String = r.try_get(1)?;
+        Ok(Some(SubjectKeyRow {
+            subject_id,
+            kind: Entity::from_name(&kind)
+                .ok_or_else(|| StoreError::Corrupt("subject kind".into()))?,
+            wrapped_key: r.try_get(2)?,
+            kek_version: r.try_get(3)?,
+            created_at: r.try_get(4)?,
+            shredded_at: r.try_get(5)?,
+        }))
+    }
+
+    async fn get_secret(&mut self, name: &str) -> Result<Option<Vec<u8>>> {
+        Ok(
+            sqlx::query_scalar("SELECT value FROM secrets WHERE name = ?1")
+                .bind(name)
+                .fetch_optional(&mut *self.tx)
+                .await?,
+        )
+    }
+
+    async fn put_secret(&mut self, name: &str, value: &[u8], now_ms: i64) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO secrets (name, value, updated_at) VALUES (?1, ?2, ?3) \
+             ON CONFLICT (name) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
+        )
+        .bind(name)
+        .bind(value)
+        .bind(now_ms)
+        .execute(&mut *self.tx)
+        .await?;
+        Ok(())
+    }
+
+    async fn get_setting(&mut self, name: &str) -> Result<Option<String>> {
+        Ok(
+            sqlx::query_scalar("SELECT value FROM settings WHERE name = ?1")
+                .bind(name)
+                .fetch_optional(&mut *self.tx)
+                .await?,
+        )
+    }
+
+    async fn put_setting(&mut self, name: &str, value: &str) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO settings (name, value) VALUES (?1, ?2) ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+        )
+        .bind(name)
+        .bind(value)
+        .execute(&mut *self.tx)
+        .await?;
+        Ok(())
+    }
+
+    async fn insert_session(&mut self, s: &SessionRow) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO sessions (id, token_hash, user_id, created_at, last_seen_at, expires_at, revoked_at) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        )
+        .bind(s.id.to_string())
+        .bind(s.token_hash.clone())
+        .bind(s.user_id.to_string())
+        .bind(s.created_at)
+        .bind(s.last_seen_at)
+        .bind(s.expires_at)
+        .bind(s.revoked_at)
+        .execute(&mut *self.tx)
+        .await?;
+        Ok(())
+    }
+
+    async fn find_session(&mut self, token_hash: &[u8]) -> Result<Option<SessionRow>> {
+        let row = sqlx::query(
+            "SELECT id, token_hash, user_id, created_at, last_seen_at, expires_at, revoked_at FROM sessions \
+             WHERE token_hash = ?1",
+        )
+        .bind(token_hash)
+        .fetch_optional(&mut *self.tx)
+        .await?;
+        row.map(|r| decode_session(&r)).transpose()
+    }
+
+    async fn touch_session(&mut self, id: Uuid, now_ms: i64) -> Result<()> {
+        sqlx::query("UPDATE sessions SET last_seen_at = ?1 WHERE id = ?2")
+            .bind(now_ms)
+            .bind(id.to_string())
+            .execute(&mut *self.tx)
+            .await?;
+        Ok(())
+    }
+
+    async fn revoke_session(&mut self, id: Uuid, now_ms: i64) -> Result<()> {
+        sqlx::query("UPDATE sessions SET revoked_at = ?1 WHERE id = ?2 AND revoked_at IS NULL")
+            .bind(now_ms)
+            .bind(id.to_string())
+            .execute(&mut *self.tx)
+            .await?;
+        Ok(())
+    }
+
+    async fn insert_api_token(&mut self, t: &ApiTokenRow) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO api_tokens (id, user_id, name, token_hash, created_at, last_used_at, expires_at, revoked_at) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        )
+        .bind(t.id.to_string())
+        .bind(t.user_id.to_string())
+        .bind(t.name.clone())
+        .bind(t.token_hash.clone())
+        .bind(t.created_at)
+        .bind(t.last_used_at)
+        .bind(t.expires_at)
+        .bind(t.revoked_at)
+        .execute(&mut *self.tx)
+        .await?;
+        Ok(())
+    }
+
+    async fn find_api_token(&mut self, token_hash: &[u8]) -> Result<Option<ApiTokenRow>> {
+        let row = sqlx::query(
+            "SELECT id, user_id, name, token_hash, created_at, last_used_at, expires_at, revoked_at FROM api_tokens \
+             WHERE token_hash = ?1",
+        )
+        .bind(token_hash)
+        .fetch_optional(&mut *self.tx)
+        .await?;
+        row.map(|r| decode_token(&r)).transpose()
+    }
+
+    async fn touch_api_token(&mut self, id: Uuid, now_ms: i64) -> Result<()> {
+        sqlx::query("UPDATE api_tokens SET last_used_at = ?1 WHERE id = ?2")
+            .bind(now_ms)
+            .bind(id.to_string())
+            .execute(&mut *self.tx)
+            .await?;
+        Ok(())
+    }
+
+    async fn ledger_head(&mut self) -> Result<LedgerHead> {
+        let row = sqlx::query("SELECT size, frontier FROM ledger_head WHERE id = 1")
+            .fetch_optional(&mut *self.tx)
+            .await?;
+        let Some(r) = row else {
+            return Ok(LedgerHead::default());
+        };
+        let size: i64 = r.try_get(0)?;
+        let blob: Vec<u8> = r.try_get(1)?;
+        if blob.len() % 32 != 0 {
+            return Err(StoreError::Corrupt("ledger frontier".into()));
+        }
+        let frontier = blob.chunks(32).map(to_hash).collect::<Result<Vec<_>>>()?;
+        Ok(LedgerHead {
+            size: size.max(0) as u64,
+            frontier,
+        })
+    }
+
+    async fn append_leaf(
+        &mut self,
+        leaf: &LeafRow,
+        nodes: &[(u32, u64, [u8; 32])],
+        head: &LedgerHead,
+        now_ms: i64,
+    ) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO ledger_leaves (idx, data, leaf_hash, created_at) VALUES (?1, ?2, ?3, ?4)",
+        )
+        .bind(leaf.index as i64)
+        .bind(leaf.data.clone())
+        .bind(leaf.leaf_hash.clone())
+        .bind(now_ms)
+        .execute(&mut *self.tx)
+        .await?;
+        for (level, idx, hash) in nodes {
+            sqlx::query("INSERT INTO ledger_nodes (level, idx, hash) VALUES (?1, ?2, ?3)")
+                .bind(i64::from(*level))
+                .bind(*idx as i64)
+                .bind(hash.to_vec())
+                .execute(&mut *self.tx)
+                .await?;
+        }
+        let frontier: Vec<u8> = head.frontier.iter().flatten().copied().collect();
+        sqlx::query(
+            "INSERT INTO ledger_head (id, size, frontier) VALUES (1, ?1, ?2) \
+             ON CONFLICT (id) DO UPDATE SET size = excluded.size, frontier = excluded.frontier",
+        )
+        .bind(head.size as i64)
+        .bind(frontier)
+        .execute(&mut *self.tx)
+        .await?;
+        Ok(())
+    }
+
+    async fn ledger_leaves(&mut self, start: u64, end: u64) -> Result<Vec<LeafRow>> {
+        let rows = sqlx::query("SELECT idx, data, leaf_hash FROM ledger_leaves WHERE idx >= ?1 AND idx < ?2 ORDER BY idx")
+            .bind(start as i64)
+            .bind(end as i64)
+            .fetch_all(&mut *self.tx)
+            .await?;
+        rows.iter()
+            .map(|r| {
+                let idx: i64 = r.try_get(0)?;
+                Ok(LeafRow {
+                    index: idx.max(0) as u64,
+                    data: r.try_get(1)?,
+                    leaf_hash: r.try_get(2)?,
+                })
+            })
+            .collect()
+    }
+
+    async fn ledger_node(&mut self, level: u32, index: u64) -> Result<Option<[u8; 32]>> {
+        let h: Option<Vec<u8>> =
+            sqlx::query_scalar("SELECT hash FROM ledger_nodes WHERE level = ?1 AND idx = ?2")
+                .bind(i64::from(level))
+                .bind(index as i64)
+                .fetch_optional(&mut *self.tx)
+                .await?;
+        h.map(|h| to_hash(&h)).transpose()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Sort;
+    use custos_domain::inventory;
+
+    #[tokio::test]
+    async fn schema_matches_the_inventory_both_ways() {
+        let store = SqliteStore::memory().await.expect("open");
+        assert_eq!(store.schema_version().await.expect("version"), 1);
+        for entity in Entity::ALL {
+            let mut cols = store.table_columns(entity.plural()).await.expect("cols");
+            cols.sort();
+            let mut declared: Vec<String> =
+                sql::columns(entity).into_iter().map(String::from).collect();
+            declared.sort();
+            assert_eq!(
+                cols,
+                declared,
+                "table {} differs from the inventory",
+                entity.plural()
+            );
+            for f in inventory::fields(entity) {
+                assert!(cols.contains(&f.name.to_string()));
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn records_round_trip_and_paginate_by_keyset() {
+        let store = SqliteStore::memory().await.expect("open");
+        let mut tx = store.begin().await.expect("tx");
+        let mut ids = Vec::new();
+        for i in 0..5i64 {
+            let id = Uuid::now_v7();
+            ids.push(id);
+            let row = StoredRow {
+                id,
+                subject_id: None,
+                columns: vec![
+                    ("name", SqlValue::Text(format!("Company {i}"))),
+                    ("created_at", SqlValue::Int(1000 + i)),
+                    ("updated_at", SqlValue::Int(1000 + i)),
+                ],
+            };
+            tx.insert_record(Entity::Company, &row)
+                .await
+                .expect("insert");
+        }
+        let mut seen = Vec::new();
+        let mut after = None;
+        loop {
+            let q = ListQuery {
+                entity: Entity::Company,
+                conditions: vec![],
+                sort: Sort {
+                    field: "created_at",
+                    descending: true,
+                },
+                after: after.clone(),
+                limit: 2,
+            };
+            let page = tx.list_records(&q).await.expect("list");
+            if page.is_empty() {
+                break;
+            }
+            for r in &page {
+                seen.push(r.id);
+            }
+            let last = page.last().expect("row");
+            after = Some((last.get("created_at").clone(), last.id));
+        }
+        ids.reverse();
+        assert_eq!(seen, ids);
+        let n = tx
+            .count_records(
+                Entity::Company,
+                &[Condition::Contains("name", "company 3".into())],
+            )
+            .await
+            .expect("count");
+        assert_eq!(n, 1);
+        tx.commit().await.expect("commit");
+    }
+
+    #[tokio::test]
+    async fn dropping_a_transaction_rolls_back() {
+        let store = SqliteStore::memory().await.expect("open");
+        {
+            let mut tx = store.begin().await.expect("tx");
+            tx.put_setting("x", "1").await.expect("put");
+        }
+        let mut tx = store.begin().await.expect("tx");
+        assert_eq!(tx.get_setting("x").await.expect("get"), None);
+    }
+}

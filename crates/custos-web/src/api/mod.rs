@@ -1,0 +1,257 @@
+//! The JSON API under `/api/v1`, and its OpenAPI document.
+
+pub mod openapi;
+
+use crate::AppState;
+use crate::error::ApiError;
+use crate::extract::{ApiCaller, JsonBody, QueryPairs, request_meta};
+use axum::extract::{Path, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use custos_domain::Entity;
+use custos_service::ListParams;
+use secrecy::{ExposeSecret, SecretString};
+use serde_json::json;
+use uuid::Uuid;
+
+type ApiResult<T> = Result<T, ApiError>;
+
+/// The API routes.
+pub fn router() -> Router<AppState> {
+    let mut r = Router::new()
+        .route("/api/openapi.json", get(openapi_doc))
+        .route("/api/v1/auth/login", post(login))
+        .route("/api/v1/auth/logout", post(logout))
+        .route("/api/v1/me", get(me))
+        .route("/api/v1/pipeline/stages", get(get_stages).put(put_stages))
+        .route("/api/v1/audit/checkpoint", get(checkpoint))
+        .route("/api/v1/audit/verifier-key", get(verifier_key))
+        .route("/api/v1/audit/leaves", get(leaves))
+        .route("/api/v1/audit/events", get(events));
+    for entity in Entity::CRM {
+        let collection = format!("/api/v1/{}", entity.plural());
+        let item = format!("/api/v1/{}/{{id}}", entity.plural());
+        r = r
+            .route(
+                &collection,
+                get(move |s: State<AppState>, c: ApiCaller, q: QueryPairs| list(s, c, q, entity))
+                    .post(move |s: State<AppState>, c: ApiCaller, b: JsonBody| {
+                        create(s, c, b, entity)
+                    }),
+            )
+            .route(
+                &item,
+                get(move |s: State<AppState>, c: ApiCaller, id: Path<String>| {
+                    read(s, c, id, entity)
+                })
+                .patch(
+                    move |s: State<AppState>, c: ApiCaller, id: Path<String>, b: JsonBody| {
+                        update(s, c, id, b, entity)
+                    },
+                )
+                .delete(
+                    move |s: State<AppState>, c: ApiCaller, id: Path<String>| {
+                        remove(s, c, id, entity)
+                    },
+                ),
+            );
+    }
+    r
+}
+
+fn parse_id(raw: &str) -> ApiResult<Uuid> {
+    Uuid::parse_str(raw).map_err(|_| ApiError::invalid("id", "must be an id (a UUID)"))
+}
+
+async fn list(
+    State(st): State<AppState>,
+    ApiCaller(p): ApiCaller,
+    QueryPairs(q): QueryPairs,
+    entity: Entity,
+) -> ApiResult<Response> {
+    let params = ListParams::parse(entity, &q)?;
+    let page = st.custos.list(&p, entity, &params).await?;
+    let items: Vec<_> = page.items.iter().map(|v| v.to_json()).collect();
+    Ok(Json(json!({"items": items, "next_cursor": page.next_cursor})).into_response())
+}
+
+async fn create(
+    State(st): State<AppState>,
+    ApiCaller(p): ApiCaller,
+    JsonBody(body): JsonBody,
+    entity: Entity,
+) -> ApiResult<Response> {
+    let view = st.custos.create(&p, entity, &body).await?;
+    let location = format!("/api/v1/{}/{}", entity.plural(), view.id());
+    Ok((
+        StatusCode::CREATED,
+        [(header::LOCATION, location)],
+        Json(view.to_json()),
+    )
+        .into_response())
+}
+
+async fn read(
+    State(st): State<AppState>,
+    ApiCaller(p): ApiCaller,
+    Path(id): Path<String>,
+    entity: Entity,
+) -> ApiResult<Response> {
+    let id = parse_id(&id)?;
+    Ok(Json(st.custos.get(&p, entity, id).await?.to_json()).into_response())
+}
+
+async fn update(
+    State(st): State<AppState>,
+    ApiCaller(p): ApiCaller,
+    Path(id): Path<String>,
+    JsonBody(body): JsonBody,
+    entity: Entity,
+) -> ApiResult<Response> {
+    let id = parse_id(&id)?;
+    Ok(Json(st.custos.update(&p, entity, id, &body).await?.to_json()).into_response())
+}
+
+async fn remove(
+    State(st): State<AppState>,
+    ApiCaller(p): ApiCaller,
+    Path(id): Path<String>,
+    entity: Entity,
+) -> ApiResult<Response> {
+    let id = parse_id(&id)?;
+    st.custos.delete(&p, entity, id).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+async fn openapi_doc() -> Response {
+    Json(openapi::document()).into_response()
+}
+
+fn string_field(body: &serde_json::Value, name: &str, max: usize) -> ApiResult<String> {
+    match body.get(name) {
+        Some(serde_json::Value::String(s)) if s.chars().count() <= max => Ok(s.clone()),
+        Some(serde_json::Value::String(_)) => Err(ApiError::invalid(
+            name,
+            format!("must be at most {max} characters"),
+        )),
+        Some(_) => Err(ApiError::invalid(name, "must be a string")),
+        None => Err(ApiError::invalid(name, "is required")),
+    }
+}
+
+fn only_fields(body: &serde_json::Value, allowed: &[&str]) -> ApiResult<()> {
+    if let Some(obj) = body.as_object() {
+        if let Some(k) = obj.keys().find(|k| !allowed.contains(&k.as_str())) {
+            return Err(ApiError::invalid(k, "unknown field"));
+        }
+    }
+    Ok(())
+}
+
+async fn login(
+    State(st): State<AppState>,
+    parts: axum::http::request::Parts,
+    JsonBody(body): JsonBody,
+) -> ApiResult<Response> {
+    only_fields(&body, &["email", "password"])?;
+    let email = string_field(&body, "email", 254)?;
+    let password = SecretString::from(string_field(&body, "password", 1024)?);
+    let meta = request_meta(&parts);
+    let res = st.custos.login(&meta, &email, &password).await?;
+    Ok(Json(json!({"status": "ok", "token": res.token.expose_secret()})).into_response())
+}
+
+async fn logout(State(st): State<AppState>, ApiCaller(p): ApiCaller) -> ApiResult<Response> {
+    st.custos.logout(&p).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+async fn me(State(st): State<AppState>, ApiCaller(p): ApiCaller) -> ApiResult<Response> {
+    let u = st.custos.me(&p).await?;
+    Ok(
+        Json(json!({"id": u.id, "email": u.email, "display_name": u.display_name, "role": u.role}))
+            .into_response(),
+    )
+}
+
+async fn get_stages(State(st): State<AppState>, ApiCaller(p): ApiCaller) -> ApiResult<Response> {
+    Ok(Json(json!({"stages": st.custos.pipeline_stages(&p).await?})).into_response())
+}
+
+async fn put_stages(
+    State(st): State<AppState>,
+    ApiCaller(p): ApiCaller,
+    JsonBody(body): JsonBody,
+) -> ApiResult<Response> {
+    only_fields(&body, &["stages"])?;
+    let stages: Vec<String> = match body.get("stages") {
+        Some(serde_json::Value::Array(a)) => a
+            .iter()
+            .map(|v| {
+                v.as_str()
+                    .map(str::to_string)
+                    .ok_or_else(|| ApiError::invalid("stages", "must be a list of strings"))
+            })
+            .collect::<ApiResult<_>>()?,
+        _ => return Err(ApiError::invalid("stages", "must be a list of strings")),
+    };
+    Ok(Json(json!({"stages": st.custos.set_pipeline_stages(&p, stages).await?})).into_response())
+}
+
+async fn checkpoint(State(st): State<AppState>, ApiCaller(_p): ApiCaller) -> ApiResult<Response> {
+    let note = st.custos.ledger_checkpoint().await?;
+    Ok(([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], note).into_response())
+}
+
+async fn verifier_key(State(st): State<AppState>, ApiCaller(_p): ApiCaller) -> ApiResult<Response> {
+    let key = st.custos.ledger_verifier_key()?;
+    Ok(([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], key).into_response())
+}
+
+fn u64_param(q: &[(String, String)], name: &str) -> ApiResult<Option<u64>> {
+    match q.iter().find(|(k, _)| k == name) {
+        Some((_, v)) => v
+            .parse()
+            .map(Some)
+            .map_err(|_| ApiError::invalid(name, "must be a whole number")),
+        None => Ok(None),
+    }
+}
+
+async fn leaves(
+    State(st): State<AppState>,
+    ApiCaller(p): ApiCaller,
+    QueryPairs(q): QueryPairs,
+) -> ApiResult<Response> {
+    use base64::Engine;
+    let start = u64_param(&q, "start")?.ok_or_else(|| ApiError::invalid("start", "is required"))?;
+    let end = u64_param(&q, "end")?.ok_or_else(|| ApiError::invalid("end", "is required"))?;
+    if end < start {
+        return Err(ApiError::invalid("end", "must not be less than start"));
+    }
+    let entries = st.custos.audit_leaf_bytes(&p, start, end).await?;
+    let leaves: Vec<_> = entries
+        .into_iter()
+        .map(|(i, d)| json!({"index": i, "data": base64::engine::general_purpose::STANDARD.encode(d)}))
+        .collect();
+    Ok(Json(json!({"leaves": leaves})).into_response())
+}
+
+async fn events(
+    State(st): State<AppState>,
+    ApiCaller(p): ApiCaller,
+    QueryPairs(q): QueryPairs,
+) -> ApiResult<Response> {
+    let subject = q
+        .iter()
+        .find(|(k, _)| k == "subject_id")
+        .map(|(_, v)| {
+            Uuid::parse_str(v).map_err(|_| ApiError::invalid("subject_id", "must be a UUID"))
+        })
+        .transpose()?
+        .ok_or_else(|| ApiError::invalid("subject_id", "is required"))?;
+    let entries = st.custos.audit_events_for_subject(&p, subject, 500).await?;
+    Ok(Json(json!({"events": entries})).into_response())
+}

@@ -1,0 +1,238 @@
+//! The server-rendered web UI: the sign-in page and the signed-in shell. The
+//! web UI issue fills in the CRM pages on this base.
+
+use crate::AppState;
+use crate::extract::{SESSION_COOKIE, UiCaller, cookie, request_meta};
+use askama::Template;
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use axum::{Form, Router};
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+
+/// The cookie that carries the sign-in form's CSRF token before a session exists.
+const PRE_COOKIE: &str = "__Host-custos_pre";
+
+/// The UI routes.
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/", get(signin_page))
+        .route("/login", post(signin))
+        .route("/logout", post(signout))
+        .route("/app", get(home))
+        .route(
+            "/static/custos.css",
+            get(|| static_file(include_str!("../../static/custos.css"))),
+        )
+        .route(
+            "/static/print.css",
+            get(|| static_file(include_str!("../../static/print.css"))),
+        )
+}
+
+async fn static_file(body: &'static str) -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/css; charset=utf-8"),
+            (header::CACHE_CONTROL, "public, max-age=3600"),
+        ],
+        body,
+    )
+        .into_response()
+}
+
+#[derive(Template)]
+#[template(path = "login.html")]
+struct LoginPage {
+    csrf: String,
+    email: String,
+    error: Option<String>,
+    first_run: bool,
+    self_signed: bool,
+}
+
+#[derive(Template)]
+#[template(path = "home.html")]
+struct HomePage {
+    email: String,
+    role: String,
+    csrf: String,
+    self_signed: bool,
+}
+
+fn render(t: &impl Template) -> Response {
+    match t.render() {
+        Ok(html) => Html(html).into_response(),
+        Err(e) => {
+            tracing::error!(error = %e, "template failed");
+            (StatusCode::INTERNAL_SERVER_ERROR, "internal error").into_response()
+        }
+    }
+}
+
+fn cookie_header(name: &str, value: &str, max_age: Option<u64>) -> HeaderValue {
+    let age = max_age
+        .map(|a| format!("; Max-Age={a}"))
+        .unwrap_or_default();
+    HeaderValue::from_str(&format!(
+        "{name}={value}; Path=/; Secure; HttpOnly; SameSite=Strict{age}"
+    ))
+    .unwrap_or_else(|_| HeaderValue::from_static(""))
+}
+
+async fn login_page(
+    st: &AppState,
+    email: String,
+    error: Option<String>,
+    status: StatusCode,
+) -> Response {
+    let pre = custos_crypto::random_bytes::<24>().map(|b| {
+        use base64::Engine;
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b)
+    });
+    let Ok(pre) = pre else {
+        return (StatusCode::INTERNAL_SERVER_ERROR, "internal error").into_response();
+    };
+    let first_run = st
+        .custos
+        .user_count()
+        .await
+        .map(|n| n == 0)
+        .unwrap_or(false);
+    let page = LoginPage {
+        csrf: pre.clone(),
+        email,
+        error,
+        first_run,
+        self_signed: st.self_signed,
+    };
+    let mut res = render(&page);
+    *res.status_mut() = status;
+    res.headers_mut().append(
+        header::SET_COOKIE,
+        cookie_header(PRE_COOKIE, &pre, Some(3600)),
+    );
+    res
+}
+
+async fn signin_page(State(st): State<AppState>, headers: HeaderMap) -> Response {
+    if let Some(token) = cookie(&headers, SESSION_COOKIE) {
+        if st
+            .custos
+            .authenticate(&token, &Default::default())
+            .await
+            .is_ok()
+        {
+            return Redirect::to("/app").into_response();
+        }
+    }
+    login_page(&st, String::new(), None, StatusCode::OK).await
+}
+
+#[derive(Deserialize)]
+struct SigninForm {
+    csrf: String,
+    email: String,
+    password: String,
+}
+
+/// Refuses form posts whose Origin names another site (defence in depth beside
+/// SameSite=Strict cookies and CSRF tokens).
+fn same_origin(headers: &HeaderMap) -> bool {
+    let Some(origin) = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) else {
+        return true; // browsers always send Origin on cross-site POSTs
+    };
+    let host = headers
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    origin.strip_prefix("https://").is_some_and(|o| o == host)
+}
+
+async fn signin(
+    State(st): State<AppState>,
+    parts: axum::http::request::Parts,
+    Form(form): Form<SigninForm>,
+) -> Response {
+    let pre = cookie(&parts.headers, PRE_COOKIE).unwrap_or_default();
+    let csrf_ok =
+        !pre.is_empty() && custos_crypto::constant_time_eq(pre.as_bytes(), form.csrf.as_bytes());
+    if !csrf_ok || !same_origin(&parts.headers) {
+        let msg = "Your sign-in form expired. Please try again.".to_string();
+        return login_page(&st, form.email, Some(msg), StatusCode::FORBIDDEN).await;
+    }
+    let meta = request_meta(&parts);
+    let password = SecretString::from(form.password);
+    match st.custos.login(&meta, &form.email, &password).await {
+        Ok(res) => {
+            let mut r = Redirect::to("/app").into_response();
+            r.headers_mut().append(
+                header::SET_COOKIE,
+                cookie_header(SESSION_COOKIE, res.token.expose_secret(), None),
+            );
+            r.headers_mut()
+                .append(header::SET_COOKIE, cookie_header(PRE_COOKIE, "", Some(0)));
+            r
+        }
+        Err(custos_service::ServiceError::Unauthenticated) => {
+            let msg = "The email or password is not right.".to_string();
+            login_page(&st, form.email, Some(msg), StatusCode::UNAUTHORIZED).await
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "sign-in failed");
+            login_page(
+                &st,
+                form.email,
+                Some("Sign-in is unavailable right now.".into()),
+                StatusCode::SERVICE_UNAVAILABLE,
+            )
+            .await
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct CsrfForm {
+    csrf: String,
+}
+
+async fn signout(
+    State(st): State<AppState>,
+    caller: UiCaller,
+    headers: HeaderMap,
+    Form(form): Form<CsrfForm>,
+) -> Response {
+    if !custos_crypto::constant_time_eq(caller.csrf.as_bytes(), form.csrf.as_bytes())
+        || !same_origin(&headers)
+    {
+        return (
+            StatusCode::FORBIDDEN,
+            "The form expired; go back and try again.",
+        )
+            .into_response();
+    }
+    if let Err(e) = st.custos.logout(&caller.principal).await {
+        tracing::error!(error = %e, "sign-out failed");
+    }
+    let mut r = Redirect::to("/").into_response();
+    r.headers_mut().append(
+        header::SET_COOKIE,
+        cookie_header(SESSION_COOKIE, "", Some(0)),
+    );
+    r
+}
+
+async fn home(State(st): State<AppState>, caller: UiCaller) -> Response {
+    let me = match st.custos.me(&caller.principal).await {
+        Ok(m) => m,
+        Err(_) => return Redirect::to("/").into_response(),
+    };
+    render(&HomePage {
+        email: me.email,
+        role: me.role.label().to_string(),
+        csrf: caller.csrf,
+        self_signed: st.self_signed,
+    })
+}

@@ -1,0 +1,351 @@
+//! The commands. Each resolves to one service call; errors print one line.
+
+use crate::setup::{self, Paths};
+use anyhow::{Context, Result, anyhow, bail};
+use clap::{Parser, Subcommand};
+use custos_domain::Role;
+use custos_service::{Principal, VerifyReport};
+use secrecy::{ExposeSecret, SecretString};
+use std::io::{BufRead, IsTerminal};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// Custos: the privacy-first CRM.
+///
+/// Contacts, companies, deals, activities and orders, with every personal field
+/// encrypted at rest, every access recorded in a tamper-evident audit ledger, and
+/// the privacy work of GDPR and CCPA built in. One binary, one data directory.
+///
+/// Start with `custos serve`: it creates the data directory on first run and
+/// tells you how to create the first administrator.
+#[derive(Debug, Parser)]
+#[command(name = "custos", version, max_term_width = 100)]
+pub struct Cli {
+    /// Data directory: database, master key file, TLS certificate.
+    #[arg(
+        long,
+        global = true,
+        env = "CUSTOS_DATA_DIR",
+        default_value = "./custos-data"
+    )]
+    pub data_dir: PathBuf,
+    /// Database URL. Default: the SQLite file in the data directory.
+    #[arg(long, global = true, env = "CUSTOS_DATABASE_URL")]
+    pub database: Option<String>,
+    /// Master key file (default: master.key in the data directory). The
+    /// environment variable CUSTOS_MASTER_KEY (base64 of 32 bytes) overrides both.
+    #[arg(long, global = true)]
+    pub master_key_file: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create the data directory, database, master key and TLS certificate.
+    /// Safe to run again: it only creates what is missing.
+    Init,
+    /// Run the HTTPS server (initialises first if needed).
+    Serve {
+        /// Address to listen on.
+        #[arg(long, default_value = "127.0.0.1:8443")]
+        listen: String,
+        /// PEM certificate chain to serve instead of the generated self-signed one.
+        #[arg(long, requires = "tls_key")]
+        tls_cert: Option<PathBuf>,
+        /// PEM private key for --tls-cert.
+        #[arg(long, requires = "tls_cert")]
+        tls_key: Option<PathBuf>,
+    },
+    /// Manage staff accounts.
+    #[command(subcommand)]
+    User(UserCommand),
+    /// Manage API tokens.
+    #[command(subcommand)]
+    Token(TokenCommand),
+    /// Check and export the tamper-evident audit ledger.
+    #[command(subcommand)]
+    Audit(AuditCommand),
+    /// Show the encryption keys' state.
+    #[command(subcommand)]
+    Keys(KeysCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UserCommand {
+    /// Create a staff account. The password is read from standard input.
+    ///
+    /// Example: echo 'a long passphrase here' | custos user add --email ada@example.com --role admin --password-stdin
+    Add {
+        /// Sign-in email.
+        #[arg(long)]
+        email: String,
+        /// Role: admin, manager, sales, support, privacy_officer or auditor.
+        #[arg(long)]
+        role: String,
+        /// Read the password (12 to 128 characters) from the first line of standard input.
+        #[arg(long, required = true)]
+        password_stdin: bool,
+        /// Name shown to colleagues.
+        #[arg(long)]
+        name: Option<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Create an API token for a user and print it (it is shown only once).
+    ///
+    /// Use it as `Authorization: Bearer TOKEN`.
+    Create {
+        /// The user the token acts as.
+        #[arg(long)]
+        email: String,
+        /// A name to recognise the token by, e.g. the script that uses it.
+        #[arg(long)]
+        name: String,
+        /// Days until the token expires (default: never).
+        #[arg(long)]
+        expires_days: Option<u32>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// Recompute the whole ledger from storage. Exit 0 and print its size and
+    /// root, or exit 1 naming the first bad entry.
+    Verify,
+    /// Print a signed checkpoint (C2SP signed note) of the current ledger.
+    Checkpoint,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// Show master key versions and the blind-index size.
+    Status,
+}
+
+fn paths(cli: &Cli) -> Paths {
+    Paths {
+        data_dir: cli.data_dir.clone(),
+        database: cli.database.clone(),
+        master_key_file: cli.master_key_file.clone(),
+    }
+}
+
+fn read_password_stdin() -> Result<SecretString> {
+    let mut line = String::new();
+    std::io::stdin()
+        .lock()
+        .read_line(&mut line)
+        .context("cannot read the password from standard input")?;
+    let pw = line.trim_end_matches(['\n', '\r']).to_string();
+    if pw.is_empty() {
+        bail!(
+            "no password on standard input (pipe it in: echo '…' | custos user add … --password-stdin)"
+        );
+    }
+    Ok(SecretString::from(pw))
+}
+
+/// Runs one command.
+pub async fn run(cli: Cli) -> Result<ExitCode> {
+    let paths = paths(&cli);
+    match cli.command {
+        Command::Init => {
+            let (custos, opened) = setup::open(&paths, true).await?;
+            let (cert, _, _) = setup::tls_files(&paths, None, None)?;
+            custos.close().await;
+            println!("Data directory: {}", paths.data_dir.display());
+            println!(
+                "  database:     {}{}",
+                paths.data_dir.join(setup::DB_FILE).display(),
+                if opened.created_db { " (created)" } else { "" }
+            );
+            if opened.created_key {
+                println!(
+                    "  master key:   {} (created; back it up somewhere safe: without it the data cannot be read)",
+                    paths.data_dir.join(setup::KEY_FILE).display()
+                );
+            }
+            println!("  certificate:  {}", cert.display());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Serve {
+            listen,
+            tls_cert,
+            tls_key,
+        } => serve(&paths, &listen, tls_cert, tls_key).await,
+        Command::User(UserCommand::Add {
+            email,
+            role,
+            password_stdin: _,
+            name,
+        }) => {
+            let role = Role::from_name(&role).ok_or_else(|| {
+                anyhow!("unknown role {role:?}: use admin, manager, sales, support, privacy_officer or auditor")
+            })?;
+            let password = read_password_stdin()?;
+            let (custos, _) = setup::open(&paths, true).await?;
+            let user = custos
+                .create_user(&Principal::cli(), &email, role, &password, name.as_deref())
+                .await;
+            custos.close().await;
+            let user = user?;
+            println!("Created {} ({}) with id {}", user.email, user.role, user.id);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Token(TokenCommand::Create {
+            email,
+            name,
+            expires_days,
+        }) => {
+            let (custos, _) = setup::open(&paths, false).await?;
+            let ttl = expires_days.map(|d| std::time::Duration::from_secs(u64::from(d) * 86_400));
+            let token = custos
+                .create_api_token(&Principal::cli(), &email, &name, ttl)
+                .await;
+            custos.close().await;
+            let token = token?;
+            if std::io::stderr().is_terminal() {
+                eprintln!(
+                    "API token {} for {email} (shown once; store it safely):",
+                    token.id
+                );
+            }
+            println!("{}", token.token.expose_secret());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Audit(AuditCommand::Verify) => {
+            let (custos, _) = setup::open(&paths, false).await?;
+            let bar = progress_bar();
+            let report = custos
+                .audit_verify(|done, total| {
+                    if let Some(b) = &bar {
+                        b.set_length(total);
+                        b.set_position(done);
+                    }
+                })
+                .await;
+            if let Some(b) = bar {
+                b.finish_and_clear();
+            }
+            custos.close().await;
+            match report? {
+                VerifyReport::Ok { size, root_hex } => {
+                    println!("ledger OK: {size} entries, root {root_hex}");
+                    Ok(ExitCode::SUCCESS)
+                }
+                VerifyReport::Tampered { index, reason } => {
+                    eprintln!("ledger FAILED at entry {index}: {reason}");
+                    Ok(ExitCode::FAILURE)
+                }
+            }
+        }
+        Command::Audit(AuditCommand::Checkpoint) => {
+            let (custos, _) = setup::open(&paths, false).await?;
+            let note = custos.ledger_checkpoint().await;
+            custos.close().await;
+            print!("{}", note?);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Keys(KeysCommand::Status) => {
+            let (custos, _) = setup::open(&paths, false).await?;
+            let s = custos.key_status();
+            custos.close().await;
+            println!(
+                "master key versions: {:?} (active: {})",
+                s.master_versions, s.active_version
+            );
+            println!("blind index size:    {} bits", s.blind_index_bits);
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn progress_bar() -> Option<indicatif::ProgressBar> {
+    if !std::io::stderr().is_terminal() {
+        return None;
+    }
+    let bar = indicatif::ProgressBar::new(0);
+    if let Ok(style) = indicatif::ProgressStyle::with_template(
+        "{bar:40} {pos}/{len} entries ({per_sec}, {eta} left)",
+    ) {
+        bar.set_style(style);
+    }
+    Some(bar)
+}
+
+async fn serve(
+    paths: &Paths,
+    listen: &str,
+    cert: Option<PathBuf>,
+    key: Option<PathBuf>,
+) -> Result<ExitCode> {
+    let addr: std::net::SocketAddr = listen
+        .parse()
+        .map_err(|_| anyhow!("--listen must be an address such as 127.0.0.1:8443"))?;
+    let (custos, opened) = setup::open(paths, true).await?;
+    if opened.created_key {
+        println!(
+            "Created the master key {} — back it up: without it the data cannot be read.",
+            paths.data_dir.join(setup::KEY_FILE).display()
+        );
+    }
+    let (cert, key, self_signed) = setup::tls_files(paths, cert, key)?;
+    let tls = custos_web::tls::server_config(&cert, &key).map_err(|e| anyhow!("{e}"))?;
+    let listener =
+        std::net::TcpListener::bind(addr).with_context(|| format!("cannot listen on {addr}"))?;
+    let handle = axum_server::Handle::new();
+    let shutdown = handle.clone();
+    tokio::spawn(async move {
+        wait_for_signal().await;
+        shutdown.graceful_shutdown(Some(std::time::Duration::from_secs(10)));
+    });
+    println!(
+        "Custos is serving https://{addr}  (data: {})",
+        paths.data_dir.display()
+    );
+    if self_signed {
+        println!(
+            "Using a self-signed certificate ({}); browsers will warn until you install a real one (--tls-cert/--tls-key).",
+            cert.display()
+        );
+    }
+    if custos.user_count().await? == 0 {
+        println!("No users yet. Create the first administrator:");
+        println!("  custos user add --email you@example.com --role admin --password-stdin");
+    }
+    let state = custos_web::AppState {
+        custos: custos.clone(),
+        self_signed,
+    };
+    custos_web::serve(listener, tls, state, handle)
+        .await
+        .context("server stopped")?;
+    custos.close().await;
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn wait_for_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = ctrl_c => {},
+            _ = term.recv() => {},
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+}
