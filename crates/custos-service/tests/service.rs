@@ -1,0 +1,29 @@
+//! Tests of the service layer's use cases, against SQLite (in memory, or on disk
+//! in a temporary directory where files are scanned). Each module covers one
+//! concern; `common` builds the service and reads the ledger back.
+
+#[path = "service/common.rs"]
+mod common;
+
+#[path = "service/at_rest.rs"]
+mod at_rest;
+#[path = "service/audit.rs"]
+mod audit;
+#[path = "service/cascade.rs"]
+mod cascade;
+#[path = "service/crud.rs"]
+mod crud;
+#[path = "service/erasure.rs"]
+mod erasure;
+#[path = "service/permissions.rs"]
+mod permissions;
+#[path = "service/pipeline.rs"]
+mod pipeline;
+#[path = "service/search.rs"]
+mod search;
+#[path = "service/sessions.rs"]
+mod sessions;
+#[path = "service/users.rs"]
+mod users;
+#[path = "service/validation.rs"]
+mod validation;

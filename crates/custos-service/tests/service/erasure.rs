@@ -1,0 +1,131 @@
+//! Records of an erased person answer `Gone` (invariant 4). The service has no
+//! erasure use case yet, so the test shreds the subject's key through the store,
+//! as the erasure will, and reads through a freshly opened service (whose key
+//! cache never held the key).
+
+use crate::common::*;
+use custos_crypto::{MasterKey, MasterKeyring};
+use custos_domain::{Entity, ManualClock, Role};
+use custos_service::{Config, Custos, ListParams, Principal, RequestMeta, ServiceError};
+use custos_store::{SqliteStore, Store};
+use secrecy::{ExposeSecret, SecretString};
+use serde_json::json;
+use std::sync::Arc;
+use uuid::Uuid;
+
+struct Erased {
+    custos: Custos,
+    auditor: Principal,
+    ada: Uuid,
+    ada_order: Uuid,
+    charles: Uuid,
+}
+
+async fn erased() -> TestResult<Erased> {
+    let key = MasterKey::generate(1)?;
+    let b64 = key.to_base64();
+    let store = Arc::new(SqliteStore::memory().await?);
+    let clock = Arc::new(ManualClock::new(T0));
+    let first = Custos::open(
+        store.clone(),
+        clock.clone(),
+        MasterKeyring::new(vec![key])?,
+        Config::default(),
+    )
+    .await?;
+    let admin = Principal::cli();
+    let pw = SecretString::from(PASSWORD);
+    first
+        .create_user(&admin, "auditor@custos.test", Role::Auditor, &pw, None)
+        .await?;
+    let mut a = person("Ada", "Lovelace");
+    a["email"] = json!("ada@example.com");
+    let ada = first.create(&admin, Entity::Contact, &a).await?.id();
+    let mut o = order(ada, "99.90");
+    o["shipping_address"] = json!("12 St James's Square");
+    let ada_order = first.create(&admin, Entity::Order, &o).await?.id();
+    let charles = first
+        .create(&admin, Entity::Contact, &person("Charles", "Babbage"))
+        .await?
+        .id();
+    drop(first);
+
+    let mut tx = store.begin().await?;
+    tx.shred_subject_key(ada, 0).await?;
+    tx.commit().await?;
+
+    let key = MasterKey::from_base64(1, b64.expose_secret())?;
+    let custos = Custos::open(
+        store,
+        clock,
+        MasterKeyring::new(vec![key])?,
+        Config::default(),
+    )
+    .await?;
+    let login = custos
+        .login(&RequestMeta::default(), "auditor@custos.test", &pw)
+        .await?;
+    let auditor = custos
+        .authenticate(login.token.expose_secret(), &RequestMeta::default())
+        .await?;
+    Ok(Erased {
+        custos,
+        auditor,
+        ada,
+        ada_order,
+        charles,
+    })
+}
+
+#[tokio::test]
+async fn an_erased_persons_records_are_gone_for_an_admin() -> TestResult {
+    let e = erased().await?;
+    let admin = Principal::cli();
+    let err = e
+        .custos
+        .get(&admin, Entity::Contact, e.ada)
+        .await
+        .expect_err("erased");
+    assert!(matches!(err, ServiceError::Gone("contact")), "{err:?}");
+    let err = e
+        .custos
+        .get(&admin, Entity::Order, e.ada_order)
+        .await
+        .expect_err("erased");
+    assert!(matches!(err, ServiceError::Gone(_)), "{err:?}");
+    let page = e
+        .custos
+        .list(
+            &admin,
+            Entity::Contact,
+            &ListParams::parse(Entity::Contact, &[])?,
+        )
+        .await?;
+    let ids: Vec<Uuid> = page.items.iter().map(|v| v.id()).collect();
+    assert_eq!(ids, vec![e.charles], "erased people are not listed");
+    Ok(())
+}
+
+#[tokio::test]
+#[ignore = "BUG: open_row (records.rs) only checks for a shredded key when it opened nothing and masked \
+            nothing (`masked.is_empty() && key.is_none()`); for a role that masks sealed fields (auditor) \
+            it never asks for the key, so an erased contact or order is returned (masked) and listed \
+            instead of answering Gone"]
+async fn an_erased_persons_records_are_gone_for_an_auditor_too() -> TestResult {
+    let e = erased().await?;
+    let r = e.custos.get(&e.auditor, Entity::Contact, e.ada).await;
+    assert!(matches!(r, Err(ServiceError::Gone("contact"))), "{r:?}");
+    let r = e.custos.get(&e.auditor, Entity::Order, e.ada_order).await;
+    assert!(matches!(r, Err(ServiceError::Gone(_))), "{r:?}");
+    let page = e
+        .custos
+        .list(
+            &e.auditor,
+            Entity::Contact,
+            &ListParams::parse(Entity::Contact, &[])?,
+        )
+        .await?;
+    let ids: Vec<Uuid> = page.items.iter().map(|v| v.id()).collect();
+    assert_eq!(ids, vec![e.charles], "erased people are not listed");
+    Ok(())
+}
