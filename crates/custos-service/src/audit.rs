@@ -2,7 +2,7 @@
 //! its event through [`Custos::append`] inside its own transaction.
 
 use crate::{Custos, Principal, RequestMeta, Result, ServiceError};
-use custos_domain::value::format_timestamp;
+use custos_domain::value::{format_timestamp, to_unix_ms};
 use custos_domain::{DataCategory, Entity, Role};
 use custos_ledger::event::AuditEvent;
 use custos_ledger::merkle::Appender;
@@ -159,13 +159,20 @@ impl Custos {
             size: app.size(),
             frontier: app.frontier().to_vec(),
         };
+        let index_row = custos_store::LeafIndex {
+            time_ms: to_unix_ms(now),
+            actor: event.actor.clone(),
+            action: event.action.clone(),
+            subject_id: event.subject_id.clone(),
+            record: event.record.clone(),
+            outcome: event.outcome.clone(),
+        };
         let leaf = LeafRow {
             index,
             data,
             leaf_hash: hash.to_vec(),
         };
-        tx.append_leaf(&leaf, &nodes, &new_head, self.now_ms())
-            .await?;
+        tx.append_leaf(&leaf, &index_row, &nodes, &new_head).await?;
         Ok(index)
     }
 
@@ -178,19 +185,80 @@ impl Custos {
         Ok(())
     }
 
-    fn require_ledger_reader(p: &Principal) -> Result<()> {
+    /// Records a refusal in the ledger and returns the error to give the caller.
+    pub(crate) async fn refuse(
+        &self,
+        p: &Principal,
+        action: &str,
+        message: String,
+    ) -> ServiceError {
+        match self
+            .append_alone(Event::new(p, action).outcome("denied"))
+            .await
+        {
+            Ok(()) => ServiceError::Forbidden(message),
+            Err(e) => e,
+        }
+    }
+
+    /// Records a refusal in an open transaction that has written nothing else yet,
+    /// commits it, and returns the error to give the caller.
+    pub(crate) async fn refuse_in(
+        &self,
+        mut tx: Box<dyn Tx>,
+        p: &Principal,
+        action: &str,
+        message: String,
+    ) -> ServiceError {
+        let r = async {
+            self.append(tx.as_mut(), Event::new(p, action).outcome("denied"))
+                .await?;
+            tx.commit().await.map_err(ServiceError::from)
+        };
+        match r.await {
+            Ok(()) => ServiceError::Forbidden(message),
+            Err(e) => e,
+        }
+    }
+
+    /// Records that a record was asked for and not found, then returns NotFound.
+    pub(crate) async fn not_found_in(
+        &self,
+        mut tx: Box<dyn Tx>,
+        p: &Principal,
+        entity: Entity,
+        action: &str,
+        id: Uuid,
+    ) -> ServiceError {
+        let r = async {
+            self.append(
+                tx.as_mut(),
+                Event::new(p, action)
+                    .record(entity, id)
+                    .outcome("not_found"),
+            )
+            .await?;
+            tx.commit().await.map_err(ServiceError::from)
+        };
+        match r.await {
+            Ok(()) => ServiceError::NotFound(entity.name()),
+            Err(e) => e,
+        }
+    }
+
+    pub(crate) async fn require_ledger_reader(&self, p: &Principal) -> Result<()> {
         if matches!(p.role, Role::Admin | Role::Auditor | Role::PrivacyOfficer) {
             Ok(())
         } else {
-            Err(ServiceError::Forbidden(
-                "reading the audit ledger needs the admin, auditor or privacy officer role".into(),
-            ))
+            let msg = "reading the audit ledger needs the admin, auditor or privacy officer role"
+                .to_string();
+            Err(self.refuse(p, "audit.read", msg).await)
         }
     }
 
     /// The ledger's size and root.
     pub async fn ledger_status(&self, p: &Principal) -> Result<LedgerStatus> {
-        Self::require_ledger_reader(p)?;
+        self.require_ledger_reader(p).await?;
         let mut tx = self.inner.store.begin().await?;
         let head = tx.ledger_head().await?;
         let app = Appender::from_frontier(head.size, head.frontier)
@@ -208,7 +276,7 @@ impl Custos {
         start: u64,
         end: u64,
     ) -> Result<Vec<AuditEntry>> {
-        Self::require_ledger_reader(p)?;
+        self.require_ledger_reader(p).await?;
         let end = end.min(start.saturating_add(1000));
         let mut tx = self.inner.store.begin().await?;
         let leaves = tx.ledger_leaves(start, end).await?;
@@ -233,7 +301,7 @@ impl Custos {
         subject: Uuid,
         limit: usize,
     ) -> Result<Vec<AuditEntry>> {
-        Self::require_ledger_reader(p)?;
+        self.require_ledger_reader(p).await?;
         let needle = subject.to_string();
         let mut tx = self.inner.store.begin().await?;
         let size = tx.ledger_head().await?.size;
@@ -364,7 +432,7 @@ impl Custos {
         start: u64,
         end: u64,
     ) -> Result<Vec<(u64, Vec<u8>)>> {
-        Self::require_ledger_reader(p)?;
+        self.require_ledger_reader(p).await?;
         let end = end.min(start.saturating_add(1000));
         let mut tx = self.inner.store.begin().await?;
         Ok(tx

@@ -220,17 +220,16 @@ impl Custos {
             ));
         }
         let mut tx = self.inner.store.begin().await?;
-        let Some((row, _rec)) = self.find_user(tx.as_mut(), email).await? else {
+        let found = self.find_user(tx.as_mut(), email).await?;
+        // Non-administrators may only create tokens for themselves; decide that
+        // before saying whether the email exists, so it cannot be probed.
+        if p.role != Role::Admin && found.as_ref().is_none_or(|(row, _)| row.id != p.user_id) {
+            let msg = "only administrators create tokens for other users".to_string();
+            return Err(self.refuse_in(tx, p, "token.create", msg).await);
+        }
+        let Some((row, _rec)) = found else {
             return Err(ServiceError::invalid("email", "no user has this email"));
         };
-        if p.role != Role::Admin && p.user_id != row.id {
-            drop(tx);
-            self.append_alone(Event::new(p, "token.create").outcome("denied"))
-                .await?;
-            return Err(ServiceError::Forbidden(
-                "only administrators create tokens for other users".into(),
-            ));
-        }
         let (token, hash) = new_token(TOKEN_PREFIX)?;
         let id = Uuid::now_v7();
         let now = self.now_ms();

@@ -116,16 +116,15 @@ impl Custos {
         if policy::allows(p.role, op, entity) {
             return Ok(());
         }
-        self.append_alone(
-            Event::new(p, format!("{}.{}", entity.name(), op.name())).outcome("denied"),
-        )
-        .await?;
-        Err(ServiceError::Forbidden(format!(
+        let msg = format!(
             "the {} role may not {} {}",
             p.role.name(),
             op.name(),
             entity.plural()
-        )))
+        );
+        Err(self
+            .refuse(p, &format!("{}.{}", entity.name(), op.name()), msg)
+            .await)
     }
 
     async fn subject_key_for(
@@ -157,26 +156,32 @@ impl Custos {
         let tenant = self.inner.keys.tenant();
         let id = row.id.to_string();
         let subject = row.subject_id.map(|s| s.to_string()).unwrap_or_default();
-        let mut key: Option<Arc<DataKey>> = None;
+        // An erased person's records answer Gone, whatever the caller may see.
+        let key: Option<Arc<DataKey>> = self.subject_key_for(tx, entity, row.subject_id).await?;
         for f in inventory::fields(entity) {
-            if f.name == "id" {
-                continue;
+            if f.name == "id" || f.category == DataCategory::Credentials {
+                continue; // credentials never leave the service, not even masked
             }
             let stored = row.get(f.name);
+            if matches!(stored, SqlValue::Null) {
+                continue; // absent stays Null
+            }
+            if !policy::can_read(p.role, f.category) {
+                masked.push(f.name);
+                continue;
+            }
+            if !matches!(f.category, DataCategory::Identifiers | DataCategory::System) {
+                categories.insert(f.category);
+            }
             if !f.protection.is_sealed() {
                 record.set(f.name, from_sql(f.kind, stored)?);
                 continue;
             }
             let SqlValue::Blob(bytes) = stored else {
-                continue; // absent sealed value stays Null
+                return Err(ServiceError::Internal(
+                    "sealed column holds no ciphertext".into(),
+                ));
             };
-            if !policy::can_read(p.role, f.category) {
-                masked.push(f.name);
-                continue;
-            }
-            if key.is_none() {
-                key = self.subject_key_for(tx, entity, row.subject_id).await?;
-            }
             let k = key
                 .as_ref()
                 .ok_or_else(|| ServiceError::Internal("sealed field without a subject".into()))?;
@@ -184,16 +189,7 @@ impl Custos {
             let v = Value::from_plaintext(f.kind, &plain).ok_or_else(|| {
                 ServiceError::Internal("sealed value does not fit its declared type".into())
             })?;
-            categories.insert(f.category);
             record.set(f.name, v);
-        }
-        if entity.subject_field().is_some()
-            && masked.is_empty()
-            && key.is_none()
-            && row.subject_id.is_some()
-        {
-            // No sealed value was present or readable; still refuse erased subjects.
-            self.subject_key_for(tx, entity, row.subject_id).await?;
         }
         Ok(Opened {
             view: RecordView { record, masked },
@@ -306,7 +302,11 @@ impl Custos {
         let vctx = Self::validation_context(tx.as_mut()).await?;
         let mut values = validate::parse_input(entity, input, Mode::Create, &vctx)
             .map_err(ServiceError::Invalid)?;
-        Self::check_write_categories(p, entity, &values)?;
+        if let Err(ServiceError::Forbidden(m)) = Self::check_write_categories(p, entity, &values) {
+            return Err(self
+                .refuse_in(tx, p, &format!("{}.create", entity.name()), m)
+                .await);
+        }
         self.check_refs(tx.as_mut(), entity, &values).await?;
         let id = Uuid::now_v7();
         let now = Value::Timestamp(self.now());
@@ -448,17 +448,32 @@ impl Custos {
         self.authorise(p, Operation::Read, entity).await?;
         let mut tx = self.inner.store.begin().await?;
         let vctx = Self::validation_context(tx.as_mut()).await?;
+        if let Some(f) = inventory::field(entity, params.sort.field) {
+            if !policy::can_read(p.role, f.category) {
+                let msg = format!(
+                    "the {} role may not sort by {} data",
+                    p.role.name(),
+                    f.category.name()
+                );
+                return Err(self
+                    .refuse_in(tx, p, &format!("{}.list", entity.name()), msg)
+                    .await);
+            }
+        }
         let mut conditions = Vec::new();
         let mut checks: Vec<(&'static FieldDecl, String)> = Vec::new();
         for (name, raw) in &params.filters {
             let f = inventory::field(entity, name)
                 .ok_or_else(|| ServiceError::invalid(name, "unknown field"))?;
             if !policy::can_read(p.role, f.category) {
-                return Err(ServiceError::Forbidden(format!(
+                let msg = format!(
                     "the {} role may not search {} data",
                     p.role.name(),
                     f.category.name()
-                )));
+                );
+                return Err(self
+                    .refuse_in(tx, p, &format!("{}.list", entity.name()), msg)
+                    .await);
             }
             match f.protection {
                 Protection::Plain { .. } => {
@@ -499,7 +514,15 @@ impl Custos {
         }
         let mut q_tokens = Vec::new();
         if let Some(q) = &params.q {
-            conditions.push(self.q_condition(p, entity, q, &mut q_tokens)?);
+            match self.q_condition(p, entity, q, &mut q_tokens) {
+                Ok(c) => conditions.push(c),
+                Err(ServiceError::Forbidden(m)) => {
+                    return Err(self
+                        .refuse_in(tx, p, &format!("{}.list", entity.name()), m)
+                        .await);
+                }
+                Err(e) => return Err(e),
+            }
         }
         let mut items: Vec<(RecordView, SqlValue, Option<Uuid>, BTreeSet<DataCategory>)> =
             Vec::new();
@@ -695,8 +718,18 @@ impl Custos {
         tokens: &[String],
         company_names: &mut BTreeMap<Uuid, String>,
     ) -> Result<bool> {
-        if record.entity != Entity::Contact {
-            return Ok(true);
+        let folded = q.to_lowercase();
+        let has = |field: &str| {
+            record
+                .get(field)
+                .as_text()
+                .is_some_and(|t| t.to_lowercase().contains(&folded))
+        };
+        match record.entity {
+            Entity::Contact => {}
+            Entity::Company => return Ok(has("name") || has("domain")),
+            Entity::Deal => return Ok(has("title")),
+            _ => return Ok(true),
         }
         let mut words = normalize::tokens(record.get("first_name").as_text().unwrap_or_default());
         words.extend(normalize::tokens(
@@ -746,9 +779,15 @@ impl Custos {
                 ));
             }
         }
-        Self::check_write_categories(p, entity, &values)?;
+        if let Err(ServiceError::Forbidden(m)) = Self::check_write_categories(p, entity, &values) {
+            return Err(self
+                .refuse_in(tx, p, &format!("{}.update", entity.name()), m)
+                .await);
+        }
         let Some(row) = tx.get_record(entity, id).await? else {
-            return Err(ServiceError::NotFound(entity.name()));
+            return Err(self
+                .not_found_in(tx, p, entity, &format!("{}.update", entity.name()), id)
+                .await);
         };
         self.check_refs(tx.as_mut(), entity, &values).await?;
         let key = self
@@ -795,10 +834,10 @@ impl Custos {
     pub async fn delete(&self, p: &Principal, entity: Entity, id: Uuid) -> Result<()> {
         self.authorise(p, Operation::Delete, entity).await?;
         let mut tx = self.inner.store.begin().await?;
-        let Some(row) = tx.get_record(entity, id).await? else {
-            return Err(ServiceError::NotFound(entity.name()));
-        };
         let action = format!("{}.delete", entity.name());
+        let Some(row) = tx.get_record(entity, id).await? else {
+            return Err(self.not_found_in(tx, p, entity, &action, id).await);
+        };
         match entity {
             Entity::Contact => {
                 let orders = tx
@@ -824,9 +863,14 @@ impl Custos {
                         .detail("cascade=contact");
                     self.append(tx.as_mut(), ev).await?;
                 }
+                let now = SqlValue::Int(self.now_ms());
                 for deal in self.all_ids(tx.as_mut(), Entity::Deal, link).await? {
-                    tx.update_record(Entity::Deal, deal, &[("contact_id", SqlValue::Null)])
-                        .await?;
+                    let cols = [("contact_id", SqlValue::Null), ("updated_at", now.clone())];
+                    tx.update_record(Entity::Deal, deal, &cols).await?;
+                    let ev = Event::new(p, "deal.update")
+                        .record(Entity::Deal, deal)
+                        .detail("fields=contact_id cascade=contact");
+                    self.append(tx.as_mut(), ev).await?;
                 }
                 tx.delete_record(entity, id).await?;
                 tx.shred_subject_key(id, self.now_ms()).await?;
@@ -834,10 +878,17 @@ impl Custos {
             }
             Entity::Company => {
                 let link = Condition::Eq("company_id", SqlValue::Text(id.to_string()));
+                let now = SqlValue::Int(self.now_ms());
                 for e in [Entity::Contact, Entity::Deal] {
                     for rid in self.all_ids(tx.as_mut(), e, link.clone()).await? {
-                        tx.update_record(e, rid, &[("company_id", SqlValue::Null)])
-                            .await?;
+                        let cols = [("company_id", SqlValue::Null), ("updated_at", now.clone())];
+                        tx.update_record(e, rid, &cols).await?;
+                        let subject = (e == Entity::Contact).then_some(rid);
+                        let ev = Event::new(p, format!("{}.update", e.name()))
+                            .subject(subject)
+                            .record(e, rid)
+                            .detail("fields=company_id cascade=company");
+                        self.append(tx.as_mut(), ev).await?;
                     }
                 }
                 tx.delete_record(entity, id).await?;

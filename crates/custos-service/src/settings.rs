@@ -46,9 +46,8 @@ impl Custos {
         stages: Vec<String>,
     ) -> Result<Vec<String>> {
         if !matches!(p.role, Role::Admin | Role::Manager) {
-            return Err(ServiceError::Forbidden(
-                "only admins and managers change the pipeline".into(),
-            ));
+            let msg = "only admins and managers change the pipeline".to_string();
+            return Err(self.refuse(p, "pipeline.update", msg).await);
         }
         let mut cleaned: Vec<String> = Vec::new();
         for s in &stages {

@@ -251,6 +251,55 @@ pub struct LeafRow {
     pub leaf_hash: Vec<u8>,
 }
 
+/// The searchable ids of one ledger leaf (the leaf itself stays canonical bytes).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct LeafIndex {
+    /// Event time (Unix ms).
+    pub time_ms: i64,
+    /// Actor string (`user:<uuid>`, `cli`, …).
+    pub actor: String,
+    /// Action (`contact.read`, …).
+    pub action: String,
+    /// Data subject id, if any.
+    pub subject_id: Option<String>,
+    /// Record (`contact:<uuid>`), if any.
+    pub record: Option<String>,
+    /// Outcome.
+    pub outcome: String,
+}
+
+/// A filter on ledger events; every given part must match.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct EventFilter {
+    /// Data subject id.
+    pub subject_id: Option<String>,
+    /// Actor string.
+    pub actor: Option<String>,
+    /// Action name.
+    pub action: Option<String>,
+    /// Record (`entity:uuid`).
+    pub record: Option<String>,
+    /// Events at or after (Unix ms).
+    pub from_ms: Option<i64>,
+    /// Events before (Unix ms).
+    pub to_ms: Option<i64>,
+    /// Only leaves with index below this (for paging newest first).
+    pub before_index: Option<u64>,
+}
+
+/// A stored signed checkpoint.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckpointRow {
+    /// Tree size it commits to.
+    pub size: u64,
+    /// Root hash at that size.
+    pub root: Vec<u8>,
+    /// The signed note.
+    pub note: String,
+    /// When it was signed (Unix ms).
+    pub created_at: i64,
+}
+
 /// The state of the Merkle tree after the last append.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct LedgerHead {
@@ -349,10 +398,25 @@ pub trait Tx: Send {
     async fn append_leaf(
         &mut self,
         leaf: &LeafRow,
+        index: &LeafIndex,
         nodes: &[(u32, u64, [u8; 32])],
         head: &LedgerHead,
-        now_ms: i64,
     ) -> Result<()>;
+    /// Leaf indexes matching a filter, newest first.
+    async fn find_leaves(&mut self, filter: &EventFilter, limit: u32) -> Result<Vec<u64>>;
+    /// Stored perfect-subtree roots at `level` for `start <= index < end`.
+    async fn ledger_nodes(
+        &mut self,
+        level: u32,
+        start: u64,
+        end: u64,
+    ) -> Result<Vec<(u64, [u8; 32])>>;
+    /// Total bytes of stored leaves.
+    async fn ledger_bytes(&mut self) -> Result<u64>;
+    /// Stores a signed checkpoint.
+    async fn insert_checkpoint(&mut self, row: &CheckpointRow) -> Result<()>;
+    /// All stored checkpoints, smallest size first.
+    async fn checkpoints(&mut self) -> Result<Vec<CheckpointRow>>;
     /// Leaves with `start <= index < end`, in order.
     async fn ledger_leaves(&mut self, start: u64, end: u64) -> Result<Vec<LeafRow>>;
     /// The root of the perfect subtree at `level`, `index`, if stored.

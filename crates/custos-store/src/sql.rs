@@ -25,6 +25,26 @@ pub struct Query {
 }
 
 impl Query {
+    /// An empty SQLite statement, for backend modules building their own SQL.
+    pub fn new_sqlite() -> Query {
+        Query::new(Dialect::Sqlite)
+    }
+
+    /// An empty PostgreSQL statement.
+    pub fn new_postgres() -> Query {
+        Query::new(Dialect::Postgres)
+    }
+
+    /// Adds a bind value and returns its placeholder (for backend modules).
+    pub fn push(&mut self, v: SqlValue) -> String {
+        self.bind(v)
+    }
+
+    /// Returns itself (readability at call sites that hand it to an executor).
+    pub fn into_query(self) -> Query {
+        self
+    }
+
     fn new(dialect: Dialect) -> Query {
         Query {
             sql: String::new(),
@@ -185,9 +205,17 @@ pub fn insert_blind(
     q
 }
 
+/// A LIKE pattern for a case-insensitive "contains". SQLite's lower() folds only
+/// ASCII, so every non-ASCII character becomes `_` (any one character): the SQL
+/// over-approximates and the service confirms each match with Unicode case
+/// folding.
 fn like_pattern(needle: &str) -> String {
     let mut p = String::from("%");
     for c in needle.to_lowercase().chars() {
+        if !c.is_ascii() {
+            p.push('_');
+            continue;
+        }
         if matches!(c, '%' | '_' | '\\') {
             p.push('\\');
         }

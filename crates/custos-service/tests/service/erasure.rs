@@ -107,10 +107,6 @@ async fn an_erased_persons_records_are_gone_for_an_admin() -> TestResult {
 }
 
 #[tokio::test]
-#[ignore = "BUG: open_row (records.rs) only checks for a shredded key when it opened nothing and masked \
-            nothing (`masked.is_empty() && key.is_none()`); for a role that masks sealed fields (auditor) \
-            it never asks for the key, so an erased contact or order is returned (masked) and listed \
-            instead of answering Gone"]
 async fn an_erased_persons_records_are_gone_for_an_auditor_too() -> TestResult {
     let e = erased().await?;
     let r = e.custos.get(&e.auditor, Entity::Contact, e.ada).await;

@@ -463,10 +463,6 @@ async fn name_search_folds_case_beyond_ascii() -> TestResult {
 }
 
 #[tokio::test]
-#[ignore = "BUG: company-name search is case-insensitive for ASCII only. The store compiles Contains / \
-            RefContains to `lower(col) LIKE pattern` (custos-store sql.rs) and SQLite's lower() and LIKE \
-            fold only ASCII, while the pattern is lower-cased with Rust's Unicode to_lowercase: q=électricité \
-            finds neither the company \"ÉLECTRICITÉ Zürich SA\" nor its contacts, q=ZÜRICH neither"]
 async fn company_search_folds_case_beyond_ascii() -> TestResult {
     let env = Env::new().await?;
     let company = env

@@ -2,8 +2,8 @@
 
 use crate::sql::{self, Dialect, Query};
 use crate::{
-    ApiTokenRow, ColumnType, Condition, LeafRow, LedgerHead, ListQuery, Result, SessionRow,
-    SqlValue, Store, StoreError, StoredRow, SubjectKeyRow, Tx,
+    ApiTokenRow, CheckpointRow, ColumnType, Condition, EventFilter, LeafIndex, LeafRow, LedgerHead,
+    ListQuery, Result, SessionRow, SqlValue, Store, StoreError, StoredRow, SubjectKeyRow, Tx,
 };
 use async_trait::async_trait;
 use custos_domain::Entity;
@@ -17,11 +17,18 @@ use std::time::Duration;
 use uuid::Uuid;
 
 /// Versioned migrations, applied in order on open.
-const MIGRATIONS: &[(i64, &str, &str)] = &[(
-    1,
-    "initial",
-    include_str!("../../migrations/sqlite/0001_initial.sql"),
-)];
+const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (
+        1,
+        "initial",
+        include_str!("../../migrations/sqlite/0001_initial.sql"),
+    ),
+    (
+        2,
+        "ledger_checkpoints",
+        include_str!("../../migrations/sqlite/0002_ledger_checkpoints.sql"),
+    ),
+];
 
 const D: Dialect = Dialect::Sqlite;
 
@@ -512,9 +519,9 @@ impl Tx for SqliteTx {
     async fn append_leaf(
         &mut self,
         leaf: &LeafRow,
+        index: &LeafIndex,
         nodes: &[(u32, u64, [u8; 32])],
         head: &LedgerHead,
-        now_ms: i64,
     ) -> Result<()> {
         sqlx::query(
             "INSERT INTO ledger_leaves (idx, data, leaf_hash, created_at) VALUES (?1, ?2, ?3, ?4)",
@@ -522,7 +529,20 @@ impl Tx for SqliteTx {
         .bind(leaf.index as i64)
         .bind(leaf.data.clone())
         .bind(leaf.leaf_hash.clone())
-        .bind(now_ms)
+        .bind(index.time_ms)
+        .execute(&mut *self.tx)
+        .await?;
+        sqlx::query(
+            "INSERT INTO ledger_index (idx, time_ms, actor, action, subject_id, record, outcome) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        )
+        .bind(leaf.index as i64)
+        .bind(index.time_ms)
+        .bind(index.actor.clone())
+        .bind(index.action.clone())
+        .bind(index.subject_id.clone())
+        .bind(index.record.clone())
+        .bind(index.outcome.clone())
         .execute(&mut *self.tx)
         .await?;
         for (level, idx, hash) in nodes {
@@ -543,6 +563,101 @@ impl Tx for SqliteTx {
         .execute(&mut *self.tx)
         .await?;
         Ok(())
+    }
+
+    async fn find_leaves(&mut self, f: &EventFilter, limit: u32) -> Result<Vec<u64>> {
+        let mut q = Query::new_sqlite();
+        let mut wh = Vec::new();
+        for (col, v) in [
+            ("subject_id", &f.subject_id),
+            ("actor", &f.actor),
+            ("action", &f.action),
+            ("record", &f.record),
+        ] {
+            if let Some(v) = v {
+                wh.push(format!("{col} = {}", q.push(SqlValue::Text(v.clone()))));
+            }
+        }
+        if let Some(t) = f.from_ms {
+            wh.push(format!("time_ms >= {}", q.push(SqlValue::Int(t))));
+        }
+        if let Some(t) = f.to_ms {
+            wh.push(format!("time_ms < {}", q.push(SqlValue::Int(t))));
+        }
+        if let Some(b) = f.before_index {
+            wh.push(format!("idx < {}", q.push(SqlValue::Int(b as i64))));
+        }
+        let wh = if wh.is_empty() {
+            String::new()
+        } else {
+            format!(" WHERE {}", wh.join(" AND "))
+        };
+        let lim = q.push(SqlValue::Int(i64::from(limit)));
+        q.sql = format!("SELECT idx FROM ledger_index{wh} ORDER BY idx DESC LIMIT {lim}");
+        let rows = bind_all(q.into_query()).fetch_all(&mut *self.tx).await?;
+        rows.iter()
+            .map(|r| Ok(r.try_get::<i64, _>(0)?.max(0) as u64))
+            .collect()
+    }
+
+    async fn ledger_nodes(
+        &mut self,
+        level: u32,
+        start: u64,
+        end: u64,
+    ) -> Result<Vec<(u64, [u8; 32])>> {
+        let rows = sqlx::query("SELECT idx, hash FROM ledger_nodes WHERE level = ?1 AND idx >= ?2 AND idx < ?3 ORDER BY idx")
+            .bind(i64::from(level))
+            .bind(start as i64)
+            .bind(end as i64)
+            .fetch_all(&mut *self.tx)
+            .await?;
+        rows.iter()
+            .map(|r| {
+                let idx: i64 = r.try_get(0)?;
+                let h: Vec<u8> = r.try_get(1)?;
+                Ok((idx.max(0) as u64, to_hash(&h)?))
+            })
+            .collect()
+    }
+
+    async fn ledger_bytes(&mut self) -> Result<u64> {
+        let n: i64 = sqlx::query_scalar("SELECT COALESCE(SUM(LENGTH(data)), 0) FROM ledger_leaves")
+            .fetch_one(&mut *self.tx)
+            .await?;
+        Ok(n.max(0) as u64)
+    }
+
+    async fn insert_checkpoint(&mut self, row: &CheckpointRow) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO ledger_checkpoints (size, root, note, created_at) VALUES (?1, ?2, ?3, ?4)",
+        )
+        .bind(row.size as i64)
+        .bind(row.root.clone())
+        .bind(row.note.clone())
+        .bind(row.created_at)
+        .execute(&mut *self.tx)
+        .await?;
+        Ok(())
+    }
+
+    async fn checkpoints(&mut self) -> Result<Vec<CheckpointRow>> {
+        let rows = sqlx::query(
+            "SELECT size, root, note, created_at FROM ledger_checkpoints ORDER BY size",
+        )
+        .fetch_all(&mut *self.tx)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                let size: i64 = r.try_get(0)?;
+                Ok(CheckpointRow {
+                    size: size.max(0) as u64,
+                    root: r.try_get(1)?,
+                    note: r.try_get(2)?,
+                    created_at: r.try_get(3)?,
+                })
+            })
+            .collect()
     }
 
     async fn ledger_leaves(&mut self, start: u64, end: u64) -> Result<Vec<LeafRow>> {
@@ -583,7 +698,10 @@ mod tests {
     #[tokio::test]
     async fn schema_matches_the_inventory_both_ways() {
         let store = SqliteStore::memory().await.expect("open");
-        assert_eq!(store.schema_version().await.expect("version"), 1);
+        assert_eq!(
+            store.schema_version().await.expect("version"),
+            MIGRATIONS.len() as i64
+        );
         for entity in Entity::ALL {
             let mut cols = store.table_columns(entity.plural()).await.expect("cols");
             cols.sort();
