@@ -8,12 +8,15 @@ mod audit;
 mod auth;
 mod error;
 mod keys;
+mod ledger;
 mod principal;
 mod query;
 mod records;
 mod settings;
 
-pub use audit::{AuditEntry, LedgerStatus, VerifyReport};
+pub use audit::AuditEntry;
+pub use custos_store::EventFilter;
+pub use ledger::{EventQuery, InclusionProof, LedgerStatus, VerifyReport, WitnessReport};
 pub use auth::{LoginResult, NewToken, UserView};
 pub use error::{Result, ServiceError};
 pub use keys::KeyStatus;

@@ -56,6 +56,10 @@ pub enum Command {
         /// PEM private key for --tls-cert.
         #[arg(long, requires = "tls_cert")]
         tls_key: Option<PathBuf>,
+        /// Seconds between automatic signed checkpoints of the audit ledger
+        /// (one is signed only when the ledger grew).
+        #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=86_400))]
+        checkpoint_interval: u64,
     },
     /// Manage staff accounts.
     #[command(subcommand)]
@@ -115,8 +119,19 @@ pub enum AuditCommand {
     /// Recompute the whole ledger from storage. Exit 0 and print its size and
     /// root, or exit 1 naming the first bad entry.
     Verify,
-    /// Print a signed checkpoint (C2SP signed note) of the current ledger.
+    /// Sign a checkpoint of the ledger if it grew since the last one, and print
+    /// the latest (a C2SP signed note). Keep copies elsewhere: `witness` later
+    /// proves the log was not rewritten since.
     Checkpoint,
+    /// Check a checkpoint held elsewhere (an auditor's copy, an email) against
+    /// the current log: exit 0 if the log still contains exactly that history.
+    Witness {
+        /// File holding the signed checkpoint note.
+        #[arg(long)]
+        checkpoint: PathBuf,
+    },
+    /// Print the note verifier key of the ledger, for outside verifiers.
+    VerifierKey,
 }
 
 #[derive(Debug, Subcommand)]
@@ -175,7 +190,8 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
             listen,
             tls_cert,
             tls_key,
-        } => serve(&paths, &listen, tls_cert, tls_key).await,
+            checkpoint_interval,
+        } => serve(&paths, &listen, tls_cert, tls_key, checkpoint_interval).await,
         Command::User(UserCommand::Add {
             email,
             role,
@@ -232,8 +248,8 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
             }
             custos.close().await;
             match report? {
-                VerifyReport::Ok { size, root_hex } => {
-                    println!("ledger OK: {size} entries, root {root_hex}");
+                VerifyReport::Ok { size, root_hex, checkpoints } => {
+                    println!("ledger OK: {size} entries, root {root_hex}, {checkpoints} signed checkpoints verified");
                     Ok(ExitCode::SUCCESS)
                 }
                 VerifyReport::Tampered { index, reason } => {
@@ -247,6 +263,30 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
             let note = custos.ledger_checkpoint().await;
             custos.close().await;
             print!("{}", note?);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Audit(AuditCommand::Witness { checkpoint }) => {
+            let note = std::fs::read_to_string(&checkpoint)
+                .with_context(|| format!("cannot read {}", checkpoint.display()))?;
+            let (custos, _) = setup::open(&paths, false).await?;
+            let report = custos.witness(&note).await;
+            custos.close().await;
+            match report? {
+                custos_service::WitnessReport::Consistent { size, current } => {
+                    println!("checkpoint OK: the log of {current} entries extends the checkpointed {size}");
+                    Ok(ExitCode::SUCCESS)
+                }
+                custos_service::WitnessReport::Inconsistent { reason } => {
+                    eprintln!("checkpoint FAILED: {reason}");
+                    Ok(ExitCode::FAILURE)
+                }
+            }
+        }
+        Command::Audit(AuditCommand::VerifierKey) => {
+            let (custos, _) = setup::open(&paths, false).await?;
+            let key = custos.ledger_verifier_key();
+            custos.close().await;
+            println!("{}", key?);
             Ok(ExitCode::SUCCESS)
         }
         Command::Keys(KeysCommand::Status) => {
@@ -281,6 +321,7 @@ async fn serve(
     listen: &str,
     cert: Option<PathBuf>,
     key: Option<PathBuf>,
+    checkpoint_interval: u64,
 ) -> Result<ExitCode> {
     let addr: std::net::SocketAddr = listen
         .parse()
@@ -316,6 +357,16 @@ async fn serve(
         println!("No users yet. Create the first administrator:");
         println!("  custos user add --email you@example.com --role admin --password-stdin");
     }
+    let checkpointer = custos.clone();
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval(std::time::Duration::from_secs(checkpoint_interval));
+        loop {
+            every.tick().await;
+            if let Err(e) = checkpointer.ledger_checkpoint().await {
+                tracing::error!(error = %e, "signing a ledger checkpoint failed");
+            }
+        }
+    });
     let state = custos_web::AppState {
         custos: custos.clone(),
         self_signed,

@@ -409,7 +409,7 @@ async fn the_ledger_holds_no_personal_value_and_verifies() -> TestResult {
         .audit_verify(|done, total| last = (done, total))
         .await?
     {
-        VerifyReport::Ok { size, root_hex } => {
+        VerifyReport::Ok { size, root_hex, .. } => {
             assert_eq!(size, status.size);
             assert_eq!(root_hex, status.root_hex);
         }

@@ -29,7 +29,10 @@ pub fn router() -> Router<AppState> {
         .route("/api/v1/audit/checkpoint", get(checkpoint))
         .route("/api/v1/audit/verifier-key", get(verifier_key))
         .route("/api/v1/audit/leaves", get(leaves))
-        .route("/api/v1/audit/events", get(events));
+        .route("/api/v1/audit/events", get(events))
+        .route("/api/v1/audit/proof/inclusion", get(inclusion))
+        .route("/api/v1/audit/proof/consistency", get(consistency))
+        .route("/api/v1/audit/status", get(ledger_status));
     for entity in Entity::CRM {
         let collection = format!("/api/v1/{}", entity.plural());
         let item = format!("/api/v1/{}/{{id}}", entity.plural());
@@ -239,19 +242,94 @@ async fn leaves(
     Ok(Json(json!({"leaves": leaves})).into_response())
 }
 
-async fn events(
-    State(st): State<AppState>,
-    ApiCaller(p): ApiCaller,
-    QueryPairs(q): QueryPairs,
-) -> ApiResult<Response> {
-    let subject = q
-        .iter()
-        .find(|(k, _)| k == "subject_id")
-        .map(|(_, v)| {
-            Uuid::parse_str(v).map_err(|_| ApiError::invalid("subject_id", "must be a UUID"))
-        })
-        .transpose()?
-        .ok_or_else(|| ApiError::invalid("subject_id", "is required"))?;
-    let entries = st.custos.audit_events_for_subject(&p, subject, 500).await?;
-    Ok(Json(json!({"events": entries})).into_response())
+fn b64(h: &[u8]) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode(h)
+}
+
+fn time_param(q: &[(String, String)], name: &str) -> ApiResult<Option<i64>> {
+    match q.iter().find(|(k, _)| k == name) {
+        Some((_, v)) => custos_domain::value::parse_timestamp(v)
+            .map(|t| Some(custos_domain::value::to_unix_ms(t)))
+            .ok_or_else(|| ApiError::invalid(name, "must be an RFC 3339 time such as 2026-01-31T09:30:00Z")),
+        None => Ok(None),
+    }
+}
+
+fn known_params(q: &[(String, String)], allowed: &[&str]) -> ApiResult<()> {
+    match q.iter().find(|(k, _)| !allowed.contains(&k.as_str())) {
+        Some((k, _)) => Err(ApiError::invalid(k, "unknown query parameter")),
+        None => Ok(()),
+    }
+}
+
+async fn events(State(st): State<AppState>, ApiCaller(p): ApiCaller, QueryPairs(q): QueryPairs) -> ApiResult<Response> {
+    known_params(&q, &["subject_id", "actor_id", "action", "from", "to", "limit", "before"])?;
+    let uuid = |name: &str| -> ApiResult<Option<Uuid>> {
+        q.iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| Uuid::parse_str(v).map_err(|_| ApiError::invalid(name, "must be a UUID")))
+            .transpose()
+    };
+    let action = q.iter().find(|(k, _)| k == "action").map(|(_, v)| v.clone());
+    if action.as_ref().is_some_and(|a| a.is_empty() || a.len() > 100) {
+        return Err(ApiError::invalid("action", "must be 1 to 100 characters"));
+    }
+    let limit = match u64_param(&q, "limit")? {
+        Some(n) if (1..=500).contains(&n) => n as u32,
+        Some(_) => return Err(ApiError::invalid("limit", "must be a whole number from 1 to 500")),
+        None => 100,
+    };
+    let filter = custos_store_filter(
+        uuid("subject_id")?,
+        uuid("actor_id")?,
+        action,
+        time_param(&q, "from")?,
+        time_param(&q, "to")?,
+        u64_param(&q, "before")?,
+    );
+    let query = custos_service::EventQuery { filter, limit };
+    let (entries, next) = st.custos.audit_events(&p, &query).await?;
+    Ok(Json(json!({"events": entries, "next_before": next})).into_response())
+}
+
+fn custos_store_filter(
+    subject: Option<Uuid>,
+    actor: Option<Uuid>,
+    action: Option<String>,
+    from_ms: Option<i64>,
+    to_ms: Option<i64>,
+    before: Option<u64>,
+) -> custos_service::EventFilter {
+    custos_service::EventFilter {
+        subject_id: subject.map(|s| s.to_string()),
+        actor: actor.map(|a| format!("user:{a}")),
+        action,
+        record: None,
+        from_ms,
+        to_ms,
+        before_index: before,
+    }
+}
+
+async fn inclusion(State(st): State<AppState>, ApiCaller(p): ApiCaller, QueryPairs(q): QueryPairs) -> ApiResult<Response> {
+    known_params(&q, &["index", "size"])?;
+    let index = u64_param(&q, "index")?.ok_or_else(|| ApiError::invalid("index", "is required"))?;
+    let size = u64_param(&q, "size")?.ok_or_else(|| ApiError::invalid("size", "is required"))?;
+    let proof = st.custos.inclusion_proof(&p, index, size).await?;
+    let path: Vec<String> = proof.proof.iter().map(|h| b64(h)).collect();
+    Ok(Json(json!({"index": proof.index, "size": proof.size, "leaf_hash": b64(&proof.leaf_hash), "proof": path})).into_response())
+}
+
+async fn consistency(State(st): State<AppState>, ApiCaller(p): ApiCaller, QueryPairs(q): QueryPairs) -> ApiResult<Response> {
+    known_params(&q, &["from", "to"])?;
+    let from = u64_param(&q, "from")?.ok_or_else(|| ApiError::invalid("from", "is required"))?;
+    let to = u64_param(&q, "to")?.ok_or_else(|| ApiError::invalid("to", "is required"))?;
+    let proof = st.custos.consistency_proof(&p, from, to).await?;
+    let path: Vec<String> = proof.iter().map(|h| b64(h)).collect();
+    Ok(Json(json!({"from": from, "to": to, "proof": path})).into_response())
+}
+
+async fn ledger_status(State(st): State<AppState>, ApiCaller(p): ApiCaller) -> ApiResult<Response> {
+    Ok(Json(st.custos.ledger_status(&p).await?).into_response())
 }

@@ -262,7 +262,7 @@ pub fn document() -> Value {
             "responses": with(problem_responses(&[400, 401, 403, 409, 415, 422]), "200", json!({"description": "Stages", "content": json_content(stages)}))}
     }));
     paths.insert("/api/v1/audit/checkpoint".into(), json!({"get": {
-        "tags": ["audit"], "summary": "Signed checkpoint of the ledger (C2SP tlog-checkpoint signed note)", "operationId": "audit_checkpoint",
+        "tags": ["audit"], "summary": "The latest signed checkpoint of the ledger (C2SP tlog-checkpoint signed note); signs a new one first if the ledger grew", "operationId": "audit_checkpoint",
         "responses": with(problem_responses(&[401]), "200", text("The signed note"))
     }}));
     paths.insert("/api/v1/audit/verifier-key".into(), json!({"get": {
@@ -277,10 +277,46 @@ pub fn document() -> Value {
         ],
         "responses": with(problem_responses(&[401, 403, 422]), "200", json!({"description": "Leaves", "content": json_content(json!({"type": "object", "properties": {"leaves": {"type": "array", "items": {"type": "object", "properties": {"index": {"type": "integer"}, "data": {"type": "string", "contentEncoding": "base64"}}, "required": ["index", "data"]}}}, "required": ["leaves"]}))}))
     }}));
+    let event_schema = json!({"type": "object", "properties": {
+        "index": {"type": "integer"}, "v": {"type": "integer"}, "time": {"type": "string", "format": "date-time"},
+        "actor": {"type": "string"}, "action": {"type": "string"}, "subject_id": {"type": ["string", "null"]},
+        "record": {"type": ["string", "null"]}, "categories": {"type": "array", "items": {"type": "string"}},
+        "purpose": {"type": ["string", "null"]}, "outcome": {"type": "string", "enum": ["success", "denied", "failed", "not_found"]},
+        "client": {"type": ["string", "null"]}, "request_id": {"type": ["string", "null"]}, "detail": {"type": ["string", "null"]}
+    }, "required": ["index", "v", "time", "actor", "action", "outcome", "categories"]});
     paths.insert("/api/v1/audit/events".into(), json!({"get": {
-        "tags": ["audit"], "summary": "Decoded ledger events about one data subject, newest first", "operationId": "audit_events",
-        "parameters": [{"name": "subject_id", "in": "query", "required": true, "schema": {"type": "string", "format": "uuid"}}],
-        "responses": with(problem_responses(&[401, 403, 422]), "200", json!({"description": "Events", "content": json_content(json!({"type": "object", "properties": {"events": {"type": "array", "items": {"type": "object"}}}, "required": ["events"]}))}))
+        "tags": ["audit"], "summary": "Decoded ledger events, newest first (admin, auditor, privacy officer)", "operationId": "audit_events",
+        "parameters": [
+            {"name": "subject_id", "in": "query", "schema": {"type": "string", "format": "uuid"}, "description": "the data subject"},
+            {"name": "actor_id", "in": "query", "schema": {"type": "string", "format": "uuid"}, "description": "the staff user who acted"},
+            {"name": "action", "in": "query", "schema": {"type": "string"}, "description": "e.g. contact.read"},
+            {"name": "from", "in": "query", "schema": {"type": "string", "format": "date-time"}},
+            {"name": "to", "in": "query", "schema": {"type": "string", "format": "date-time"}},
+            {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 500, "default": 100}},
+            {"name": "before", "in": "query", "schema": {"type": "integer", "minimum": 0}, "description": "next_before of the previous page"}
+        ],
+        "responses": with(problem_responses(&[400, 401, 403, 422]), "200", json!({"description": "Events", "content": json_content(json!({"type": "object", "properties": {"events": {"type": "array", "items": event_schema}, "next_before": {"type": ["integer", "null"]}}, "required": ["events", "next_before"]}))}))
+    }}));
+    let b64_list = json!({"type": "array", "items": {"type": "string", "contentEncoding": "base64"}});
+    paths.insert("/api/v1/audit/proof/inclusion".into(), json!({"get": {
+        "tags": ["audit"], "summary": "RFC 9162 inclusion proof of leaf `index` in the tree of `size` leaves", "operationId": "audit_inclusion_proof",
+        "parameters": [
+            {"name": "index", "in": "query", "required": true, "schema": {"type": "integer", "minimum": 0}},
+            {"name": "size", "in": "query", "required": true, "schema": {"type": "integer", "minimum": 1}}
+        ],
+        "responses": with(problem_responses(&[400, 401, 403, 422]), "200", json!({"description": "The proof", "content": json_content(json!({"type": "object", "properties": {"index": {"type": "integer"}, "size": {"type": "integer"}, "leaf_hash": {"type": "string", "contentEncoding": "base64"}, "proof": b64_list.clone()}, "required": ["index", "size", "leaf_hash", "proof"]}))}))
+    }}));
+    paths.insert("/api/v1/audit/proof/consistency".into(), json!({"get": {
+        "tags": ["audit"], "summary": "RFC 9162 consistency proof between the trees of `from` and `to` leaves", "operationId": "audit_consistency_proof",
+        "parameters": [
+            {"name": "from", "in": "query", "required": true, "schema": {"type": "integer", "minimum": 0}},
+            {"name": "to", "in": "query", "required": true, "schema": {"type": "integer", "minimum": 0}}
+        ],
+        "responses": with(problem_responses(&[400, 401, 403, 422]), "200", json!({"description": "The proof", "content": json_content(json!({"type": "object", "properties": {"from": {"type": "integer"}, "to": {"type": "integer"}, "proof": b64_list}, "required": ["from", "to", "proof"]}))}))
+    }}));
+    paths.insert("/api/v1/audit/status".into(), json!({"get": {
+        "tags": ["audit"], "summary": "Size, root, stored bytes and checkpoints of the ledger", "operationId": "audit_status",
+        "responses": with(problem_responses(&[401, 403]), "200", json!({"description": "Status", "content": json_content(json!({"type": "object", "properties": {"size": {"type": "integer"}, "root_hex": {"type": "string"}, "bytes": {"type": "integer"}, "checkpoints": {"type": "integer"}, "latest_checkpoint_size": {"type": ["integer", "null"]}}, "required": ["size", "root_hex", "bytes", "checkpoints", "latest_checkpoint_size"]}))}))
     }}));
     paths.insert("/healthz".into(), json!({"get": {
         "tags": ["ops"], "summary": "Liveness", "operationId": "healthz", "security": [],
