@@ -6,23 +6,29 @@
 
 mod audit;
 mod auth;
+mod dashboard;
 mod error;
 mod keys;
 mod ledger;
 mod principal;
 mod query;
 mod records;
+mod search;
 mod settings;
 
 pub use audit::AuditEntry;
 pub use custos_store::EventFilter;
 pub use ledger::{EventQuery, InclusionProof, LedgerStatus, VerifyReport, WitnessReport};
 pub use auth::{LoginResult, NewToken, UserView};
+pub use dashboard::{
+    Amounts, Dashboard, DueSummary, MonthWon, PipelineSummary, RecentSummary, StageTotal,
+};
 pub use error::{Result, ServiceError};
 pub use keys::KeyStatus;
 pub use principal::{Principal, RequestMeta, Via};
 pub use query::{ListParams, Page};
 pub use records::RecordView;
+pub use search::{SearchGroup, SearchKind, SearchResults, search_kind};
 
 use custos_crypto::MasterKeyring;
 use custos_domain::Clock;

@@ -1,5 +1,14 @@
-//! The server-rendered web UI: the sign-in page and the signed-in shell. The
-//! web UI issue fills in the CRM pages on this base.
+//! The server-rendered web UI: the sign-in page, the signed-in shell and the
+//! CRM pages. Everything is rendered on the server from askama templates; the
+//! only script is an optional drag-and-drop enhancement of the deals board.
+
+pub mod board;
+pub mod charts;
+pub mod dashboard;
+pub mod fields;
+pub mod records;
+pub mod search;
+pub mod shell;
 
 use crate::AppState;
 use crate::extract::{SESSION_COOKIE, UiCaller, cookie, request_meta};
@@ -17,25 +26,35 @@ const PRE_COOKIE: &str = "__Host-custos_pre";
 
 /// The UI routes.
 pub fn router() -> Router<AppState> {
-    Router::new()
+    let r = Router::new()
         .route("/", get(signin_page))
         .route("/login", post(signin))
         .route("/logout", post(signout))
-        .route("/app", get(home))
+        .route("/app", get(dashboard::page))
         .route(
             "/static/custos.css",
-            get(|| static_file(include_str!("../../static/custos.css"))),
+            get(|| static_file(include_str!("../../static/custos.css"), CSS)),
         )
         .route(
             "/static/print.css",
-            get(|| static_file(include_str!("../../static/print.css"))),
+            get(|| static_file(include_str!("../../static/print.css"), CSS)),
         )
+        .route(
+            "/static/board.js",
+            get(|| static_file(include_str!("../../static/board.js"), JS)),
+        );
+    let r = records::routes(r);
+    let r = board::routes(r);
+    search::routes(r)
 }
 
-async fn static_file(body: &'static str) -> Response {
+const CSS: &str = "text/css; charset=utf-8";
+const JS: &str = "text/javascript; charset=utf-8";
+
+async fn static_file(body: &'static str, content_type: &'static str) -> Response {
     (
         [
-            (header::CONTENT_TYPE, "text/css; charset=utf-8"),
+            (header::CONTENT_TYPE, content_type),
             (header::CACHE_CONTROL, "public, max-age=3600"),
         ],
         body,
@@ -53,16 +72,7 @@ struct LoginPage {
     self_signed: bool,
 }
 
-#[derive(Template)]
-#[template(path = "home.html")]
-struct HomePage {
-    email: String,
-    role: String,
-    csrf: String,
-    self_signed: bool,
-}
-
-fn render(t: &impl Template) -> Response {
+pub(crate) fn render(t: &impl Template) -> Response {
     match t.render() {
         Ok(html) => Html(html).into_response(),
         Err(e) => {
@@ -72,7 +82,7 @@ fn render(t: &impl Template) -> Response {
     }
 }
 
-fn cookie_header(name: &str, value: &str, max_age: Option<u64>) -> HeaderValue {
+pub(crate) fn cookie_header(name: &str, value: &str, max_age: Option<u64>) -> HeaderValue {
     let age = max_age
         .map(|a| format!("; Max-Age={a}"))
         .unwrap_or_default();
@@ -140,7 +150,7 @@ struct SigninForm {
 
 /// Refuses form posts whose Origin names another site (defence in depth beside
 /// SameSite=Strict cookies and CSRF tokens).
-fn same_origin(headers: &HeaderMap) -> bool {
+pub(crate) fn same_origin(headers: &HeaderMap) -> bool {
     let Some(origin) = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) else {
         return true; // browsers always send Origin on cross-site POSTs
     };
@@ -222,17 +232,4 @@ async fn signout(
         cookie_header(SESSION_COOKIE, "", Some(0)),
     );
     r
-}
-
-async fn home(State(st): State<AppState>, caller: UiCaller) -> Response {
-    let me = match st.custos.me(&caller.principal).await {
-        Ok(m) => m,
-        Err(_) => return Redirect::to("/").into_response(),
-    };
-    render(&HomePage {
-        email: me.email,
-        role: me.role.label().to_string(),
-        csrf: caller.csrf,
-        self_signed: st.self_signed,
-    })
 }

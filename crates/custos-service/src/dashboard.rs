@@ -1,0 +1,386 @@
+//! The dashboard: pipeline value by stage, deals won this month, activities due
+//! and recent activity. The aggregates read only plain columns (stages, amounts,
+//! dates), so they open no sealed value; the few activities shown by name are
+//! read through [`Custos::get`] and [`Custos::list`], which audit each of them.
+
+use crate::audit::Event;
+use crate::query::ListParams;
+use crate::records::RecordView;
+use crate::{Custos, Principal, Result, ServiceError};
+use custos_domain::policy::{self, Operation};
+use custos_domain::value::{from_unix_ms, to_unix_ms};
+use custos_domain::{DataCategory, Entity};
+use custos_store::{Condition, ListQuery, Sort, SqlValue, StoredRow, Tx};
+use std::collections::BTreeMap;
+use time::{Date, Duration, Month, OffsetDateTime, Time};
+use uuid::Uuid;
+
+/// How many activities the "due" and "recent" tiles list by name.
+pub const TILE_ITEMS: u32 = 5;
+/// How many months the "won" chart covers, this one included.
+pub const WON_MONTHS: usize = 6;
+/// How many days the "recent activity" chart covers, today included.
+pub const RECENT_DAYS: usize = 14;
+/// The "due" tile looks this many days ahead.
+pub const DUE_DAYS: i64 = 7;
+
+/// Amounts per currency, in hundredths (`None` as currency: amounts without one).
+pub type Amounts = BTreeMap<Option<String>, i64>;
+
+/// Deals in one pipeline stage.
+#[derive(Debug, Clone)]
+pub struct StageTotal {
+    /// The stage name.
+    pub stage: String,
+    /// How many deals are in it.
+    pub count: u64,
+    /// Their summed amounts per currency (`None` when the role may not see
+    /// financial data).
+    pub amounts: Option<Amounts>,
+}
+
+/// Won deals in one calendar month.
+#[derive(Debug, Clone)]
+pub struct MonthWon {
+    /// The first day of the month.
+    pub month: Date,
+    /// Deals won in it.
+    pub count: u64,
+    /// Their amounts per currency (`None` when the role may not see financial data).
+    pub amounts: Option<Amounts>,
+}
+
+/// The pipeline tiles (deals).
+#[derive(Debug, Clone)]
+pub struct PipelineSummary {
+    /// Every stage in pipeline order, then any stage no longer configured.
+    pub stages: Vec<StageTotal>,
+    /// Won deals per month, oldest first; the last entry is this month.
+    pub won_by_month: Vec<MonthWon>,
+}
+
+/// Tasks that are due: not done, with a due time no later than a week from now.
+#[derive(Debug, Clone)]
+pub struct DueSummary {
+    /// How many tasks are due within the next week (overdue ones included).
+    pub count: u64,
+    /// How many of them are already overdue.
+    pub overdue: u64,
+    /// Tasks per day: index 0 is overdue, 1 is today, … up to `DUE_DAYS`.
+    pub by_day: Vec<u64>,
+    /// The first few, soonest first.
+    pub items: Vec<RecordView>,
+}
+
+/// Recently logged activities.
+#[derive(Debug, Clone)]
+pub struct RecentSummary {
+    /// Activities logged per day, oldest first; the last entry is today.
+    pub by_day: Vec<u64>,
+    /// The latest few.
+    pub items: Vec<RecordView>,
+}
+
+/// Everything the dashboard shows. A tile is `None` when the role may not read
+/// the records behind it.
+#[derive(Debug, Clone)]
+pub struct Dashboard {
+    /// When the figures were computed.
+    pub now: OffsetDateTime,
+    /// Deals by stage and won per month.
+    pub pipeline: Option<PipelineSummary>,
+    /// Tasks due.
+    pub due: Option<DueSummary>,
+    /// Recent activity.
+    pub recent: Option<RecentSummary>,
+}
+
+fn text(v: &SqlValue) -> Option<&str> {
+    match v {
+        SqlValue::Text(s) => Some(s),
+        _ => None,
+    }
+}
+
+fn int(v: &SqlValue) -> Option<i64> {
+    match v {
+        SqlValue::Int(i) => Some(*i),
+        _ => None,
+    }
+}
+
+fn month_start(d: Date) -> Date {
+    d.replace_day(1).unwrap_or(d)
+}
+
+fn previous_month(first: Date) -> Date {
+    let (y, m) = match first.month() {
+        Month::January => (first.year() - 1, Month::December),
+        m => (first.year(), m.previous()),
+    };
+    Date::from_calendar_date(y, m, 1).unwrap_or(first)
+}
+
+fn midnight_ms(d: Date) -> i64 {
+    to_unix_ms(d.with_time(Time::MIDNIGHT).assume_utc())
+}
+
+fn add(amounts: &mut Amounts, row: &StoredRow) {
+    if let Some(a) = int(row.get("amount")) {
+        let currency = text(row.get("currency")).map(str::to_string);
+        *amounts.entry(currency).or_insert(0) += a;
+    }
+}
+
+impl Custos {
+    /// The dashboard's figures for `p`. Tiles whose records the role may not read
+    /// are left out; amounts are left out when it may not see financial data.
+    pub async fn dashboard(&self, p: &Principal) -> Result<Dashboard> {
+        let now = self.now();
+        let see_deals = policy::allows(p.role, Operation::Read, Entity::Deal);
+        let see_activities = policy::allows(p.role, Operation::Read, Entity::Activity);
+        if !see_deals && !see_activities {
+            return Err(ServiceError::Forbidden(format!(
+                "the {} role has no dashboard",
+                p.role.name()
+            )));
+        }
+        let money = policy::can_read(p.role, DataCategory::Financial);
+        let mut tx = self.inner.store.begin().await?;
+        let pipeline = if see_deals {
+            Some(self.pipeline_summary(tx.as_mut(), now, money).await?)
+        } else {
+            None
+        };
+        let (due_ids, due) = if see_activities {
+            let (ids, summary) = Self::due_summary(tx.as_mut(), now).await?;
+            (ids, Some(summary))
+        } else {
+            (Vec::new(), None)
+        };
+        let recent_days = if see_activities {
+            Some(Self::recent_by_day(tx.as_mut(), now).await?)
+        } else {
+            None
+        };
+        let mut categories = vec![DataCategory::Business, DataCategory::System];
+        if money && see_deals {
+            categories.push(DataCategory::Financial);
+        }
+        let tiles: Vec<&str> = [(see_deals, "pipeline,won"), (see_activities, "due,recent")]
+            .iter()
+            .filter(|(on, _)| *on)
+            .map(|(_, t)| *t)
+            .collect();
+        let ev = Event::new(p, "dashboard.read")
+            .categories(categories)
+            .detail(format!("tiles={}", tiles.join(",")));
+        self.append(tx.as_mut(), ev).await?;
+        tx.commit().await?;
+
+        // The activities named on the dashboard are read through the audited use
+        // cases, one leaf per person shown.
+        let due = match due {
+            Some(mut d) => {
+                for id in due_ids {
+                    match self.get(p, Entity::Activity, id).await {
+                        Ok(v) => d.items.push(v),
+                        Err(ServiceError::Gone(_) | ServiceError::NotFound(_)) => {}
+                        Err(e) => return Err(e),
+                    }
+                }
+                Some(d)
+            }
+            None => None,
+        };
+        let recent = match recent_days {
+            Some(by_day) => {
+                let params = ListParams::parse(
+                    Entity::Activity,
+                    &[("limit".to_string(), TILE_ITEMS.to_string())],
+                )?;
+                let page = self.list(p, Entity::Activity, &params).await?;
+                Some(RecentSummary {
+                    by_day,
+                    items: page.items,
+                })
+            }
+            None => None,
+        };
+        Ok(Dashboard {
+            now,
+            pipeline,
+            due,
+            recent,
+        })
+    }
+
+    async fn pipeline_summary(
+        &self,
+        tx: &mut dyn Tx,
+        now: OffsetDateTime,
+        money: bool,
+    ) -> Result<PipelineSummary> {
+        let configured = Self::stages_in(tx).await?;
+        let mut by_stage: BTreeMap<String, (u64, Amounts)> = BTreeMap::new();
+        let this_month = month_start(now.date());
+        let mut months = vec![this_month];
+        while months.len() < WON_MONTHS {
+            let earliest = months[months.len() - 1];
+            months.push(previous_month(earliest));
+        }
+        months.reverse();
+        let mut won: Vec<(u64, Amounts)> = vec![(0, Amounts::new()); months.len()];
+        let mut after: Option<(SqlValue, Uuid)> = None;
+        loop {
+            let q = ListQuery {
+                entity: Entity::Deal,
+                conditions: Vec::new(),
+                sort: Sort {
+                    field: "created_at",
+                    descending: false,
+                },
+                after: after.clone(),
+                limit: 500,
+            };
+            let rows = tx.list_records(&q).await?;
+            for row in &rows {
+                after = Some((row.get("created_at").clone(), row.id));
+                let stage = text(row.get("stage")).unwrap_or_default().to_string();
+                let slot = by_stage.entry(stage.clone()).or_default();
+                slot.0 += 1;
+                add(&mut slot.1, row);
+                if stage == "won" {
+                    // Won when it closed; without a close date, when it last changed.
+                    let closed = text(row.get("close_date"))
+                        .and_then(custos_domain::validate::parse_date)
+                        .or_else(|| {
+                            int(row.get("updated_at"))
+                                .and_then(from_unix_ms)
+                                .map(|t| t.date())
+                        });
+                    if let Some(d) = closed {
+                        if let Some(i) = months.iter().position(|m| *m == month_start(d)) {
+                            won[i].0 += 1;
+                            add(&mut won[i].1, row);
+                        }
+                    }
+                }
+            }
+            if rows.len() < 500 {
+                break;
+            }
+        }
+        let mut stages = Vec::new();
+        for s in configured.iter().chain(
+            by_stage
+                .keys()
+                .filter(|k| !configured.contains(k))
+                .collect::<Vec<_>>(),
+        ) {
+            let (count, amounts) = by_stage.get(s).cloned().unwrap_or_default();
+            stages.push(StageTotal {
+                stage: s.clone(),
+                count,
+                amounts: money.then_some(amounts),
+            });
+        }
+        let won_by_month = months
+            .into_iter()
+            .zip(won)
+            .map(|(month, (count, amounts))| MonthWon {
+                month,
+                count,
+                amounts: money.then_some(amounts),
+            })
+            .collect();
+        Ok(PipelineSummary {
+            stages,
+            won_by_month,
+        })
+    }
+
+    /// Counts due tasks and returns the ids of the first few (soonest first).
+    async fn due_summary(tx: &mut dyn Tx, now: OffsetDateTime) -> Result<(Vec<Uuid>, DueSummary)> {
+        let open_tasks = || {
+            vec![
+                Condition::Eq("kind", SqlValue::Text("task".into())),
+                Condition::Or(vec![
+                    Condition::IsNull("done"),
+                    Condition::Eq("done", SqlValue::Bool(false)),
+                ]),
+            ]
+        };
+        let today = now.date();
+        let horizon = midnight_ms(today + Duration::days(DUE_DAYS + 1));
+        let now_ms = to_unix_ms(now);
+        let mut due = open_tasks();
+        due.push(Condition::Before("due_at", SqlValue::Int(horizon)));
+        let count = tx.count_records(Entity::Activity, &due).await?;
+        let mut overdue_c = open_tasks();
+        overdue_c.push(Condition::Before("due_at", SqlValue::Int(now_ms)));
+        let overdue = tx.count_records(Entity::Activity, &overdue_c).await?;
+        let mut by_day = vec![overdue];
+        for day in 0..=DUE_DAYS {
+            let start = midnight_ms(today + Duration::days(day)).max(now_ms);
+            let end = midnight_ms(today + Duration::days(day + 1));
+            let mut c = open_tasks();
+            c.push(Condition::AtLeast("due_at", SqlValue::Int(start)));
+            c.push(Condition::Before("due_at", SqlValue::Int(end)));
+            by_day.push(tx.count_records(Entity::Activity, &c).await?);
+        }
+        let rows = tx
+            .list_records(&ListQuery {
+                entity: Entity::Activity,
+                conditions: due,
+                sort: Sort {
+                    field: "due_at",
+                    descending: false,
+                },
+                after: None,
+                limit: TILE_ITEMS,
+            })
+            .await?;
+        let ids = rows.iter().map(|r| r.id).collect();
+        Ok((
+            ids,
+            DueSummary {
+                count,
+                overdue,
+                by_day,
+                items: Vec::new(),
+            },
+        ))
+    }
+
+    /// Activities logged per day over the last `RECENT_DAYS` days.
+    async fn recent_by_day(tx: &mut dyn Tx, now: OffsetDateTime) -> Result<Vec<u64>> {
+        let today = now.date();
+        let mut out = Vec::with_capacity(RECENT_DAYS);
+        for back in (0..RECENT_DAYS as i64).rev() {
+            let day = today - Duration::days(back);
+            let c = [
+                Condition::AtLeast("created_at", SqlValue::Int(midnight_ms(day))),
+                Condition::Before(
+                    "created_at",
+                    SqlValue::Int(midnight_ms(day + Duration::days(1))),
+                ),
+            ];
+            out.push(tx.count_records(Entity::Activity, &c).await?);
+        }
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use time::macros::date;
+
+    #[test]
+    fn months_step_back_over_the_year_end() {
+        assert_eq!(previous_month(date!(2026 - 01 - 01)), date!(2025 - 12 - 01));
+        assert_eq!(previous_month(date!(2026 - 03 - 01)), date!(2026 - 02 - 01));
+        assert_eq!(month_start(date!(2026 - 03 - 17)), date!(2026 - 03 - 01));
+    }
+}

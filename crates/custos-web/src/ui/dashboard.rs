@@ -1,0 +1,377 @@
+//! The dashboard at `/app`: four tiles, each a number, a trend, a small chart
+//! made on the server and a link to the list behind it.
+
+use super::charts::{Bar, hbars, vbars};
+use super::fields;
+use super::shell::{Ctx, Section, Shell};
+use crate::AppState;
+use askama::Template;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::Response;
+use custos_domain::Value;
+use custos_domain::value::format_date;
+use custos_service::{Amounts, Dashboard, RecordView};
+use time::Duration;
+
+/// One activity named on a tile.
+#[derive(Debug, Clone)]
+pub struct Item {
+    /// What it is.
+    pub text: String,
+    /// When (due or logged).
+    pub when: String,
+    /// Extra words (overdue).
+    pub note: String,
+    /// Link.
+    pub href: String,
+}
+
+/// One dashboard tile.
+#[derive(Debug, Clone)]
+pub struct Tile {
+    /// Heading.
+    pub heading: &'static str,
+    /// Anchor id.
+    pub id: &'static str,
+    /// The big number.
+    pub number: String,
+    /// What the number counts.
+    pub unit: String,
+    /// The trend in words (never colour alone).
+    pub trend: String,
+    /// `up`, `down` or `flat`, for the trend's arrow.
+    pub trend_dir: &'static str,
+    /// The chart (SVG made here, escaped).
+    pub chart: String,
+    /// Activities named on the tile.
+    pub items: Vec<Item>,
+    /// The list behind the tile.
+    pub href: String,
+    /// That link's words.
+    pub link: &'static str,
+}
+
+#[derive(Template)]
+#[template(path = "dashboard.html")]
+struct DashboardPage {
+    shell: Shell,
+    tiles: Vec<Tile>,
+    as_of: String,
+}
+
+/// The currency with the most money in it: charts use it, the text names all.
+fn main_currency(all: &[&Amounts]) -> Option<Option<String>> {
+    let mut totals: std::collections::BTreeMap<Option<String>, i64> = Default::default();
+    for a in all {
+        for (c, v) in a.iter() {
+            *totals.entry(c.clone()).or_default() += v.abs();
+        }
+    }
+    totals.into_iter().max_by_key(|(_, v)| *v).map(|(c, _)| c)
+}
+
+fn amounts_text(a: &Amounts) -> String {
+    if a.is_empty() {
+        return "no amount".into();
+    }
+    a.iter()
+        .map(|(c, v)| {
+            format!("{} {}", fields::money(*v), c.as_deref().unwrap_or(""))
+                .trim()
+                .to_string()
+        })
+        .collect::<Vec<_>>()
+        .join(" + ")
+}
+
+fn plural(n: u64, one: &str, many: &str) -> String {
+    if n == 1 {
+        format!("1 {one}")
+    } else {
+        format!("{n} {many}")
+    }
+}
+
+fn trend(now: u64, before: u64, period: &str) -> (String, &'static str) {
+    use std::cmp::Ordering::*;
+    match now.cmp(&before) {
+        Greater => (format!("Up from {before} {period}"), "up"),
+        Less => (format!("Down from {before} {period}"), "down"),
+        Equal => (format!("Same as {period} ({before})"), "flat"),
+    }
+}
+
+fn activity_item(v: &RecordView, field: &str, now: time::OffsetDateTime) -> Item {
+    let kind = fields::humanize(v.record.get("kind").as_text().unwrap_or("activity"));
+    let body = if v.masked.contains(&"body") {
+        String::new()
+    } else {
+        v.record
+            .get("body")
+            .display()
+            .lines()
+            .next()
+            .unwrap_or_default()
+            .chars()
+            .take(80)
+            .collect()
+    };
+    let (when, note) = match v.record.get(field) {
+        Value::Timestamp(t) => (
+            fields::when(*t),
+            if field == "due_at" && *t < now {
+                "Overdue".to_string()
+            } else {
+                String::new()
+            },
+        ),
+        _ => (String::new(), String::new()),
+    };
+    Item {
+        text: if body.is_empty() {
+            kind
+        } else {
+            format!("{kind}: {body}")
+        },
+        when,
+        note,
+        href: format!("/app/activities/{}", v.id()),
+    }
+}
+
+fn tiles(d: &Dashboard) -> Vec<Tile> {
+    let mut out = Vec::new();
+    if let Some(p) = &d.pipeline {
+        let open: Vec<_> = p
+            .stages
+            .iter()
+            .filter(|s| s.stage != "won" && s.stage != "lost")
+            .collect();
+        let open_count: u64 = open.iter().map(|s| s.count).sum();
+        let money: Vec<&Amounts> = p
+            .stages
+            .iter()
+            .filter_map(|s| s.amounts.as_ref())
+            .chain(p.won_by_month.iter().filter_map(|m| m.amounts.as_ref()))
+            .collect();
+        let main = main_currency(&money);
+        let value_of = |a: &Option<Amounts>| -> f64 {
+            match (a, &main) {
+                (Some(a), Some(c)) => a.get(c).copied().unwrap_or(0) as f64,
+                _ => 0.0,
+            }
+        };
+        let use_money = main.is_some();
+        let bars: Vec<Bar> = p
+            .stages
+            .iter()
+            .map(|s| Bar {
+                label: fields::humanize(&s.stage),
+                value: if use_money {
+                    value_of(&s.amounts)
+                } else {
+                    s.count as f64
+                },
+                text: match &s.amounts {
+                    Some(a) => format!("{}, {}", plural(s.count, "deal", "deals"), amounts_text(a)),
+                    None => plural(s.count, "deal", "deals"),
+                },
+            })
+            .collect();
+        let mut open_amounts = Amounts::new();
+        for s in &open {
+            if let Some(a) = &s.amounts {
+                for (c, v) in a {
+                    *open_amounts.entry(c.clone()).or_default() += v;
+                }
+            }
+        }
+        let visible = open.iter().any(|s| s.amounts.is_some());
+        let (number, unit) = if visible && !open_amounts.is_empty() {
+            (
+                amounts_text(&open_amounts),
+                format!("in {} open", plural(open_count, "deal", "deals")),
+            )
+        } else {
+            (open_count.to_string(), "open deals".to_string())
+        };
+        let chart_title = if use_money {
+            format!(
+                "Pipeline value by stage ({})",
+                main.clone().flatten().unwrap_or_default()
+            )
+        } else {
+            "Deals by stage".to_string()
+        };
+        out.push(Tile {
+            heading: "Pipeline by stage",
+            id: "pipeline",
+            number,
+            unit,
+            trend: format!(
+                "{} across {} stages",
+                plural(p.stages.iter().map(|s| s.count).sum(), "deal", "deals"),
+                p.stages.len()
+            ),
+            trend_dir: "flat",
+            chart: hbars("chart-pipeline", &chart_title, &bars),
+            items: Vec::new(),
+            href: "/app/deals/board".into(),
+            link: "Open the deals board",
+        });
+
+        let this = p.won_by_month.last();
+        let before = p
+            .won_by_month
+            .len()
+            .checked_sub(2)
+            .and_then(|i| p.won_by_month.get(i));
+        let (t, dir) = trend(
+            this.map(|m| m.count).unwrap_or(0),
+            before.map(|m| m.count).unwrap_or(0),
+            "last month",
+        );
+        let bars: Vec<Bar> = p
+            .won_by_month
+            .iter()
+            .map(|m| Bar {
+                label: m.month.month().to_string().chars().take(3).collect(),
+                value: if use_money {
+                    value_of(&m.amounts)
+                } else {
+                    m.count as f64
+                },
+                text: match &m.amounts {
+                    Some(a) => format!("{}, {}", plural(m.count, "deal", "deals"), amounts_text(a)),
+                    None => plural(m.count, "deal", "deals"),
+                },
+            })
+            .collect();
+        let won_unit = match this.and_then(|m| m.amounts.as_ref()) {
+            Some(a) if !a.is_empty() => format!("deals won, {}", amounts_text(a)),
+            _ => "deals won".to_string(),
+        };
+        out.push(Tile {
+            heading: "Won this month",
+            id: "won",
+            number: this.map(|m| m.count).unwrap_or(0).to_string(),
+            unit: won_unit,
+            trend: t,
+            trend_dir: dir,
+            chart: vbars(
+                "chart-won",
+                "Deals won per month, last six months",
+                &bars,
+                Some(bars.len().saturating_sub(1)),
+            ),
+            items: Vec::new(),
+            href: "/app/deals?stage=won&sort=-close_date".into(),
+            link: "See won deals",
+        });
+    }
+    if let Some(due) = &d.due {
+        let today = d.now.date();
+        let bars: Vec<Bar> = due
+            .by_day
+            .iter()
+            .enumerate()
+            .map(|(i, n)| Bar {
+                label: if i == 0 {
+                    "Late".into()
+                } else if i == 1 {
+                    "Today".into()
+                } else {
+                    format!("{}", (today + Duration::days(i as i64 - 1)).day())
+                },
+                value: *n as f64,
+                text: plural(*n, "task", "tasks"),
+            })
+            .collect();
+        out.push(Tile {
+            heading: "Activities due",
+            id: "due",
+            number: due.count.to_string(),
+            unit: "open tasks due within a week".into(),
+            trend: if due.overdue > 0 {
+                format!("{} overdue", plural(due.overdue, "task is", "tasks are"))
+            } else {
+                "Nothing overdue".into()
+            },
+            trend_dir: if due.overdue > 0 { "down" } else { "flat" },
+            chart: vbars(
+                "chart-due",
+                "Open tasks by due day: overdue, today and the next seven days",
+                &bars,
+                None,
+            ),
+            items: due
+                .items
+                .iter()
+                .map(|v| activity_item(v, "due_at", d.now))
+                .collect(),
+            href: "/app/activities?kind=task&done=false&sort=due_at".into(),
+            link: "See all open tasks",
+        });
+    }
+    if let Some(r) = &d.recent {
+        let n = r.by_day.len();
+        let week: u64 = r.by_day[n.saturating_sub(7)..].iter().sum();
+        let before: u64 = r.by_day[..n.saturating_sub(7)].iter().sum();
+        let (t, dir) = trend(week, before, "the week before");
+        let today = d.now.date();
+        let bars: Vec<Bar> = r
+            .by_day
+            .iter()
+            .enumerate()
+            .map(|(i, c)| {
+                let day = today - Duration::days((n - 1 - i) as i64);
+                Bar {
+                    label: day.day().to_string(),
+                    value: *c as f64,
+                    text: format!(
+                        "{} on {}",
+                        plural(*c, "activity", "activities"),
+                        format_date(day)
+                    ),
+                }
+            })
+            .collect();
+        out.push(Tile {
+            heading: "Recent activity",
+            id: "recent",
+            number: week.to_string(),
+            unit: "activities logged in the last 7 days".into(),
+            trend: t,
+            trend_dir: dir,
+            chart: vbars(
+                "chart-recent",
+                "Activities logged per day, last fourteen days",
+                &bars,
+                Some(n.saturating_sub(1)),
+            ),
+            items: r
+                .items
+                .iter()
+                .map(|v| activity_item(v, "occurred_at", d.now))
+                .collect(),
+            href: "/app/activities".into(),
+            link: "See all activities",
+        });
+    }
+    out
+}
+
+/// `GET /app`.
+pub async fn page(State(st): State<AppState>, ctx: Ctx) -> Response {
+    let d = match st.custos.dashboard(&ctx.caller.principal).await {
+        Ok(d) => d,
+        Err(e) => return ctx.error(&st, e).await,
+    };
+    let page = DashboardPage {
+        shell: ctx.shell(&st, "Dashboard", Section::Dashboard).await,
+        tiles: tiles(&d),
+        as_of: fields::when(d.now),
+    };
+    ctx.page(&page, StatusCode::OK)
+}

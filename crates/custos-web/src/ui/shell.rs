@@ -1,0 +1,393 @@
+//! The signed-in shell every page shares: sidebar navigation (only what the
+//! role may use), the top bar, flash messages carried across redirects, the
+//! warning banners; and the guards every form post goes through (CSRF token,
+//! Origin) and the error pages.
+
+use super::{cookie_header, render};
+use crate::AppState;
+use crate::extract::{UiCaller, cookie};
+use askama::Template;
+use axum::extract::{FromRef, FromRequestParts};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Redirect, Response};
+use custos_domain::policy::{self, Operation};
+use custos_domain::{Entity, Role};
+use custos_service::ServiceError;
+
+/// The cookie that carries a flash message code across one redirect. It holds a
+/// fixed code such as `contact.created`, never personal data.
+pub const FLASH_COOKIE: &str = "__Host-custos_flash";
+
+/// One link of the sidebar.
+#[derive(Debug, Clone)]
+pub struct NavItem {
+    /// Text.
+    pub label: &'static str,
+    /// Where it goes.
+    pub href: &'static str,
+    /// Whether it is the page shown.
+    pub current: bool,
+}
+
+/// A group of the sidebar (CRM, Privacy, …).
+#[derive(Debug, Clone)]
+pub struct NavGroup {
+    /// Group heading.
+    pub name: &'static str,
+    /// Its links.
+    pub items: Vec<NavItem>,
+}
+
+/// A message shown once after a redirect.
+#[derive(Debug, Clone)]
+pub struct Flash {
+    /// Success (true) or problem (false).
+    pub ok: bool,
+    /// The words.
+    pub text: String,
+}
+
+/// What the layout needs on every signed-in page.
+#[derive(Debug, Clone)]
+pub struct Shell {
+    /// Page title (also the `<title>`).
+    pub title: String,
+    /// The signed-in user's email.
+    pub user: String,
+    /// Their role, in words.
+    pub role: String,
+    /// The session's CSRF token for every form on the page.
+    pub csrf: String,
+    /// The sidebar.
+    pub nav: Vec<NavGroup>,
+    /// A message from the previous request.
+    pub flash: Option<Flash>,
+    /// System warnings.
+    pub banners: Vec<String>,
+}
+
+/// Which sidebar entry a page belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Section {
+    /// The dashboard.
+    Dashboard,
+    /// A list, detail or form of an entity.
+    Entity(Entity),
+    /// The deals board.
+    Board,
+    /// Global search results (no sidebar entry).
+    Search,
+}
+
+/// The sidebar for a role: a link appears only if the role may read what it shows.
+pub fn navigation(role: Role, section: Section) -> Vec<NavGroup> {
+    let read = |e| policy::allows(role, Operation::Read, e);
+    let mut crm = Vec::new();
+    if read(Entity::Deal) || read(Entity::Activity) {
+        crm.push(NavItem {
+            label: "Dashboard",
+            href: "/app",
+            current: section == Section::Dashboard,
+        });
+    }
+    for (e, label, href) in [
+        (Entity::Contact, "Contacts", "/app/contacts"),
+        (Entity::Company, "Companies", "/app/companies"),
+        (Entity::Deal, "Deals", "/app/deals"),
+    ] {
+        if read(e) {
+            crm.push(NavItem {
+                label,
+                href,
+                current: section == Section::Entity(e),
+            });
+        }
+    }
+    if read(Entity::Deal) {
+        crm.push(NavItem {
+            label: "Deals board",
+            href: "/app/deals/board",
+            current: section == Section::Board,
+        });
+    }
+    for (e, label, href) in [
+        (Entity::Activity, "Activities", "/app/activities"),
+        (Entity::Order, "Orders", "/app/orders"),
+    ] {
+        if read(e) {
+            crm.push(NavItem {
+                label,
+                href,
+                current: section == Section::Entity(e),
+            });
+        }
+    }
+    if crm.is_empty() {
+        Vec::new()
+    } else {
+        vec![NavGroup {
+            name: "CRM",
+            items: crm,
+        }]
+    }
+}
+
+/// The words of a flash code; unknown codes show nothing.
+pub fn flash_text(code: &str) -> Option<Flash> {
+    let ok = |t: String| Some(Flash { ok: true, text: t });
+    let (what, event) = code.split_once('.')?;
+    if what == "error" {
+        let text = match event {
+            "stage" => "The deal could not be moved: choose one of the pipeline's stages.",
+            _ => return None,
+        };
+        return Some(Flash {
+            ok: false,
+            text: text.into(),
+        });
+    }
+    if what == "deal" && event == "moved" {
+        return ok("Deal moved.".into());
+    }
+    let entity = Entity::from_name(what)?;
+    let verb = match event {
+        "created" => "created",
+        "updated" => "saved",
+        "deleted" => "deleted",
+        _ => return None,
+    };
+    ok(format!("{} {verb}.", entity.label()))
+}
+
+/// A redirect that leaves a flash message for the next page (POST → redirect → GET).
+pub fn redirect_with_flash(to: &str, code: &str) -> Response {
+    let mut r = Redirect::to(to).into_response();
+    r.headers_mut().append(
+        header::SET_COOKIE,
+        cookie_header(FLASH_COOKIE, code, Some(60)),
+    );
+    r
+}
+
+/// A signed-in request to a page: who, the flash message left for them, and
+/// the request headers (for the Origin check of posts).
+#[derive(Debug, Clone)]
+pub struct Ctx {
+    /// The signed-in user and their CSRF token.
+    pub caller: UiCaller,
+    /// The flash code found on the request, if any.
+    pub flash: Option<String>,
+    /// The request headers.
+    pub headers: HeaderMap,
+}
+
+impl<S> FromRequestParts<S> for Ctx
+where
+    AppState: FromRef<S>,
+    S: Send + Sync,
+{
+    type Rejection = crate::extract::SignInFirst;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let caller = UiCaller::from_request_parts(parts, state).await?;
+        let flash = cookie(&parts.headers, FLASH_COOKIE).filter(|c| {
+            !c.is_empty()
+                && c.len() <= 40
+                && c.bytes()
+                    .all(|b| b.is_ascii_lowercase() || b == b'.' || b == b'_')
+        });
+        Ok(Ctx {
+            caller,
+            flash,
+            headers: parts.headers.clone(),
+        })
+    }
+}
+
+impl Ctx {
+    /// The role of the signed-in user.
+    pub fn role(&self) -> Role {
+        self.caller.principal.role
+    }
+
+    /// Whether the role may do `op` on `entity` (the service decides again).
+    pub fn may(&self, op: Operation, entity: Entity) -> bool {
+        policy::allows(self.role(), op, entity)
+    }
+
+    /// The shell of a page.
+    pub async fn shell(&self, st: &AppState, title: impl Into<String>, section: Section) -> Shell {
+        let user = match st.custos.me(&self.caller.principal).await {
+            Ok(me) => me.email,
+            Err(_) => String::new(),
+        };
+        let mut banners = Vec::new();
+        if st.self_signed {
+            banners.push(
+                "This server uses a self-signed certificate. Install a real one before going live."
+                    .to_string(),
+            );
+        }
+        Shell {
+            title: title.into(),
+            user,
+            role: self.role().label().to_string(),
+            csrf: self.caller.csrf.clone(),
+            nav: navigation(self.role(), section),
+            flash: self.flash.as_deref().and_then(flash_text),
+            banners,
+        }
+    }
+
+    /// Renders a page, clearing the flash cookie if a message was shown.
+    pub fn page(&self, t: &impl Template, status: StatusCode) -> Response {
+        let mut res = render(t);
+        if res.status() == StatusCode::OK {
+            *res.status_mut() = status;
+        }
+        if self.flash.is_some() {
+            res.headers_mut()
+                .append(header::SET_COOKIE, cookie_header(FLASH_COOKIE, "", Some(0)));
+        }
+        res
+    }
+
+    /// Checks a posted form: the session's CSRF token (constant time) and the
+    /// Origin. Returns the 403 page when either is wrong.
+    pub async fn check_form(
+        &self,
+        st: &AppState,
+        form: &[(String, String)],
+    ) -> Result<(), Response> {
+        let token = form
+            .iter()
+            .find(|(k, _)| k == "csrf")
+            .map(|(_, v)| v.as_str())
+            .unwrap_or_default();
+        let ok = custos_crypto::constant_time_eq(self.caller.csrf.as_bytes(), token.as_bytes())
+            && super::same_origin(&self.headers);
+        if ok {
+            Ok(())
+        } else {
+            Err(self
+                .message(
+                    st,
+                    StatusCode::FORBIDDEN,
+                    "This form expired",
+                    "The form was not sent from this session, so nothing was changed. Go back, reload the page and try again.",
+                )
+                .await)
+        }
+    }
+
+    /// A page that explains a problem (403, 404, 409, …).
+    pub async fn message(
+        &self,
+        st: &AppState,
+        status: StatusCode,
+        title: &str,
+        text: &str,
+    ) -> Response {
+        let page = MessagePage {
+            shell: self.shell(st, title, Section::Search).await,
+            text: text.to_string(),
+            back: None,
+        };
+        self.page(&page, status)
+    }
+
+    /// The page for a service error that a page cannot recover from.
+    pub async fn error(&self, st: &AppState, e: ServiceError) -> Response {
+        match e {
+            ServiceError::Unauthenticated => Redirect::to("/").into_response(),
+            ServiceError::Forbidden(why) => {
+                let text = format!(
+                    "Your role ({}) does not allow this: {why}. Ask an administrator if you need it.",
+                    self.role().label()
+                );
+                self.message(st, StatusCode::FORBIDDEN, "Not allowed", &text)
+                    .await
+            }
+            ServiceError::NotFound(what) => {
+                let text = format!("No {what} has this id. It may have been deleted.");
+                self.message(st, StatusCode::NOT_FOUND, "Not found", &text)
+                    .await
+            }
+            ServiceError::Gone(what) => {
+                let text = format!(
+                    "This {what} belonged to a person whose data was erased. It can no longer be read."
+                );
+                self.message(st, StatusCode::GONE, "Erased", &text).await
+            }
+            ServiceError::Conflict(why) => {
+                self.message(st, StatusCode::CONFLICT, "Not possible", &why)
+                    .await
+            }
+            ServiceError::Invalid(errors) => {
+                let text = errors
+                    .iter()
+                    .map(|e| format!("{}: {}", e.field, e.message))
+                    .collect::<Vec<_>>()
+                    .join("; ");
+                self.message(st, StatusCode::UNPROCESSABLE_ENTITY, "Not valid", &text)
+                    .await
+            }
+            ServiceError::RateLimited => {
+                self.message(
+                    st,
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "Too many requests",
+                    "Wait a moment and try again.",
+                )
+                .await
+            }
+            ServiceError::Internal(detail) => {
+                tracing::error!(%detail, "internal error on a page");
+                self.message(
+                    st,
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "Something went wrong",
+                    "Something failed inside Custos; the operator's log has the details.",
+                )
+                .await
+            }
+        }
+    }
+}
+
+/// A page with a heading and a sentence.
+#[derive(Template)]
+#[template(path = "message.html")]
+pub struct MessagePage {
+    /// The layout.
+    pub shell: Shell,
+    /// What happened and what to do.
+    pub text: String,
+    /// A link back, if useful.
+    pub back: Option<(String, String)>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn support_sees_the_crm_but_auditors_see_no_sales_pages_missing() {
+        for role in Role::ALL {
+            let nav = navigation(role, Section::Dashboard);
+            assert_eq!(nav.len(), 1, "{role}");
+            assert!(nav[0].items.iter().any(|i| i.href == "/app/contacts"));
+        }
+    }
+
+    #[test]
+    fn flash_codes_become_words() {
+        assert_eq!(
+            flash_text("contact.created").map(|f| f.text),
+            Some("Contact created.".to_string())
+        );
+        assert!(flash_text("nonsense").is_none());
+        assert!(!flash_text("error.stage").expect("known").ok);
+    }
+}
