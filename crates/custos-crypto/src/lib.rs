@@ -14,6 +14,7 @@
 
 #![warn(missing_docs)]
 
+mod backup;
 mod blind_index;
 mod keys;
 pub mod normalize;
@@ -21,9 +22,12 @@ mod password;
 mod seal;
 mod token;
 
+pub use backup::{BackupHeader, decrypt_backup, encrypt_backup};
 pub use blind_index::{BlindIndexKey, BlindIndexRoot, blind_index_bits, hmac_sha256};
 pub use keys::{DataKey, MasterKey, MasterKeyring, wrapped_version};
-pub use password::{dummy_verify_password, hash_password, password_needs_rehash, verify_password};
+pub use password::{
+    derive_key, dummy_verify_password, hash_password, password_needs_rehash, verify_password,
+};
 pub use seal::{SealContext, aes256gcm_open, aes256gcm_seal, open, seal, sealed_key_version};
 pub use token::{constant_time_eq, hash_token, new_token, random_bytes, sha256};
 
@@ -53,6 +57,9 @@ pub enum CryptoError {
     /// A key had the wrong length or encoding, or a keyring was inconsistent.
     #[error("invalid key: {0}")]
     InvalidKey(&'static str),
+    /// Reading or writing a stream failed (backups); the kind only, never data.
+    #[error("I/O error: {0}")]
+    Io(std::io::ErrorKind),
 }
 
 /// Result type of this crate.

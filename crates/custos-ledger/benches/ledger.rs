@@ -11,9 +11,15 @@ use std::time::Instant;
 fn event(i: u64) -> Vec<u8> {
     let e = AuditEvent {
         v: 1,
-        time: format!("2026-11-30T02:{:02}:{:02}.{:03}Z", (i / 60_000) % 60, (i / 1000) % 60, i % 1000),
+        time: format!(
+            "2026-11-30T02:{:02}:{:02}.{:03}Z",
+            (i / 60_000) % 60,
+            (i / 1000) % 60,
+            i % 1000
+        ),
         actor: "user:0196f3a2-7c1e-7d11-9a0b-3c4d5e6f7a8b".into(),
-        action: ["contact.read", "contact.update", "deal.list", "auth.login"][(i % 4) as usize].into(),
+        action: ["contact.read", "contact.update", "deal.list", "auth.login"][(i % 4) as usize]
+            .into(),
         subject_id: Some(format!("0196f3a2-7c1e-7d11-9a0b-{:012x}", i)),
         record: Some(format!("contact:0196f3a2-7c1e-7d11-9a0b-{:012x}", i)),
         categories: vec!["contact_details".into(), "identity".into()],
@@ -27,14 +33,25 @@ fn event(i: u64) -> Vec<u8> {
 }
 
 fn rate(n: u64, bytes: u64, secs: f64) -> String {
-    format!("{:>10.0} leaves/s {:>8.1} MB/s {:>8.3} s", n as f64 / secs, bytes as f64 / secs / 1e6, secs)
+    format!(
+        "{:>10.0} leaves/s {:>8.1} MB/s {:>8.3} s",
+        n as f64 / secs,
+        bytes as f64 / secs / 1e6,
+        secs
+    )
 }
 
 fn main() {
-    let n: u64 = std::env::var("LEAVES").ok().and_then(|v| v.parse().ok()).unwrap_or(1_000_000);
+    let n: u64 = std::env::var("LEAVES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1_000_000);
     let leaves: Vec<Vec<u8>> = (0..n).map(event).collect();
     let bytes: u64 = leaves.iter().map(|l| l.len() as u64).sum();
-    println!("custos-ledger benchmark: {n} leaves, {:.1} MB of canonical event bytes", bytes as f64 / 1e6);
+    println!(
+        "custos-ledger benchmark: {n} leaves, {:.1} MB of canonical event bytes",
+        bytes as f64 / 1e6
+    );
 
     let t = Instant::now();
     let mut sink = 0u8;
@@ -63,8 +80,19 @@ fn main() {
 
     println!("| step | rate | vs raw SHA-256 |");
     println!("|---|---|---|");
-    println!("| raw SHA-256 of each leaf | {} | 1.00× |", rate(n, bytes, raw));
-    println!("| append (leaf hash + tree, {nodes} nodes) | {} | {:.2}× |", rate(n, bytes, append), raw / append);
-    println!("| verify (decode + canonical check + tree) | {} | {:.2}× |", rate(n, bytes, verify), raw / verify);
+    println!(
+        "| raw SHA-256 of each leaf | {} | 1.00× |",
+        rate(n, bytes, raw)
+    );
+    println!(
+        "| append (leaf hash + tree, {nodes} nodes) | {} | {:.2}× |",
+        rate(n, bytes, append),
+        raw / append
+    );
+    println!(
+        "| verify (decode + canonical check + tree) | {} | {:.2}× |",
+        rate(n, bytes, verify),
+        raw / verify
+    );
     println!("(checksum {sink})");
 }

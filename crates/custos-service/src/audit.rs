@@ -94,7 +94,6 @@ pub struct AuditEntry {
     pub event: AuditEvent,
 }
 
-
 impl Custos {
     /// Appends one event to the ledger in `tx`; returns its leaf index.
     pub(crate) async fn append(&self, tx: &mut dyn Tx, e: Event) -> Result<u64> {

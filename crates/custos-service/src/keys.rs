@@ -28,8 +28,40 @@ pub struct KeyStatus {
     pub blind_index_bits: u32,
 }
 
+/// Re-reads the master keyring (from its key provider) when a key wrapped by an
+/// unknown master version is met, e.g. after a rotation by another process.
+pub type KeyReload = Arc<dyn Fn() -> std::result::Result<MasterKeyring, String> + Send + Sync>;
+
+/// Every data-key version of one subject.
+pub(crate) struct SubjectKeys {
+    versions: std::collections::BTreeMap<i64, Arc<DataKey>>,
+    newest_created: i64,
+    kind: Entity,
+}
+
+impl SubjectKeys {
+    /// The key that sealed a value of this version.
+    pub(crate) fn get(&self, version: u32) -> Result<&Arc<DataKey>> {
+        self.versions.get(&i64::from(version)).ok_or_else(|| {
+            ServiceError::Internal(
+                "a sealed value names a data key version that does not exist".into(),
+            )
+        })
+    }
+
+    fn newest(&self) -> Result<(i64, Arc<DataKey>)> {
+        self.versions
+            .iter()
+            .next_back()
+            .map(|(v, k)| (*v, k.clone()))
+            .ok_or_else(|| ServiceError::Internal("subject without data keys".into()))
+    }
+}
+
 pub(crate) struct Keys {
-    master: MasterKeyring,
+    master: std::sync::RwLock<Arc<MasterKeyring>>,
+    reload: std::sync::RwLock<Option<KeyReload>>,
+    dek_max_age_ms: i64,
     blind_root: BlindIndexRoot,
     signing_seed: Zeroizing<[u8; 32]>,
     bits: u32,
@@ -39,16 +71,21 @@ pub(crate) struct Keys {
 
 struct DekCache {
     max: usize,
-    keys: HashMap<Uuid, Arc<DataKey>>,
+    keys: HashMap<Uuid, Arc<SubjectKeys>>,
     order: VecDeque<Uuid>,
 }
 
 impl DekCache {
-    fn get(&self, id: &Uuid) -> Option<Arc<DataKey>> {
+    fn get(&self, id: &Uuid) -> Option<Arc<SubjectKeys>> {
         self.keys.get(id).cloned()
     }
 
-    fn put(&mut self, id: Uuid, key: Arc<DataKey>) {
+    fn clear(&mut self) {
+        self.keys.clear();
+        self.order.clear();
+    }
+
+    fn put(&mut self, id: Uuid, key: Arc<SubjectKeys>) {
         if self.keys.insert(id, key).is_none() {
             self.order.push_back(id);
         }
@@ -121,9 +158,19 @@ impl Keys {
                 (root, seed)
             }
         };
+        // Retired master versions are refused even if the key file still holds them.
+        let min: u32 = tx
+            .get_setting("keys.min_decryption_version")
+            .await?
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0);
+        let mut master = master;
+        master.retain_from(min);
         tx.commit().await?;
         Ok(Keys {
-            master,
+            master: std::sync::RwLock::new(Arc::new(master)),
+            reload: std::sync::RwLock::new(None),
+            dek_max_age_ms: config.dek_max_age.as_millis() as i64,
             blind_root,
             signing_seed: seed,
             bits: custos_crypto::blind_index_bits(config.expected_rows),
@@ -164,13 +211,13 @@ impl Keys {
 
     pub(crate) fn status(&self) -> KeyStatus {
         KeyStatus {
-            master_versions: self.master.versions(),
-            active_version: self.master.active().version(),
+            master_versions: self.master().versions(),
+            active_version: self.master().active().version(),
             blind_index_bits: self.bits,
         }
     }
 
-    /// Creates the data key of a new data subject.
+    /// Creates the data key (version 1) of a new data subject.
     pub(crate) async fn create_subject_key(
         &self,
         tx: &mut dyn Tx,
@@ -178,11 +225,26 @@ impl Keys {
         kind: Entity,
         now_ms: i64,
     ) -> Result<Arc<DataKey>> {
-        let key = DataKey::generate(1)?;
-        let active = self.master.active();
+        self.add_version(tx, subject, kind, 1, now_ms).await
+    }
+
+    async fn add_version(
+        &self,
+        tx: &mut dyn Tx,
+        subject: Uuid,
+        kind: Entity,
+        version: i64,
+        now_ms: i64,
+    ) -> Result<Arc<DataKey>> {
+        let v = u32::try_from(version)
+            .map_err(|_| ServiceError::Internal("data key version".into()))?;
+        let key = DataKey::generate(v)?;
+        let master = self.master();
+        let active = master.active();
         let wrapped = active.wrap(&key, subject.as_bytes())?;
         tx.insert_subject_key(&SubjectKeyRow {
             subject_id: subject,
+            dek_version: version,
             kind,
             wrapped_key: Some(wrapped),
             kek_version: i64::from(active.version()),
@@ -191,34 +253,107 @@ impl Keys {
         })
         .await?;
         let key = Arc::new(key);
-        self.lock().put(subject, key.clone());
+        self.lock().remove(&subject);
         Ok(key)
     }
 
-    /// The data key of a subject; `Gone` once it was shredded.
-    pub(crate) async fn subject_key(
+    /// Every data-key version of a subject; `Gone` once they were shredded.
+    pub(crate) async fn subject_keys(
         &self,
         tx: &mut dyn Tx,
         subject: Uuid,
         what: &'static str,
-    ) -> Result<Arc<DataKey>> {
+    ) -> Result<Arc<SubjectKeys>> {
         if let Some(k) = self.lock().get(&subject) {
             return Ok(k);
         }
-        let row = tx
-            .get_subject_key(subject)
-            .await?
-            .ok_or_else(|| ServiceError::Internal("a record's subject has no data key".into()))?;
-        let wrapped = row.wrapped_key.ok_or(ServiceError::Gone(what))?;
-        let key = Arc::new(self.master.unwrap(&wrapped, subject.as_bytes())?);
-        self.lock().put(subject, key.clone());
+        let rows = tx.get_subject_keys(subject).await?;
+        if rows.is_empty() {
+            return Err(ServiceError::Internal(
+                "a record's subject has no data key".into(),
+            ));
+        }
+        let mut versions = std::collections::BTreeMap::new();
+        let mut newest_created = 0;
+        let mut kind = Entity::Contact;
+        for row in rows {
+            let wrapped = row.wrapped_key.ok_or(ServiceError::Gone(what))?;
+            let key = match self.master().unwrap(&wrapped, subject.as_bytes()) {
+                Ok(k) => k,
+                Err(_) => {
+                    // A rotation in another process may have added a master key
+                    // version this process has not loaded yet.
+                    self.reload_master()?;
+                    self.master().unwrap(&wrapped, subject.as_bytes())?
+                }
+            };
+            newest_created = row.created_at;
+            kind = row.kind;
+            versions.insert(row.dek_version, Arc::new(key));
+        }
+        let keys = Arc::new(SubjectKeys {
+            versions,
+            newest_created,
+            kind,
+        });
+        self.lock().put(subject, keys.clone());
+        Ok(keys)
+    }
+
+    /// The key that seals new values of a subject. If its newest data key is
+    /// older than the configured maximum age, a new version is created first:
+    /// data keys rotate lazily, on write.
+    pub(crate) async fn write_key(
+        &self,
+        tx: &mut dyn Tx,
+        subject: Uuid,
+        what: &'static str,
+        now_ms: i64,
+    ) -> Result<Arc<DataKey>> {
+        let keys = self.subject_keys(tx, subject, what).await?;
+        let (version, key) = keys.newest()?;
+        if now_ms - keys.newest_created >= self.dek_max_age_ms {
+            return self
+                .add_version(tx, subject, keys.kind, version + 1, now_ms)
+                .await;
+        }
         Ok(key)
     }
 
-    /// Forgets a cached key (after shredding).
-    #[allow(dead_code)]
+    /// Forgets a cached key (after shredding or rotation).
     pub(crate) fn forget(&self, subject: &Uuid) {
         self.lock().remove(subject);
+    }
+
+    /// Re-reads the master keyring through the reload hook, if one is set.
+    fn reload_master(&self) -> Result<()> {
+        let hook = self
+            .reload
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        if let Some(hook) = hook {
+            let ring = hook()
+                .map_err(|e| ServiceError::Internal(format!("reloading the master key: {e}")))?;
+            self.set_master(ring);
+        }
+        Ok(())
+    }
+
+    pub(crate) fn set_reload(&self, hook: KeyReload) {
+        *self.reload.write().unwrap_or_else(|e| e.into_inner()) = Some(hook);
+    }
+
+    pub(crate) fn master(&self) -> Arc<MasterKeyring> {
+        self.master
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    pub(crate) fn set_master(&self, ring: MasterKeyring) {
+        *self.master.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(ring);
+        self.lock().clear();
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, DekCache> {

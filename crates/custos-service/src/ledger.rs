@@ -4,11 +4,11 @@
 
 use crate::audit::AuditEntry;
 use crate::{Custos, Principal, Result, ServiceError};
-use custos_ledger::checkpoint::{verify_checkpoint, Checkpoint, NoteSigner};
+use custos_ledger::Hash;
+use custos_ledger::checkpoint::{Checkpoint, NoteSigner, verify_checkpoint};
 use custos_ledger::event::AuditEvent;
 use custos_ledger::merkle::{self, Appender, NodeReader, ProofError};
 use custos_ledger::verify::{LogVerifier, TamperKind};
-use custos_ledger::Hash;
 use custos_store::{CheckpointRow, EventFilter, Tx};
 use std::collections::HashMap;
 
@@ -96,7 +96,10 @@ struct CachedNodes {
 
 impl NodeReader for CachedNodes {
     fn perfect_node(&mut self, level: u32, index: u64) -> std::result::Result<Hash, ProofError> {
-        self.nodes.get(&(level, index)).copied().ok_or(ProofError::MissingNode { level, index })
+        self.nodes
+            .get(&(level, index))
+            .copied()
+            .ok_or(ProofError::MissingNode { level, index })
     }
 }
 
@@ -109,13 +112,17 @@ async fn with_nodes<T>(
     tx: &mut dyn Tx,
     mut f: impl FnMut(&mut CachedNodes) -> std::result::Result<T, ProofError>,
 ) -> Result<T> {
-    let mut cache = CachedNodes { nodes: HashMap::new() };
+    let mut cache = CachedNodes {
+        nodes: HashMap::new(),
+    };
     for _ in 0..10_000 {
         match f(&mut cache) {
             Ok(v) => return Ok(v),
             Err(ProofError::MissingNode { level, index }) => {
                 let node = tx.ledger_node(level, index).await?.ok_or_else(|| {
-                    internal(format!("stored node ({level}, {index}) is missing: the ledger tables were altered"))
+                    internal(format!(
+                        "stored node ({level}, {index}) is missing: the ledger tables were altered"
+                    ))
                 })?;
                 cache.nodes.insert((level, index), node);
             }
@@ -127,7 +134,11 @@ async fn with_nodes<T>(
 
 impl Custos {
     pub(crate) fn note_signer(&self) -> Result<NoteSigner> {
-        NoteSigner::from_seed(&self.inner.config.ledger_origin, self.inner.keys.signing_seed()).map_err(internal)
+        NoteSigner::from_seed(
+            &self.inner.config.ledger_origin,
+            self.inner.keys.signing_seed(),
+        )
+        .map_err(internal)
     }
 
     /// The note verifier key of the ledger (`name+keyid+base64(0x01‖pubkey)`).
@@ -153,7 +164,12 @@ impl Custos {
     }
 
     /// Decoded events `start <= index < end` (at most 1,000).
-    pub async fn audit_entries(&self, p: &Principal, start: u64, end: u64) -> Result<Vec<AuditEntry>> {
+    pub async fn audit_entries(
+        &self,
+        p: &Principal,
+        start: u64,
+        end: u64,
+    ) -> Result<Vec<AuditEntry>> {
         self.require_ledger_reader(p).await?;
         let end = end.min(start.saturating_add(1000));
         let mut tx = self.inner.store.begin().await?;
@@ -161,23 +177,41 @@ impl Custos {
         leaves
             .into_iter()
             .map(|l| {
-                let event = AuditEvent::decode(&l.data).map_err(|e| internal(format!("leaf {}: {e}", l.index)))?;
-                Ok(AuditEntry { index: l.index, event })
+                let event = AuditEvent::decode(&l.data)
+                    .map_err(|e| internal(format!("leaf {}: {e}", l.index)))?;
+                Ok(AuditEntry {
+                    index: l.index,
+                    event,
+                })
             })
             .collect()
     }
 
     /// Raw leaf bytes `start <= index < end` (at most 1,000), for outside verifiers.
-    pub async fn audit_leaf_bytes(&self, p: &Principal, start: u64, end: u64) -> Result<Vec<(u64, Vec<u8>)>> {
+    pub async fn audit_leaf_bytes(
+        &self,
+        p: &Principal,
+        start: u64,
+        end: u64,
+    ) -> Result<Vec<(u64, Vec<u8>)>> {
         self.require_ledger_reader(p).await?;
         let end = end.min(start.saturating_add(1000));
         let mut tx = self.inner.store.begin().await?;
-        Ok(tx.ledger_leaves(start, end).await?.into_iter().map(|l| (l.index, l.data)).collect())
+        Ok(tx
+            .ledger_leaves(start, end)
+            .await?
+            .into_iter()
+            .map(|l| (l.index, l.data))
+            .collect())
     }
 
     /// Events matching a query, newest first; the second value is the index to
     /// pass as `before_index` for the next page.
-    pub async fn audit_events(&self, p: &Principal, q: &EventQuery) -> Result<(Vec<AuditEntry>, Option<u64>)> {
+    pub async fn audit_events(
+        &self,
+        p: &Principal,
+        q: &EventQuery,
+    ) -> Result<(Vec<AuditEntry>, Option<u64>)> {
         self.require_ledger_reader(p).await?;
         let limit = q.limit.clamp(1, 500);
         let mut tx = self.inner.store.begin().await?;
@@ -186,18 +220,34 @@ impl Custos {
         let mut out = Vec::new();
         for idx in found.into_iter().take(limit as usize) {
             for l in tx.ledger_leaves(idx, idx + 1).await? {
-                let event = AuditEvent::decode(&l.data).map_err(|e| internal(format!("leaf {}: {e}", l.index)))?;
-                out.push(AuditEntry { index: l.index, event });
+                let event = AuditEvent::decode(&l.data)
+                    .map_err(|e| internal(format!("leaf {}: {e}", l.index)))?;
+                out.push(AuditEntry {
+                    index: l.index,
+                    event,
+                });
             }
         }
-        let next = if more { out.last().map(|e| e.index) } else { None };
+        let next = if more {
+            out.last().map(|e| e.index)
+        } else {
+            None
+        };
         Ok((out, next))
     }
 
     /// Events about one subject, newest first (at most `limit`).
-    pub async fn audit_events_for_subject(&self, p: &Principal, subject: uuid::Uuid, limit: usize) -> Result<Vec<AuditEntry>> {
+    pub async fn audit_events_for_subject(
+        &self,
+        p: &Principal,
+        subject: uuid::Uuid,
+        limit: usize,
+    ) -> Result<Vec<AuditEntry>> {
         let q = EventQuery {
-            filter: EventFilter { subject_id: Some(subject.to_string()), ..Default::default() },
+            filter: EventFilter {
+                subject_id: Some(subject.to_string()),
+                ..Default::default()
+            },
             limit: limit.min(500) as u32,
         };
         Ok(self.audit_events(p, &q).await?.0)
@@ -217,37 +267,72 @@ impl Custos {
             if last.size >= app.size() {
                 return Ok(last.note.clone());
             }
-            let old_root: Hash = last.root.as_slice().try_into().map_err(|_| internal("stored checkpoint root"))?;
+            let old_root: Hash = last
+                .root
+                .as_slice()
+                .try_into()
+                .map_err(|_| internal("stored checkpoint root"))?;
             let (from, to) = (last.size, app.size());
-            let proof = with_nodes(tx.as_mut(), |r| merkle::consistency_proof_at(r, from, to)).await?;
+            let proof =
+                with_nodes(tx.as_mut(), |r| merkle::consistency_proof_at(r, from, to)).await?;
             merkle::verify_consistency(from, to, &proof, &old_root, &app.root()).map_err(|e| {
-                internal(format!("refusing to sign: the tree is not consistent with checkpoint {from}: {e}"))
+                internal(format!(
+                    "refusing to sign: the tree is not consistent with checkpoint {from}: {e}"
+                ))
             })?;
         }
-        let cp = Checkpoint { origin: self.inner.config.ledger_origin.clone(), size: app.size(), root: app.root() };
+        let cp = Checkpoint {
+            origin: self.inner.config.ledger_origin.clone(),
+            size: app.size(),
+            root: app.root(),
+        };
         let note = self.note_signer()?.sign(&cp).map_err(internal)?;
-        let row = CheckpointRow { size: cp.size, root: cp.root.to_vec(), note: note.clone(), created_at: self.now_ms() };
+        let row = CheckpointRow {
+            size: cp.size,
+            root: cp.root.to_vec(),
+            note: note.clone(),
+            created_at: self.now_ms(),
+        };
         tx.insert_checkpoint(&row).await?;
         tx.commit().await?;
         Ok(note)
     }
 
     /// An inclusion proof for leaf `index` in the tree of `size` leaves.
-    pub async fn inclusion_proof(&self, p: &Principal, index: u64, size: u64) -> Result<InclusionProof> {
+    pub async fn inclusion_proof(
+        &self,
+        p: &Principal,
+        index: u64,
+        size: u64,
+    ) -> Result<InclusionProof> {
         self.require_ledger_reader(p).await?;
         let mut tx = self.inner.store.begin().await?;
         let current = tx.ledger_head().await?.size;
         if size > current {
-            return Err(ServiceError::invalid("size", format!("the ledger has only {current} entries")));
+            return Err(ServiceError::invalid(
+                "size",
+                format!("the ledger has only {current} entries"),
+            ));
         }
         if index >= size {
             return Err(ServiceError::invalid("index", "must be less than size"));
         }
         let leaf = tx.ledger_leaves(index, index + 1).await?;
-        let leaf = leaf.first().ok_or_else(|| internal(format!("leaf {index} is missing")))?;
-        let leaf_hash: Hash = leaf.leaf_hash.as_slice().try_into().map_err(|_| internal("stored leaf hash"))?;
+        let leaf = leaf
+            .first()
+            .ok_or_else(|| internal(format!("leaf {index} is missing")))?;
+        let leaf_hash: Hash = leaf
+            .leaf_hash
+            .as_slice()
+            .try_into()
+            .map_err(|_| internal("stored leaf hash"))?;
         let proof = with_nodes(tx.as_mut(), |r| merkle::inclusion_proof_at(r, index, size)).await?;
-        Ok(InclusionProof { index, size, leaf_hash, proof })
+        Ok(InclusionProof {
+            index,
+            size,
+            leaf_hash,
+            proof,
+        })
     }
 
     /// A consistency proof between the trees of `from` and `to` leaves.
@@ -256,7 +341,10 @@ impl Custos {
         let mut tx = self.inner.store.begin().await?;
         let current = tx.ledger_head().await?.size;
         if to > current {
-            return Err(ServiceError::invalid("to", format!("the ledger has only {current} entries")));
+            return Err(ServiceError::invalid(
+                "to",
+                format!("the ledger has only {current} entries"),
+            ));
         }
         if from > to {
             return Err(ServiceError::invalid("from", "must not exceed to"));
@@ -276,24 +364,31 @@ impl Custos {
         let mut checkpoints = Vec::new();
         for row in &cps {
             match verify_checkpoint(&row.note, &key) {
-                Ok(cp) if cp.size == row.size && cp.root.as_slice() == row.root.as_slice() => checkpoints.push(cp),
+                Ok(cp) if cp.size == row.size && cp.root.as_slice() == row.root.as_slice() => {
+                    checkpoints.push(cp)
+                }
                 Ok(_) => {
                     return Ok(VerifyReport::Tampered {
                         index: row.size,
-                        reason: format!("stored checkpoint {} does not match its signed note", row.size),
-                    })
+                        reason: format!(
+                            "stored checkpoint {} does not match its signed note",
+                            row.size
+                        ),
+                    });
                 }
                 Err(e) => {
                     return Ok(VerifyReport::Tampered {
                         index: row.size,
                         reason: format!("checkpoint {} has a bad signature: {e}", row.size),
-                    })
+                    });
                 }
             }
         }
         let mut verifier = LogVerifier::with_checkpoints(checkpoints.iter().map(|c| c.size));
         let batch = 20_000u64;
-        let total = head.size.max(checkpoints.last().map(|c| c.size).unwrap_or(0));
+        let total = head
+            .size
+            .max(checkpoints.last().map(|c| c.size).unwrap_or(0));
         let mut start = 0u64;
         // The stored tree nodes are checked too: proofs are served from them.
         let mut tree = Appender::new();
@@ -312,10 +407,16 @@ impl Custos {
             for l in leaves {
                 let stored: Option<Hash> = l.leaf_hash.as_slice().try_into().ok();
                 if let Err(e) = verifier.push(l.index, &l.data, stored.as_ref()) {
-                    return Ok(VerifyReport::Tampered { index: e.index, reason: e.kind.to_string() });
+                    return Ok(VerifyReport::Tampered {
+                        index: e.index,
+                        reason: e.kind.to_string(),
+                    });
                 }
                 let Some(hash) = stored else {
-                    return Ok(VerifyReport::Tampered { index: l.index, reason: "the stored leaf hash is malformed".into() });
+                    return Ok(VerifyReport::Tampered {
+                        index: l.index,
+                        reason: "the stored leaf hash is malformed".into(),
+                    });
                 };
                 for (level, idx, h) in tree.push(hash) {
                     if nodes.get(&(level, idx)) != Some(&h) {
@@ -337,30 +438,48 @@ impl Custos {
         if let Some(l) = beyond.first() {
             return Ok(VerifyReport::Tampered {
                 index: verifier.size(),
-                reason: format!("leaf missing or extra; the next stored leaf claims index {}", l.index),
+                reason: format!(
+                    "leaf missing or extra; the next stored leaf claims index {}",
+                    l.index
+                ),
             });
         }
         if let Err(e) = verifier.check_checkpoints(&checkpoints) {
             let reason = match e.kind {
                 TamperKind::Truncated { checkpoint_size } => {
-                    format!("the log is shorter than the signed checkpoint of size {checkpoint_size} (truncated)")
+                    format!(
+                        "the log is shorter than the signed checkpoint of size {checkpoint_size} (truncated)"
+                    )
                 }
                 other => format!("{other} (checkpoint)"),
             };
-            return Ok(VerifyReport::Tampered { index: e.index, reason });
+            return Ok(VerifyReport::Tampered {
+                index: e.index,
+                reason,
+            });
         }
         let (size, root) = verifier.finish();
         let expected = Appender::from_frontier(head.size, head.frontier).map_err(internal)?;
         if size != expected.size() {
             return Ok(VerifyReport::Tampered {
                 index: size.min(expected.size()),
-                reason: format!("the log holds {size} leaves but its head records {}", expected.size()),
+                reason: format!(
+                    "the log holds {size} leaves but its head records {}",
+                    expected.size()
+                ),
             });
         }
         if root != expected.root() {
-            return Ok(VerifyReport::Tampered { index: 0, reason: "recomputed root differs from the stored head".into() });
+            return Ok(VerifyReport::Tampered {
+                index: 0,
+                reason: "recomputed root differs from the stored head".into(),
+            });
         }
-        Ok(VerifyReport::Ok { size, root_hex: hex::encode(root), checkpoints: checkpoints.len() })
+        Ok(VerifyReport::Ok {
+            size,
+            root_hex: hex::encode(root),
+            checkpoints: checkpoints.len(),
+        })
     }
 
     /// Checks a checkpoint held outside Custos (an auditor's copy) against the
@@ -369,8 +488,12 @@ impl Custos {
     /// proof to the current size).
     pub async fn witness(&self, note: &str) -> Result<WitnessReport> {
         let key = self.ledger_verifier_key()?;
-        let cp = verify_checkpoint(note, &key)
-            .map_err(|e| ServiceError::invalid("checkpoint", format!("not a checkpoint signed by this ledger: {e}")))?;
+        let cp = verify_checkpoint(note, &key).map_err(|e| {
+            ServiceError::invalid(
+                "checkpoint",
+                format!("not a checkpoint signed by this ledger: {e}"),
+            )
+        })?;
         let mut tx = self.inner.store.begin().await?;
         let head = tx.ledger_head().await?;
         if cp.size > head.size {
@@ -383,22 +506,37 @@ impl Custos {
         }
         let app = match Appender::from_frontier(head.size, head.frontier) {
             Ok(a) => a,
-            Err(e) => return Ok(WitnessReport::Inconsistent { reason: format!("the stored tree head is damaged: {e}") }),
+            Err(e) => {
+                return Ok(WitnessReport::Inconsistent {
+                    reason: format!("the stored tree head is damaged: {e}"),
+                });
+            }
         };
         let size = cp.size;
         let root = match with_nodes(tx.as_mut(), |r| merkle::root_at(r, size)).await {
             Ok(r) => r,
-            Err(e) => return Ok(WitnessReport::Inconsistent { reason: e.to_string() }),
+            Err(e) => {
+                return Ok(WitnessReport::Inconsistent {
+                    reason: e.to_string(),
+                });
+            }
         };
         if root != cp.root {
             return Ok(WitnessReport::Inconsistent {
-                reason: format!("the log's root at size {size} differs from the checkpoint: history was rewritten"),
+                reason: format!(
+                    "the log's root at size {size} differs from the checkpoint: history was rewritten"
+                ),
             });
         }
         let current = app.size();
-        let proof = with_nodes(tx.as_mut(), |r| merkle::consistency_proof_at(r, size, current)).await?;
+        let proof = with_nodes(tx.as_mut(), |r| {
+            merkle::consistency_proof_at(r, size, current)
+        })
+        .await?;
         if let Err(e) = merkle::verify_consistency(size, current, &proof, &cp.root, &app.root()) {
-            return Ok(WitnessReport::Inconsistent { reason: format!("consistency proof failed: {e}") });
+            return Ok(WitnessReport::Inconsistent {
+                reason: format!("consistency proof failed: {e}"),
+            });
         }
         Ok(WitnessReport::Consistent { size, current })
     }

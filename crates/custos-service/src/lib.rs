@@ -8,6 +8,7 @@ mod audit;
 mod auth;
 mod dashboard;
 mod error;
+mod keyops;
 mod keys;
 mod ledger;
 mod principal;
@@ -17,14 +18,15 @@ mod search;
 mod settings;
 
 pub use audit::AuditEntry;
-pub use custos_store::EventFilter;
-pub use ledger::{EventQuery, InclusionProof, LedgerStatus, VerifyReport, WitnessReport};
 pub use auth::{LoginResult, NewToken, UserView};
+pub use custos_store::EventFilter;
 pub use dashboard::{
     Amounts, Dashboard, DueSummary, MonthWon, PipelineSummary, RecentSummary, StageTotal,
 };
 pub use error::{Result, ServiceError};
-pub use keys::KeyStatus;
+pub use keyops::{BackupInfo, ErasureJournal, ErasureReport, KeyReport, MasterVersionStatus};
+pub use keys::{KeyReload, KeyStatus};
+pub use ledger::{EventQuery, InclusionProof, LedgerStatus, VerifyReport, WitnessReport};
 pub use principal::{Principal, RequestMeta, Via};
 pub use query::{ListParams, Page};
 pub use records::RecordView;
@@ -51,6 +53,8 @@ pub struct Config {
     pub key_cache_size: usize,
     /// Origin line of signed checkpoints.
     pub ledger_origin: String,
+    /// A subject's data key is replaced (on the next write) once it is this old.
+    pub dek_max_age: Duration,
 }
 
 impl Default for Config {
@@ -62,6 +66,7 @@ impl Default for Config {
             session_absolute: Duration::from_secs(12 * 3600),
             key_cache_size: 10_000,
             ledger_origin: "custos.local/ledger".to_string(),
+            dek_max_age: Duration::from_secs(365 * 86_400),
         }
     }
 }
@@ -77,6 +82,7 @@ struct Inner {
     clock: Arc<dyn Clock>,
     keys: keys::Keys,
     config: Config,
+    erasure_journal: std::sync::RwLock<Option<keyops::ErasureJournal>>,
 }
 
 impl std::fmt::Debug for Custos {
@@ -104,6 +110,7 @@ impl Custos {
                 clock,
                 keys,
                 config,
+                erasure_journal: std::sync::RwLock::new(None),
             }),
         };
         custos.ensure_defaults().await?;

@@ -2,9 +2,10 @@
 //! entity, so sealing, masking, searching and auditing cannot differ between them.
 
 use crate::audit::Event;
+use crate::keys::SubjectKeys;
 use crate::query::{ListParams, Page};
 use crate::{Custos, Principal, Result, ServiceError};
-use custos_crypto::{DataKey, SealContext, normalize, open, seal};
+use custos_crypto::{DataKey, SealContext, normalize, open, seal, sealed_key_version};
 use custos_domain::inventory::{self, FieldDecl, FieldKind, Normalizer, Presence, Protection};
 use custos_domain::policy::{self, Operation};
 use custos_domain::validate::parse_date;
@@ -23,6 +24,9 @@ pub struct RecordView {
     pub record: Record,
     /// Names of masked fields.
     pub masked: Vec<&'static str>,
+    /// The person this record was about was erased; it is kept (anonymised)
+    /// because the inventory requires it (e.g. orders, for accounting).
+    pub erased: bool,
 }
 
 impl RecordView {
@@ -42,6 +46,9 @@ impl RecordView {
             map.insert(f.name.to_string(), v);
         }
         map.insert("masked".into(), serde_json::json!(self.masked));
+        if self.erased {
+            map.insert("erased".into(), serde_json::Value::Bool(true));
+        }
         serde_json::Value::Object(map)
     }
 
@@ -127,7 +134,24 @@ impl Custos {
             .await)
     }
 
-    async fn subject_key_for(
+    /// Every data-key version of the record's subject (`Gone` once erased).
+    async fn subject_keys_for(
+        &self,
+        tx: &mut dyn Tx,
+        entity: Entity,
+        row_subject: Option<Uuid>,
+    ) -> Result<Option<Arc<SubjectKeys>>> {
+        match row_subject {
+            Some(s) => Ok(Some(
+                self.inner.keys.subject_keys(tx, s, entity.name()).await?,
+            )),
+            None => Ok(None),
+        }
+    }
+
+    /// The key that seals new values for the record's subject (rotating it
+    /// first if it is too old).
+    async fn write_key_for(
         &self,
         tx: &mut dyn Tx,
         entity: Entity,
@@ -135,7 +159,10 @@ impl Custos {
     ) -> Result<Option<Arc<DataKey>>> {
         match row_subject {
             Some(s) => Ok(Some(
-                self.inner.keys.subject_key(tx, s, entity.name()).await?,
+                self.inner
+                    .keys
+                    .write_key(tx, s, entity.name(), self.now_ms())
+                    .await?,
             )),
             None => Ok(None),
         }
@@ -157,7 +184,12 @@ impl Custos {
         let id = row.id.to_string();
         let subject = row.subject_id.map(|s| s.to_string()).unwrap_or_default();
         // An erased person's records answer Gone, whatever the caller may see.
-        let key: Option<Arc<DataKey>> = self.subject_key_for(tx, entity, row.subject_id).await?;
+        let (keys, erased) = match self.subject_keys_for(tx, entity, row.subject_id).await {
+            Ok(k) => (k, false),
+            // Records kept for a legal obligation outlive the person's key, anonymised.
+            Err(ServiceError::Gone(_)) if kept_after_erasure(entity) => (None, true),
+            Err(e) => return Err(e),
+        };
         for f in inventory::fields(entity) {
             if f.name == "id" || f.category == DataCategory::Credentials {
                 continue; // credentials never leave the service, not even masked
@@ -182,9 +214,13 @@ impl Custos {
                     "sealed column holds no ciphertext".into(),
                 ));
             };
-            let k = key
+            if erased {
+                continue; // unreadable for ever: its key was shredded
+            }
+            let keys = keys
                 .as_ref()
                 .ok_or_else(|| ServiceError::Internal("sealed field without a subject".into()))?;
+            let k = keys.get(sealed_key_version(bytes)?)?;
             let plain = open(k, &ctx(tenant, entity, f.name, &id, &subject), bytes)?;
             let v = Value::from_plaintext(f.kind, &plain).ok_or_else(|| {
                 ServiceError::Internal("sealed value does not fit its declared type".into())
@@ -192,7 +228,11 @@ impl Custos {
             record.set(f.name, v);
         }
         Ok(Opened {
-            view: RecordView { record, masked },
+            view: RecordView {
+                record,
+                masked,
+                erased,
+            },
             categories,
         })
     }
@@ -387,7 +427,12 @@ impl Custos {
                     .get(field)
                     .and_then(Value::as_uuid)
                     .ok_or_else(|| ServiceError::invalid(field, "is required"))?;
-                match self.inner.keys.subject_key(tx, subject, "contact").await {
+                match self
+                    .inner
+                    .keys
+                    .write_key(tx, subject, "contact", self.now_ms())
+                    .await
+                {
                     Ok(k) => Ok((Some(subject), Some(k))),
                     Err(ServiceError::Gone(_)) => {
                         Err(ServiceError::invalid(field, "this contact was erased"))
@@ -497,11 +542,25 @@ impl Custos {
                     if norm.is_empty() {
                         return Err(ServiceError::invalid(name, "is empty after normalisation"));
                     }
-                    let hash = self.inner.keys.blind_term(entity, f.name, &norm);
-                    conditions.push(Condition::Blind {
-                        field: f.name,
-                        hash,
-                    });
+                    if normalizer == Normalizer::Tokens {
+                        // Names are indexed word by word: every word must match,
+                        // and the whole value is confirmed after opening.
+                        let words = normalize::tokens(raw);
+                        let all = words
+                            .iter()
+                            .map(|w| Condition::Blind {
+                                field: f.name,
+                                hash: self.inner.keys.blind_term(entity, f.name, w),
+                            })
+                            .collect();
+                        conditions.push(Condition::And(all));
+                    } else {
+                        let hash = self.inner.keys.blind_term(entity, f.name, &norm);
+                        conditions.push(Condition::Blind {
+                            field: f.name,
+                            hash,
+                        });
+                    }
                     checks.push((f, norm));
                 }
                 Protection::Sealed => {
@@ -647,7 +706,7 @@ impl Custos {
             match (n, record.get(f.name)) {
                 (Normalizer::Email, Value::Text(s)) => normalize::email(s) == *norm,
                 (Normalizer::Phone, Value::Text(s)) => normalize::phone(s) == *norm,
-                (Normalizer::Tokens, Value::Text(s)) => normalize::tokens(s).contains(norm),
+                (Normalizer::Tokens, Value::Text(s)) => normalize::text(s) == *norm,
                 (Normalizer::EachTag, Value::Tags(t)) => {
                     t.iter().any(|t| normalize::text(t) == *norm)
                 }
@@ -791,7 +850,7 @@ impl Custos {
         };
         self.check_refs(tx.as_mut(), entity, &values).await?;
         let key = self
-            .subject_key_for(tx.as_mut(), entity, row.subject_id)
+            .write_key_for(tx.as_mut(), entity, row.subject_id)
             .await?;
         let mut all = values.clone();
         all.insert("updated_at", Value::Timestamp(self.now()));
@@ -944,7 +1003,7 @@ impl Custos {
         subject: Option<Uuid>,
         values: &BTreeMap<&'static str, Value>,
     ) -> Result<()> {
-        let key = self.subject_key_for(tx, entity, subject).await?;
+        let key = self.write_key_for(tx, entity, subject).await?;
         let mut columns = Vec::new();
         self.seal_values(
             tx,
@@ -971,7 +1030,7 @@ impl Custos {
         let id = row.id.to_string();
         let subject = row.subject_id.map(|s| s.to_string()).unwrap_or_default();
         let mut record = Record::new(entity, row.id);
-        let key = self.subject_key_for(tx, entity, row.subject_id).await?;
+        let keys = self.subject_keys_for(tx, entity, row.subject_id).await?;
         for f in inventory::fields(entity) {
             if f.name == "id" {
                 continue;
@@ -979,7 +1038,8 @@ impl Custos {
             let stored = row.get(f.name);
             if !f.protection.is_sealed() {
                 record.set(f.name, from_sql(f.kind, stored)?);
-            } else if let (SqlValue::Blob(b), Some(k)) = (stored, key.as_ref()) {
+            } else if let (SqlValue::Blob(b), Some(keys)) = (stored, keys.as_ref()) {
+                let k = keys.get(sealed_key_version(b)?)?;
                 let plain = open(k, &ctx(tenant, entity, f.name, &id, &subject), b)?;
                 record.set(
                     f.name,
@@ -997,4 +1057,15 @@ impl Custos {
             .map(|f| f.name)
             .collect()
     }
+}
+
+/// Whether records of this entity are kept (anonymised) when their person is
+/// erased: the inventory says so by keeping some of their fields.
+fn kept_after_erasure(entity: Entity) -> bool {
+    inventory::fields(entity).any(|f| {
+        matches!(
+            f.on_erasure,
+            custos_domain::inventory::OnErasure::Keep { .. }
+        )
+    })
 }

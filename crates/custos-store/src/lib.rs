@@ -188,6 +188,8 @@ pub struct ListQuery {
 pub struct SubjectKeyRow {
     /// The subject's id.
     pub subject_id: Uuid,
+    /// Version of this data key for the subject (1, 2, …; newest seals new values).
+    pub dek_version: i64,
     /// Which entity the subject is (contact or user).
     pub kind: Entity,
     /// The data key wrapped by the master key; `None` once shredded.
@@ -320,6 +322,11 @@ pub trait Store: Send + Sync + 'static {
     fn files(&self) -> Vec<std::path::PathBuf>;
     /// Closes all connections (flushes the SQLite WAL).
     async fn close(&self);
+    /// Writes a consistent snapshot of the whole database to `dest` (a new
+    /// file), while the store stays online.
+    async fn snapshot(&self, dest: &std::path::Path) -> Result<()>;
+    /// Checks the database's own integrity (SQLite: `PRAGMA integrity_check`).
+    async fn integrity_check(&self) -> Result<()>;
 }
 
 /// One transaction. Dropping it without [`Tx::commit`] rolls everything back.
@@ -357,12 +364,31 @@ pub trait Tx: Send {
     ) -> Result<()>;
 
     // ---- keys
-    /// Stores a new subject key.
+    /// Stores a new subject key version.
     async fn insert_subject_key(&mut self, row: &SubjectKeyRow) -> Result<()>;
-    /// Destroys a subject's data key and blind-index rows (crypto-shredding).
+    /// Destroys every data-key version of a subject and its blind-index rows
+    /// (crypto-shredding), and records the erasure.
     async fn shred_subject_key(&mut self, subject_id: Uuid, now_ms: i64) -> Result<()>;
-    /// Reads a subject key.
-    async fn get_subject_key(&mut self, subject_id: Uuid) -> Result<Option<SubjectKeyRow>>;
+    /// Every data-key version of a subject, oldest first.
+    async fn get_subject_keys(&mut self, subject_id: Uuid) -> Result<Vec<SubjectKeyRow>>;
+    /// Unshredded keys wrapped by a master key older than `kek_version`.
+    async fn subject_keys_below(
+        &mut self,
+        kek_version: i64,
+        limit: u32,
+    ) -> Result<Vec<SubjectKeyRow>>;
+    /// Replaces the wrapping of one key version.
+    async fn rewrap_subject_key(
+        &mut self,
+        subject_id: Uuid,
+        dek_version: i64,
+        wrapped: &[u8],
+        kek_version: i64,
+    ) -> Result<()>;
+    /// Per master-key version: how many live data keys it wraps and the oldest's creation time.
+    async fn subject_key_stats(&mut self) -> Result<Vec<(i64, u64, i64)>>;
+    /// Subjects erased at or after `since_ms`, with the time.
+    async fn erasures_since(&mut self, since_ms: i64) -> Result<Vec<(Uuid, i64)>>;
     /// Reads a named secret (wrapped or sealed by the service).
     async fn get_secret(&mut self, name: &str) -> Result<Option<Vec<u8>>>;
     /// Stores a named secret, replacing any previous value.

@@ -143,6 +143,18 @@ impl IntoResponse for ApiError {
             errors: &self.errors,
         };
         let json = serde_json::to_vec(&body).unwrap_or_default();
+        if self.status == StatusCode::UNAUTHORIZED {
+            // RFC 9110 section 15.5.2: a 401 names the scheme to use.
+            return (
+                self.status,
+                [
+                    (header::CONTENT_TYPE, "application/problem+json"),
+                    (header::WWW_AUTHENTICATE, "Bearer realm=\"custos\""),
+                ],
+                json,
+            )
+                .into_response();
+        }
         (
             self.status,
             [(header::CONTENT_TYPE, "application/problem+json")],

@@ -133,7 +133,8 @@ impl<S: Send + Sync> FromRequest<S> for JsonBody {
             .and_then(|v| v.to_str().ok())
             .unwrap_or_default();
         let mime = ct.split(';').next().unwrap_or_default().trim();
-        if mime != "application/json" {
+        // Media types are case-insensitive (RFC 9110 section 8.3.1).
+        if !mime.eq_ignore_ascii_case("application/json") {
             return Err(ApiError::new(
                 axum::http::StatusCode::UNSUPPORTED_MEDIA_TYPE,
                 "unsupported-media-type",
@@ -143,7 +144,18 @@ impl<S: Send + Sync> FromRequest<S> for JsonBody {
         }
         let bytes = axum::body::Bytes::from_request(req, state)
             .await
-            .map_err(|e| ApiError::bad_request("body", format!("could not read the body: {e}")))?;
+            .map_err(|e| {
+                if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+                    ApiError::new(
+                        axum::http::StatusCode::PAYLOAD_TOO_LARGE,
+                        "too-large",
+                        "Request too large",
+                        format!("the body is larger than {} bytes", crate::BODY_LIMIT),
+                    )
+                } else {
+                    ApiError::bad_request("body", format!("could not read the body: {e}"))
+                }
+            })?;
         let v: serde_json::Value = serde_json::from_slice(&bytes).map_err(|e| {
             ApiError::bad_request(
                 "body",
@@ -169,5 +181,21 @@ impl<S: Send + Sync> FromRequestParts<S> for QueryPairs {
         serde_urlencoded::from_str::<Vec<(String, String)>>(q)
             .map(QueryPairs)
             .map_err(|e| ApiError::bad_request("query", e.to_string()))
+    }
+}
+
+/// A record id from the path. Ids that are not text at all (bad percent
+/// encoding) get a problem naming `id`, like ids that are not UUIDs.
+#[derive(Debug)]
+pub struct PathId(pub String);
+
+impl<S: Send + Sync> FromRequestParts<S> for PathId {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        axum::extract::Path::<String>::from_request_parts(parts, state)
+            .await
+            .map(|p| PathId(p.0))
+            .map_err(|_| ApiError::invalid("id", "must be an id (a UUID)"))
     }
 }

@@ -36,6 +36,11 @@ pub struct Cli {
     /// environment variable CUSTOS_MASTER_KEY (base64 of 32 bytes) overrides both.
     #[arg(long, global = true)]
     pub master_key_file: Option<PathBuf>,
+    /// Use a passphrase-protected keyring (master.key.enc in the data
+    /// directory), unlocked with the passphrase on the first line of this file.
+    /// Without it, a terminal asks for the passphrase when that keyring exists.
+    #[arg(long, global = true, env = "CUSTOS_PASSPHRASE_FILE")]
+    pub passphrase_file: Option<PathBuf>,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -60,6 +65,19 @@ pub enum Command {
         /// (one is signed only when the ledger grew).
         #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=86_400))]
         checkpoint_interval: u64,
+        /// Also write every new signed checkpoint to this directory (one file per
+        /// size), e.g. a folder synchronised to an auditor or another machine.
+        #[arg(long)]
+        checkpoint_dir: Option<PathBuf>,
+        /// Take an encrypted backup into this directory on a schedule.
+        #[arg(long)]
+        backup_dir: Option<PathBuf>,
+        /// Hours between scheduled backups.
+        #[arg(long, default_value_t = 24, value_parser = clap::value_parser!(u64).range(1..=8760))]
+        backup_every_hours: u64,
+        /// How many scheduled backups to keep (older ones are deleted).
+        #[arg(long, default_value_t = 7, value_parser = clap::value_parser!(u64).range(1..=1000))]
+        backup_keep: u64,
     },
     /// Manage staff accounts.
     #[command(subcommand)]
@@ -73,6 +91,45 @@ pub enum Command {
     /// Show the encryption keys' state.
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// Encrypted backups of the whole database.
+    #[command(subcommand)]
+    Backup(BackupCommand),
+    /// Act on one data subject (a person).
+    #[command(subcommand)]
+    Subject(SubjectCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BackupCommand {
+    /// Take a consistent snapshot while Custos runs and write it to FILE,
+    /// encrypted and authenticated under a key wrapped by the master key.
+    Create {
+        /// Where to write the backup (must not exist).
+        file: PathBuf,
+    },
+    /// Check a backup and restore it in place of the current database, then
+    /// re-apply every erasure made since the backup was taken, so an erased
+    /// person never comes back. Stop `custos serve` first. The current
+    /// database is kept beside it as custos.db.pre-restore.
+    Restore {
+        /// The backup file.
+        file: PathBuf,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SubjectCommand {
+    /// Erase a person by crypto-shredding: destroy their data key so every copy
+    /// of their personal data (backups included) becomes unreadable. Records
+    /// kept for a legal obligation (orders) stay, anonymised. Cannot be undone.
+    Erase {
+        /// The person's id (a contact id).
+        #[arg(long)]
+        id: String,
+        /// Confirm that this cannot be undone.
+        #[arg(long)]
+        yes: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -136,8 +193,18 @@ pub enum AuditCommand {
 
 #[derive(Debug, Subcommand)]
 pub enum KeysCommand {
-    /// Show master key versions and the blind-index size.
+    /// Show master key versions, how many data keys each wraps and the oldest.
     Status,
+    /// Create a new master key version and re-wrap every data key with it.
+    /// Safe to run while Custos serves; if interrupted, run it again to finish.
+    Rotate,
+    /// Retire master key versions below N (refused while any data key still
+    /// needs one of them) and remove them from the key provider.
+    Retire {
+        /// The lowest version to keep.
+        #[arg(long)]
+        below: u32,
+    },
 }
 
 fn paths(cli: &Cli) -> Paths {
@@ -145,6 +212,7 @@ fn paths(cli: &Cli) -> Paths {
         data_dir: cli.data_dir.clone(),
         database: cli.database.clone(),
         master_key_file: cli.master_key_file.clone(),
+        passphrase_file: cli.passphrase_file.clone(),
     }
 }
 
@@ -191,7 +259,20 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
             tls_cert,
             tls_key,
             checkpoint_interval,
-        } => serve(&paths, &listen, tls_cert, tls_key, checkpoint_interval).await,
+            checkpoint_dir,
+            backup_dir,
+            backup_every_hours,
+            backup_keep,
+        } => {
+            let publish = Publish {
+                interval: checkpoint_interval,
+                dir: checkpoint_dir,
+                backup_dir,
+                backup_every: std::time::Duration::from_secs(backup_every_hours * 3600),
+                backup_keep: backup_keep as usize,
+            };
+            serve(&paths, &listen, tls_cert, tls_key, publish).await
+        }
         Command::User(UserCommand::Add {
             email,
             role,
@@ -248,8 +329,14 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
             }
             custos.close().await;
             match report? {
-                VerifyReport::Ok { size, root_hex, checkpoints } => {
-                    println!("ledger OK: {size} entries, root {root_hex}, {checkpoints} signed checkpoints verified");
+                VerifyReport::Ok {
+                    size,
+                    root_hex,
+                    checkpoints,
+                } => {
+                    println!(
+                        "ledger OK: {size} entries, root {root_hex}, {checkpoints} signed checkpoints verified"
+                    );
                     Ok(ExitCode::SUCCESS)
                 }
                 VerifyReport::Tampered { index, reason } => {
@@ -273,7 +360,9 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
             custos.close().await;
             match report? {
                 custos_service::WitnessReport::Consistent { size, current } => {
-                    println!("checkpoint OK: the log of {current} entries extends the checkpointed {size}");
+                    println!(
+                        "checkpoint OK: the log of {current} entries extends the checkpointed {size}"
+                    );
                     Ok(ExitCode::SUCCESS)
                 }
                 custos_service::WitnessReport::Inconsistent { reason } => {
@@ -289,21 +378,15 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
             println!("{}", key?);
             Ok(ExitCode::SUCCESS)
         }
-        Command::Keys(KeysCommand::Status) => {
-            let (custos, _) = setup::open(&paths, false).await?;
-            let s = custos.key_status();
-            custos.close().await;
-            println!(
-                "master key versions: {:?} (active: {})",
-                s.master_versions, s.active_version
-            );
-            println!("blind index size:    {} bits", s.blind_index_bits);
-            Ok(ExitCode::SUCCESS)
+        Command::Keys(cmd) => crate::ops::keys(&paths, cmd).await,
+        Command::Backup(cmd) => crate::ops::backup(&paths, cmd).await,
+        Command::Subject(SubjectCommand::Erase { id, yes }) => {
+            crate::ops::erase(&paths, &id, yes).await
         }
     }
 }
 
-fn progress_bar() -> Option<indicatif::ProgressBar> {
+pub(crate) fn progress_bar() -> Option<indicatif::ProgressBar> {
     if !std::io::stderr().is_terminal() {
         return None;
     }
@@ -321,8 +404,11 @@ async fn serve(
     listen: &str,
     cert: Option<PathBuf>,
     key: Option<PathBuf>,
-    checkpoint_interval: u64,
+    publish: Publish,
 ) -> Result<ExitCode> {
+    if let Some(dir) = &publish.dir {
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    }
     let addr: std::net::SocketAddr = listen
         .parse()
         .map_err(|_| anyhow!("--listen must be an address such as 127.0.0.1:8443"))?;
@@ -359,21 +445,47 @@ async fn serve(
     }
     let checkpointer = custos.clone();
     tokio::spawn(async move {
-        let mut every = tokio::time::interval(std::time::Duration::from_secs(checkpoint_interval));
+        let mut every = tokio::time::interval(std::time::Duration::from_secs(publish.interval));
         loop {
             every.tick().await;
-            if let Err(e) = checkpointer.ledger_checkpoint().await {
-                tracing::error!(error = %e, "signing a ledger checkpoint failed");
+            match checkpointer.ledger_checkpoint().await {
+                Ok(note) => {
+                    if let Some(dir) = &publish.dir {
+                        if let Err(e) = publish_checkpoint(dir, &note) {
+                            tracing::error!(error = %e, "writing the checkpoint to --checkpoint-dir failed");
+                        }
+                    }
+                }
+                Err(e) => tracing::error!(error = %e, "signing a ledger checkpoint failed"),
             }
         }
     });
+    if let Some(dir) = publish.backup_dir.clone() {
+        std::fs::create_dir_all(&dir)
+            .with_context(|| format!("cannot create {}", dir.display()))?;
+        let backups = custos.clone();
+        let data_dir = paths.data_dir.clone();
+        let (every, keep) = (publish.backup_every, publish.backup_keep);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            loop {
+                tick.tick().await;
+                if let Err(e) = scheduled_backup(&backups, &data_dir, &dir, keep).await {
+                    tracing::error!(error = %e, "scheduled backup failed");
+                }
+            }
+        });
+    }
+    let pid_file = paths.data_dir.join(setup::PID_FILE);
+    std::fs::write(&pid_file, std::process::id().to_string())
+        .with_context(|| format!("cannot write {}", pid_file.display()))?;
     let state = custos_web::AppState {
         custos: custos.clone(),
         self_signed,
     };
-    custos_web::serve(listener, tls, state, handle)
-        .await
-        .context("server stopped")?;
+    let served = custos_web::serve(listener, tls, state, handle).await;
+    let _ = std::fs::remove_file(&pid_file);
+    served.context("server stopped")?;
     custos.close().await;
     Ok(ExitCode::SUCCESS)
 }
@@ -399,4 +511,56 @@ async fn wait_for_signal() {
     {
         let _ = ctrl_c.await;
     }
+}
+
+/// Where and how often signed checkpoints and scheduled backups go.
+struct Publish {
+    interval: u64,
+    dir: Option<PathBuf>,
+    backup_dir: Option<PathBuf>,
+    backup_every: std::time::Duration,
+    backup_keep: usize,
+}
+
+/// Takes one scheduled backup and deletes the oldest beyond `keep`.
+async fn scheduled_backup(
+    custos: &custos_service::Custos,
+    data_dir: &std::path::Path,
+    dir: &std::path::Path,
+    keep: usize,
+) -> Result<()> {
+    let now = custos_domain::value::to_unix_ms(custos.clock().now());
+    let file = dir.join(format!("custos-{now}.backup"));
+    custos.backup_create(data_dir, &file).await?;
+    let mut existing: Vec<PathBuf> = std::fs::read_dir(dir)?
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with("custos-") && n.ends_with(".backup"))
+        })
+        .collect();
+    // Names hold the time in milliseconds: sort by it, oldest first.
+    existing.sort_by_key(|p| {
+        p.file_stem()
+            .and_then(|n| n.to_str())
+            .and_then(|n| n.trim_start_matches("custos-").parse::<i64>().ok())
+            .unwrap_or(0)
+    });
+    while existing.len() > keep {
+        let old = existing.remove(0);
+        std::fs::remove_file(&old).with_context(|| format!("cannot delete {}", old.display()))?;
+    }
+    Ok(())
+}
+
+/// Writes a checkpoint note as `checkpoint-<size>.txt` unless already there.
+fn publish_checkpoint(dir: &std::path::Path, note: &str) -> Result<()> {
+    let size = note.lines().nth(1).unwrap_or("0");
+    let path = dir.join(format!("checkpoint-{size}.txt"));
+    if !path.exists() {
+        std::fs::write(&path, note).with_context(|| format!("cannot write {}", path.display()))?;
+    }
+    Ok(())
 }

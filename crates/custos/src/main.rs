@@ -1,6 +1,8 @@
 //! `custos`: the command line of Custos, the privacy-first CRM.
 
 mod cli;
+mod keyprovider;
+mod ops;
 mod setup;
 
 use clap::Parser;

@@ -1,11 +1,11 @@
 //! Wiring: the data directory, the master key, the store, the service.
 
+use crate::keyprovider::{self, EnvKey, KeyFile, KeyProvider, Passphrase};
 use anyhow::{Context, Result, anyhow, bail};
-use custos_crypto::{MasterKey, MasterKeyring};
+use custos_crypto::MasterKeyring;
 use custos_domain::SystemClock;
 use custos_service::{Config, Custos, ServiceError};
 use custos_store::SqliteStore;
-use secrecy::ExposeSecret;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -13,6 +13,12 @@ use std::sync::Arc;
 pub const DB_FILE: &str = "custos.db";
 /// The master key file (mode 0600).
 pub const KEY_FILE: &str = "master.key";
+/// Holds the pid of a running `custos serve`.
+pub const PID_FILE: &str = "custos.pid";
+/// The passphrase-protected keyring, when that provider is used.
+pub const ENC_KEY_FILE: &str = "master.key.enc";
+/// Erasures journalled outside the database (subject ids and times only).
+pub const ERASURE_JOURNAL: &str = "erasures.log";
 /// TLS material.
 pub const TLS_DIR: &str = "tls";
 
@@ -25,6 +31,8 @@ pub struct Paths {
     pub database: Option<String>,
     /// An explicit master key file.
     pub master_key_file: Option<PathBuf>,
+    /// A file holding the passphrase of a passphrase-protected keyring.
+    pub passphrase_file: Option<PathBuf>,
 }
 
 impl Paths {
@@ -81,39 +89,48 @@ fn ensure_dir(dir: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Loads the master keyring: `CUSTOS_MASTER_KEY`, else the key file. When
-/// `create` is set and neither exists, a new key file is written (mode 0600).
-fn master_keyring(paths: &Paths, db_exists: bool, create: bool) -> Result<(MasterKeyring, bool)> {
-    if let Ok(v) = std::env::var("CUSTOS_MASTER_KEY") {
-        let ring = MasterKeyring::from_env_value(v.trim()).map_err(|e| {
-            anyhow!("CUSTOS_MASTER_KEY is not a base64 key of 32 bytes (or N:base64): {e}")
-        })?;
-        return Ok((ring, false));
+/// The master-key provider for these paths: `CUSTOS_MASTER_KEY` if set; a
+/// passphrase-protected keyring if a passphrase file is given or the data
+/// directory holds one; else the key file.
+pub fn provider(paths: &Paths) -> Result<Arc<dyn KeyProvider>> {
+    if let Some(env) = EnvKey::from_env() {
+        return Ok(Arc::new(env));
     }
-    let file = paths.key_file();
-    match std::fs::read_to_string(&file) {
-        Ok(text) => {
-            let ring = MasterKeyring::parse_key_file(&text)
-                .map_err(|e| anyhow!("{}: {e}", file.display()))?;
-            Ok((ring, false))
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            if db_exists {
-                bail!(
-                    "the master key file {} is missing, but a database exists: restore the key file (or set CUSTOS_MASTER_KEY); without it the data cannot be read",
-                    file.display()
-                );
-            }
-            if !create {
-                bail!("{} does not exist: run `custos init` first", file.display());
-            }
-            let ring = MasterKeyring::new(vec![MasterKey::generate(1)?])?;
-            custos_web::tls::write_private(&file, ring.to_key_file().expose_secret().as_bytes())
-                .map_err(|e| anyhow!("{e}"))?;
-            Ok((ring, true))
-        }
-        Err(e) => Err(anyhow!("cannot read {}: {e}", file.display())),
+    let enc = paths.data_dir.join(ENC_KEY_FILE);
+    if paths.passphrase_file.is_some() || enc.exists() {
+        return Ok(Arc::new(Passphrase::read(
+            enc,
+            paths.passphrase_file.as_deref(),
+        )?));
     }
+    Ok(Arc::new(KeyFile {
+        path: paths.key_file(),
+    }))
+}
+
+/// Loads the master keyring. When `create` is set and none exists, a new one
+/// is created; refuses to create one beside an existing database.
+fn master_keyring(
+    provider: &dyn KeyProvider,
+    db_exists: bool,
+    create: bool,
+) -> Result<(MasterKeyring, bool)> {
+    if provider.exists() {
+        return Ok((provider.load()?, false));
+    }
+    if db_exists {
+        bail!(
+            "the master key ({}) is missing, but a database exists: restore it (or set CUSTOS_MASTER_KEY); without it the data cannot be read",
+            provider.describe()
+        );
+    }
+    if !create {
+        bail!(
+            "{} does not exist: run `custos init` first",
+            provider.describe()
+        );
+    }
+    Ok((keyprovider::create(provider)?, true))
 }
 
 /// What `open` did.
@@ -138,7 +155,8 @@ pub async fn open(paths: &Paths, create: bool) -> Result<(Custos, Opened)> {
     if create {
         ensure_dir(&paths.data_dir)?;
     }
-    let (ring, created_key) = master_keyring(paths, db_exists, create)?;
+    let provider = provider(paths)?;
+    let (ring, created_key) = master_keyring(provider.as_ref(), db_exists, create)?;
     let store = SqliteStore::open(&db)
         .await
         .with_context(|| format!("cannot open {}", db.display()))?;
@@ -149,6 +167,15 @@ pub async fn open(paths: &Paths, create: bool) -> Result<(Custos, Opened)> {
         Config::default(),
     )
     .await?;
+    // A rotation by another process adds master versions this one must re-read.
+    let reload = provider.clone();
+    custos.set_key_reload(Arc::new(move || reload.load().map_err(|e| e.to_string())));
+    let journal = paths.data_dir.join(ERASURE_JOURNAL);
+    custos.set_erasure_journal(Arc::new(move |subject, at| {
+        if let Err(e) = append_journal(&journal, subject, at) {
+            tracing::error!(error = %e, "could not journal an erasure");
+        }
+    }));
     Ok((
         custos,
         Opened {
@@ -185,4 +212,45 @@ pub fn tls_files(
         }
         _ => bail!("--tls-cert and --tls-key go together"),
     }
+}
+
+/// Appends one erasure to the journal (one line: subject id, Unix ms).
+fn append_journal(path: &Path, subject: uuid::Uuid, at_ms: i64) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)?;
+    writeln!(f, "{subject} {at_ms}")?;
+    f.sync_all()
+}
+
+/// Subjects in the erasure journal erased at or after `since_ms`.
+pub fn journal_since(data_dir: &Path, since_ms: i64) -> Result<Vec<uuid::Uuid>> {
+    let path = data_dir.join(ERASURE_JOURNAL);
+    let text = match std::fs::read_to_string(&path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(anyhow!("cannot read {}: {e}", path.display())),
+    };
+    let mut out = Vec::new();
+    for (n, line) in text.lines().enumerate() {
+        let mut parts = line.split_whitespace();
+        let (Some(id), Some(at)) = (parts.next(), parts.next()) else {
+            bail!(
+                "{} line {}: expected `<subject id> <time>`",
+                path.display(),
+                n + 1
+            );
+        };
+        let id = uuid::Uuid::parse_str(id)
+            .map_err(|_| anyhow!("{} line {}: bad subject id", path.display(), n + 1))?;
+        let at: i64 = at
+            .parse()
+            .map_err(|_| anyhow!("{} line {}: bad time", path.display(), n + 1))?;
+        if at >= since_ms {
+            out.push(id);
+        }
+    }
+    Ok(out)
 }

@@ -126,16 +126,11 @@ async fn me(s: &TestServer, token: &str) -> String {
     v["id"].as_str().unwrap().to_string()
 }
 
-fn events_after(
-    s: &TestServer,
-    start: u64,
-) -> impl std::future::Future<Output = Vec<custos_service::AuditEntry>> + '_ {
-    async move {
-        s.custos
-            .audit_entries(&custos_service::Principal::cli(), start, u64::MAX)
-            .await
-            .unwrap()
-    }
+async fn events_after(s: &TestServer, start: u64) -> Vec<custos_service::AuditEntry> {
+    s.custos
+        .audit_entries(&custos_service::Principal::cli(), start, u64::MAX)
+        .await
+        .unwrap()
 }
 
 async fn ledger_size(s: &TestServer) -> u64 {

@@ -3,7 +3,7 @@
 #![allow(clippy::unwrap_used)]
 
 use custos_domain::Role;
-use custos_testkit::{TestServer, PASSWORD};
+use custos_testkit::{PASSWORD, TestServer};
 
 fn hidden_csrf(html: &str) -> String {
     let marker = "name=\"csrf\" value=\"";
@@ -26,14 +26,37 @@ async fn sign_in_sets_a_strict_cookie_and_forms_need_csrf() {
     let csrf = hidden_csrf(&html);
 
     // A post without the right token changes nothing.
-    let r = b.post(s.url("/login")).form(&[("csrf", "forged"), ("email", "lin@sales.example"), ("password", PASSWORD)]).send().await.unwrap();
+    let r = b
+        .post(s.url("/login"))
+        .form(&[
+            ("csrf", "forged"),
+            ("email", "lin@sales.example"),
+            ("password", PASSWORD),
+        ])
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 403);
-    assert!(r.headers().get_all("set-cookie").iter().all(|c| !c.to_str().unwrap().starts_with("__Host-custos_session=")));
+    assert!(
+        r.headers()
+            .get_all("set-cookie")
+            .iter()
+            .all(|c| !c.to_str().unwrap().starts_with("__Host-custos_session="))
+    );
 
     // A wrong password is refused with the form kept.
     let r = b.get(s.url("/")).send().await.unwrap();
     let csrf2 = hidden_csrf(&r.text().await.unwrap());
-    let r = b.post(s.url("/login")).form(&[("csrf", csrf2.as_str()), ("email", "lin@sales.example"), ("password", "not the password")]).send().await.unwrap();
+    let r = b
+        .post(s.url("/login"))
+        .form(&[
+            ("csrf", csrf2.as_str()),
+            ("email", "lin@sales.example"),
+            ("password", "not the password"),
+        ])
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 401);
     let html = r.text().await.unwrap();
     assert!(html.contains("not right") && html.contains("lin@sales.example"));
@@ -42,7 +65,16 @@ async fn sign_in_sets_a_strict_cookie_and_forms_need_csrf() {
     // The right password signs in with a Secure, HttpOnly, SameSite=Strict cookie.
     let r = b.get(s.url("/")).send().await.unwrap();
     let csrf3 = hidden_csrf(&r.text().await.unwrap());
-    let r = b.post(s.url("/login")).form(&[("csrf", csrf3.as_str()), ("email", "lin@sales.example"), ("password", PASSWORD)]).send().await.unwrap();
+    let r = b
+        .post(s.url("/login"))
+        .form(&[
+            ("csrf", csrf3.as_str()),
+            ("email", "lin@sales.example"),
+            ("password", PASSWORD),
+        ])
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 303);
     assert_eq!(r.headers()["location"], "/app");
     let cookie = r
@@ -62,10 +94,24 @@ async fn sign_in_sets_a_strict_cookie_and_forms_need_csrf() {
     let csrf_session = hidden_csrf(&html);
 
     // Sign-out needs the session's CSRF token.
-    let r = b.post(s.url("/logout")).form(&[("csrf", "forged")]).send().await.unwrap();
+    let r = b
+        .post(s.url("/logout"))
+        .form(&[("csrf", "forged")])
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 403);
-    assert_eq!(b.get(s.url("/app")).send().await.unwrap().status(), 200, "a forged sign-out must not end the session");
-    let r = b.post(s.url("/logout")).form(&[("csrf", csrf_session.as_str())]).send().await.unwrap();
+    assert_eq!(
+        b.get(s.url("/app")).send().await.unwrap().status(),
+        200,
+        "a forged sign-out must not end the session"
+    );
+    let r = b
+        .post(s.url("/logout"))
+        .form(&[("csrf", csrf_session.as_str())])
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 303);
     let r = b.get(s.url("/app")).send().await.unwrap();
     assert_eq!(r.status(), 303, "signed out: back to the sign-in page");
@@ -76,12 +122,23 @@ async fn cross_site_posts_are_refused() {
     let s = TestServer::start().await;
     s.token_for_email(Role::Sales, "kim@sales.example").await;
     let b = s.browser();
-    let html = b.get(s.url("/")).send().await.unwrap().text().await.unwrap();
+    let html = b
+        .get(s.url("/"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     let csrf = hidden_csrf(&html);
     let r = b
         .post(s.url("/login"))
         .header("origin", "https://evil.example")
-        .form(&[("csrf", csrf.as_str()), ("email", "kim@sales.example"), ("password", PASSWORD)])
+        .form(&[
+            ("csrf", csrf.as_str()),
+            ("email", "kim@sales.example"),
+            ("password", PASSWORD),
+        ])
         .send()
         .await
         .unwrap();
@@ -91,16 +148,45 @@ async fn cross_site_posts_are_refused() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_first_run_page_says_how_to_create_an_admin() {
     let s = TestServer::start().await;
-    let html = s.client().get(s.url("/")).send().await.unwrap().text().await.unwrap();
+    let html = s
+        .client()
+        .get(s.url("/"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     assert!(html.contains("custos user add"));
     s.token_for(Role::Admin).await;
-    let html = s.client().get(s.url("/")).send().await.unwrap().text().await.unwrap();
+    let html = s
+        .client()
+        .get(s.url("/"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     assert!(!html.contains("custos user add"));
     // The stylesheet is served from the binary; the page references nothing else.
-    let css = s.client().get(s.url("/static/custos.css")).send().await.unwrap();
+    let css = s
+        .client()
+        .get(s.url("/static/custos.css"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(css.status(), 200);
-    assert!(css.headers()["content-type"].to_str().unwrap().starts_with("text/css"));
+    assert!(
+        css.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/css")
+    );
     for attr in ["src=\"http", "href=\"http", "url(http", "//cdn", "@import"] {
-        assert!(!html.contains(attr), "the page loads something from another host: {attr}");
+        assert!(
+            !html.contains(attr),
+            "the page loads something from another host: {attr}"
+        );
     }
 }

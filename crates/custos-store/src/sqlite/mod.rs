@@ -28,6 +28,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "ledger_checkpoints",
         include_str!("../../migrations/sqlite/0002_ledger_checkpoints.sql"),
     ),
+    (
+        3,
+        "subject_key_versions",
+        include_str!("../../migrations/sqlite/0003_subject_key_versions.sql"),
+    ),
 ];
 
 const D: Dialect = Dialect::Sqlite;
@@ -155,6 +160,35 @@ impl Store for SqliteStore {
     async fn close(&self) {
         self.pool.close().await;
     }
+
+    async fn snapshot(&self, dest: &Path) -> Result<()> {
+        if dest.exists() {
+            return Err(StoreError::Conflict(format!(
+                "{} already exists",
+                dest.display()
+            )));
+        }
+        let target = dest
+            .to_str()
+            .ok_or_else(|| StoreError::Query("snapshot path is not UTF-8".into()))?;
+        // VACUUM INTO reads one consistent snapshot while writers continue.
+        sqlx::query("VACUUM INTO ?1")
+            .bind(target)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn integrity_check(&self) -> Result<()> {
+        let rows: Vec<String> = sqlx::query_scalar("PRAGMA integrity_check")
+            .fetch_all(&self.pool)
+            .await?;
+        if rows.len() == 1 && rows[0] == "ok" {
+            Ok(())
+        } else {
+            Err(StoreError::Corrupt(rows.join("; ")))
+        }
+    }
 }
 
 struct SqliteTx {
@@ -202,6 +236,19 @@ fn decode_record(entity: Entity, row: &SqliteRow) -> Result<StoredRow> {
         id,
         subject_id,
         columns: all,
+    })
+}
+
+fn decode_subject_key(r: &SqliteRow) -> Result<SubjectKeyRow> {
+    let kind: String = r.try_get(2)?;
+    Ok(SubjectKeyRow {
+        subject_id: uuid_col(r, 0)?.ok_or_else(|| StoreError::Corrupt("subject id".into()))?,
+        dek_version: r.try_get(1)?,
+        kind: Entity::from_name(&kind).ok_or_else(|| StoreError::Corrupt("subject kind".into()))?,
+        wrapped_key: r.try_get(3)?,
+        kek_version: r.try_get(4)?,
+        created_at: r.try_get(5)?,
+        shredded_at: r.try_get(6)?,
     })
 }
 
@@ -321,10 +368,11 @@ impl Tx for SqliteTx {
 
     async fn insert_subject_key(&mut self, row: &SubjectKeyRow) -> Result<()> {
         sqlx::query(
-            "INSERT INTO subject_keys (subject_id, kind, wrapped_key, kek_version, created_at, shredded_at) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            "INSERT INTO subject_keys (subject_id, dek_version, kind, wrapped_key, kek_version, created_at, shredded_at) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
         )
         .bind(row.subject_id.to_string())
+        .bind(row.dek_version)
         .bind(row.kind.name())
         .bind(row.wrapped_key.clone())
         .bind(row.kek_version)
@@ -336,39 +384,101 @@ impl Tx for SqliteTx {
     }
 
     async fn shred_subject_key(&mut self, subject_id: Uuid, now_ms: i64) -> Result<()> {
+        let id = subject_id.to_string();
         sqlx::query(
             "UPDATE subject_keys SET wrapped_key = NULL, shredded_at = ?1 WHERE subject_id = ?2",
         )
         .bind(now_ms)
-        .bind(subject_id.to_string())
+        .bind(&id)
         .execute(&mut *self.tx)
         .await?;
         sqlx::query("DELETE FROM blind_index WHERE subject_id = ?1")
-            .bind(subject_id.to_string())
+            .bind(&id)
+            .execute(&mut *self.tx)
+            .await?;
+        sqlx::query("INSERT INTO erasures (subject_id, erased_at) VALUES (?1, ?2) ON CONFLICT (subject_id) DO NOTHING")
+            .bind(&id)
+            .bind(now_ms)
             .execute(&mut *self.tx)
             .await?;
         Ok(())
     }
 
-    async fn get_subject_key(&mut self, subject_id: Uuid) -> Result<Option<SubjectKeyRow>> {
-        let row = sqlx::query(
-            "SELECT subject_id, kind, wrapped_key, kek_version, created_at, shredded_at FROM subject_keys \
-             WHERE subject_id = ?1",
+    async fn get_subject_keys(&mut self, subject_id: Uuid) -> Result<Vec<SubjectKeyRow>> {
+        let rows = sqlx::query(
+            "SELECT subject_id, dek_version, kind, wrapped_key, kek_version, created_at, shredded_at \
+             FROM subject_keys WHERE subject_id = ?1 ORDER BY dek_version",
         )
         .bind(subject_id.to_string())
-        .fetch_optional(&mut *self.tx)
+        .fetch_all(&mut *self.tx)
         .await?;
-        let Some(r) = row else { return Ok(None) };
-        let kind: String = r.try_get(1)?;
-        Ok(Some(SubjectKeyRow {
-            subject_id,
-            kind: Entity::from_name(&kind)
-                .ok_or_else(|| StoreError::Corrupt("subject kind".into()))?,
-            wrapped_key: r.try_get(2)?,
-            kek_version: r.try_get(3)?,
-            created_at: r.try_get(4)?,
-            shredded_at: r.try_get(5)?,
-        }))
+        rows.iter().map(decode_subject_key).collect()
+    }
+
+    async fn subject_keys_below(
+        &mut self,
+        kek_version: i64,
+        limit: u32,
+    ) -> Result<Vec<SubjectKeyRow>> {
+        let rows = sqlx::query(
+            "SELECT subject_id, dek_version, kind, wrapped_key, kek_version, created_at, shredded_at \
+             FROM subject_keys WHERE kek_version < ?1 AND wrapped_key IS NOT NULL LIMIT ?2",
+        )
+        .bind(kek_version)
+        .bind(i64::from(limit))
+        .fetch_all(&mut *self.tx)
+        .await?;
+        rows.iter().map(decode_subject_key).collect()
+    }
+
+    async fn rewrap_subject_key(
+        &mut self,
+        subject_id: Uuid,
+        dek_version: i64,
+        wrapped: &[u8],
+        kek_version: i64,
+    ) -> Result<()> {
+        sqlx::query(
+            "UPDATE subject_keys SET wrapped_key = ?1, kek_version = ?2 \
+             WHERE subject_id = ?3 AND dek_version = ?4 AND wrapped_key IS NOT NULL",
+        )
+        .bind(wrapped)
+        .bind(kek_version)
+        .bind(subject_id.to_string())
+        .bind(dek_version)
+        .execute(&mut *self.tx)
+        .await?;
+        Ok(())
+    }
+
+    async fn subject_key_stats(&mut self) -> Result<Vec<(i64, u64, i64)>> {
+        let rows = sqlx::query(
+            "SELECT kek_version, COUNT(*), MIN(created_at) FROM subject_keys \
+             WHERE wrapped_key IS NOT NULL GROUP BY kek_version ORDER BY kek_version",
+        )
+        .fetch_all(&mut *self.tx)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                let n: i64 = r.try_get(1)?;
+                Ok((r.try_get(0)?, n.max(0) as u64, r.try_get(2)?))
+            })
+            .collect()
+    }
+
+    async fn erasures_since(&mut self, since_ms: i64) -> Result<Vec<(Uuid, i64)>> {
+        let rows = sqlx::query(
+            "SELECT subject_id, erased_at FROM erasures WHERE erased_at >= ?1 ORDER BY erased_at",
+        )
+        .bind(since_ms)
+        .fetch_all(&mut *self.tx)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                let id = uuid_col(r, 0)?.ok_or_else(|| StoreError::Corrupt("erasure id".into()))?;
+                Ok((id, r.try_get(1)?))
+            })
+            .collect()
     }
 
     async fn get_secret(&mut self, name: &str) -> Result<Option<Vec<u8>>> {

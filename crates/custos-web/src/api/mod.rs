@@ -4,8 +4,8 @@ pub mod openapi;
 
 use crate::AppState;
 use crate::error::ApiError;
-use crate::extract::{ApiCaller, JsonBody, QueryPairs, request_meta};
-use axum::extract::{Path, State};
+use crate::extract::{ApiCaller, JsonBody, PathId, QueryPairs, request_meta};
+use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -46,19 +46,15 @@ pub fn router() -> Router<AppState> {
             )
             .route(
                 &item,
-                get(move |s: State<AppState>, c: ApiCaller, id: Path<String>| {
-                    read(s, c, id, entity)
-                })
-                .patch(
-                    move |s: State<AppState>, c: ApiCaller, id: Path<String>, b: JsonBody| {
-                        update(s, c, id, b, entity)
-                    },
-                )
-                .delete(
-                    move |s: State<AppState>, c: ApiCaller, id: Path<String>| {
+                get(move |s: State<AppState>, c: ApiCaller, id: PathId| read(s, c, id, entity))
+                    .patch(
+                        move |s: State<AppState>, c: ApiCaller, id: PathId, b: JsonBody| {
+                            update(s, c, id, b, entity)
+                        },
+                    )
+                    .delete(move |s: State<AppState>, c: ApiCaller, id: PathId| {
                         remove(s, c, id, entity)
-                    },
-                ),
+                    }),
             );
     }
     r
@@ -99,7 +95,7 @@ async fn create(
 async fn read(
     State(st): State<AppState>,
     ApiCaller(p): ApiCaller,
-    Path(id): Path<String>,
+    PathId(id): PathId,
     entity: Entity,
 ) -> ApiResult<Response> {
     let id = parse_id(&id)?;
@@ -109,7 +105,7 @@ async fn read(
 async fn update(
     State(st): State<AppState>,
     ApiCaller(p): ApiCaller,
-    Path(id): Path<String>,
+    PathId(id): PathId,
     JsonBody(body): JsonBody,
     entity: Entity,
 ) -> ApiResult<Response> {
@@ -120,7 +116,7 @@ async fn update(
 async fn remove(
     State(st): State<AppState>,
     ApiCaller(p): ApiCaller,
-    Path(id): Path<String>,
+    PathId(id): PathId,
     entity: Entity,
 ) -> ApiResult<Response> {
     let id = parse_id(&id)?;
@@ -251,7 +247,12 @@ fn time_param(q: &[(String, String)], name: &str) -> ApiResult<Option<i64>> {
     match q.iter().find(|(k, _)| k == name) {
         Some((_, v)) => custos_domain::value::parse_timestamp(v)
             .map(|t| Some(custos_domain::value::to_unix_ms(t)))
-            .ok_or_else(|| ApiError::invalid(name, "must be an RFC 3339 time such as 2026-01-31T09:30:00Z")),
+            .ok_or_else(|| {
+                ApiError::invalid(
+                    name,
+                    "must be an RFC 3339 time such as 2026-01-31T09:30:00Z",
+                )
+            }),
         None => Ok(None),
     }
 }
@@ -263,21 +264,47 @@ fn known_params(q: &[(String, String)], allowed: &[&str]) -> ApiResult<()> {
     }
 }
 
-async fn events(State(st): State<AppState>, ApiCaller(p): ApiCaller, QueryPairs(q): QueryPairs) -> ApiResult<Response> {
-    known_params(&q, &["subject_id", "actor_id", "action", "from", "to", "limit", "before"])?;
+async fn events(
+    State(st): State<AppState>,
+    ApiCaller(p): ApiCaller,
+    QueryPairs(q): QueryPairs,
+) -> ApiResult<Response> {
+    known_params(
+        &q,
+        &[
+            "subject_id",
+            "actor_id",
+            "action",
+            "from",
+            "to",
+            "limit",
+            "before",
+        ],
+    )?;
     let uuid = |name: &str| -> ApiResult<Option<Uuid>> {
         q.iter()
             .find(|(k, _)| k == name)
             .map(|(_, v)| Uuid::parse_str(v).map_err(|_| ApiError::invalid(name, "must be a UUID")))
             .transpose()
     };
-    let action = q.iter().find(|(k, _)| k == "action").map(|(_, v)| v.clone());
-    if action.as_ref().is_some_and(|a| a.is_empty() || a.len() > 100) {
+    let action = q
+        .iter()
+        .find(|(k, _)| k == "action")
+        .map(|(_, v)| v.clone());
+    if action
+        .as_ref()
+        .is_some_and(|a| a.is_empty() || a.len() > 100)
+    {
         return Err(ApiError::invalid("action", "must be 1 to 100 characters"));
     }
     let limit = match u64_param(&q, "limit")? {
         Some(n) if (1..=500).contains(&n) => n as u32,
-        Some(_) => return Err(ApiError::invalid("limit", "must be a whole number from 1 to 500")),
+        Some(_) => {
+            return Err(ApiError::invalid(
+                "limit",
+                "must be a whole number from 1 to 500",
+            ));
+        }
         None => 100,
     };
     let filter = custos_store_filter(
@@ -312,7 +339,11 @@ fn custos_store_filter(
     }
 }
 
-async fn inclusion(State(st): State<AppState>, ApiCaller(p): ApiCaller, QueryPairs(q): QueryPairs) -> ApiResult<Response> {
+async fn inclusion(
+    State(st): State<AppState>,
+    ApiCaller(p): ApiCaller,
+    QueryPairs(q): QueryPairs,
+) -> ApiResult<Response> {
     known_params(&q, &["index", "size"])?;
     let index = u64_param(&q, "index")?.ok_or_else(|| ApiError::invalid("index", "is required"))?;
     let size = u64_param(&q, "size")?.ok_or_else(|| ApiError::invalid("size", "is required"))?;
@@ -321,7 +352,11 @@ async fn inclusion(State(st): State<AppState>, ApiCaller(p): ApiCaller, QueryPai
     Ok(Json(json!({"index": proof.index, "size": proof.size, "leaf_hash": b64(&proof.leaf_hash), "proof": path})).into_response())
 }
 
-async fn consistency(State(st): State<AppState>, ApiCaller(p): ApiCaller, QueryPairs(q): QueryPairs) -> ApiResult<Response> {
+async fn consistency(
+    State(st): State<AppState>,
+    ApiCaller(p): ApiCaller,
+    QueryPairs(q): QueryPairs,
+) -> ApiResult<Response> {
     known_params(&q, &["from", "to"])?;
     let from = u64_param(&q, "from")?.ok_or_else(|| ApiError::invalid("from", "is required"))?;
     let to = u64_param(&q, "to")?.ok_or_else(|| ApiError::invalid("to", "is required"))?;

@@ -107,6 +107,7 @@ fn problem_responses(codes: &[u16]) -> Map<String, Value> {
             404 => "Not found",
             409 => "Conflicts with the current state",
             410 => "Erased: the person's data was destroyed",
+            413 => "Body larger than 1 MiB",
             415 => "Body is not application/json",
             422 => "Invalid input; `errors` names each field",
             429 => "Rate limited",
@@ -138,7 +139,7 @@ fn list_parameters(entity: Entity) -> Vec<Value> {
         .filter(|f| f.sortable)
         .flat_map(|f| [f.name.to_string(), format!("-{}", f.name)])
         .collect();
-    ps.push(json!({"name": "sort", "in": "query", "schema": {"type": "string", "enum": sortable, "default": "created_at"}}));
+    ps.push(json!({"name": "sort", "in": "query", "schema": {"type": "string", "enum": sortable, "default": "-created_at"}}));
     if matches!(entity, Entity::Contact | Entity::Company | Entity::Deal) {
         let what = match entity {
             Entity::Contact => {
@@ -215,7 +216,7 @@ pub fn document() -> Value {
                 "post": {
                     "tags": [tag], "summary": format!("Create a {}", e.name()), "operationId": format!("create_{}", e.name()),
                     "requestBody": {"required": true, "content": json_content(json!({"$ref": format!("#/components/schemas/{name}Create")}))},
-                    "responses": with(problem_responses(&[400, 401, 403, 409, 415, 422]), "201", json!({"description": "Created", "headers": {"Location": {"schema": {"type": "string"}}}, "content": json_content(one.clone())}))
+                    "responses": with(problem_responses(&[400, 401, 403, 409, 413, 415, 422]), "201", json!({"description": "Created", "headers": {"Location": {"schema": {"type": "string"}}}, "content": json_content(one.clone())}))
                 }
             }),
         );
@@ -230,7 +231,7 @@ pub fn document() -> Value {
                 "patch": {
                     "tags": [tag], "summary": format!("Change a {}", e.name()), "operationId": format!("update_{}", e.name()),
                     "requestBody": {"required": true, "content": json_content(json!({"$ref": format!("#/components/schemas/{name}Update")}))},
-                    "responses": with(problem_responses(&[400, 401, 403, 404, 409, 410, 415, 422]), "200", json!({"description": "The changed record", "content": json_content(one)}))
+                    "responses": with(problem_responses(&[400, 401, 403, 404, 409, 410, 413, 415, 422]), "200", json!({"description": "The changed record", "content": json_content(one)}))
                 },
                 "delete": {
                     "tags": [tag], "summary": format!("Delete a {}", e.name()), "operationId": format!("delete_{}", e.name()),
@@ -259,7 +260,7 @@ pub fn document() -> Value {
             "responses": with(problem_responses(&[401]), "200", json!({"description": "Stages", "content": json_content(stages.clone())}))},
         "put": {"tags": ["deals"], "summary": "Replace the pipeline stages (admin, manager)", "operationId": "put_stages",
             "requestBody": {"required": true, "content": json_content(stages.clone())},
-            "responses": with(problem_responses(&[400, 401, 403, 409, 415, 422]), "200", json!({"description": "Stages", "content": json_content(stages)}))}
+            "responses": with(problem_responses(&[400, 401, 403, 409, 413, 415, 422]), "200", json!({"description": "Stages", "content": json_content(stages)}))}
     }));
     paths.insert("/api/v1/audit/checkpoint".into(), json!({"get": {
         "tags": ["audit"], "summary": "The latest signed checkpoint of the ledger (C2SP tlog-checkpoint signed note); signs a new one first if the ledger grew", "operationId": "audit_checkpoint",
@@ -297,7 +298,8 @@ pub fn document() -> Value {
         ],
         "responses": with(problem_responses(&[400, 401, 403, 422]), "200", json!({"description": "Events", "content": json_content(json!({"type": "object", "properties": {"events": {"type": "array", "items": event_schema}, "next_before": {"type": ["integer", "null"]}}, "required": ["events", "next_before"]}))}))
     }}));
-    let b64_list = json!({"type": "array", "items": {"type": "string", "contentEncoding": "base64"}});
+    let b64_list =
+        json!({"type": "array", "items": {"type": "string", "contentEncoding": "base64"}});
     paths.insert("/api/v1/audit/proof/inclusion".into(), json!({"get": {
         "tags": ["audit"], "summary": "RFC 9162 inclusion proof of leaf `index` in the tree of `size` leaves", "operationId": "audit_inclusion_proof",
         "parameters": [
