@@ -148,17 +148,25 @@ struct SigninForm {
     password: String,
 }
 
-/// Refuses form posts whose Origin names another site (defence in depth beside
-/// SameSite=Strict cookies and CSRF tokens).
-pub(crate) fn same_origin(headers: &HeaderMap) -> bool {
-    let Some(origin) = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) else {
-        return true; // browsers always send Origin on cross-site POSTs
-    };
-    let host = headers
-        .get(header::HOST)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default();
-    origin.strip_prefix("https://").is_some_and(|o| o == host)
+/// Refuses form posts that come from another site (defence in depth beside
+/// SameSite=Strict cookies and CSRF tokens). Over HTTP/2 (what browsers
+/// negotiate) there is no Host header: the request's authority says where it
+/// was sent. Because every page is served with `Referrer-Policy: no-referrer`,
+/// browsers send `Origin: null` on form posts; then the Fetch Metadata header
+/// `Sec-Fetch-Site` decides.
+pub(crate) fn same_origin(headers: &HeaderMap, uri: &axum::http::Uri) -> bool {
+    let text = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    match text("origin") {
+        Some(origin) if origin != "null" => {
+            let host = text("host")
+                .or_else(|| uri.authority().map(|a| a.as_str()))
+                .unwrap_or_default();
+            origin.strip_prefix("https://").is_some_and(|o| o == host)
+        }
+        // No usable Origin: browsers that send Fetch Metadata say where the
+        // request came from; clients without it are judged by the CSRF token.
+        _ => text("sec-fetch-site").is_none_or(|site| site == "same-origin"),
+    }
 }
 
 async fn signin(
@@ -169,7 +177,7 @@ async fn signin(
     let pre = cookie(&parts.headers, PRE_COOKIE).unwrap_or_default();
     let csrf_ok =
         !pre.is_empty() && custos_crypto::constant_time_eq(pre.as_bytes(), form.csrf.as_bytes());
-    if !csrf_ok || !same_origin(&parts.headers) {
+    if !csrf_ok || !same_origin(&parts.headers, &parts.uri) {
         let msg = "Your sign-in form expired. Please try again.".to_string();
         return login_page(&st, form.email, Some(msg), StatusCode::FORBIDDEN).await;
     }
@@ -212,10 +220,11 @@ async fn signout(
     State(st): State<AppState>,
     caller: UiCaller,
     headers: HeaderMap,
+    uri: axum::http::Uri,
     Form(form): Form<CsrfForm>,
 ) -> Response {
     if !custos_crypto::constant_time_eq(caller.csrf.as_bytes(), form.csrf.as_bytes())
-        || !same_origin(&headers)
+        || !same_origin(&headers, &uri)
     {
         return (
             StatusCode::FORBIDDEN,

@@ -180,6 +180,8 @@ pub struct Ctx {
     pub flash: Option<String>,
     /// The request headers.
     pub headers: HeaderMap,
+    /// The request's URI (its authority stands in for Host over HTTP/2).
+    pub uri: axum::http::Uri,
 }
 
 impl<S> FromRequestParts<S> for Ctx
@@ -201,6 +203,7 @@ where
             caller,
             flash,
             headers: parts.headers.clone(),
+            uri: parts.uri.clone(),
         })
     }
 }
@@ -266,7 +269,7 @@ impl Ctx {
             .map(|(_, v)| v.as_str())
             .unwrap_or_default();
         let ok = custos_crypto::constant_time_eq(self.caller.csrf.as_bytes(), token.as_bytes())
-            && super::same_origin(&self.headers);
+            && super::same_origin(&self.headers, &self.uri);
         if ok {
             Ok(())
         } else {
