@@ -77,17 +77,56 @@ pub fn app(state: AppState) -> Router {
 }
 
 /// Serves the application over HTTPS on an already bound listener until
-/// `shutdown` resolves.
+/// `handle` is told to shut down.
 pub async fn serve(
     listener: std::net::TcpListener,
     tls: Arc<rustls::ServerConfig>,
     state: AppState,
     handle: axum_server::Handle,
 ) -> std::io::Result<()> {
-    listener.set_nonblocking(true)?;
     let config = axum_server::tls_rustls::RustlsConfig::from_config(tls);
+    serve_with(listener, config, state, handle).await
+}
+
+/// Like [`serve`], with a TLS configuration the caller keeps a clone of, so it
+/// can swap in a renewed certificate without a restart
+/// (`RustlsConfig::reload_from_config`).
+pub async fn serve_with(
+    listener: std::net::TcpListener,
+    config: axum_server::tls_rustls::RustlsConfig,
+    state: AppState,
+    handle: axum_server::Handle,
+) -> std::io::Result<()> {
+    listener.set_nonblocking(true)?;
     axum_server::from_tcp_rustls(listener, config)
         .handle(handle)
         .serve(app(state).into_make_service_with_connect_info::<SocketAddr>())
         .await
+}
+
+/// The plain-HTTP side: every request is permanently redirected to the same
+/// path on HTTPS (on `https_port`); nothing else is served in the clear.
+pub fn redirect_app(https_port: u16) -> Router {
+    Router::new()
+        .fallback(move |req: Request| async move {
+            let host = req
+                .headers()
+                .get(axum::http::header::HOST)
+                .and_then(|h| h.to_str().ok())
+                .map(|h| match h.rsplit_once(':') {
+                    // "[::1]" has colons but no port; "[::1]:80" and "host:80" have one.
+                    Some((name, port)) if !h.ends_with(']') && port.bytes().all(|b| b.is_ascii_digit()) => name.to_string(),
+                    _ => h.to_string(),
+                })
+                .filter(|h| !h.is_empty() && h.chars().all(|c| c.is_ascii_alphanumeric() || ".-[]:".contains(c)))
+                .unwrap_or_else(|| "localhost".to_string());
+            let path = req.uri().path_and_query().map(|p| p.as_str()).unwrap_or("/");
+            let target = if https_port == 443 {
+                format!("https://{host}{path}")
+            } else {
+                format!("https://{host}:{https_port}{path}")
+            };
+            axum::response::Redirect::permanent(&target)
+        })
+        .layer(middleware::from_fn(security::headers))
 }

@@ -114,7 +114,16 @@ pub fn generate_self_signed(
     dn.push(DnType::CommonName, "localhost");
     dn.push(DnType::OrganizationName, "Custos self-signed");
     params.distinguished_name = dn;
-    params.is_ca = IsCa::ExplicitNoCa;
+    // An end-entity certificate: no basicConstraints at all (DER forbids encoding
+    // the default cA=FALSE explicitly, and strict parsers reject it).
+    params.is_ca = IsCa::NoCa;
+    // A positive, non-zero 128-bit serial (RFC 5280 section 4.1.2.2).
+    let mut serial: [u8; 16] = custos_crypto::random_bytes().map_err(|e| TlsError::Pem(e.to_string()))?;
+    serial[0] = (serial[0] & 0x7f) | 0x01;
+    params.serial_number = Some(rcgen::SerialNumber::from_slice(&serial));
+    // Verifiers that follow the CA/Browser Forum profile require an authority
+    // key identifier on end-entity certificates, self-signed ones included.
+    params.use_authority_key_identifier_extension = true;
     params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
     params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
     params.not_before = now - time::Duration::minutes(5);

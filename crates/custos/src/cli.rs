@@ -69,6 +69,9 @@ pub enum Command {
         /// size), e.g. a folder synchronised to an auditor or another machine.
         #[arg(long)]
         checkpoint_dir: Option<PathBuf>,
+        /// Also listen for plain HTTP here, only to redirect every request to HTTPS.
+        #[arg(long)]
+        http_listen: Option<String>,
         /// Take an encrypted backup into this directory on a schedule.
         #[arg(long)]
         backup_dir: Option<PathBuf>,
@@ -263,6 +266,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
             backup_dir,
             backup_every_hours,
             backup_keep,
+            http_listen,
         } => {
             let publish = Publish {
                 interval: checkpoint_interval,
@@ -270,6 +274,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
                 backup_dir,
                 backup_every: std::time::Duration::from_secs(backup_every_hours * 3600),
                 backup_keep: backup_keep as usize,
+                http_listen,
             };
             serve(&paths, &listen, tls_cert, tls_key, publish).await
         }
@@ -421,6 +426,8 @@ async fn serve(
     }
     let (cert, key, self_signed) = setup::tls_files(paths, cert, key)?;
     let tls = custos_web::tls::server_config(&cert, &key).map_err(|e| anyhow!("{e}"))?;
+    let rustls = axum_server::tls_rustls::RustlsConfig::from_config(tls);
+    spawn_certificate_reload(rustls.clone(), cert.clone(), key.clone(), self_signed);
     let listener =
         std::net::TcpListener::bind(addr).with_context(|| format!("cannot listen on {addr}"))?;
     let handle = axum_server::Handle::new();
@@ -483,7 +490,19 @@ async fn serve(
         custos: custos.clone(),
         self_signed,
     };
-    let served = custos_web::serve(listener, tls, state, handle).await;
+    if let Some(http) = &publish.http_listen {
+        let http: std::net::SocketAddr =
+            http.parse().map_err(|_| anyhow!("--http-listen must be an address such as 127.0.0.1:8080"))?;
+        let plain = tokio::net::TcpListener::bind(http).await.with_context(|| format!("cannot listen on {http}"))?;
+        let app = custos_web::redirect_app(addr.port());
+        tokio::spawn(async move {
+            if let Err(e) = axum::serve(plain, app).await {
+                tracing::error!(error = %e, "the HTTP redirect listener stopped");
+            }
+        });
+        println!("Plain HTTP on http://{http} redirects to HTTPS.");
+    }
+    let served = custos_web::serve_with(listener, rustls, state, handle).await;
     let _ = std::fs::remove_file(&pid_file);
     served.context("server stopped")?;
     custos.close().await;
@@ -520,6 +539,7 @@ struct Publish {
     backup_dir: Option<PathBuf>,
     backup_every: std::time::Duration,
     backup_keep: usize,
+    http_listen: Option<String>,
 }
 
 /// Takes one scheduled backup and deletes the oldest beyond `keep`.
@@ -563,4 +583,56 @@ fn publish_checkpoint(dir: &std::path::Path, note: &str) -> Result<()> {
         std::fs::write(&path, note).with_context(|| format!("cannot write {}", path.display()))?;
     }
     Ok(())
+}
+
+/// Reloads the TLS certificate without a restart: on SIGHUP, when the
+/// certificate or key file changes, and (self-signed) when it nears expiry.
+fn spawn_certificate_reload(
+    config: axum_server::tls_rustls::RustlsConfig,
+    cert: PathBuf,
+    key: PathBuf,
+    self_signed: bool,
+) {
+    let stamp = |p: &PathBuf| std::fs::metadata(p).and_then(|m| m.modified()).ok();
+    tokio::spawn(async move {
+        let mut seen = (stamp(&cert), stamp(&key));
+        #[cfg(unix)]
+        let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
+        let mut tick = tokio::time::interval(std::time::Duration::from_secs(30));
+        loop {
+            #[cfg(unix)]
+            let signalled = match hup.as_mut() {
+                Some(h) => tokio::select! { _ = h.recv() => true, _ = tick.tick() => false },
+                None => {
+                    tick.tick().await;
+                    false
+                }
+            };
+            #[cfg(not(unix))]
+            let signalled = {
+                tick.tick().await;
+                false
+            };
+            if self_signed {
+                let now = custos_domain::Clock::now(&custos_domain::SystemClock);
+                let renew = custos_web::tls::days_left(&cert, now).map(|d| d < custos_web::tls::RENEW_DAYS).unwrap_or(true);
+                if renew {
+                    if let Err(e) = custos_web::tls::generate_self_signed(&cert, &key, now) {
+                        tracing::error!(error = %e, "renewing the self-signed certificate failed");
+                    }
+                }
+            }
+            let now_seen = (stamp(&cert), stamp(&key));
+            if signalled || now_seen != seen {
+                seen = now_seen;
+                match custos_web::tls::server_config(&cert, &key) {
+                    Ok(c) => {
+                        config.reload_from_config(c);
+                        tracing::info!(cert = %cert.display(), "reloaded the TLS certificate");
+                    }
+                    Err(e) => tracing::error!(error = %e, "the new TLS certificate was not loaded; keeping the old one"),
+                }
+            }
+        }
+    });
 }
