@@ -441,3 +441,50 @@ async fn erased_records_answer_410_over_https_and_orders_stay_anonymised() {
         Err(ServiceError::Forbidden(_))
     ));
 }
+
+#[test]
+fn a_passphrase_protected_keyring_works_and_refuses_a_wrong_passphrase() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("data");
+    let pass = tmp.path().join("pass.txt");
+    std::fs::write(&pass, "a long and private master passphrase\n").unwrap();
+    let with = |args: &[&str], file: &Path| {
+        Command::new(env!("CARGO_BIN_EXE_custos"))
+            .arg("--data-dir")
+            .arg(&dir)
+            .arg("--passphrase-file")
+            .arg(file)
+            .args(args)
+            .env_remove("CUSTOS_MASTER_KEY")
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
+    };
+    ok(with(&["init"], &pass));
+    assert!(dir.join("master.key.enc").exists());
+    assert!(
+        !dir.join("master.key").exists(),
+        "no plain key file beside the encrypted keyring"
+    );
+    let enc = std::fs::read(dir.join("master.key.enc")).unwrap();
+    assert!(String::from_utf8_lossy(&enc).starts_with("custos-keyring-v1\n"));
+    ok(with(&["keys", "rotate"], &pass));
+    let status = ok(with(&["keys", "status"], &pass));
+    assert!(
+        status.contains("active version:      2") && status.contains("passphrase-protected"),
+        "{status}"
+    );
+    let wrong = tmp.path().join("wrong.txt");
+    std::fs::write(&wrong, "not the right passphrase at all\n").unwrap();
+    let out = with(&["keys", "status"], &wrong);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("wrong passphrase") && err.lines().count() == 1,
+        "{err}"
+    );
+    // Without the passphrase and without a terminal, it says what to do.
+    let out = custos_cli(&dir, &["keys", "status"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("passphrase"));
+}
