@@ -211,6 +211,16 @@ async fn every_page_answers_signed_in_users_with_the_csp_and_sends_others_to_sig
     ] {
         assert!(html.contains(part), "dashboard lacks {part}");
     }
+    // The open deal's value and the overdue task are counted and shown.
+    assert!(html.contains("12,500.00 GBP"), "open pipeline value");
+    assert!(
+        html.contains("1 task is overdue"),
+        "the seeded task is past due"
+    );
+    assert!(
+        html.contains("Send the notes on Bernoulli numbers"),
+        "due tasks are listed"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -163,8 +163,8 @@ fn tiles(d: &Dashboard) -> Vec<Tile> {
             }
         };
         let use_money = main.is_some();
-        let bars: Vec<Bar> = p
-            .stages
+        // The chart shows the open pipeline; won and lost deals have their own words.
+        let bars: Vec<Bar> = open
             .iter()
             .map(|s| Bar {
                 label: fields::humanize(&s.stage),
@@ -198,11 +198,11 @@ fn tiles(d: &Dashboard) -> Vec<Tile> {
         };
         let chart_title = if use_money {
             format!(
-                "Pipeline value by stage ({})",
+                "Open pipeline value by stage ({})",
                 main.clone().flatten().unwrap_or_default()
             )
         } else {
-            "Deals by stage".to_string()
+            "Open deals by stage".to_string()
         };
         out.push(Tile {
             heading: "Pipeline by stage",
@@ -210,10 +210,27 @@ fn tiles(d: &Dashboard) -> Vec<Tile> {
             number,
             unit,
             trend: format!(
-                "{} across {} stages",
-                plural(p.stages.iter().map(|s| s.count).sum(), "deal", "deals"),
-                p.stages.len()
+                "{} won and {} lost in all",
+                plural(
+                    p.stages
+                        .iter()
+                        .filter(|s| s.stage == "won")
+                        .map(|s| s.count)
+                        .sum(),
+                    "deal",
+                    "deals"
+                ),
+                plural(
+                    p.stages
+                        .iter()
+                        .filter(|s| s.stage == "lost")
+                        .map(|s| s.count)
+                        .sum(),
+                    "deal",
+                    "deals"
+                )
             ),
+
             trend_dir: "flat",
             chart: hbars("chart-pipeline", &chart_title, &bars),
             items: Vec::new(),
