@@ -373,9 +373,115 @@ impl Custos {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
-    use time::macros::date;
+    use crate::{Config, Via};
+    use custos_crypto::{MasterKey, MasterKeyring};
+    use custos_domain::{ManualClock, Role};
+    use serde_json::json;
+    use std::sync::Arc;
+    use time::macros::{date, datetime};
+
+    async fn custos() -> Custos {
+        let store = Arc::new(custos_store::SqliteStore::memory().await.unwrap());
+        let clock = Arc::new(ManualClock::new(datetime!(2026-03-10 12:00 UTC)));
+        let ring = MasterKeyring::new(vec![MasterKey::generate(1).unwrap()]).unwrap();
+        Custos::open(store, clock, ring, Config::default())
+            .await
+            .unwrap()
+    }
+
+    fn as_role(role: Role) -> Principal {
+        Principal {
+            user_id: Uuid::nil(),
+            role,
+            via: Via::Cli,
+            client: None,
+            request_id: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn figures_add_up_by_stage_month_and_due_day() {
+        let c = custos().await;
+        let p = Principal::cli();
+        for (stage, amount, close) in [
+            ("lead", "100.00", None),
+            ("lead", "50.50", None),
+            ("proposal", "1000.00", None),
+            ("won", "700.00", Some("2026-03-02")),
+            ("won", "300.00", Some("2026-02-27")),
+            ("lost", "10.00", None),
+        ] {
+            let mut d =
+                json!({"title": "Deal", "stage": stage, "amount": amount, "currency": "EUR"});
+            if let Some(close) = close {
+                d["close_date"] = json!(close);
+            }
+            c.create(&p, Entity::Deal, &d).await.unwrap();
+        }
+        let contact = c
+            .create(
+                &p,
+                Entity::Contact,
+                &json!({"first_name": "Ada", "last_name": "L"}),
+            )
+            .await
+            .unwrap();
+        let task = |due: &str, done: bool| json!({"contact_id": contact.id().to_string(), "kind": "task", "occurred_at": "2026-03-01T09:00:00Z", "due_at": due, "done": done});
+        for t in [
+            task("2026-03-09T09:00:00Z", false), // overdue
+            task("2026-03-10T15:00:00Z", false), // today
+            task("2026-03-12T09:00:00Z", false), // in two days
+            task("2026-03-30T09:00:00Z", false), // too far ahead
+            task("2026-03-09T09:00:00Z", true),  // done
+        ] {
+            c.create(&p, Entity::Activity, &t).await.unwrap();
+        }
+
+        let d = c.dashboard(&p).await.unwrap();
+        let pipeline = d.pipeline.unwrap();
+        let stage = |name: &str| pipeline.stages.iter().find(|s| s.stage == name).unwrap();
+        assert_eq!(pipeline.stages[0].stage, "lead", "pipeline order");
+        assert_eq!(stage("lead").count, 2);
+        assert_eq!(
+            stage("lead").amounts.as_ref().unwrap()[&Some("EUR".to_string())],
+            15_050
+        );
+        let months: Vec<(Date, u64)> = pipeline
+            .won_by_month
+            .iter()
+            .map(|m| (m.month, m.count))
+            .collect();
+        assert_eq!(months.len(), WON_MONTHS);
+        assert_eq!(months[WON_MONTHS - 1], (date!(2026 - 03 - 01), 1));
+        assert_eq!(months[WON_MONTHS - 2], (date!(2026 - 02 - 01), 1));
+        let due = d.due.unwrap();
+        assert_eq!((due.count, due.overdue), (3, 1));
+        assert_eq!(due.by_day[..4], [1, 1, 0, 1]);
+        assert_eq!(due.items.len(), 3);
+        let recent = d.recent.unwrap();
+        assert_eq!(recent.by_day.len(), RECENT_DAYS);
+        assert_eq!(recent.by_day[RECENT_DAYS - 1], 5, "all logged today");
+
+        // An auditor sees counts but no money.
+        let d = c.dashboard(&as_role(Role::Auditor)).await.unwrap();
+        assert!(
+            d.pipeline
+                .unwrap()
+                .stages
+                .iter()
+                .all(|s| s.amounts.is_none())
+        );
+
+        // Counting is exact on plain filters and declines on sealed ones.
+        let params = ListParams::parse(Entity::Deal, &[("stage".into(), "lead".into())]).unwrap();
+        assert_eq!(c.count(&p, Entity::Deal, &params).await.unwrap(), Some(2));
+        let params =
+            ListParams::parse(Entity::Contact, &[("email".into(), "a@b.example".into())]).unwrap();
+        assert_eq!(c.count(&p, Entity::Contact, &params).await.unwrap(), None);
+    }
 
     #[test]
     fn months_step_back_over_the_year_end() {

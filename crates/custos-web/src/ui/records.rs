@@ -523,6 +523,10 @@ async fn list_page(
     let count_text = match (items.is_empty(), count) {
         (true, _) => String::new(),
         (false, Some(n)) => format!("Showing {first}–{last} of {n} {label}"),
+        // Matches on sealed data are confirmed one by one, so there is no total.
+        (false, None) if back.is_empty() && next_cursor.is_none() => {
+            format!("{} found", fields_count(items.len() as u64, entity))
+        }
         (false, None) => format!("Showing {first}–{last} {label}"),
     };
 
@@ -571,6 +575,15 @@ fn fixed_prefill(filters: &[(String, String)]) -> Pairs {
         .filter(|(k, v)| k.ends_with("_id") && parse_id(v).is_some())
         .cloned()
         .collect()
+}
+
+/// "1 contact", "3 contacts".
+fn fields_count(n: u64, entity: Entity) -> String {
+    if n == 1 {
+        format!("1 {}", entity.name())
+    } else {
+        format!("{n} {}", plural_label(entity).to_lowercase())
+    }
 }
 
 fn describe_error(entity: Entity, e: &custos_domain::FieldError) -> String {
