@@ -1120,15 +1120,15 @@ async fn update(
                     f
                 })
                 .collect();
+            let title = match st.custos.get(p, entity, id).await {
+                Ok(v) => fields::title(&v),
+                Err(_) => entity.name().to_string(),
+            };
             let page = FormPage {
                 shell: ctx
-                    .shell(
-                        &st,
-                        format!("Edit {}", entity.name()),
-                        Section::Entity(entity),
-                    )
+                    .shell(&st, format!("Edit {title}"), Section::Entity(entity))
                     .await,
-                heading: format!("Edit {}", entity.name()),
+                heading: format!("Edit {title}"),
                 intro: String::new(),
                 action: format!("/app/{}/{id}/edit", entity.plural()),
                 summary: summary(&fields, &extra),
