@@ -4,6 +4,7 @@
 
 use rustls::ServerConfig;
 use rustls::crypto::ring as provider;
+use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -70,18 +71,17 @@ pub fn crypto_provider() -> rustls::crypto::CryptoProvider {
 pub fn server_config(cert_path: &Path, key_path: &Path) -> Result<Arc<ServerConfig>, TlsError> {
     let cert_pem = std::fs::read(cert_path).map_err(io(cert_path))?;
     let key_pem = std::fs::read(key_path).map_err(io(key_path))?;
-    let certs: Vec<CertificateDer<'static>> = rustls_pemfile::certs(&mut cert_pem.as_slice())
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(&cert_pem)
         .collect::<Result<_, _>>()
-        .map_err(|e| TlsError::Pem(format!("{}: {e}", cert_path.display())))?;
+        .map_err(|e| TlsError::Pem(format!("{}: {e:?}", cert_path.display())))?;
     if certs.is_empty() {
         return Err(TlsError::Pem(format!(
             "{}: no certificate found",
             cert_path.display()
         )));
     }
-    let key: PrivateKeyDer<'static> = rustls_pemfile::private_key(&mut key_pem.as_slice())
-        .map_err(|e| TlsError::Pem(format!("{}: {e}", key_path.display())))?
-        .ok_or_else(|| TlsError::Pem(format!("{}: no private key found", key_path.display())))?;
+    let key: PrivateKeyDer<'static> = PrivateKeyDer::from_pem_slice(&key_pem)
+        .map_err(|_| TlsError::Pem(format!("{}: no private key found", key_path.display())))?;
     let mut config = ServerConfig::builder_with_provider(Arc::new(crypto_provider()))
         .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
         .map_err(|e| TlsError::Config(e.to_string()))?
@@ -118,7 +118,8 @@ pub fn generate_self_signed(
     // the default cA=FALSE explicitly, and strict parsers reject it).
     params.is_ca = IsCa::NoCa;
     // A positive, non-zero 128-bit serial (RFC 5280 section 4.1.2.2).
-    let mut serial: [u8; 16] = custos_crypto::random_bytes().map_err(|e| TlsError::Pem(e.to_string()))?;
+    let mut serial: [u8; 16] =
+        custos_crypto::random_bytes().map_err(|e| TlsError::Pem(e.to_string()))?;
     serial[0] = (serial[0] & 0x7f) | 0x01;
     params.serial_number = Some(rcgen::SerialNumber::from_slice(&serial));
     // Verifiers that follow the CA/Browser Forum profile require an authority
@@ -156,10 +157,8 @@ pub fn write_private(path: &Path, bytes: &[u8]) -> Result<(), TlsError> {
 /// Days until the first certificate in a PEM file expires (negative if it has).
 pub fn days_left(cert_path: &Path, now: OffsetDateTime) -> Result<i64, TlsError> {
     let pem = std::fs::read(cert_path).map_err(io(cert_path))?;
-    let der = rustls_pemfile::certs(&mut pem.as_slice())
-        .next()
-        .ok_or_else(|| TlsError::Pem(format!("{}: no certificate found", cert_path.display())))?
-        .map_err(|e| TlsError::Pem(e.to_string()))?;
+    let der = CertificateDer::from_pem_slice(&pem)
+        .map_err(|_| TlsError::Pem(format!("{}: no certificate found", cert_path.display())))?;
     let not_after =
         x509_not_after(der.as_ref()).ok_or_else(|| TlsError::Pem("unreadable validity".into()))?;
     Ok((not_after - now).whole_days())

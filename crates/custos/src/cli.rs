@@ -491,9 +491,12 @@ async fn serve(
         self_signed,
     };
     if let Some(http) = &publish.http_listen {
-        let http: std::net::SocketAddr =
-            http.parse().map_err(|_| anyhow!("--http-listen must be an address such as 127.0.0.1:8080"))?;
-        let plain = tokio::net::TcpListener::bind(http).await.with_context(|| format!("cannot listen on {http}"))?;
+        let http: std::net::SocketAddr = http
+            .parse()
+            .map_err(|_| anyhow!("--http-listen must be an address such as 127.0.0.1:8080"))?;
+        let plain = tokio::net::TcpListener::bind(http)
+            .await
+            .with_context(|| format!("cannot listen on {http}"))?;
         let app = custos_web::redirect_app(addr.port());
         tokio::spawn(async move {
             if let Err(e) = axum::serve(plain, app).await {
@@ -615,7 +618,9 @@ fn spawn_certificate_reload(
             };
             if self_signed {
                 let now = custos_domain::Clock::now(&custos_domain::SystemClock);
-                let renew = custos_web::tls::days_left(&cert, now).map(|d| d < custos_web::tls::RENEW_DAYS).unwrap_or(true);
+                let renew = custos_web::tls::days_left(&cert, now)
+                    .map(|d| d < custos_web::tls::RENEW_DAYS)
+                    .unwrap_or(true);
                 if renew {
                     if let Err(e) = custos_web::tls::generate_self_signed(&cert, &key, now) {
                         tracing::error!(error = %e, "renewing the self-signed certificate failed");
@@ -630,7 +635,9 @@ fn spawn_certificate_reload(
                         config.reload_from_config(c);
                         tracing::info!(cert = %cert.display(), "reloaded the TLS certificate");
                     }
-                    Err(e) => tracing::error!(error = %e, "the new TLS certificate was not loaded; keeping the old one"),
+                    Err(e) => {
+                        tracing::error!(error = %e, "the new TLS certificate was not loaded; keeping the old one")
+                    }
                 }
             }
         }

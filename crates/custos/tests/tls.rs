@@ -9,7 +9,11 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 struct Server {
@@ -31,7 +35,13 @@ fn start(dir: &Path, extra: &[&str]) -> Server {
     let child = Command::new(env!("CARGO_BIN_EXE_custos"))
         .arg("--data-dir")
         .arg(dir)
-        .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--http-listen", &format!("127.0.0.1:{http_port}")])
+        .args([
+            "serve",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--http-listen",
+            &format!("127.0.0.1:{http_port}"),
+        ])
         .args(extra)
         .env_remove("CUSTOS_MASTER_KEY")
         .stdout(Stdio::null())
@@ -39,18 +49,31 @@ fn start(dir: &Path, extra: &[&str]) -> Server {
         .spawn()
         .unwrap();
     for _ in 0..150 {
-        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() && std::net::TcpStream::connect(("127.0.0.1", http_port)).is_ok() {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+            && std::net::TcpStream::connect(("127.0.0.1", http_port)).is_ok()
+        {
             break;
         }
         std::thread::sleep(Duration::from_millis(100));
     }
-    Server { child, port, http_port, dir: dir.to_path_buf() }
+    Server {
+        child,
+        port,
+        http_port,
+        dir: dir.to_path_buf(),
+    }
 }
 
 /// Runs `openssl s_client` and says whether a TLS session was established.
 fn handshake(port: u16, args: &[&str]) -> bool {
     let out = Command::new("openssl")
-        .args(["s_client", "-connect", &format!("127.0.0.1:{port}"), "-servername", "localhost"])
+        .args([
+            "s_client",
+            "-connect",
+            &format!("127.0.0.1:{port}"),
+            "-servername",
+            "localhost",
+        ])
         .args(args)
         .stdin(Stdio::null())
         .output()
@@ -60,7 +83,11 @@ fn handshake(port: u16, args: &[&str]) -> bool {
 }
 
 fn have(tool: &str, probe: &[&str]) -> bool {
-    Command::new(tool).args(probe).output().map(|o| o.status.success()).unwrap_or(false)
+    Command::new(tool)
+        .args(probe)
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false)
 }
 
 fn require(tool: &str, ok: bool) -> bool {
@@ -79,13 +106,32 @@ fn only_tls_12_and_13_with_strong_suites() {
     let tmp = tempfile::tempdir().unwrap();
     let s = start(&tmp.path().join("data"), &[]);
     // OpenSSL 3 refuses old protocols itself unless the security level is lowered.
-    assert!(!handshake(s.port, &["-tls1", "-cipher", "DEFAULT:@SECLEVEL=0"]), "TLS 1.0 accepted");
-    assert!(!handshake(s.port, &["-tls1_1", "-cipher", "DEFAULT:@SECLEVEL=0"]), "TLS 1.1 accepted");
-    for weak in ["AES128-SHA:AES256-SHA:DES-CBC3-SHA:@SECLEVEL=0", "ECDHE-ECDSA-AES128-SHA:ECDHE-RSA-AES128-SHA:@SECLEVEL=0", "AES128-GCM-SHA256:AES256-GCM-SHA384"] {
-        assert!(!handshake(s.port, &["-tls1_2", "-cipher", weak]), "weak suite accepted: {weak}");
+    assert!(
+        !handshake(s.port, &["-tls1", "-cipher", "DEFAULT:@SECLEVEL=0"]),
+        "TLS 1.0 accepted"
+    );
+    assert!(
+        !handshake(s.port, &["-tls1_1", "-cipher", "DEFAULT:@SECLEVEL=0"]),
+        "TLS 1.1 accepted"
+    );
+    for weak in [
+        "AES128-SHA:AES256-SHA:DES-CBC3-SHA:@SECLEVEL=0",
+        "ECDHE-ECDSA-AES128-SHA:ECDHE-RSA-AES128-SHA:@SECLEVEL=0",
+        "AES128-GCM-SHA256:AES256-GCM-SHA384",
+    ] {
+        assert!(
+            !handshake(s.port, &["-tls1_2", "-cipher", weak]),
+            "weak suite accepted: {weak}"
+        );
     }
-    assert!(handshake(s.port, &["-tls1_2", "-cipher", "ECDHE-ECDSA-AES128-GCM-SHA256"]));
-    assert!(handshake(s.port, &["-tls1_2", "-cipher", "ECDHE-ECDSA-CHACHA20-POLY1305"]));
+    assert!(handshake(
+        s.port,
+        &["-tls1_2", "-cipher", "ECDHE-ECDSA-AES128-GCM-SHA256"]
+    ));
+    assert!(handshake(
+        s.port,
+        &["-tls1_2", "-cipher", "ECDHE-ECDSA-CHACHA20-POLY1305"]
+    ));
     assert!(handshake(s.port, &["-tls1_3"]));
     // Groups: X25519 and P-256 yes, P-521 no.
     assert!(handshake(s.port, &["-tls1_3", "-groups", "X25519"]));
@@ -95,43 +141,99 @@ fn only_tls_12_and_13_with_strong_suites() {
     // The generated certificate: an end-entity certificate (not a CA) for
     // localhost and 127.0.0.1, valid at most 366 days.
     let cert = s.dir.join("tls/cert.pem");
-    let text = Command::new("openssl").args(["x509", "-noout", "-text", "-in"]).arg(&cert).output().unwrap();
+    let text = Command::new("openssl")
+        .args(["x509", "-noout", "-text", "-in"])
+        .arg(&cert)
+        .output()
+        .unwrap();
     let text = String::from_utf8_lossy(&text.stdout);
-    assert!(text.contains("DNS:localhost") && text.contains("IP Address:127.0.0.1"), "{text}");
+    assert!(
+        text.contains("DNS:localhost") && text.contains("IP Address:127.0.0.1"),
+        "{text}"
+    );
     assert!(!text.contains("CA:TRUE"), "{text}");
-    let valid_now = Command::new("openssl").args(["x509", "-noout", "-checkend", "0", "-in"]).arg(&cert).status().unwrap();
+    let valid_now = Command::new("openssl")
+        .args(["x509", "-noout", "-checkend", "0", "-in"])
+        .arg(&cert)
+        .status()
+        .unwrap();
     assert!(valid_now.success());
-    let past_366 = Command::new("openssl").args(["x509", "-noout", "-checkend", &(366 * 86_400).to_string(), "-in"]).arg(&cert).status().unwrap();
-    assert!(!past_366.success(), "the certificate is valid for more than 366 days");
+    let past_366 = Command::new("openssl")
+        .args([
+            "x509",
+            "-noout",
+            "-checkend",
+            &(366 * 86_400).to_string(),
+            "-in",
+        ])
+        .arg(&cert)
+        .status()
+        .unwrap();
+    assert!(
+        !past_366.success(),
+        "the certificate is valid for more than 366 days"
+    );
 }
 
 #[test]
 fn sslyze_finds_the_mozilla_intermediate_profile() {
-    if !require("sslyze (pip install sslyze)", have("python3", &["-m", "sslyze", "--help"])) {
+    if !require(
+        "sslyze (pip install sslyze)",
+        have("python3", &["-m", "sslyze", "--help"]),
+    ) {
         return;
     }
     let tmp = tempfile::tempdir().unwrap();
     let s = start(&tmp.path().join("data"), &[]);
     let cert = s.dir.join("tls/cert.pem");
     let out = Command::new("python3")
-        .args(["-m", "sslyze", "--mozilla_config=intermediate", "--certinfo_ca_file"])
+        .args([
+            "-m",
+            "sslyze",
+            "--mozilla_config=intermediate",
+            "--certinfo_ca_file",
+        ])
         .arg(&cert)
         .arg(format!("127.0.0.1:{}", s.port))
         .output()
         .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success() && text.contains("OK - Compliant"), "sslyze: {text}");
+    assert!(
+        out.status.success() && text.contains("OK - Compliant"),
+        "sslyze: {text}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn plain_http_only_redirects_and_https_sends_hsts() {
     let tmp = tempfile::tempdir().unwrap();
     let s = start(&tmp.path().join("data"), &[]);
-    let client = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
-    let r = client.get(format!("http://127.0.0.1:{}/api/v1/contacts?limit=5", s.http_port)).send().await.unwrap();
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let r = client
+        .get(format!(
+            "http://127.0.0.1:{}/api/v1/contacts?limit=5",
+            s.http_port
+        ))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 308);
-    assert_eq!(r.headers()["location"], format!("https://127.0.0.1:{}/api/v1/contacts?limit=5", s.port).as_str());
-    let r = client.post(format!("http://127.0.0.1:{}/api/v1/auth/login", s.http_port)).body("{}").send().await.unwrap();
+    assert_eq!(
+        r.headers()["location"],
+        format!("https://127.0.0.1:{}/api/v1/contacts?limit=5", s.port).as_str()
+    );
+    let r = client
+        .post(format!(
+            "http://127.0.0.1:{}/api/v1/auth/login",
+            s.http_port
+        ))
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 308, "nothing is served in the clear");
     let cert = std::fs::read(s.dir.join("tls/cert.pem")).unwrap();
     let https = reqwest::Client::builder()
@@ -139,9 +241,18 @@ async fn plain_http_only_redirects_and_https_sends_hsts() {
         .tls_built_in_root_certs(false)
         .build()
         .unwrap();
-    let r = https.get(format!("https://localhost:{}/healthz", s.port)).send().await.unwrap();
+    let r = https
+        .get(format!("https://localhost:{}/healthz", s.port))
+        .send()
+        .await
+        .unwrap();
     let hsts = r.headers()["strict-transport-security"].to_str().unwrap();
-    let age: u64 = hsts.split(';').find_map(|p| p.trim().strip_prefix("max-age=")).unwrap().parse().unwrap();
+    let age: u64 = hsts
+        .split(';')
+        .find_map(|p| p.trim().strip_prefix("max-age="))
+        .unwrap()
+        .parse()
+        .unwrap();
     assert!(age >= 31_536_000, "{hsts}");
 }
 
@@ -163,12 +274,26 @@ fn a_new_certificate_is_served_after_sighup_without_a_restart() {
     let (cert, key) = (tmp.path().join("cert.pem"), tmp.path().join("key.pem"));
     let now = custos_domain::Clock::now(&custos_domain::SystemClock);
     custos_web::tls::generate_self_signed(&cert, &key, now).unwrap();
-    let s = start(&tmp.path().join("data"), &["--tls-cert", cert.to_str().unwrap(), "--tls-key", key.to_str().unwrap()]);
+    let s = start(
+        &tmp.path().join("data"),
+        &[
+            "--tls-cert",
+            cert.to_str().unwrap(),
+            "--tls-key",
+            key.to_str().unwrap(),
+        ],
+    );
     let before = fingerprint(s.port);
     assert!(before.contains("Fingerprint"), "{before}");
     custos_web::tls::generate_self_signed(&cert, &key, now).unwrap();
     let pid = s.child.id().to_string();
-    assert!(Command::new("kill").args(["-HUP", &pid]).status().unwrap().success());
+    assert!(
+        Command::new("kill")
+            .args(["-HUP", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
     let mut after = before.clone();
     for _ in 0..50 {
         std::thread::sleep(Duration::from_millis(100));
