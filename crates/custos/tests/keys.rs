@@ -488,3 +488,72 @@ fn a_passphrase_protected_keyring_works_and_refuses_a_wrong_passphrase() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("passphrase"));
 }
+
+#[test]
+fn serve_takes_scheduled_backups_and_keeps_the_newest() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("data");
+    let backups = tmp.path().join("backups");
+    std::fs::create_dir_all(&backups).unwrap();
+    // Two older backups already there; with --backup-keep 2 the oldest must go.
+    std::fs::write(backups.join("custos-1000.backup"), b"old").unwrap();
+    std::fs::write(backups.join("custos-2000.backup"), b"old").unwrap();
+    std::fs::write(backups.join("unrelated.txt"), b"keep me").unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_custos"))
+        .arg("--data-dir")
+        .arg(&dir)
+        .args([
+            "serve",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--backup-dir",
+        ])
+        .arg(&backups)
+        .args(["--backup-every-hours", "24", "--backup-keep", "2"])
+        .env_remove("CUSTOS_MASTER_KEY")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut names = Vec::new();
+    for _ in 0..100 {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        names = std::fs::read_dir(&backups)
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().to_string())
+            .collect();
+        names.sort();
+        if !names.contains(&"custos-1000.backup".to_string()) {
+            break;
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(
+        !names.contains(&"custos-1000.backup".to_string()),
+        "{names:?}"
+    );
+    assert!(
+        names.contains(&"custos-2000.backup".to_string()),
+        "{names:?}"
+    );
+    assert!(names.contains(&"unrelated.txt".to_string()), "{names:?}");
+    let new: Vec<_> = names
+        .iter()
+        .filter(|n| n.starts_with("custos-") && !n.contains("2000"))
+        .collect();
+    assert_eq!(new.len(), 1, "{names:?}");
+    let bytes = std::fs::read(backups.join(new[0])).unwrap();
+    assert!(bytes.starts_with(b"CUSTOSBK"));
+    // It restores.
+    ok(custos_cli(
+        &dir,
+        &["backup", "restore", backups.join(new[0]).to_str().unwrap()],
+    ));
+}
