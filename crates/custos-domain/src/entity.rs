@@ -18,6 +18,12 @@ pub enum Entity {
     Order,
     /// A staff account of Custos itself (staff are data subjects too).
     User,
+    /// A data-subject request (GDPR/CCPA): its requester's details are sealed
+    /// under a key of its own, so the request outlives the erasure it records.
+    Request,
+    /// One entry of the consent ledger: a person gave or withdrew consent for
+    /// a purpose. Entries are never changed, only added.
+    Consent,
 }
 
 impl Entity {
@@ -31,13 +37,15 @@ impl Entity {
     ];
 
     /// Every entity the inventory declares.
-    pub const ALL: [Entity; 6] = [
+    pub const ALL: [Entity; 8] = [
         Entity::Contact,
         Entity::Company,
         Entity::Deal,
         Entity::Activity,
         Entity::Order,
         Entity::User,
+        Entity::Request,
+        Entity::Consent,
     ];
 
     /// Singular snake-case name, used in audit actions (`contact.read`) and AAD.
@@ -49,6 +57,8 @@ impl Entity {
             Entity::Activity => "activity",
             Entity::Order => "order",
             Entity::User => "user",
+            Entity::Request => "request",
+            Entity::Consent => "consent",
         }
     }
 
@@ -61,6 +71,8 @@ impl Entity {
             Entity::Activity => "activities",
             Entity::Order => "orders",
             Entity::User => "users",
+            Entity::Request => "requests",
+            Entity::Consent => "consents",
         }
     }
 
@@ -73,6 +85,8 @@ impl Entity {
             Entity::Activity => "Activity",
             Entity::Order => "Order",
             Entity::User => "User",
+            Entity::Request => "Request",
+            Entity::Consent => "Consent",
         }
     }
 
@@ -91,7 +105,8 @@ impl Entity {
     /// so erasing the person shreds them all at once.
     pub fn subject_field(self) -> Option<&'static str> {
         match self {
-            Entity::Contact | Entity::User => Some("id"),
+            Entity::Contact | Entity::User | Entity::Request => Some("id"),
+            Entity::Consent => Some("contact_id"),
             Entity::Activity | Entity::Order => Some("contact_id"),
             Entity::Company | Entity::Deal => None,
         }

@@ -109,6 +109,8 @@ pub enum Purpose {
     CustomerSupport,
     /// Running and securing Custos itself (staff accounts).
     ServiceOperation,
+    /// Answering data-subject requests and keeping consent records.
+    PrivacyCompliance,
 }
 
 impl Purpose {
@@ -120,6 +122,7 @@ impl Purpose {
             Purpose::Accounting => "accounting",
             Purpose::CustomerSupport => "customer_support",
             Purpose::ServiceOperation => "service_operation",
+            Purpose::PrivacyCompliance => "privacy_compliance",
         }
     }
 }
@@ -340,6 +343,16 @@ const SALES: &[Purpose] = &[Purpose::SalesRelationship];
 const SALES_SUPPORT: &[Purpose] = &[Purpose::SalesRelationship, Purpose::CustomerSupport];
 const ORDERS: &[Purpose] = &[Purpose::OrderFulfilment, Purpose::Accounting];
 const OPERATION: &[Purpose] = &[Purpose::ServiceOperation];
+const DSAR: &[Purpose] = &[Purpose::PrivacyCompliance];
+const CONSENT: &[Purpose] = &[Purpose::PrivacyCompliance];
+const DSAR_RETENTION: Retention = Retention::YearsAfter {
+    years: 3,
+    anchor: "closed_at",
+};
+const DSAR_KEEP: &str =
+    "kept three years as evidence that the request was answered (GDPR Art. 5(2))";
+const CONSENT_KEEP: &str =
+    "kept as evidence of the lawful basis of past processing (GDPR Art. 7(1))";
 const NONE: &[&str] = &[];
 
 const ID_REASON: &str = "random identifier with no meaning outside Custos";
@@ -946,6 +959,427 @@ pub static FIELDS: &[FieldDecl] = &[
     },
     created_at(Entity::User),
     updated_at(Entity::User),
+    // ---- data-subject requests: kept three years after closing, as evidence
+    // that the organisation answered (GDPR Art. 5(2) accountability)
+    id(Entity::Request),
+    FieldDecl {
+        presence: Presence::Required,
+        category: DataCategory::System,
+        purposes: DSAR,
+        retention: DSAR_RETENTION,
+        on_erasure: OnErasure::Keep { reason: DSAR_KEEP },
+        protection: Protection::Plain {
+            reason: "type of request, says nothing about the person",
+        },
+        source: Source::DataSubject,
+        sortable: true,
+        description: "What the person asks for.",
+        ..base(
+            Entity::Request,
+            "kind",
+            "Kind",
+            FieldKind::Enum {
+                values: &crate::dsar::KINDS,
+            },
+        )
+    },
+    FieldDecl {
+        presence: Presence::Required,
+        category: DataCategory::System,
+        purposes: DSAR,
+        retention: DSAR_RETENTION,
+        protection: Protection::Plain {
+            reason: "which law applies",
+        },
+        source: Source::DataSubject,
+        description: "gdpr or ccpa.",
+        ..base(
+            Entity::Request,
+            "regime",
+            "Regime",
+            FieldKind::Enum {
+                values: &["gdpr", "ccpa"],
+            },
+        )
+    },
+    FieldDecl {
+        presence: Presence::System,
+        category: DataCategory::System,
+        purposes: DSAR,
+        retention: DSAR_RETENTION,
+        protection: Protection::Plain {
+            reason: "workflow state",
+        },
+        sortable: true,
+        description: "received, verified, fulfilled or rejected.",
+        ..base(
+            Entity::Request,
+            "state",
+            "State",
+            FieldKind::Enum {
+                values: &["received", "verified", "fulfilled", "rejected"],
+            },
+        )
+    },
+    FieldDecl {
+        presence: Presence::System,
+        category: DataCategory::System,
+        purposes: DSAR,
+        retention: DSAR_RETENTION,
+        protection: Protection::Plain {
+            reason: "how the request arrived",
+        },
+        description: "api, staff or portal.",
+        ..base(
+            Entity::Request,
+            "channel",
+            "Channel",
+            FieldKind::Enum {
+                values: &["api", "staff", "portal"],
+            },
+        )
+    },
+    FieldDecl {
+        presence: Presence::Required,
+        category: DataCategory::ContactDetails,
+        sensitivity: Sensitivity::Medium,
+        purposes: DSAR,
+        lawful_basis: LawfulBasis::LegalObligation,
+        subject_type: SubjectType::Customer,
+        retention: DSAR_RETENTION,
+        protection: Protection::SealedIndexed {
+            normalizer: Normalizer::Email,
+        },
+        source: Source::DataSubject,
+        description: "Email the person gave to be reached about the request.",
+        ..base(
+            Entity::Request,
+            "requester_email",
+            "Requester email",
+            FieldKind::Email,
+        )
+    },
+    FieldDecl {
+        category: DataCategory::Communications,
+        sensitivity: Sensitivity::Medium,
+        purposes: DSAR,
+        lawful_basis: LawfulBasis::LegalObligation,
+        subject_type: SubjectType::Customer,
+        retention: DSAR_RETENTION,
+        protection: Protection::Sealed,
+        source: Source::DataSubject,
+        description: "What the person wrote, and for rectification the corrected values (JSON).",
+        ..base(
+            Entity::Request,
+            "details",
+            "Details",
+            FieldKind::Text {
+                max: 10_000,
+                multiline: true,
+            },
+        )
+    },
+    FieldDecl {
+        presence: Presence::System,
+        on_erasure: OnErasure::Keep { reason: DSAR_KEEP },
+        retention: DSAR_RETENTION,
+        description: "The contact the request was matched to.",
+        ..reference(Entity::Request, "contact_id", "Contact", Entity::Contact)
+    },
+    FieldDecl {
+        presence: Presence::System,
+        purposes: DSAR,
+        lawful_basis: LawfulBasis::LegalObligation,
+        retention: DSAR_RETENTION,
+        on_erasure: OnErasure::Keep { reason: DSAR_KEEP },
+        sortable: true,
+        description: "When the request arrived; the legal clock starts here.",
+        ..base(
+            Entity::Request,
+            "received_at",
+            "Received",
+            FieldKind::Timestamp,
+        )
+    },
+    FieldDecl {
+        presence: Presence::System,
+        purposes: DSAR,
+        lawful_basis: LawfulBasis::LegalObligation,
+        retention: DSAR_RETENTION,
+        on_erasure: OnErasure::Keep { reason: DSAR_KEEP },
+        sortable: true,
+        description: "The legal due date (after any extension).",
+        ..base(Entity::Request, "due_at", "Due", FieldKind::Timestamp)
+    },
+    FieldDecl {
+        presence: Presence::System,
+        category: DataCategory::Communications,
+        purposes: DSAR,
+        lawful_basis: LawfulBasis::LegalObligation,
+        subject_type: SubjectType::Customer,
+        retention: DSAR_RETENTION,
+        protection: Protection::Sealed,
+        source: Source::Staff,
+        description: "Why the due date was extended.",
+        ..base(
+            Entity::Request,
+            "extension_reason",
+            "Extension reason",
+            FieldKind::Text {
+                max: 2_000,
+                multiline: true,
+            },
+        )
+    },
+    FieldDecl {
+        presence: Presence::System,
+        purposes: DSAR,
+        retention: DSAR_RETENTION,
+        on_erasure: OnErasure::Keep { reason: DSAR_KEEP },
+        protection: Protection::Plain {
+            reason: "how identity was checked, not the evidence itself",
+        },
+        description: "none, code or operator_attested.",
+        ..base(
+            Entity::Request,
+            "verification",
+            "Verification",
+            FieldKind::Enum {
+                values: &["none", "code", "operator_attested"],
+            },
+        )
+    },
+    FieldDecl {
+        presence: Presence::System,
+        purposes: DSAR,
+        retention: DSAR_RETENTION,
+        on_erasure: OnErasure::Keep { reason: DSAR_KEEP },
+        description: "When identity was verified.",
+        ..base(
+            Entity::Request,
+            "verified_at",
+            "Verified",
+            FieldKind::Timestamp,
+        )
+    },
+    FieldDecl {
+        presence: Presence::System,
+        category: DataCategory::Communications,
+        purposes: DSAR,
+        lawful_basis: LawfulBasis::LegalObligation,
+        subject_type: SubjectType::Customer,
+        retention: DSAR_RETENTION,
+        protection: Protection::Sealed,
+        source: Source::Staff,
+        description: "The operator's reason for attesting the requester's identity.",
+        ..base(
+            Entity::Request,
+            "verification_reason",
+            "Verification reason",
+            FieldKind::Text {
+                max: 2_000,
+                multiline: true,
+            },
+        )
+    },
+    FieldDecl {
+        presence: Presence::System,
+        category: DataCategory::Credentials,
+        sensitivity: Sensitivity::Critical,
+        purposes: DSAR,
+        lawful_basis: LawfulBasis::LegalObligation,
+        subject_type: SubjectType::Customer,
+        retention: DSAR_RETENTION,
+        protection: Protection::Sealed,
+        description: "Hashes of the one-time verification code and the status-link token.",
+        ..base(
+            Entity::Request,
+            "secrets",
+            "Secrets",
+            FieldKind::Text {
+                max: 500,
+                multiline: false,
+            },
+        )
+    },
+    FieldDecl {
+        presence: Presence::System,
+        category: DataCategory::Communications,
+        purposes: DSAR,
+        lawful_basis: LawfulBasis::LegalObligation,
+        subject_type: SubjectType::Customer,
+        retention: DSAR_RETENTION,
+        protection: Protection::Sealed,
+        source: Source::System,
+        description: "What was done, what was kept and why (the reply).",
+        ..base(
+            Entity::Request,
+            "result",
+            "Result",
+            FieldKind::Text {
+                max: 100_000,
+                multiline: true,
+            },
+        )
+    },
+    FieldDecl {
+        presence: Presence::System,
+        purposes: DSAR,
+        retention: DSAR_RETENTION,
+        on_erasure: OnErasure::Keep { reason: DSAR_KEEP },
+        sortable: true,
+        description: "When the request was closed.",
+        ..base(Entity::Request, "closed_at", "Closed", FieldKind::Timestamp)
+    },
+    created_at(Entity::Request),
+    updated_at(Entity::Request),
+    // ---- the consent ledger: entries are only ever added
+    id(Entity::Consent),
+    FieldDecl {
+        presence: Presence::Required,
+        on_erasure: OnErasure::Keep {
+            reason: CONSENT_KEEP,
+        },
+        ..reference(Entity::Consent, "contact_id", "Contact", Entity::Contact)
+    },
+    FieldDecl {
+        presence: Presence::Required,
+        category: DataCategory::System,
+        purposes: CONSENT,
+        lawful_basis: LawfulBasis::LegalObligation,
+        on_erasure: OnErasure::Keep {
+            reason: CONSENT_KEEP,
+        },
+        protection: Protection::Plain {
+            reason: "name of a processing purpose",
+        },
+        sortable: true,
+        description: "The purpose consented to.",
+        ..base(
+            Entity::Consent,
+            "purpose",
+            "Purpose",
+            FieldKind::Enum {
+                values: &crate::dsar::CONSENT_PURPOSES,
+            },
+        )
+    },
+    FieldDecl {
+        presence: Presence::Required,
+        category: DataCategory::Behavioural,
+        sensitivity: Sensitivity::Medium,
+        purposes: CONSENT,
+        lawful_basis: LawfulBasis::LegalObligation,
+        subject_type: SubjectType::Customer,
+        protection: Protection::Sealed,
+        source: Source::DataSubject,
+        description: "given or withdrawn.",
+        ..base(
+            Entity::Consent,
+            "state",
+            "State",
+            FieldKind::Enum {
+                values: &["given", "withdrawn"],
+            },
+        )
+    },
+    FieldDecl {
+        presence: Presence::Required,
+        category: DataCategory::System,
+        purposes: CONSENT,
+        on_erasure: OnErasure::Keep {
+            reason: CONSENT_KEEP,
+        },
+        protection: Protection::Plain {
+            reason: "how consent was recorded",
+        },
+        source: Source::System,
+        description: "form, import, api, portal, gpc, staff or dsar.",
+        ..base(
+            Entity::Consent,
+            "method",
+            "Method",
+            FieldKind::Enum {
+                values: &["form", "import", "api", "portal", "gpc", "staff", "dsar"],
+            },
+        )
+    },
+    FieldDecl {
+        presence: Presence::Required,
+        category: DataCategory::System,
+        purposes: CONSENT,
+        on_erasure: OnErasure::Keep {
+            reason: CONSENT_KEEP,
+        },
+        protection: Protection::Plain {
+            reason: "version label of the notice text shown",
+        },
+        source: Source::System,
+        description: "Version of the privacy notice the person saw.",
+        ..base(
+            Entity::Consent,
+            "notice_version",
+            "Notice version",
+            FieldKind::Text {
+                max: 50,
+                multiline: false,
+            },
+        )
+    },
+    FieldDecl {
+        presence: Presence::System,
+        on_erasure: OnErasure::Keep {
+            reason: CONSENT_KEEP,
+        },
+        protection: Protection::Plain {
+            reason: OWNER_REASON,
+        },
+        description: "The staff user who recorded it (empty when the person did it).",
+        ..base(
+            Entity::Consent,
+            "recorded_by",
+            "Recorded by",
+            FieldKind::Ref {
+                entity: Entity::User,
+            },
+        )
+    },
+    FieldDecl {
+        presence: Presence::System,
+        purposes: CONSENT,
+        on_erasure: OnErasure::Keep {
+            reason: CONSENT_KEEP,
+        },
+        sortable: true,
+        description: "When it was given or withdrawn.",
+        ..base(
+            Entity::Consent,
+            "recorded_at",
+            "Recorded",
+            FieldKind::Timestamp,
+        )
+    },
+    FieldDecl {
+        category: DataCategory::Behavioural,
+        sensitivity: Sensitivity::Medium,
+        purposes: CONSENT,
+        lawful_basis: LawfulBasis::LegalObligation,
+        subject_type: SubjectType::Customer,
+        protection: Protection::Sealed,
+        source: Source::DataSubject,
+        description: "Evidence: the form text, the signal received (e.g. Sec-GPC: 1), the client address.",
+        ..base(
+            Entity::Consent,
+            "evidence",
+            "Evidence",
+            FieldKind::Text {
+                max: 2_000,
+                multiline: true,
+            },
+        )
+    },
+    created_at(Entity::Consent),
+    updated_at(Entity::Consent),
 ];
 
 /// All fields of one entity, in display order.

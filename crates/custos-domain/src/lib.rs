@@ -6,6 +6,7 @@
 //! destroys) is derived from [`inventory`].
 
 pub mod clock;
+pub mod dsar;
 pub mod entity;
 pub mod inventory;
 pub mod policy;

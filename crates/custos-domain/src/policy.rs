@@ -107,6 +107,24 @@ pub fn allows(role: Role, op: Operation, entity: Entity) -> bool {
     if entity == User {
         return role == Role::Admin;
     }
+    if entity == Request {
+        // Any staff member may log a request a person made to them; only the
+        // privacy officer and administrators read, verify and fulfil them.
+        return match op {
+            Create => role != Role::Auditor,
+            Read | Update | Export => matches!(role, Role::Admin | Role::PrivacyOfficer),
+            Delete => false,
+        };
+    }
+    if entity == Consent {
+        // The consent ledger is append-only: nobody changes or deletes an entry.
+        return match op {
+            Read => true,
+            Create => role != Role::Auditor,
+            Export => matches!(role, Role::Admin | Role::PrivacyOfficer),
+            Update | Delete => false,
+        };
+    }
     match role {
         Role::Admin | Role::Manager => true,
         Role::Sales => match op {

@@ -259,11 +259,11 @@ impl Custos {
                                 .and_then(from_unix_ms)
                                 .map(|t| t.date())
                         });
-                    if let Some(d) = closed {
-                        if let Some(i) = months.iter().position(|m| *m == month_start(d)) {
-                            won[i].0 += 1;
-                            add(&mut won[i].1, row);
-                        }
+                    if let Some(d) = closed
+                        && let Some(i) = months.iter().position(|m| *m == month_start(d))
+                    {
+                        won[i].0 += 1;
+                        add(&mut won[i].1, row);
                     }
                 }
             }

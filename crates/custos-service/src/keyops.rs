@@ -289,7 +289,7 @@ impl Custos {
         Ok(tx.erasures_since(since_ms).await?)
     }
 
-    async fn shred_in(&self, tx: &mut dyn Tx, subject: Uuid) -> Result<ErasureReport> {
+    pub(crate) async fn shred_in(&self, tx: &mut dyn Tx, subject: Uuid) -> Result<ErasureReport> {
         let mut shredded = Vec::new();
         let mut kept = Vec::new();
         for entity in Entity::ALL {
@@ -333,7 +333,7 @@ impl Custos {
         })
     }
 
-    async fn ids_where(
+    pub(crate) async fn ids_where(
         &self,
         tx: &mut dyn Tx,
         entity: Entity,

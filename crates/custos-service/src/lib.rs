@@ -6,7 +6,9 @@
 
 mod audit;
 mod auth;
+mod consent;
 mod dashboard;
+mod dsar;
 mod error;
 mod keyops;
 mod keys;
@@ -19,10 +21,12 @@ mod settings;
 
 pub use audit::AuditEntry;
 pub use auth::{LoginResult, NewToken, UserView};
+pub use consent::{Exclusions, Export, NOTICE_VERSION};
 pub use custos_store::EventFilter;
 pub use dashboard::{
     Amounts, Dashboard, DueSummary, MonthWon, PipelineSummary, RecentSummary, StageTotal,
 };
+pub use dsar::{OpenedRequest, Opener, PublicStatus, RequestView, flags};
 pub use error::{Result, ServiceError};
 pub use keyops::{BackupInfo, ErasureJournal, ErasureReport, KeyReport, MasterVersionStatus};
 pub use keys::{KeyReload, KeyStatus};

@@ -168,6 +168,36 @@ impl Custos {
         }
     }
 
+    /// Opens a stored row for `p` and returns the caller's view of it.
+    pub(crate) async fn open_row_for(
+        &self,
+        tx: &mut dyn Tx,
+        p: &Principal,
+        entity: Entity,
+        row: &StoredRow,
+    ) -> Result<RecordView> {
+        Ok(self.open_row(tx, p, entity, row).await?.view)
+    }
+
+    /// Whether the subject's processing is restricted for this caller: only the
+    /// privacy officer may process a restricted person's records (GDPR Art. 18).
+    pub(crate) async fn restricted_for(
+        &self,
+        tx: &mut dyn Tx,
+        p: &Principal,
+        subject: Option<Uuid>,
+    ) -> Result<bool> {
+        let Some(s) = subject else { return Ok(false) };
+        if p.role == custos_domain::Role::PrivacyOfficer {
+            return Ok(false);
+        }
+        Ok(tx
+            .active_flags(&[s])
+            .await?
+            .iter()
+            .any(|(_, f)| f == crate::dsar::flags::RESTRICTED))
+    }
+
     /// Opens a stored row for `p`: plain fields decoded, sealed fields opened when
     /// the role may read their category and masked otherwise (not even decrypted).
     async fn open_row(
@@ -294,13 +324,13 @@ impl Custos {
             let Some(f) = inventory::field(entity, name) else {
                 continue;
             };
-            if let (FieldKind::Ref { entity: target }, Value::Uuid(id)) = (f.kind, v) {
-                if tx.get_record(target, *id).await?.is_none() {
-                    errors.push(custos_domain::FieldError::new(
-                        *name,
-                        format!("no {} has this id", target.name()),
-                    ));
-                }
+            if let (FieldKind::Ref { entity: target }, Value::Uuid(id)) = (f.kind, v)
+                && tx.get_record(target, *id).await?.is_none()
+            {
+                errors.push(custos_domain::FieldError::new(
+                    *name,
+                    format!("no {} has this id", target.name()),
+                ));
             }
         }
         if errors.is_empty() {
@@ -316,15 +346,15 @@ impl Custos {
         values: &BTreeMap<&'static str, Value>,
     ) -> Result<()> {
         for name in values.keys() {
-            if let Some(f) = inventory::field(entity, name) {
-                if !policy::can_write(p.role, f.category) {
-                    return Err(ServiceError::Forbidden(format!(
-                        "the {} role may not write {} data ({})",
-                        p.role.name(),
-                        f.category.name(),
-                        f.name
-                    )));
-                }
+            if let Some(f) = inventory::field(entity, name)
+                && !policy::can_write(p.role, f.category)
+            {
+                return Err(ServiceError::Forbidden(format!(
+                    "the {} role may not write {} data ({})",
+                    p.role.name(),
+                    f.category.name(),
+                    f.name
+                )));
             }
         }
         Ok(())
@@ -460,6 +490,10 @@ impl Custos {
             tx.commit().await?;
             return Err(ServiceError::NotFound(entity.name()));
         };
+        if self.restricted_for(tx.as_mut(), p, row.subject_id).await? {
+            let msg = "processing of this person's data is restricted (GDPR Art. 18); only the privacy officer may open it".to_string();
+            return Err(self.refuse_in(tx, p, &action, msg).await);
+        }
         let opened = match self.open_row(tx.as_mut(), p, entity, &row).await {
             Ok(o) => o,
             Err(ServiceError::Gone(what)) => {
@@ -493,17 +527,17 @@ impl Custos {
         self.authorise(p, Operation::Read, entity).await?;
         let mut tx = self.inner.store.begin().await?;
         let vctx = Self::validation_context(tx.as_mut()).await?;
-        if let Some(f) = inventory::field(entity, params.sort.field) {
-            if !policy::can_read(p.role, f.category) {
-                let msg = format!(
-                    "the {} role may not sort by {} data",
-                    p.role.name(),
-                    f.category.name()
-                );
-                return Err(self
-                    .refuse_in(tx, p, &format!("{}.list", entity.name()), msg)
-                    .await);
-            }
+        if let Some(f) = inventory::field(entity, params.sort.field)
+            && !policy::can_read(p.role, f.category)
+        {
+            let msg = format!(
+                "the {} role may not sort by {} data",
+                p.role.name(),
+                f.category.name()
+            );
+            return Err(self
+                .refuse_in(tx, p, &format!("{}.list", entity.name()), msg)
+                .await);
         }
         let mut conditions = Vec::new();
         let mut checks: Vec<(&'static FieldDecl, String)> = Vec::new();
@@ -598,8 +632,24 @@ impl Custos {
             };
             let rows = tx.list_records(&query).await?;
             let full = rows.len() as u32 == batch;
+            // Restricted people are left out of lists and searches, except for
+            // the privacy officer.
+            let restricted: BTreeSet<Uuid> = if p.role == custos_domain::Role::PrivacyOfficer {
+                BTreeSet::new()
+            } else {
+                let subjects: Vec<Uuid> = rows.iter().filter_map(|r| r.subject_id).collect();
+                tx.active_flags(&subjects)
+                    .await?
+                    .into_iter()
+                    .filter(|(_, f)| f == crate::dsar::flags::RESTRICTED)
+                    .map(|(s, _)| s)
+                    .collect()
+            };
             for row in &rows {
                 after = Some((row.get(params.sort.field).clone(), row.id));
+                if row.subject_id.is_some_and(|s| restricted.contains(&s)) {
+                    continue;
+                }
                 let opened = match self.open_row(tx.as_mut(), p, entity, row).await {
                     Ok(o) => o,
                     Err(ServiceError::Gone(_)) => continue, // erased subjects are not listed
@@ -610,8 +660,8 @@ impl Custos {
                 if !Self::confirm_filters(&opened.view.record, &checks) {
                     continue;
                 }
-                if let Some(q) = &params.q {
-                    if !self
+                if let Some(q) = &params.q
+                    && !self
                         .confirm_q(
                             tx.as_mut(),
                             &opened.view.record,
@@ -620,9 +670,8 @@ impl Custos {
                             &mut company_names,
                         )
                         .await?
-                    {
-                        continue;
-                    }
+                {
+                    continue;
                 }
                 items.push((
                     opened.view,
@@ -830,13 +879,14 @@ impl Custos {
         let vctx = Self::validation_context(tx.as_mut()).await?;
         let values = validate::parse_input(entity, input, Mode::Patch, &vctx)
             .map_err(ServiceError::Invalid)?;
-        if let Some(sf) = entity.subject_field() {
-            if sf != "id" && values.contains_key(sf) {
-                return Err(ServiceError::invalid(
-                    sf,
-                    "cannot be changed: the record is sealed under this person's key; create a new record instead",
-                ));
-            }
+        if let Some(sf) = entity.subject_field()
+            && sf != "id"
+            && values.contains_key(sf)
+        {
+            return Err(ServiceError::invalid(
+                sf,
+                "cannot be changed: the record is sealed under this person's key; create a new record instead",
+            ));
         }
         if let Err(ServiceError::Forbidden(m)) = Self::check_write_categories(p, entity, &values) {
             return Err(self

@@ -1,5 +1,7 @@
-//! Tests of the service layer's use cases, against SQLite (in memory, or on disk
-//! in a temporary directory where files are scanned). Each module covers one
+//! Tests of the service layer's use cases, on the suite's backend (see
+//! custos-testkit: in-memory SQLite by default, a fresh PostgreSQL database per
+//! test when `CUSTOS_TEST_POSTGRES_URL` is set). Tests of what SQLite writes to
+//! files run on SQLite on disk whatever the backend. Each module covers one
 //! concern; `common` builds the service and reads the ledger back.
 
 #[path = "service/common.rs"]

@@ -6,6 +6,7 @@
 //! change it records. SQL is built once by [`sql`] for every backend; each backend
 //! module only executes it.
 
+pub mod postgres;
 pub mod sql;
 pub mod sqlite;
 
@@ -13,6 +14,7 @@ use async_trait::async_trait;
 use custos_domain::Entity;
 use uuid::Uuid;
 
+pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
 
 /// A storage failure. Internal detail stays in the message for logs; it never
@@ -31,6 +33,9 @@ pub enum StoreError {
     /// Stored data is not in the expected shape.
     #[error("corrupt data: {0}")]
     Corrupt(String),
+    /// The backend cannot do this; the message says what to do instead.
+    #[error("{0}")]
+    Unsupported(String),
     /// A database URL that names no supported backend.
     #[error("unsupported database URL (use sqlite://PATH or postgres://…)")]
     UnsupportedUrl,
@@ -389,6 +394,19 @@ pub trait Tx: Send {
     async fn subject_key_stats(&mut self) -> Result<Vec<(i64, u64, i64)>>;
     /// Subjects erased at or after `since_ms`, with the time.
     async fn erasures_since(&mut self, since_ms: i64) -> Result<Vec<(Uuid, i64)>>;
+    // ---- processing flags (restriction, objection, legal hold)
+    /// Sets a flag on a subject; false if it was already active.
+    async fn set_flag(
+        &mut self,
+        subject_id: Uuid,
+        flag: &str,
+        request_id: Option<Uuid>,
+        now_ms: i64,
+    ) -> Result<bool>;
+    /// Lifts an active flag; false if none was active.
+    async fn lift_flag(&mut self, subject_id: Uuid, flag: &str, now_ms: i64) -> Result<bool>;
+    /// Active flags of these subjects.
+    async fn active_flags(&mut self, subjects: &[Uuid]) -> Result<Vec<(Uuid, String)>>;
     /// Reads a named secret (wrapped or sealed by the service).
     async fn get_secret(&mut self, name: &str) -> Result<Option<Vec<u8>>>;
     /// Stores a named secret, replacing any previous value.

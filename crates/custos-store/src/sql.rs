@@ -21,6 +21,10 @@ pub struct Query {
     pub sql: String,
     /// Values for the placeholders.
     pub binds: Vec<SqlValue>,
+    /// The stored type of each placeholder (the column it is compared with or
+    /// written to). PostgreSQL needs it to send a NULL with the column's type;
+    /// SQLite ignores it.
+    pub types: Vec<ColumnType>,
     dialect: Dialect,
 }
 
@@ -40,6 +44,11 @@ impl Query {
         self.bind(v)
     }
 
+    /// The type to send a bind value as: its column's when known, else its own.
+    pub fn type_of(&self, i: usize) -> ColumnType {
+        self.types.get(i).copied().unwrap_or(ColumnType::Text)
+    }
+
     /// Returns itself (readability at call sites that hand it to an executor).
     pub fn into_query(self) -> Query {
         self
@@ -49,13 +58,26 @@ impl Query {
         Query {
             sql: String::new(),
             binds: Vec::new(),
+            types: Vec::new(),
             dialect,
         }
     }
 
-    /// Adds a bind value and returns its placeholder.
+    /// Adds a bind value, typed by the value itself (NULL as text).
     fn bind(&mut self, v: SqlValue) -> String {
+        let ty = match &v {
+            SqlValue::Null | SqlValue::Text(_) => ColumnType::Text,
+            SqlValue::Int(_) => ColumnType::Int,
+            SqlValue::Bool(_) => ColumnType::Bool,
+            SqlValue::Blob(_) => ColumnType::Blob,
+        };
+        self.bind_as(v, ty)
+    }
+
+    /// Adds a bind value for a column of type `ty`.
+    fn bind_as(&mut self, v: SqlValue, ty: ColumnType) -> String {
         self.binds.push(v);
+        self.types.push(ty);
         match self.dialect {
             Dialect::Sqlite => format!("?{}", self.binds.len()),
             Dialect::Postgres => format!("${}", self.binds.len()),
@@ -118,7 +140,7 @@ pub fn insert(d: Dialect, entity: Entity, row: &StoredRow) -> Query {
             continue;
         }
         names.push(ident(name));
-        marks.push(q.bind(v.clone()));
+        marks.push(q.bind_as(v.clone(), column_type_of(entity, name)));
     }
     q.sql = format!(
         "INSERT INTO {} ({}) VALUES ({})",
@@ -134,7 +156,10 @@ pub fn update(d: Dialect, entity: Entity, id: Uuid, columns: &[(&'static str, Sq
     let mut q = Query::new(d);
     let sets: Vec<String> = columns
         .iter()
-        .map(|(n, v)| format!("{} = {}", ident(n), q.bind(v.clone())))
+        .map(|(n, v)| {
+            let mark = q.bind_as(v.clone(), column_type_of(entity, n));
+            format!("{} = {mark}", ident(n))
+        })
         .collect();
     let idm = q.bind(uuid_value(id));
     q.sql = format!(
@@ -233,21 +258,40 @@ fn sort_expr(entity: Entity, field: &str) -> String {
     }
 }
 
+/// The cursor's sort value as the sort key's type. A crafted cursor may carry a
+/// value of another type; PostgreSQL refuses to compare across types, so it is
+/// mapped to where SQLite's cross-type order puts it (numbers before text and
+/// bytes, booleans as 0 and 1) and both backends answer the same page.
 fn sort_sentinel(entity: Entity, field: &str, v: &SqlValue) -> SqlValue {
-    match (v, column_type_of(entity, field)) {
-        (SqlValue::Null, ColumnType::Int) => SqlValue::Int(i64::MIN),
-        (SqlValue::Null, ColumnType::Bool) => SqlValue::Bool(false),
-        (SqlValue::Null, _) => SqlValue::Text(String::new()),
-        (v, _) => v.clone(),
+    match (column_type_of(entity, field), v) {
+        (ColumnType::Int, SqlValue::Null) => SqlValue::Int(i64::MIN),
+        (ColumnType::Int, SqlValue::Int(i)) => SqlValue::Int(*i),
+        (ColumnType::Int, SqlValue::Bool(b)) => SqlValue::Int(i64::from(*b)),
+        (ColumnType::Int, SqlValue::Text(_) | SqlValue::Blob(_)) => SqlValue::Int(i64::MAX),
+        (ColumnType::Bool, SqlValue::Null) => SqlValue::Bool(false),
+        (ColumnType::Bool, SqlValue::Bool(b)) => SqlValue::Bool(*b),
+        (ColumnType::Bool, SqlValue::Int(i)) => SqlValue::Bool(*i > 0),
+        (ColumnType::Bool, SqlValue::Text(_) | SqlValue::Blob(_)) => SqlValue::Bool(true),
+        (_, SqlValue::Text(t)) => SqlValue::Text(t.clone()),
+        (_, _) => SqlValue::Text(String::new()),
     }
 }
 
 fn condition(q: &mut Query, entity: Entity, c: &Condition) -> String {
     match c {
-        Condition::Eq(f, v) => format!("{} = {}", ident(f), q.bind(v.clone())),
+        Condition::Eq(f, v) => {
+            let mark = q.bind_as(v.clone(), column_type_of(entity, f));
+            format!("{} = {mark}", ident(f))
+        }
         Condition::IsNull(f) => format!("{} IS NULL", ident(f)),
-        Condition::AtLeast(f, v) => format!("{} >= {}", ident(f), q.bind(v.clone())),
-        Condition::Before(f, v) => format!("{} < {}", ident(f), q.bind(v.clone())),
+        Condition::AtLeast(f, v) => {
+            let mark = q.bind_as(v.clone(), column_type_of(entity, f));
+            format!("{} >= {mark}", ident(f))
+        }
+        Condition::Before(f, v) => {
+            let mark = q.bind_as(v.clone(), column_type_of(entity, f));
+            format!("{} < {mark}", ident(f))
+        }
         Condition::Blind { field, hash } => {
             let e = q.bind(SqlValue::Text(entity.name().into()));
             let f = q.bind(SqlValue::Text((*field).into()));

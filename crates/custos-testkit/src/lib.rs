@@ -1,12 +1,18 @@
 //! Test fixtures: a real Custos server over HTTPS on a free port, with its own
-//! data directory, and a client that trusts its certificate.
+//! data directory, and a client that trusts its certificate; fresh stores on
+//! the backend the suite runs on (see [`backend`]).
 
 #![allow(clippy::unwrap_used)] // a fixture that cannot start should fail the test loudly
+
+mod database;
+
+pub use database::{
+    BACKEND_VAR, Backend, POSTGRES_URL_VAR, TestDatabase, backend, postgres_or_skip, test_store,
+};
 
 use custos_crypto::{MasterKey, MasterKeyring};
 use custos_domain::{Clock, Role, SystemClock};
 use custos_service::{Config, Custos, Principal};
-use custos_store::SqliteStore;
 use secrecy::{ExposeSecret, SecretString};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -21,6 +27,8 @@ pub struct TestServer {
     /// The service behind it (for assertions that bypass HTTP, such as the ledger).
     pub custos: Custos,
     dir: tempfile::TempDir,
+    // Dropped after the service: the PostgreSQL database goes with the server.
+    _database: Option<TestDatabase>,
     handle: axum_server::Handle,
     client: reqwest::Client,
     cert_pem: Vec<u8>,
@@ -35,19 +43,40 @@ impl std::fmt::Debug for TestServer {
 }
 
 impl TestServer {
-    /// Starts a server on SQLite in a new temporary data directory.
+    /// Starts a server in a new temporary data directory, on the backend the
+    /// suite runs on: SQLite in the data directory, or a new PostgreSQL
+    /// database (see [`backend`]).
     pub async fn start() -> TestServer {
         Self::start_with(Config::default()).await
     }
 
-    /// Starts a server with the given configuration.
+    /// Starts a server with the given configuration, on the suite's backend.
     pub async fn start_with(config: Config) -> TestServer {
         let dir = tempfile::tempdir().unwrap();
-        let store = SqliteStore::open(&dir.path().join("custos.db"))
-            .await
-            .unwrap();
+        let database = match backend() {
+            Backend::Sqlite => None,
+            Backend::Postgres(server) => Some(TestDatabase::postgres(&server).await),
+        };
+        Self::boot(dir, database, config).await
+    }
+
+    /// Starts a server on SQLite in its data directory, whatever the suite's
+    /// backend: for tests of what the embedded database writes to disk.
+    pub async fn start_sqlite() -> TestServer {
+        Self::boot(tempfile::tempdir().unwrap(), None, Config::default()).await
+    }
+
+    async fn boot(dir: tempfile::TempDir, database: Option<TestDatabase>, config: Config) -> Self {
+        let store: Arc<dyn custos_store::Store> = match &database {
+            Some(db) => db.open().await,
+            None => Arc::new(
+                custos_store::SqliteStore::open(&dir.path().join("custos.db"))
+                    .await
+                    .unwrap(),
+            ),
+        };
         let ring = MasterKeyring::new(vec![MasterKey::generate(1).unwrap()]).unwrap();
-        let custos = Custos::open(Arc::new(store), Arc::new(SystemClock), ring, config)
+        let custos = Custos::open(store, Arc::new(SystemClock), ring, config)
             .await
             .unwrap();
         let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
@@ -78,13 +107,14 @@ impl TestServer {
             base,
             custos,
             dir,
+            _database: database,
             handle,
             client,
             cert_pem,
         }
     }
 
-    /// The data directory (database, WAL, generated certificate).
+    /// The data directory (generated certificate; on SQLite the database and WAL).
     pub fn data_dir(&self) -> &Path {
         self.dir.path()
     }
@@ -130,11 +160,13 @@ impl TestServer {
         t.token.expose_secret().to_string()
     }
 
-    /// Stops the server and closes the database (so the WAL is checkpointed).
+    /// Stops the server and closes the database (so the WAL is checkpointed);
+    /// a PostgreSQL test database is dropped.
     pub async fn stop(self) -> tempfile::TempDir {
         self.handle
             .graceful_shutdown(Some(std::time::Duration::from_secs(2)));
         self.custos.close().await;
+        drop(self._database);
         self.dir
     }
 }

@@ -115,12 +115,24 @@ pub fn redirect_app(https_port: u16) -> Router {
                 .and_then(|h| h.to_str().ok())
                 .map(|h| match h.rsplit_once(':') {
                     // "[::1]" has colons but no port; "[::1]:80" and "host:80" have one.
-                    Some((name, port)) if !h.ends_with(']') && port.bytes().all(|b| b.is_ascii_digit()) => name.to_string(),
+                    Some((name, port))
+                        if !h.ends_with(']') && port.bytes().all(|b| b.is_ascii_digit()) =>
+                    {
+                        name.to_string()
+                    }
                     _ => h.to_string(),
                 })
-                .filter(|h| !h.is_empty() && h.chars().all(|c| c.is_ascii_alphanumeric() || ".-[]:".contains(c)))
+                .filter(|h| {
+                    !h.is_empty()
+                        && h.chars()
+                            .all(|c| c.is_ascii_alphanumeric() || ".-[]:".contains(c))
+                })
                 .unwrap_or_else(|| "localhost".to_string());
-            let path = req.uri().path_and_query().map(|p| p.as_str()).unwrap_or("/");
+            let path = req
+                .uri()
+                .path_and_query()
+                .map(|p| p.as_str())
+                .unwrap_or("/");
             let target = if https_port == 443 {
                 format!("https://{host}{path}")
             } else {

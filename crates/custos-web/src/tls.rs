@@ -172,14 +172,13 @@ fn x509_not_after(der: &[u8]) -> Option<OffsetDateTime> {
     while i + 2 < der.len() && times.len() < 2 {
         let tag = der[i];
         let len = der[i + 1] as usize;
-        if (tag == 0x17 && len == 13) || (tag == 0x18 && len == 15) {
-            if let Some(bytes) = der.get(i + 2..i + 2 + len) {
-                if let Some(t) = parse_asn1_time(tag, bytes) {
-                    times.push(t);
-                    i += 2 + len;
-                    continue;
-                }
-            }
+        if ((tag == 0x17 && len == 13) || (tag == 0x18 && len == 15))
+            && let Some(bytes) = der.get(i + 2..i + 2 + len)
+            && let Some(t) = parse_asn1_time(tag, bytes)
+        {
+            times.push(t);
+            i += 2 + len;
+            continue;
         }
         i += 1;
     }

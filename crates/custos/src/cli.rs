@@ -457,10 +457,10 @@ async fn serve(
             every.tick().await;
             match checkpointer.ledger_checkpoint().await {
                 Ok(note) => {
-                    if let Some(dir) = &publish.dir {
-                        if let Err(e) = publish_checkpoint(dir, &note) {
-                            tracing::error!(error = %e, "writing the checkpoint to --checkpoint-dir failed");
-                        }
+                    if let Some(dir) = &publish.dir
+                        && let Err(e) = publish_checkpoint(dir, &note)
+                    {
+                        tracing::error!(error = %e, "writing the checkpoint to --checkpoint-dir failed");
                     }
                 }
                 Err(e) => tracing::error!(error = %e, "signing a ledger checkpoint failed"),
@@ -621,10 +621,8 @@ fn spawn_certificate_reload(
                 let renew = custos_web::tls::days_left(&cert, now)
                     .map(|d| d < custos_web::tls::RENEW_DAYS)
                     .unwrap_or(true);
-                if renew {
-                    if let Err(e) = custos_web::tls::generate_self_signed(&cert, &key, now) {
-                        tracing::error!(error = %e, "renewing the self-signed certificate failed");
-                    }
+                if renew && let Err(e) = custos_web::tls::generate_self_signed(&cert, &key, now) {
+                    tracing::error!(error = %e, "renewing the self-signed certificate failed");
                 }
             }
             let now_seen = (stamp(&cert), stamp(&key));

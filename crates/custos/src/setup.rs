@@ -5,7 +5,7 @@ use anyhow::{Context, Result, anyhow, bail};
 use custos_crypto::MasterKeyring;
 use custos_domain::SystemClock;
 use custos_service::{Config, Custos, ServiceError};
-use custos_store::SqliteStore;
+use custos_store::{PostgresStore, SqliteStore, Store};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -42,18 +42,38 @@ impl Paths {
             .unwrap_or_else(|| self.data_dir.join(KEY_FILE))
     }
 
-    fn sqlite_path(&self) -> Result<PathBuf> {
+    /// The backend the database URL names. Chosen once, here: everything
+    /// after `open` sees only the store trait.
+    pub fn backend(&self) -> Result<Backend> {
         match &self.database {
-            None => Ok(self.data_dir.join(DB_FILE)),
+            None => Ok(Backend::Sqlite(self.data_dir.join(DB_FILE))),
             Some(url) if url.starts_with("sqlite://") => {
-                Ok(PathBuf::from(&url["sqlite://".len()..]))
+                Ok(Backend::Sqlite(PathBuf::from(&url["sqlite://".len()..])))
             }
-            Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
-                bail!(
-                    "the PostgreSQL backend is not in this build yet; use the embedded SQLite database (omit --database)"
-                )
+            Some(url) if custos_store::postgres::is_postgres_url(url) => {
+                Ok(Backend::Postgres(url.clone()))
             }
             Some(_) => bail!("--database must be sqlite://PATH or postgres://…"),
+        }
+    }
+}
+
+/// Where the database lives.
+#[derive(Debug, Clone)]
+pub enum Backend {
+    /// The embedded SQLite file.
+    Sqlite(PathBuf),
+    /// A PostgreSQL database, by URL (which may hold a password: print it with
+    /// [`Backend::describe`] only).
+    Postgres(String),
+}
+
+impl Backend {
+    /// For messages: the file, or the URL without its password.
+    pub fn describe(&self) -> String {
+        match self {
+            Backend::Sqlite(p) => p.display().to_string(),
+            Backend::Postgres(url) => custos_store::postgres::redact_url(url),
         }
     }
 }
@@ -142,31 +162,63 @@ pub struct Opened {
     pub created_db: bool,
 }
 
-/// Opens (and with `create`, initialises) Custos in the data directory.
+/// Opens (and with `create`, initialises) Custos in the data directory, on
+/// the backend `--database` names. The data directory holds the master key and
+/// TLS files whatever the backend.
 pub async fn open(paths: &Paths, create: bool) -> Result<(Custos, Opened)> {
-    let db = paths.sqlite_path()?;
-    let db_exists = db.exists();
-    if !db_exists && !create {
-        bail!(
-            "no database at {}: run `custos init` first (or pass --data-dir)",
-            db.display()
-        );
-    }
     if create {
         ensure_dir(&paths.data_dir)?;
     }
-    let provider = provider(paths)?;
-    let (ring, created_key) = master_keyring(provider.as_ref(), db_exists, create)?;
-    let store = SqliteStore::open(&db)
-        .await
-        .with_context(|| format!("cannot open {}", db.display()))?;
-    let custos = Custos::open(
-        Arc::new(store),
-        Arc::new(SystemClock),
-        ring,
-        Config::default(),
-    )
-    .await?;
+    let backend = paths.backend()?;
+    let (store, provider, ring, created_key, db_exists): (Arc<dyn Store>, _, _, _, _) =
+        match &backend {
+            Backend::Sqlite(db) => {
+                let db_exists = db.exists();
+                if !db_exists && !create {
+                    bail!(
+                        "no database at {}: run `custos init` first (or pass --data-dir)",
+                        db.display()
+                    );
+                }
+                // The key comes first, so a refusal leaves no empty database file.
+                let provider = provider(paths)?;
+                let (ring, created_key) = master_keyring(provider.as_ref(), db_exists, create)?;
+                let store = SqliteStore::open(db)
+                    .await
+                    .with_context(|| format!("cannot open {}", db.display()))?;
+                (Arc::new(store), provider, ring, created_key, db_exists)
+            }
+            Backend::Postgres(url) => {
+                // The database itself must exist (made by its administrator);
+                // Custos creates its tables in it. Connecting first tells whether
+                // it already holds an installation, which decides whether a new
+                // master key may be made.
+                let store = PostgresStore::connect(url).await.with_context(|| {
+                    format!("cannot open the PostgreSQL database {}", backend.describe())
+                })?;
+                let initialised = store.is_initialised().await?;
+                if !initialised && !create {
+                    store.close().await;
+                    bail!(
+                        "the PostgreSQL database {} holds no Custos installation: run `custos init --database …` first",
+                        backend.describe()
+                    );
+                }
+                let keyring = provider(paths).and_then(|p| {
+                    let (ring, created) = master_keyring(p.as_ref(), initialised, create)?;
+                    Ok((p, ring, created))
+                });
+                let (provider, ring, created_key) = match keyring {
+                    Ok(k) => k,
+                    Err(e) => {
+                        store.close().await;
+                        return Err(e);
+                    }
+                };
+                (Arc::new(store), provider, ring, created_key, initialised)
+            }
+        };
+    let custos = Custos::open(store, Arc::new(SystemClock), ring, Config::default()).await?;
     // A rotation by another process adds master versions this one must re-read.
     let reload = provider.clone();
     custos.set_key_reload(Arc::new(move || reload.load().map_err(|e| e.to_string())));

@@ -1,5 +1,7 @@
 //! The `custos` binary end to end: init, first admin, token, HTTPS server,
-//! audit verify, and one-line errors with a non-zero exit.
+//! audit verify, and one-line errors with a non-zero exit. SQLite only, by
+//! nature: it drives the binary on a data directory holding the embedded
+//! database (the PostgreSQL pass runs the binary in `postgres.rs`).
 
 #![allow(clippy::unwrap_used)]
 

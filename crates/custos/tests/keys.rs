@@ -1,5 +1,7 @@
 //! Key lifecycle end to end: rotation and retirement, crypto-shredding,
-//! encrypted backups that keep erased people erased after a restore.
+//! encrypted backups that keep erased people erased after a restore. SQLite
+//! only, by nature: it drives the binary on a data directory, backs up with
+//! VACUUM INTO and scans the files for plaintext.
 
 #![allow(clippy::unwrap_used)]
 

@@ -1,4 +1,6 @@
-//! Shared set-up for the service tests: a Custos over SQLite with a manual clock,
+//! Shared set-up for the service tests: a Custos over a fresh store on the
+//! suite's backend (in-memory SQLite, or a new PostgreSQL database when
+//! `CUSTOS_TEST_POSTGRES_URL` is set; see custos-testkit) with a manual clock,
 //! staff users signed in through the real sign-in path, and helpers to read the
 //! ledger and count what the store holds.
 
@@ -7,7 +9,7 @@ use custos_domain::{Entity, ManualClock, Role};
 use custos_service::{
     AuditEntry, Config, Custos, ListParams, Principal, RecordView, RequestMeta, ServiceError,
 };
-use custos_store::{SqliteStore, Store};
+use custos_store::Store;
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::Value as J;
 use std::sync::Arc;
@@ -29,7 +31,7 @@ pub const PASSWORD: &str = "a long password 123";
 pub struct Env {
     pub custos: Custos,
     pub clock: Arc<ManualClock>,
-    pub store: Arc<SqliteStore>,
+    pub store: Arc<dyn Store>,
     pub admin: Principal,
 }
 
@@ -39,19 +41,18 @@ pub fn master() -> TestResult<MasterKeyring> {
 }
 
 impl Env {
-    /// A fresh in-memory installation.
+    /// A fresh installation over a fresh store.
     pub async fn new() -> TestResult<Env> {
-        let store = Arc::new(SqliteStore::memory().await?);
-        Env::over(store).await
+        Env::over(custos_testkit::test_store().await).await
     }
 
     /// A fresh installation over a given store.
-    pub async fn over(store: Arc<SqliteStore>) -> TestResult<Env> {
+    pub async fn over(store: Arc<dyn Store>) -> TestResult<Env> {
         Env::with_config(store, Config::default()).await
     }
 
     /// A fresh installation over a given store, with non-default settings.
-    pub async fn with_config(store: Arc<SqliteStore>, config: Config) -> TestResult<Env> {
+    pub async fn with_config(store: Arc<dyn Store>, config: Config) -> TestResult<Env> {
         let clock = Arc::new(ManualClock::new(T0));
         let custos = Custos::open(store.clone(), clock.clone(), master()?, config).await?;
         Ok(Env {

@@ -418,11 +418,7 @@ async fn a_one_key_cache_still_opens_every_record() -> TestResult {
         key_cache_size: 1,
         ..Default::default()
     };
-    let env = Env::with_config(
-        std::sync::Arc::new(custos_store::SqliteStore::memory().await?),
-        config,
-    )
-    .await?;
+    let env = Env::with_config(custos_testkit::test_store().await, config).await?;
     let mut made = Vec::new();
     for (first, last) in [
         ("Ada", "Lovelace"),

@@ -7,7 +7,6 @@ use crate::common::*;
 use custos_crypto::{MasterKey, MasterKeyring};
 use custos_domain::{Entity, ManualClock, Role};
 use custos_service::{Config, Custos, ListParams, Principal, RequestMeta, ServiceError};
-use custos_store::{SqliteStore, Store};
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::json;
 use std::sync::Arc;
@@ -24,7 +23,7 @@ struct Erased {
 async fn erased() -> TestResult<Erased> {
     let key = MasterKey::generate(1)?;
     let b64 = key.to_base64();
-    let store = Arc::new(SqliteStore::memory().await?);
+    let store = custos_testkit::test_store().await;
     let clock = Arc::new(ManualClock::new(T0));
     let first = Custos::open(
         store.clone(),

@@ -412,11 +412,7 @@ async fn truncated_blind_indexes_never_return_a_wrong_match() -> TestResult {
         expected_rows: 1,
         ..Default::default()
     };
-    let env = Env::with_config(
-        std::sync::Arc::new(custos_store::SqliteStore::memory().await?),
-        config,
-    )
-    .await?;
+    let env = Env::with_config(custos_testkit::test_store().await, config).await?;
     assert_eq!(env.custos.key_status().blind_index_bits, 8);
     let mut ids = Vec::new();
     for i in 0..300 {

@@ -33,6 +33,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "subject_key_versions",
         include_str!("../../migrations/sqlite/0003_subject_key_versions.sql"),
     ),
+    (
+        10,
+        "dsar_consent",
+        include_str!("../../migrations/sqlite/0010_dsar_consent.sql"),
+    ),
 ];
 
 const D: Dialect = Dialect::Sqlite;
@@ -130,6 +135,27 @@ impl SqliteStore {
         rows.iter()
             .map(|r| r.try_get::<String, _>(0).map_err(StoreError::from))
             .collect()
+    }
+
+    /// Names of the tables, sorted, for the schema tests of both backends.
+    pub async fn table_names(&self) -> Result<Vec<String>> {
+        Ok(sqlx::query_scalar(
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name",
+        )
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    /// Names of the declared indexes of a table, sorted (not those SQLite makes
+    /// for keys and UNIQUE constraints).
+    pub async fn table_indexes(&self, table: &str) -> Result<Vec<String>> {
+        Ok(sqlx::query_scalar(
+            "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = ?1 \
+             AND name NOT LIKE 'sqlite_autoindex%' ORDER BY name",
+        )
+        .bind(table)
+        .fetch_all(&self.pool)
+        .await?)
     }
 }
 
@@ -481,6 +507,66 @@ impl Tx for SqliteTx {
             .collect()
     }
 
+    async fn set_flag(
+        &mut self,
+        subject_id: Uuid,
+        flag: &str,
+        request_id: Option<Uuid>,
+        now_ms: i64,
+    ) -> Result<bool> {
+        let active: Option<i64> = sqlx::query_scalar(
+            "SELECT set_at FROM processing_flags WHERE subject_id = ?1 AND flag = ?2 AND lifted_at IS NULL",
+        )
+        .bind(subject_id.to_string())
+        .bind(flag)
+        .fetch_optional(&mut *self.tx)
+        .await?;
+        if active.is_some() {
+            return Ok(false);
+        }
+        sqlx::query("INSERT INTO processing_flags (subject_id, flag, set_at, lifted_at, request_id) VALUES (?1, ?2, ?3, NULL, ?4)")
+            .bind(subject_id.to_string())
+            .bind(flag)
+            .bind(now_ms)
+            .bind(request_id.map(|r| r.to_string()))
+            .execute(&mut *self.tx)
+            .await?;
+        Ok(true)
+    }
+
+    async fn lift_flag(&mut self, subject_id: Uuid, flag: &str, now_ms: i64) -> Result<bool> {
+        let r = sqlx::query(
+            "UPDATE processing_flags SET lifted_at = ?1 WHERE subject_id = ?2 AND flag = ?3 AND lifted_at IS NULL",
+        )
+        .bind(now_ms)
+        .bind(subject_id.to_string())
+        .bind(flag)
+        .execute(&mut *self.tx)
+        .await?;
+        Ok(r.rows_affected() > 0)
+    }
+
+    async fn active_flags(&mut self, subjects: &[Uuid]) -> Result<Vec<(Uuid, String)>> {
+        let mut out = Vec::new();
+        for chunk in subjects.chunks(500) {
+            let mut q = Query::new_sqlite();
+            let marks: Vec<String> = chunk
+                .iter()
+                .map(|s| q.push(SqlValue::Text(s.to_string())))
+                .collect();
+            q.sql = format!(
+                "SELECT subject_id, flag FROM processing_flags WHERE lifted_at IS NULL AND subject_id IN ({})",
+                marks.join(", ")
+            );
+            for r in bind_all(q).fetch_all(&mut *self.tx).await? {
+                let id =
+                    uuid_col(&r, 0)?.ok_or_else(|| StoreError::Corrupt("flag subject".into()))?;
+                out.push((id, r.try_get(1)?));
+            }
+        }
+        Ok(out)
+    }
+
     async fn get_secret(&mut self, name: &str) -> Result<Option<Vec<u8>>> {
         Ok(
             sqlx::query_scalar("SELECT value FROM secrets WHERE name = ?1")
@@ -616,7 +702,7 @@ impl Tx for SqliteTx {
         };
         let size: i64 = r.try_get(0)?;
         let blob: Vec<u8> = r.try_get(1)?;
-        if blob.len() % 32 != 0 {
+        if !blob.len().is_multiple_of(32) {
             return Err(StoreError::Corrupt("ledger frontier".into()));
         }
         let frontier = blob.chunks(32).map(to_hash).collect::<Result<Vec<_>>>()?;
@@ -810,7 +896,7 @@ mod tests {
         let store = SqliteStore::memory().await.expect("open");
         assert_eq!(
             store.schema_version().await.expect("version"),
-            MIGRATIONS.len() as i64
+            MIGRATIONS.iter().map(|m| m.0).max().unwrap_or(0)
         );
         for entity in Entity::ALL {
             let mut cols = store.table_columns(entity.plural()).await.expect("cols");

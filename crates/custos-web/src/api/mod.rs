@@ -1,6 +1,7 @@
 //! The JSON API under `/api/v1`, and its OpenAPI document.
 
 pub mod openapi;
+pub mod privacy;
 
 use crate::AppState;
 use crate::error::ApiError;
@@ -16,7 +17,7 @@ use secrecy::{ExposeSecret, SecretString};
 use serde_json::json;
 use uuid::Uuid;
 
-type ApiResult<T> = Result<T, ApiError>;
+pub(crate) type ApiResult<T> = Result<T, ApiError>;
 
 /// The API routes.
 pub fn router() -> Router<AppState> {
@@ -32,7 +33,8 @@ pub fn router() -> Router<AppState> {
         .route("/api/v1/audit/events", get(events))
         .route("/api/v1/audit/proof/inclusion", get(inclusion))
         .route("/api/v1/audit/proof/consistency", get(consistency))
-        .route("/api/v1/audit/status", get(ledger_status));
+        .route("/api/v1/audit/status", get(ledger_status))
+        .merge(privacy::router());
     for entity in Entity::CRM {
         let collection = format!("/api/v1/{}", entity.plural());
         let item = format!("/api/v1/{}/{{id}}", entity.plural());
@@ -60,7 +62,7 @@ pub fn router() -> Router<AppState> {
     r
 }
 
-fn parse_id(raw: &str) -> ApiResult<Uuid> {
+pub(crate) fn parse_id(raw: &str) -> ApiResult<Uuid> {
     Uuid::parse_str(raw).map_err(|_| ApiError::invalid("id", "must be an id (a UUID)"))
 }
 
@@ -128,7 +130,7 @@ async fn openapi_doc() -> Response {
     Json(openapi::document()).into_response()
 }
 
-fn string_field(body: &serde_json::Value, name: &str, max: usize) -> ApiResult<String> {
+pub(crate) fn string_field(body: &serde_json::Value, name: &str, max: usize) -> ApiResult<String> {
     match body.get(name) {
         Some(serde_json::Value::String(s)) if s.chars().count() <= max => Ok(s.clone()),
         Some(serde_json::Value::String(_)) => Err(ApiError::invalid(
@@ -140,11 +142,11 @@ fn string_field(body: &serde_json::Value, name: &str, max: usize) -> ApiResult<S
     }
 }
 
-fn only_fields(body: &serde_json::Value, allowed: &[&str]) -> ApiResult<()> {
-    if let Some(obj) = body.as_object() {
-        if let Some(k) = obj.keys().find(|k| !allowed.contains(&k.as_str())) {
-            return Err(ApiError::invalid(k, "unknown field"));
-        }
+pub(crate) fn only_fields(body: &serde_json::Value, allowed: &[&str]) -> ApiResult<()> {
+    if let Some(obj) = body.as_object()
+        && let Some(k) = obj.keys().find(|k| !allowed.contains(&k.as_str()))
+    {
+        return Err(ApiError::invalid(k, "unknown field"));
     }
     Ok(())
 }
@@ -257,7 +259,7 @@ fn time_param(q: &[(String, String)], name: &str) -> ApiResult<Option<i64>> {
     }
 }
 
-fn known_params(q: &[(String, String)], allowed: &[&str]) -> ApiResult<()> {
+pub(crate) fn known_params(q: &[(String, String)], allowed: &[&str]) -> ApiResult<()> {
     match q.iter().find(|(k, _)| !allowed.contains(&k.as_str())) {
         Some((k, _)) => Err(ApiError::invalid(k, "unknown query parameter")),
         None => Ok(()),

@@ -71,6 +71,10 @@ fn record_schema(entity: Entity) -> Value {
         );
     }
     props.insert(
+        "erased".into(),
+        json!({"type": "boolean", "description": "present (true) on records kept, anonymised, after their person was erased"}),
+    );
+    props.insert(
         "masked".into(),
         json!({"type": "array", "items": {"type": "string"}, "description": "fields hidden from the caller's role (their value is \"•••\")"}),
     );
@@ -320,6 +324,7 @@ pub fn document() -> Value {
         "tags": ["audit"], "summary": "Size, root, stored bytes and checkpoints of the ledger", "operationId": "audit_status",
         "responses": with(problem_responses(&[401, 403]), "200", json!({"description": "Status", "content": json_content(json!({"type": "object", "properties": {"size": {"type": "integer"}, "root_hex": {"type": "string"}, "bytes": {"type": "integer"}, "checkpoints": {"type": "integer"}, "latest_checkpoint_size": {"type": ["integer", "null"]}}, "required": ["size", "root_hex", "bytes", "checkpoints", "latest_checkpoint_size"]}))}))
     }}));
+    privacy_paths(&mut paths, &mut schemas);
     paths.insert("/healthz".into(), json!({"get": {
         "tags": ["ops"], "summary": "Liveness", "operationId": "healthz", "security": [],
         "responses": {"200": {"description": "Up", "content": json_content(json!({"type": "object", "properties": {"status": {"const": "ok"}}, "required": ["status"]}))}}
@@ -343,4 +348,148 @@ pub fn document() -> Value {
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer", "description": "an API token (custos token create) or a session token from /api/v1/auth/login"}}
         }
     })
+}
+
+fn id_path(name: &str) -> Value {
+    json!({"name": name, "in": "path", "required": true, "schema": {"type": "string", "format": "uuid"}})
+}
+
+/// Data-subject requests, consents, exports and the public portal endpoints.
+fn privacy_paths(paths: &mut Map<String, Value>, schemas: &mut Map<String, Value>) {
+    let ts = json!({"type": "string", "format": "date-time"});
+    let opt_ts = json!({"type": ["string", "null"], "format": "date-time"});
+    schemas.insert("DsarRequest".into(), json!({
+        "type": "object",
+        "properties": {
+            "id": {"type": "string", "format": "uuid"},
+            "kind": {"type": "string", "enum": custos_domain::dsar::KINDS},
+            "regime": {"type": "string", "enum": ["gdpr", "ccpa"]},
+            "state": {"type": "string", "enum": ["received", "verified", "fulfilled", "rejected"]},
+            "channel": {"type": "string", "enum": ["api", "staff", "portal"]},
+            "subject_email": {"type": "string"},
+            "contact_id": {"type": ["string", "null"], "format": "uuid"},
+            "candidates": {"type": "array", "items": {"type": "string", "format": "uuid"}, "description": "contacts matching the requester's email while unmatched (several: choose one with /match)"},
+            "received_at": ts, "due_at": ts,
+            "clock": {"type": "string", "enum": ["on_track", "due_soon", "overdue", "closed"]},
+            "extension_reason": {"type": ["string", "null"]},
+            "verification": {"type": "string", "enum": ["none", "code", "operator_attested"]},
+            "verified_at": opt_ts, "closed_at": opt_ts,
+            "result": {"type": ["object", "null"], "description": "what was done, what was kept and why"}
+        },
+        "required": ["id", "kind", "regime", "state", "channel", "subject_email", "contact_id", "candidates", "received_at", "due_at", "clock", "verification"]
+    }));
+    let req = json!({"$ref": "#/components/schemas/DsarRequest"});
+    let one = |desc: &str, codes: &[u16]| {
+        with(
+            problem_responses(codes),
+            "200",
+            json!({"description": desc, "content": json_content(req.clone())}),
+        )
+    };
+    let body = |schema: Value| json!({"required": true, "content": json_content(schema)});
+    paths.insert("/api/v1/dsar".into(), json!({
+        "post": {
+            "tags": ["privacy"], "summary": "Open a data-subject request; computes its legal due date", "operationId": "dsar_open",
+            "requestBody": body(json!({"type": "object", "additionalProperties": false, "required": ["kind", "regime", "subject_email"], "properties": {
+                "kind": {"type": "string", "enum": custos_domain::dsar::KINDS},
+                "regime": {"type": "string", "enum": ["gdpr", "ccpa"]},
+                "subject_email": {"type": "string", "format": "email"},
+                "details": {"description": "text, or for rectification an object of corrected contact fields"}
+            }})),
+            "responses": with(problem_responses(&[400, 401, 403, 413, 415, 422]), "201", json!({"description": "Opened; the one-time verification code and the person's status link are shown once", "content": json_content(json!({"allOf": [req.clone(), {"type": "object", "properties": {"verification_code": {"type": "string"}, "status_url": {"type": "string"}}, "required": ["verification_code", "status_url"]}]}))}))
+        },
+        "get": {
+            "tags": ["privacy"], "summary": "The request queue, soonest due first (privacy officer, admin)", "operationId": "dsar_list",
+            "parameters": [
+                {"name": "state", "in": "query", "schema": {"type": "string", "enum": ["received", "verified", "fulfilled", "rejected"]}},
+                {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 500, "default": 50}}
+            ],
+            "responses": with(problem_responses(&[401, 403, 422]), "200", json!({"description": "Requests", "content": json_content(json!({"type": "object", "properties": {"items": {"type": "array", "items": req.clone()}, "next_cursor": {"type": "null"}}, "required": ["items", "next_cursor"]}))}))
+        }
+    }));
+    paths.insert("/api/v1/dsar/summary".into(), json!({"get": {
+        "tags": ["privacy"], "summary": "Open, due-soon and overdue requests and the median days to close", "operationId": "dsar_summary",
+        "responses": with(problem_responses(&[401, 403]), "200", json!({"description": "Figures", "content": json_content(json!({"type": "object", "properties": {"open": {"type": "integer"}, "due_soon": {"type": "integer"}, "overdue": {"type": "integer"}, "closed": {"type": "integer"}, "median_days_to_close": {"type": ["number", "null"]}}, "required": ["open", "due_soon", "overdue", "closed", "median_days_to_close"]}))}))
+    }}));
+    paths.insert("/api/v1/dsar/{id}".into(), json!({"parameters": [id_path("id")], "get": {
+        "tags": ["privacy"], "summary": "A request with its state, due date and result", "operationId": "dsar_get",
+        "responses": one("The request", &[401, 403, 404, 422])
+    }}));
+    paths.insert("/api/v1/dsar/{id}/verify".into(), json!({"parameters": [id_path("id")], "post": {
+        "tags": ["privacy"], "summary": "Record identity verification (operator_attested with a reason, or the one-time code)", "operationId": "dsar_verify",
+        "requestBody": body(json!({"type": "object", "additionalProperties": false, "required": ["method"], "properties": {"method": {"type": "string", "enum": ["operator_attested", "code"]}, "reason": {"type": "string"}, "code": {"type": "string"}}})),
+        "responses": one("Verified", &[400, 401, 403, 404, 409, 413, 415, 422])
+    }}));
+    paths.insert("/api/v1/dsar/{id}/match".into(), json!({"parameters": [id_path("id")], "post": {
+        "tags": ["privacy"], "summary": "Choose the contact when several match the requester's email", "operationId": "dsar_match",
+        "requestBody": body(json!({"type": "object", "additionalProperties": false, "required": ["contact_id"], "properties": {"contact_id": {"type": "string", "format": "uuid"}}})),
+        "responses": one("Matched", &[400, 401, 403, 404, 413, 415, 422])
+    }}));
+    paths.insert("/api/v1/dsar/{id}/extend".into(), json!({"parameters": [id_path("id")], "post": {
+        "tags": ["privacy"], "summary": "Extend the due date once (GDPR +2 months, CCPA +45 days) with a reason", "operationId": "dsar_extend",
+        "requestBody": body(json!({"type": "object", "additionalProperties": false, "required": ["reason"], "properties": {"reason": {"type": "string"}}})),
+        "responses": one("Extended", &[400, 401, 403, 404, 409, 413, 415, 422])
+    }}));
+    paths.insert("/api/v1/dsar/{id}/fulfil".into(), json!({"parameters": [id_path("id")], "post": {
+        "tags": ["privacy"], "summary": "Carry out a verified request", "operationId": "dsar_fulfil",
+        "responses": one("Fulfilled; `result` says what was done and kept", &[401, 403, 404, 409, 410, 422])
+    }}));
+    paths.insert("/api/v1/dsar/{id}/lift".into(), json!({"parameters": [id_path("id")], "post": {
+        "tags": ["privacy"], "summary": "Lift the restriction a request set", "operationId": "dsar_lift",
+        "responses": one("Lifted", &[401, 403, 404, 409, 422])
+    }}));
+    paths.insert("/api/v1/dsar/{id}/package".into(), json!({"parameters": [id_path("id")], "get": {
+        "tags": ["privacy"], "summary": "The access or portability package (JSON, or CSV per entity)", "operationId": "dsar_package",
+        "parameters": [
+            {"name": "format", "in": "query", "schema": {"type": "string", "enum": ["json", "csv"], "default": "json"}},
+            {"name": "entity", "in": "query", "schema": {"type": "string"}, "description": "with format=csv: contacts, activities, orders, consents or deals"}
+        ],
+        "responses": with(problem_responses(&[401, 403, 404, 409, 422]), "200", json!({"description": "The package", "content": {
+            "application/json": {"schema": {"type": "object", "properties": {"schema": {"const": "custos.dsar-package/v1"}, "records": {"type": "object"}, "about_the_data": {"type": "array"}}, "required": ["schema", "records"]}},
+            "text/csv": {"schema": {"type": "string"}}
+        }}))
+    }}));
+    paths.insert("/api/v1/dsar/{id}/evidence".into(), json!({"parameters": [id_path("id")], "get": {
+        "tags": ["privacy"], "summary": "Evidence pack: timeline, ledger inclusion proofs of each step, signed checkpoint", "operationId": "dsar_evidence",
+        "responses": with(problem_responses(&[401, 403, 404, 422]), "200", json!({"description": "Evidence", "content": json_content(json!({"type": "object", "properties": {"schema": {"const": "custos.dsar-evidence/v1"}, "request": req.clone(), "timeline": {"type": "array"}, "checkpoint": {"type": "string"}, "verifier_key": {"type": "string"}}, "required": ["schema", "request", "timeline", "checkpoint", "verifier_key"]}))}))
+    }}));
+    let purposes = json!({"type": "string", "enum": custos_domain::dsar::CONSENT_PURPOSES});
+    paths.insert("/api/v1/consents".into(), json!({
+        "post": {
+            "tags": ["privacy"], "summary": "Record consent given or withdrawn (entries are never changed)", "operationId": "consent_record",
+            "requestBody": body(json!({"type": "object", "additionalProperties": false, "required": ["contact_id", "purpose", "state"], "properties": {
+                "contact_id": {"type": "string", "format": "uuid"}, "purpose": purposes.clone(),
+                "state": {"type": "string", "enum": ["given", "withdrawn"]},
+                "method": {"type": "string", "enum": ["form", "import", "api", "staff"], "default": "api"},
+                "evidence": {"type": "string", "maxLength": 2000}
+            }})),
+            "responses": with(problem_responses(&[400, 401, 403, 410, 413, 415, 422]), "201", json!({"description": "Recorded", "content": json_content(json!({"type": "object", "properties": {"id": {"type": "string", "format": "uuid"}, "current": {"type": "object"}}, "required": ["id", "current"]}))}))
+        },
+        "get": {
+            "tags": ["privacy"], "summary": "A person's consent history (newest first, with ISO/IEC 27560 receipts) and current state per purpose", "operationId": "consent_history",
+            "parameters": [{"name": "contact_id", "in": "query", "required": true, "schema": {"type": "string", "format": "uuid"}}],
+            "responses": with(problem_responses(&[401, 403, 422]), "200", json!({"description": "History", "content": json_content(json!({"type": "object", "properties": {"current": {"type": "object"}, "entries": {"type": "array"}}, "required": ["current", "entries"]}))}))
+        }
+    }));
+    paths.insert("/api/v1/exports/contacts".into(), json!({"get": {
+        "tags": ["privacy"], "summary": "Export contacts for a purpose; restricted, objecting, opted-out and non-consenting people are left out", "operationId": "export_contacts",
+        "parameters": [{"name": "purpose", "in": "query", "schema": purposes.clone()}],
+        "responses": with(problem_responses(&[401, 403, 422]), "200", json!({"description": "The export", "content": json_content(json!({"type": "object", "properties": {"items": {"type": "array", "items": {"$ref": "#/components/schemas/Contact"}}, "excluded": {"type": "object"}}, "required": ["items", "excluded"]}))}))
+    }}));
+    paths.insert("/api/v1/privacy/requests".into(), json!({"post": {
+        "tags": ["privacy portal"], "summary": "Public: a person opens a request (Sec-GPC: 1 also records an opt-out of sale/sharing)", "operationId": "portal_open", "security": [],
+        "parameters": [{"name": "Sec-GPC", "in": "header", "schema": {"type": "string", "enum": ["1"]}}],
+        "requestBody": body(json!({"type": "object", "additionalProperties": false, "required": ["kind", "regime", "subject_email"], "properties": {"kind": {"type": "string", "enum": custos_domain::dsar::KINDS}, "regime": {"type": "string", "enum": ["gdpr", "ccpa"]}, "subject_email": {"type": "string", "format": "email"}, "details": {}}})),
+        "responses": with(problem_responses(&[400, 413, 415, 422, 429]), "201", json!({"description": "Opened", "content": json_content(json!({"type": "object", "properties": {"id": {"type": "string", "format": "uuid"}, "state": {"type": "string"}, "due_at": {"type": "string"}, "status_url": {"type": "string"}, "status_token": {"type": "string"}, "gpc_opt_out_recorded": {"type": "boolean"}}, "required": ["id", "state", "due_at", "status_url", "status_token", "gpc_opt_out_recorded"]}))}))
+    }}));
+    paths.insert("/api/v1/privacy/requests/{id}".into(), json!({"parameters": [id_path("id")], "get": {
+        "tags": ["privacy portal"], "summary": "Public: the status of a request, with the token of its status link", "operationId": "portal_status", "security": [],
+        "parameters": [{"name": "token", "in": "query", "required": true, "schema": {"type": "string"}}],
+        "responses": with(problem_responses(&[404, 422]), "200", json!({"description": "Status", "content": json_content(json!({"type": "object", "properties": {"kind": {"type": "string"}, "state": {"type": "string"}, "received_at": {"type": "string"}, "due_at": {"type": "string"}, "closed_at": {"type": ["string", "null"]}}, "required": ["kind", "state", "received_at", "due_at", "closed_at"]}))}))
+    }}));
+    paths.insert("/api/v1/privacy/opt-out".into(), json!({"post": {
+        "tags": ["privacy portal"], "summary": "Public: opt out of sale and sharing (same answer whether or not the email is known)", "operationId": "portal_opt_out", "security": [],
+        "requestBody": body(json!({"type": "object", "additionalProperties": false, "required": ["email"], "properties": {"email": {"type": "string"}}})),
+        "responses": with(problem_responses(&[400, 413, 415, 422]), "202", json!({"description": "Recorded", "content": json_content(json!({"type": "object", "properties": {"status": {"const": "recorded"}}, "required": ["status"]}))}))
+    }}));
 }

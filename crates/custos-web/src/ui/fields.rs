@@ -110,6 +110,11 @@ pub fn title(view: &RecordView) -> String {
             _ => "Order".to_string(),
         },
         Entity::User => "Staff account".to_string(),
+        Entity::Request => format!(
+            "{} request",
+            humanize(r.get("kind").as_text().unwrap_or("privacy"))
+        ),
+        Entity::Consent => humanize(r.get("purpose").as_text().unwrap_or("consent")),
     }
 }
 
@@ -122,6 +127,8 @@ pub fn title_fields(entity: Entity) -> &'static [&'static str] {
         Entity::Activity => &["kind"],
         Entity::Order => &["placed_at"],
         Entity::User => &[],
+        Entity::Request => &["kind"],
+        Entity::Consent => &["purpose"],
     }
 }
 
@@ -133,6 +140,8 @@ pub fn title_label(entity: Entity) -> &'static str {
         Entity::Activity => "Activity",
         Entity::Order => "Placed",
         Entity::User => "User",
+        Entity::Request => "Request",
+        Entity::Consent => "Purpose",
     }
 }
 

@@ -128,15 +128,14 @@ async fn login_page(
 }
 
 async fn signin_page(State(st): State<AppState>, headers: HeaderMap) -> Response {
-    if let Some(token) = cookie(&headers, SESSION_COOKIE) {
-        if st
+    if let Some(token) = cookie(&headers, SESSION_COOKIE)
+        && st
             .custos
             .authenticate(&token, &Default::default())
             .await
             .is_ok()
-        {
-            return Redirect::to("/app").into_response();
-        }
+    {
+        return Redirect::to("/app").into_response();
     }
     login_page(&st, String::new(), None, StatusCode::OK).await
 }

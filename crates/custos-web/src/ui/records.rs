@@ -89,7 +89,7 @@ pub fn about(entity: Entity) -> &'static str {
         Entity::Order => {
             "Orders are purchases by contacts. They are kept for two years after completion, for accounting."
         }
-        Entity::User => "",
+        Entity::User | Entity::Request | Entity::Consent => "",
     }
 }
 
@@ -101,6 +101,8 @@ fn plural_label(entity: Entity) -> &'static str {
         Entity::Activity => "Activities",
         Entity::Order => "Orders",
         Entity::User => "Users",
+        Entity::Request => "Requests",
+        Entity::Consent => "Consents",
     }
 }
 
@@ -616,18 +618,17 @@ async fn filter_controls(
         Entity::Deal => Some("Title"),
         _ => None,
     };
-    if let Some(label) = q_label {
-        if entity != Entity::Contact
-            || policy::can_read(p.role, custos_domain::DataCategory::Identity)
-        {
-            out.push(Filter {
-                name: "q".into(),
-                label: label.into(),
-                control: "search",
-                value: value("q"),
-                options: Vec::new(),
-            });
-        }
+    if let Some(label) = q_label
+        && (entity != Entity::Contact
+            || policy::can_read(p.role, custos_domain::DataCategory::Identity))
+    {
+        out.push(Filter {
+            name: "q".into(),
+            label: label.into(),
+            control: "search",
+            value: value("q"),
+            options: Vec::new(),
+        });
     }
     let mut fixed = Vec::new();
     for f in inventory::fields(entity) {

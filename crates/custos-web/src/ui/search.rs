@@ -132,18 +132,18 @@ async fn search(
                 }
                 Entity::Deal => {
                     facts.push(fields::humanize(&r.get("stage").display()));
-                    if shown("amount") {
-                        if let Some(f) = custos_domain::inventory::field(Entity::Deal, "amount") {
-                            facts.push(fields::display(f, r));
-                        }
+                    if shown("amount")
+                        && let Some(f) = custos_domain::inventory::field(Entity::Deal, "amount")
+                    {
+                        facts.push(fields::display(f, r));
                     }
                 }
                 _ => {}
             }
-            if let Value::Uuid(c) = r.get("company_id") {
-                if let Some(n) = names.name(Entity::Company, *c).await {
-                    facts.push(n);
-                }
+            if let Value::Uuid(c) = r.get("company_id")
+                && let Some(n) = names.name(Entity::Company, *c).await
+            {
+                facts.push(n);
             }
             hits.push(Hit {
                 title: fields::title(v),

@@ -1,0 +1,1155 @@
+//! Data-subject requests (GDPR Art. 15–22, CCPA 1798.100–.125): opening with
+//! the legal due date, identity verification, matching to a person by blind
+//! index, fulfilment driven by the data inventory, and the evidence pack.
+
+use crate::audit::Event;
+
+use crate::{Custos, Principal, RequestMeta, Result, ServiceError};
+use custos_crypto::normalize;
+use custos_domain::dsar::{self, Regime};
+use custos_domain::inventory::{self, Protection};
+use custos_domain::value::format_timestamp;
+use custos_domain::{Entity, Record, Role, Value};
+use custos_store::{Condition, ListQuery, Sort, SqlValue, StoredRow, Tx};
+use serde_json::{Value as Json, json};
+use std::collections::BTreeMap;
+use uuid::Uuid;
+
+/// Flags the service enforces on a data subject.
+pub mod flags {
+    /// GDPR Art. 18: only the privacy officer may process; excluded from
+    /// lists, searches and exports.
+    pub const RESTRICTED: &str = "restricted";
+    /// GDPR Art. 21: no direct marketing or profiling.
+    pub const OBJECTED: &str = "objected";
+    /// CCPA: do not sell or share.
+    pub const OPTED_OUT_SALE: &str = "opted_out_sale";
+    /// CPRA: limit the use of sensitive personal information.
+    pub const LIMIT_SENSITIVE: &str = "limit_sensitive";
+    /// A legal hold: erasure is deferred while it lasts.
+    pub const LEGAL_HOLD: &str = "legal_hold";
+}
+
+/// Who opens a request.
+#[derive(Debug, Clone)]
+pub enum Opener {
+    /// A staff member (logged on the person's behalf), or an API client.
+    Staff(Principal),
+    /// The person, through the public privacy portal.
+    Portal(RequestMeta),
+}
+
+/// A request as the privacy officer sees it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct RequestView {
+    /// Request id.
+    pub id: Uuid,
+    /// What is asked.
+    pub kind: String,
+    /// gdpr or ccpa.
+    pub regime: String,
+    /// received, verified, fulfilled or rejected.
+    pub state: String,
+    /// api, staff or portal.
+    pub channel: String,
+    /// The requester's email.
+    pub subject_email: String,
+    /// The contact it was matched to, once known.
+    pub contact_id: Option<Uuid>,
+    /// Contacts that match the requester's email (more than one is ambiguous).
+    pub candidates: Vec<Uuid>,
+    /// When it arrived (RFC 3339).
+    pub received_at: String,
+    /// The legal due date (RFC 3339), after any extension.
+    pub due_at: String,
+    /// on_track, due_soon, overdue or closed.
+    pub clock: &'static str,
+    /// Why it was extended, if it was.
+    pub extension_reason: Option<String>,
+    /// How identity was verified.
+    pub verification: String,
+    /// When identity was verified.
+    pub verified_at: Option<String>,
+    /// What was done, what was kept and why.
+    pub result: Option<Json>,
+    /// When it was closed.
+    pub closed_at: Option<String>,
+}
+
+/// What opening a request returns: the view, and secrets shown once.
+#[derive(Debug, Clone)]
+pub struct OpenedRequest {
+    /// The request.
+    pub view: RequestView,
+    /// The one-time code the operator sends the person (shown once).
+    pub verification_code: String,
+    /// The token of the person's status link (shown once).
+    pub status_token: String,
+}
+
+/// What the public status page may show: no personal data.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct PublicStatus {
+    /// What was asked.
+    pub kind: String,
+    /// The state.
+    pub state: String,
+    /// Received (RFC 3339).
+    pub received_at: String,
+    /// Due (RFC 3339).
+    pub due_at: String,
+    /// Closed (RFC 3339).
+    pub closed_at: Option<String>,
+}
+
+fn text(r: &Record, f: &str) -> String {
+    r.get(f).as_text().unwrap_or_default().to_string()
+}
+
+fn ts(r: &Record, f: &str) -> Option<String> {
+    match r.get(f) {
+        Value::Timestamp(t) => Some(format_timestamp(*t)),
+        _ => None,
+    }
+}
+
+fn secrets_of(r: &Record) -> BTreeMap<String, String> {
+    r.get("secrets")
+        .as_text()
+        .and_then(|s| serde_json::from_str(s).ok())
+        .unwrap_or_default()
+}
+
+fn code_hash(code: &str) -> String {
+    hex::encode(custos_crypto::sha256(
+        format!("custos/dsar-code:{code}").as_bytes(),
+    ))
+}
+
+impl Custos {
+    fn require_privacy(p: &Principal) -> bool {
+        matches!(p.role, Role::Admin | Role::PrivacyOfficer)
+    }
+
+    async fn load_request(&self, tx: &mut dyn Tx, id: Uuid) -> Result<Record> {
+        let row = tx
+            .get_record(Entity::Request, id)
+            .await?
+            .ok_or(ServiceError::NotFound("request"))?;
+        self.open_internal(tx, Entity::Request, &row).await
+    }
+
+    async fn save_request(
+        &self,
+        tx: &mut dyn Tx,
+        id: Uuid,
+        values: BTreeMap<&'static str, Value>,
+    ) -> Result<()> {
+        let mut values = values;
+        values.insert("updated_at", Value::Timestamp(self.now()));
+        self.write_system_fields(tx, Entity::Request, id, Some(id), &values)
+            .await
+    }
+
+    /// Contacts whose email matches the requester's, confirmed after opening.
+    async fn match_contacts(&self, tx: &mut dyn Tx, email: &str) -> Result<Vec<Uuid>> {
+        let norm = normalize::email(email);
+        let hash = self.inner.keys.blind_term(Entity::Contact, "email", &norm);
+        let q = ListQuery {
+            entity: Entity::Contact,
+            conditions: vec![Condition::Blind {
+                field: "email",
+                hash,
+            }],
+            sort: Sort {
+                field: "created_at",
+                descending: false,
+            },
+            after: None,
+            limit: 100,
+        };
+        let mut out = Vec::new();
+        for row in tx.list_records(&q).await? {
+            match self.open_internal(tx, Entity::Contact, &row).await {
+                Ok(rec)
+                    if rec.get("email").as_text().map(normalize::email).as_deref()
+                        == Some(norm.as_str()) =>
+                {
+                    out.push(row.id)
+                }
+                Ok(_) | Err(ServiceError::Gone(_)) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(out)
+    }
+
+    async fn view_of(&self, tx: &mut dyn Tx, r: &Record) -> Result<RequestView> {
+        let email = text(r, "requester_email");
+        let candidates = if r.get("contact_id").is_null() && !email.is_empty() {
+            self.match_contacts(tx, &email).await?
+        } else {
+            Vec::new()
+        };
+        let state = text(r, "state");
+        let clock = match (state.as_str(), r.get("due_at")) {
+            ("fulfilled" | "rejected", _) => "closed",
+            (_, Value::Timestamp(due)) => match dsar::clock(*due, self.now()) {
+                dsar::Clock::OnTrack => "on_track",
+                dsar::Clock::DueSoon => "due_soon",
+                dsar::Clock::Overdue => "overdue",
+            },
+            _ => "on_track",
+        };
+        Ok(RequestView {
+            id: r.id,
+            kind: text(r, "kind"),
+            regime: text(r, "regime"),
+            state,
+            channel: text(r, "channel"),
+            subject_email: email,
+            contact_id: r.get("contact_id").as_uuid(),
+            candidates,
+            received_at: ts(r, "received_at").unwrap_or_default(),
+            due_at: ts(r, "due_at").unwrap_or_default(),
+            clock,
+            extension_reason: r.get("extension_reason").as_text().map(str::to_string),
+            verification: text(r, "verification"),
+            verified_at: ts(r, "verified_at"),
+            result: r
+                .get("result")
+                .as_text()
+                .and_then(|s| serde_json::from_str(s).ok()),
+            closed_at: ts(r, "closed_at"),
+        })
+    }
+
+    /// Opens a request and computes its legal due date. `input`:
+    /// `{kind, regime, subject_email, details?}`; for rectification `details`
+    /// may be an object of corrected contact fields.
+    pub async fn dsar_open(&self, opener: &Opener, input: &Json) -> Result<OpenedRequest> {
+        let mut errors = Vec::new();
+        let obj = input
+            .as_object()
+            .ok_or_else(|| ServiceError::invalid("", "the body must be a JSON object"))?;
+        for k in obj.keys() {
+            if !["kind", "regime", "subject_email", "details"].contains(&k.as_str()) {
+                errors.push(custos_domain::FieldError::new(k, "unknown field"));
+            }
+        }
+        let kind = obj
+            .get("kind")
+            .and_then(Json::as_str)
+            .unwrap_or_default()
+            .to_string();
+        if !dsar::KINDS.contains(&kind.as_str()) {
+            errors.push(custos_domain::FieldError::new(
+                "kind",
+                format!("must be one of: {}", dsar::KINDS.join(", ")),
+            ));
+        }
+        let regime_name = obj
+            .get("regime")
+            .and_then(Json::as_str)
+            .unwrap_or_default()
+            .to_string();
+        let regime = Regime::from_name(&regime_name);
+        if regime.is_none() {
+            errors.push(custos_domain::FieldError::new(
+                "regime",
+                "must be gdpr or ccpa",
+            ));
+        }
+        let email = match obj.get("subject_email") {
+            Some(v) => match custos_domain::validate::parse_value(
+                custos_domain::FieldKind::Email,
+                v,
+                &Default::default(),
+            ) {
+                Ok(Value::Text(e)) => e,
+                Ok(_) | Err(_) => {
+                    errors.push(custos_domain::FieldError::new(
+                        "subject_email",
+                        "must be an email address such as name@example.com",
+                    ));
+                    String::new()
+                }
+            },
+            None => {
+                errors.push(custos_domain::FieldError::new(
+                    "subject_email",
+                    "is required",
+                ));
+                String::new()
+            }
+        };
+        let details = match obj.get("details") {
+            None | Some(Json::Null) => None,
+            Some(Json::String(s)) if s.chars().count() <= 10_000 => Some(s.clone()),
+            Some(Json::Object(o)) if kind == "rectification" => {
+                // Validate the corrections now, so a bad request fails at once.
+                if let Err(errs) = custos_domain::validate::parse_input(
+                    Entity::Contact,
+                    &Json::Object(o.clone()),
+                    custos_domain::validate::Mode::Patch,
+                    &Default::default(),
+                ) {
+                    for e in errs {
+                        errors.push(custos_domain::FieldError::new(
+                            format!("details.{}", e.field),
+                            e.message,
+                        ));
+                    }
+                }
+                Some(Json::Object(o.clone()).to_string())
+            }
+            Some(_) => {
+                errors.push(custos_domain::FieldError::new(
+                    "details",
+                    "must be text (at most 10,000 characters), or for rectification an object of corrected fields",
+                ));
+                None
+            }
+        };
+        if !errors.is_empty() {
+            return Err(ServiceError::Invalid(errors));
+        }
+        let regime =
+            regime.ok_or_else(|| ServiceError::invalid("regime", "must be gdpr or ccpa"))?;
+        let (channel, event) = match opener {
+            Opener::Staff(p) => {
+                if !custos_domain::policy::allows(
+                    p.role,
+                    custos_domain::Operation::Create,
+                    Entity::Request,
+                ) {
+                    let msg = format!("the {} role may not open requests", p.role.name());
+                    return Err(self.refuse(p, "request.create", msg).await);
+                }
+                let channel = if matches!(p.via, crate::Via::ApiToken(_)) {
+                    "api"
+                } else {
+                    "staff"
+                };
+                (channel, Event::new(p, "request.create"))
+            }
+            Opener::Portal(meta) => ("portal", Event::anonymous(meta, "request.create")),
+        };
+        let id = Uuid::now_v7();
+        let now = self.now();
+        let code = format!(
+            "{:06}",
+            u32::from_be_bytes(custos_crypto::random_bytes::<4>()?) % 1_000_000
+        );
+        let token = custos_crypto::new_token("cds_")?.0;
+        let mut secrets = BTreeMap::new();
+        secrets.insert("code".to_string(), code_hash(&code));
+        secrets.insert(
+            "status".to_string(),
+            hex::encode(custos_crypto::hash_token(
+                secrecy::ExposeSecret::expose_secret(&token),
+            )),
+        );
+        let mut values: BTreeMap<&'static str, Value> = BTreeMap::new();
+        values.insert("kind", Value::Text(kind.clone()));
+        values.insert("regime", Value::Text(regime_name));
+        values.insert("state", Value::Text("received".into()));
+        values.insert("channel", Value::Text(channel.into()));
+        values.insert("requester_email", Value::Text(email.clone()));
+        values.insert("details", details.map(Value::Text).unwrap_or(Value::Null));
+        values.insert("received_at", Value::Timestamp(now));
+        values.insert("due_at", Value::Timestamp(regime.due(now)));
+        values.insert("verification", Value::Text("none".into()));
+        values.insert(
+            "secrets",
+            Value::Text(serde_json::to_string(&secrets).unwrap_or_default()),
+        );
+        values.insert("created_at", Value::Timestamp(now));
+        values.insert("updated_at", Value::Timestamp(now));
+        let mut tx = self.inner.store.begin().await?;
+        let key = self
+            .inner
+            .keys
+            .create_subject_key(tx.as_mut(), id, Entity::Request, self.now_ms())
+            .await?;
+        let mut columns = Vec::new();
+        self.seal_values(
+            tx.as_mut(),
+            Entity::Request,
+            id,
+            Some(id),
+            Some(&key),
+            &values,
+            &mut columns,
+        )
+        .await?;
+        tx.insert_record(
+            Entity::Request,
+            &StoredRow {
+                id,
+                subject_id: Some(id),
+                columns,
+            },
+        )
+        .await?;
+        let ev = event
+            .subject(Some(id))
+            .record(Entity::Request, id)
+            .detail(format!("kind={kind} channel={channel}"));
+        self.append(tx.as_mut(), ev).await?;
+        let rec = self.load_request(tx.as_mut(), id).await?;
+        let view = self.view_of(tx.as_mut(), &rec).await?;
+        tx.commit().await?;
+        Ok(OpenedRequest {
+            view,
+            verification_code: code,
+            status_token: secrecy::ExposeSecret::expose_secret(&token).to_string(),
+        })
+    }
+
+    async fn privacy_tx(&self, p: &Principal, action: &str) -> Result<Box<dyn Tx>> {
+        if !Self::require_privacy(p) {
+            let msg = "data-subject requests are handled by the privacy officer".to_string();
+            return Err(self.refuse(p, action, msg).await);
+        }
+        Ok(self.inner.store.begin().await?)
+    }
+
+    /// One request.
+    pub async fn dsar_get(&self, p: &Principal, id: Uuid) -> Result<RequestView> {
+        let mut tx = self.privacy_tx(p, "request.read").await?;
+        let rec = match self.load_request(tx.as_mut(), id).await {
+            Err(ServiceError::NotFound(_)) => {
+                return Err(self
+                    .not_found_in(tx, p, Entity::Request, "request.read", id)
+                    .await);
+            }
+            other => other?,
+        };
+        let view = self.view_of(tx.as_mut(), &rec).await?;
+        self.append(
+            tx.as_mut(),
+            Event::new(p, "request.read")
+                .subject(Some(id))
+                .record(Entity::Request, id),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(view)
+    }
+
+    /// The request queue, soonest due first. `state` filters (e.g. "received").
+    pub async fn dsar_list(
+        &self,
+        p: &Principal,
+        state: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<RequestView>> {
+        let mut tx = self.privacy_tx(p, "request.list").await?;
+        let mut conditions = Vec::new();
+        if let Some(s) = state {
+            conditions.push(Condition::Eq("state", SqlValue::Text(s.to_string())));
+        }
+        let q = ListQuery {
+            entity: Entity::Request,
+            conditions,
+            sort: Sort {
+                field: "due_at",
+                descending: false,
+            },
+            after: None,
+            limit: limit.clamp(1, 500),
+        };
+        let mut out = Vec::new();
+        for row in tx.list_records(&q).await? {
+            let rec = self
+                .open_internal(tx.as_mut(), Entity::Request, &row)
+                .await?;
+            out.push(self.view_of(tx.as_mut(), &rec).await?);
+        }
+        let ev = Event::new(p, "request.list").detail(format!("count={}", out.len()));
+        self.append(tx.as_mut(), ev).await?;
+        tx.commit().await?;
+        Ok(out)
+    }
+
+    /// Records identity verification: `operator_attested` with a reason, or
+    /// `code` with the one-time code the person received. If exactly one
+    /// contact matches the requester's email, the request is matched to it.
+    pub async fn dsar_verify(&self, p: &Principal, id: Uuid, input: &Json) -> Result<RequestView> {
+        let method = input
+            .get("method")
+            .and_then(Json::as_str)
+            .unwrap_or_default()
+            .to_string();
+        let reason = input
+            .get("reason")
+            .and_then(Json::as_str)
+            .map(str::trim)
+            .unwrap_or_default()
+            .to_string();
+        let code = input
+            .get("code")
+            .and_then(Json::as_str)
+            .unwrap_or_default()
+            .to_string();
+        if let Some(k) = input.as_object().and_then(|o| {
+            o.keys()
+                .find(|k| !["method", "reason", "code"].contains(&k.as_str()))
+        }) {
+            return Err(ServiceError::invalid(k, "unknown field"));
+        }
+        match method.as_str() {
+            "operator_attested" if reason.chars().count() < 5 => {
+                return Err(ServiceError::invalid(
+                    "reason",
+                    "say how you checked the person's identity (at least 5 characters)",
+                ));
+            }
+            "operator_attested" if reason.chars().count() > 2000 => {
+                return Err(ServiceError::invalid(
+                    "reason",
+                    "must be at most 2,000 characters",
+                ));
+            }
+            "code" if code.is_empty() => return Err(ServiceError::invalid("code", "is required")),
+            "operator_attested" | "code" => {}
+            _ => {
+                return Err(ServiceError::invalid(
+                    "method",
+                    "must be operator_attested or code",
+                ));
+            }
+        }
+        let mut tx = self.privacy_tx(p, "request.verify").await?;
+        let rec = match self.load_request(tx.as_mut(), id).await {
+            Err(ServiceError::NotFound(_)) => {
+                return Err(self
+                    .not_found_in(tx, p, Entity::Request, "request.verify", id)
+                    .await);
+            }
+            other => other?,
+        };
+        if text(&rec, "state") != "received" {
+            return Err(ServiceError::Conflict(format!(
+                "the request is already {}",
+                text(&rec, "state")
+            )));
+        }
+        if method == "code" {
+            let expected = secrets_of(&rec).get("code").cloned().unwrap_or_default();
+            if !custos_crypto::constant_time_eq(
+                expected.as_bytes(),
+                code_hash(code.trim()).as_bytes(),
+            ) {
+                drop(tx);
+                let ev = Event::new(p, "request.verify")
+                    .subject(Some(id))
+                    .record(Entity::Request, id)
+                    .outcome("failed");
+                self.append_alone(ev).await?;
+                return Err(ServiceError::invalid(
+                    "code",
+                    "is not the code sent for this request",
+                ));
+            }
+        }
+        let mut values = BTreeMap::new();
+        values.insert("state", Value::Text("verified".into()));
+        values.insert("verification", Value::Text(method.clone()));
+        values.insert("verified_at", Value::Timestamp(self.now()));
+        if method == "operator_attested" {
+            values.insert("verification_reason", Value::Text(reason));
+        }
+        let matches = self
+            .match_contacts(tx.as_mut(), &text(&rec, "requester_email"))
+            .await?;
+        if matches.len() == 1 {
+            values.insert("contact_id", Value::Uuid(matches[0]));
+        }
+        self.save_request(tx.as_mut(), id, values).await?;
+        let ev = Event::new(p, "request.verify")
+            .subject(Some(id))
+            .record(Entity::Request, id)
+            .detail(format!("method={method} matches={}", matches.len()));
+        self.append(tx.as_mut(), ev).await?;
+        let rec = self.load_request(tx.as_mut(), id).await?;
+        let view = self.view_of(tx.as_mut(), &rec).await?;
+        tx.commit().await?;
+        Ok(view)
+    }
+
+    /// Resolves an ambiguous match: the operator names the contact.
+    pub async fn dsar_match(&self, p: &Principal, id: Uuid, contact: Uuid) -> Result<RequestView> {
+        let mut tx = self.privacy_tx(p, "request.match").await?;
+        let rec = self.load_request(tx.as_mut(), id).await?;
+        let candidates = self
+            .match_contacts(tx.as_mut(), &text(&rec, "requester_email"))
+            .await?;
+        if !candidates.contains(&contact) {
+            return Err(ServiceError::invalid(
+                "contact_id",
+                "is not a contact with the requester's email",
+            ));
+        }
+        let mut values = BTreeMap::new();
+        values.insert("contact_id", Value::Uuid(contact));
+        self.save_request(tx.as_mut(), id, values).await?;
+        let ev = Event::new(p, "request.match")
+            .subject(Some(id))
+            .record(Entity::Request, id);
+        self.append(tx.as_mut(), ev).await?;
+        let rec = self.load_request(tx.as_mut(), id).await?;
+        let view = self.view_of(tx.as_mut(), &rec).await?;
+        tx.commit().await?;
+        Ok(view)
+    }
+
+    /// Extends the due date once, as the law allows, with a recorded reason.
+    pub async fn dsar_extend(&self, p: &Principal, id: Uuid, reason: &str) -> Result<RequestView> {
+        let reason = reason.trim();
+        if reason.chars().count() < 5 || reason.chars().count() > 2000 {
+            return Err(ServiceError::invalid(
+                "reason",
+                "say why (5 to 2,000 characters); the person is told",
+            ));
+        }
+        let mut tx = self.privacy_tx(p, "request.extend").await?;
+        let rec = self.load_request(tx.as_mut(), id).await?;
+        if !rec.get("extension_reason").is_null() {
+            return Err(ServiceError::Conflict(
+                "the due date was already extended once; the law allows no more".into(),
+            ));
+        }
+        if matches!(text(&rec, "state").as_str(), "fulfilled" | "rejected") {
+            return Err(ServiceError::Conflict("the request is closed".into()));
+        }
+        let regime = Regime::from_name(&text(&rec, "regime"))
+            .ok_or_else(|| ServiceError::Internal("request regime".into()))?;
+        let Value::Timestamp(due) = rec.get("due_at") else {
+            return Err(ServiceError::Internal("request without a due date".into()));
+        };
+        let mut values = BTreeMap::new();
+        values.insert("due_at", Value::Timestamp(regime.extended(*due)));
+        values.insert("extension_reason", Value::Text(reason.to_string()));
+        self.save_request(tx.as_mut(), id, values).await?;
+        let ev = Event::new(p, "request.extend")
+            .subject(Some(id))
+            .record(Entity::Request, id);
+        self.append(tx.as_mut(), ev).await?;
+        let rec = self.load_request(tx.as_mut(), id).await?;
+        let view = self.view_of(tx.as_mut(), &rec).await?;
+        tx.commit().await?;
+        Ok(view)
+    }
+
+    /// Carries out a verified request, driven by the inventory; the result says
+    /// what was done, what was kept and why.
+    pub async fn dsar_fulfil(&self, p: &Principal, id: Uuid) -> Result<RequestView> {
+        let mut tx = self.privacy_tx(p, "request.fulfil").await?;
+        let rec = self.load_request(tx.as_mut(), id).await?;
+        match text(&rec, "state").as_str() {
+            "verified" => {}
+            "received" => {
+                return Err(ServiceError::Conflict(
+                    "verify the requester's identity first".into(),
+                ));
+            }
+            s => {
+                return Err(ServiceError::Conflict(format!(
+                    "the request is already {s}"
+                )));
+            }
+        }
+        let kind = text(&rec, "kind");
+        let contact = rec.get("contact_id").as_uuid();
+        let result = match contact {
+            None => {
+                let n = self
+                    .match_contacts(tx.as_mut(), &text(&rec, "requester_email"))
+                    .await?
+                    .len();
+                if n > 1 {
+                    return Err(ServiceError::Conflict(format!(
+                        "{n} contacts share the requester's email: choose one first (POST /api/v1/dsar/{id}/match)"
+                    )));
+                }
+                json!({"done": [], "kept": [], "note": "no personal data about this person is held"})
+            }
+            Some(c) => self.carry_out(tx.as_mut(), p, id, &kind, c, &rec).await?,
+        };
+        let mut values = BTreeMap::new();
+        values.insert("state", Value::Text("fulfilled".into()));
+        values.insert("closed_at", Value::Timestamp(self.now()));
+        values.insert("result", Value::Text(result.to_string()));
+        self.save_request(tx.as_mut(), id, values).await?;
+        let ev = Event::new(p, "request.fulfil")
+            .subject(Some(id))
+            .record(Entity::Request, id)
+            .detail(format!("kind={kind}"));
+        self.append(tx.as_mut(), ev).await?;
+        let rec = self.load_request(tx.as_mut(), id).await?;
+        let view = self.view_of(tx.as_mut(), &rec).await?;
+        tx.commit().await?;
+        if kind == "erasure"
+            && let Some(c) = contact
+        {
+            self.inner.keys.forget(&c);
+            self.journal_erasure(c);
+        }
+        Ok(view)
+    }
+
+    async fn carry_out(
+        &self,
+        tx: &mut dyn Tx,
+        p: &Principal,
+        request: Uuid,
+        kind: &str,
+        contact: Uuid,
+        rec: &Record,
+    ) -> Result<Json> {
+        match kind {
+            "access" | "portability" => Ok(json!({
+                "done": [format!("the {kind} package is ready: GET /api/v1/dsar/{request}/package")],
+                "kept": [],
+            })),
+            "erasure" => {
+                let flags = tx.active_flags(&[contact]).await?;
+                if flags.iter().any(|(_, f)| f == flags::LEGAL_HOLD) {
+                    return Ok(json!({
+                        "done": [],
+                        "kept": [{"what": "all records", "why": "a legal hold is in force; erasure follows when it is lifted"}],
+                    }));
+                }
+                let report = self.shred_in(tx, contact).await?;
+                let ev = Event::new(p, "subject.erase")
+                    .subject(Some(contact))
+                    .detail(format!("request={request}"));
+                self.append(tx, ev).await?;
+                let done: Vec<String> = report
+                    .shredded
+                    .iter()
+                    .map(|(e, n)| format!("{n} {e}: personal fields destroyed (crypto-shredded)"))
+                    .collect();
+                let kept: Vec<Json> = report
+                    .kept
+                    .iter()
+                    .map(|(e, n, why)| json!({"what": format!("{n} {e}, anonymised (amounts and dates only)"), "why": why}))
+                    .collect();
+                Ok(json!({"done": done, "kept": kept}))
+            }
+            "rectification" => {
+                let changes: Json = rec
+                    .get("details")
+                    .as_text()
+                    .and_then(|s| serde_json::from_str(s).ok())
+                    .unwrap_or(Json::Null);
+                if !changes.is_object() {
+                    return Err(ServiceError::Conflict(
+                        "a rectification request needs the corrected fields as details".into(),
+                    ));
+                }
+                let fields: Vec<String> = changes
+                    .as_object()
+                    .map(|o| o.keys().cloned().collect())
+                    .unwrap_or_default();
+                let vctx = Self::validation_context(tx).await?;
+                let values = custos_domain::validate::parse_input(
+                    Entity::Contact,
+                    &changes,
+                    custos_domain::validate::Mode::Patch,
+                    &vctx,
+                )
+                .map_err(ServiceError::Invalid)?;
+                let mut all = values;
+                all.insert("updated_at", Value::Timestamp(self.now()));
+                self.write_system_fields(tx, Entity::Contact, contact, Some(contact), &all)
+                    .await?;
+                let ev = Event::new(p, "contact.update")
+                    .subject(Some(contact))
+                    .record(Entity::Contact, contact)
+                    .detail(format!("fields={} request={request}", fields.join(",")));
+                self.append(tx, ev).await?;
+                Ok(json!({"done": [format!("corrected: {}", fields.join(", "))], "kept": []}))
+            }
+            "restriction" | "objection" | "opt_out_sale" | "limit_sensitive" => {
+                let flag = match kind {
+                    "restriction" => flags::RESTRICTED,
+                    "objection" => flags::OBJECTED,
+                    "opt_out_sale" => flags::OPTED_OUT_SALE,
+                    _ => flags::LIMIT_SENSITIVE,
+                };
+                let new = tx
+                    .set_flag(contact, flag, Some(request), self.now_ms())
+                    .await?;
+                let ev = Event::new(p, "subject.flag")
+                    .subject(Some(contact))
+                    .detail(format!("flag={flag} request={request}"));
+                self.append(tx, ev).await?;
+                if kind == "opt_out_sale" {
+                    self.consent_in(
+                        tx,
+                        Some(p),
+                        contact,
+                        "sale_share",
+                        "withdrawn",
+                        "dsar",
+                        &format!("request {request}"),
+                    )
+                    .await?;
+                }
+                let effect = match kind {
+                    "restriction" => {
+                        "only the privacy officer may process this person's records; they are left out of lists, searches and exports until the restriction is lifted"
+                    }
+                    "objection" => "left out of direct marketing and profiling from now on",
+                    "opt_out_sale" => "left out of every sale or sharing export from now on",
+                    _ => {
+                        "sensitive personal information is used only as needed for the service asked for"
+                    }
+                };
+                Ok(json!({"done": [effect], "kept": [], "already_in_force": !new}))
+            }
+            other => Err(ServiceError::Internal(format!(
+                "unknown request kind {other}"
+            ))),
+        }
+    }
+
+    /// Lifts a restriction (or another flag) set by a request.
+    pub async fn dsar_lift(&self, p: &Principal, id: Uuid) -> Result<RequestView> {
+        let mut tx = self.privacy_tx(p, "request.lift").await?;
+        let rec = self.load_request(tx.as_mut(), id).await?;
+        let contact = rec
+            .get("contact_id")
+            .as_uuid()
+            .ok_or_else(|| ServiceError::Conflict("the request names no contact".into()))?;
+        let flag = match text(&rec, "kind").as_str() {
+            "restriction" => flags::RESTRICTED,
+            _ => {
+                return Err(ServiceError::Conflict(
+                    "only a restriction is lifted this way".into(),
+                ));
+            }
+        };
+        if !tx.lift_flag(contact, flag, self.now_ms()).await? {
+            return Err(ServiceError::Conflict("no restriction is in force".into()));
+        }
+        let ev = Event::new(p, "subject.unflag")
+            .subject(Some(contact))
+            .detail(format!("flag={flag} request={id}"));
+        self.append(tx.as_mut(), ev).await?;
+        let view = self.view_of(tx.as_mut(), &rec).await?;
+        tx.commit().await?;
+        Ok(view)
+    }
+
+    /// The access or portability package: every field of every record about
+    /// the person, with what the inventory says about each category (Art. 15).
+    pub async fn dsar_package(&self, p: &Principal, id: Uuid) -> Result<Json> {
+        let mut tx = self.privacy_tx(p, "request.package").await?;
+        let rec = self.load_request(tx.as_mut(), id).await?;
+        let kind = text(&rec, "kind");
+        if !matches!(kind.as_str(), "access" | "portability") {
+            return Err(ServiceError::Conflict(
+                "only access and portability requests have a package".into(),
+            ));
+        }
+        if text(&rec, "state") != "fulfilled" {
+            return Err(ServiceError::Conflict(
+                "the package is available once the request is fulfilled".into(),
+            ));
+        }
+        let Some(contact) = rec.get("contact_id").as_uuid() else {
+            return Ok(
+                json!({"schema": "custos.dsar-package/v1", "request_id": id, "records": {}, "note": "no personal data about this person is held"}),
+            );
+        };
+        let mut records = serde_json::Map::new();
+        let mut categories = std::collections::BTreeSet::new();
+        for entity in [
+            Entity::Contact,
+            Entity::Activity,
+            Entity::Order,
+            Entity::Consent,
+            Entity::Deal,
+        ] {
+            let cond = if entity == Entity::Contact {
+                Condition::Eq("id", SqlValue::Text(contact.to_string()))
+            } else {
+                Condition::Eq("contact_id", SqlValue::Text(contact.to_string()))
+            };
+            let mut items = Vec::new();
+            for rid in self.ids_where(tx.as_mut(), entity, cond).await? {
+                let Some(row) = tx.get_record(entity, rid).await? else {
+                    continue;
+                };
+                let record = match self.open_internal(tx.as_mut(), entity, &row).await {
+                    Ok(r) => r,
+                    Err(ServiceError::Gone(_)) => continue,
+                    Err(e) => return Err(e),
+                };
+                let mut obj = serde_json::Map::new();
+                for f in inventory::fields(entity) {
+                    if f.category == custos_domain::DataCategory::Credentials {
+                        continue;
+                    }
+                    let v = record.get(f.name);
+                    if !v.is_null() {
+                        categories.insert(f.category);
+                    }
+                    obj.insert(f.name.to_string(), v.to_json());
+                }
+                items.push(Json::Object(obj));
+                let ev = Event::new(p, format!("{}.export", entity.name()))
+                    .subject(Some(contact))
+                    .record(entity, rid)
+                    .detail(format!("request={id}"));
+                self.append(tx.as_mut(), ev).await?;
+            }
+            if !items.is_empty() {
+                records.insert(entity.plural().to_string(), Json::Array(items));
+            }
+        }
+        let mut about = Vec::new();
+        for entity in [
+            Entity::Contact,
+            Entity::Activity,
+            Entity::Order,
+            Entity::Consent,
+            Entity::Deal,
+        ] {
+            for f in inventory::fields(entity) {
+                if !categories.contains(&f.category)
+                    || f.category == custos_domain::DataCategory::Credentials
+                {
+                    continue;
+                }
+                about.push(json!({
+                    "entity": entity.name(),
+                    "field": f.name,
+                    "category": f.category.name(),
+                    "purposes": f.purposes.iter().map(|p| p.name()).collect::<Vec<_>>(),
+                    "lawful_basis": f.lawful_basis,
+                    "recipients": f.recipients,
+                    "retention": f.retention,
+                    "source": f.source,
+                    "protection": match f.protection { Protection::Plain { .. } => "plain", _ => "sealed" },
+                }));
+            }
+        }
+        let flags: Vec<String> = tx
+            .active_flags(&[contact])
+            .await?
+            .into_iter()
+            .map(|(_, f)| f)
+            .collect();
+        tx.commit().await?;
+        Ok(json!({
+            "schema": "custos.dsar-package/v1",
+            "request_id": id,
+            "kind": kind,
+            "generated_at": format_timestamp(self.now()),
+            "subject_id": contact,
+            "records": records,
+            "processing_restrictions": flags,
+            "about_the_data": about,
+        }))
+    }
+
+    /// The evidence pack: the request, its timeline from the ledger with an
+    /// inclusion proof of each step against a fresh signed checkpoint.
+    pub async fn dsar_evidence(&self, p: &Principal, id: Uuid) -> Result<Json> {
+        let view = self.dsar_get(p, id).await?;
+        let checkpoint = self.ledger_checkpoint().await?;
+        let cp_size: u64 = checkpoint
+            .lines()
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0);
+        let mut filter = custos_store::EventFilter {
+            subject_id: Some(id.to_string()),
+            ..Default::default()
+        };
+        filter.before_index = Some(cp_size);
+        let mut steps = Vec::new();
+        let (mut events, _) = self
+            .audit_events(p, &crate::EventQuery { filter, limit: 500 })
+            .await?;
+        if let Some(c) = view.contact_id {
+            let f2 = custos_store::EventFilter {
+                subject_id: Some(c.to_string()),
+                before_index: Some(cp_size),
+                ..Default::default()
+            };
+            let (more, _) = self
+                .audit_events(
+                    p,
+                    &crate::EventQuery {
+                        filter: f2,
+                        limit: 500,
+                    },
+                )
+                .await?;
+            events.extend(more.into_iter().filter(|e| {
+                e.event
+                    .detail
+                    .as_deref()
+                    .is_some_and(|d| d.contains(&id.to_string()))
+            }));
+        }
+        events.sort_by_key(|e| e.index);
+        use base64::Engine;
+        let b64 = |h: &[u8]| base64::engine::general_purpose::STANDARD.encode(h);
+        for e in events {
+            let proof = self.inclusion_proof(p, e.index, cp_size).await?;
+            steps.push(json!({
+                "index": e.index,
+                "event": e.event,
+                "leaf_hash": b64(&proof.leaf_hash),
+                "inclusion_proof": proof.proof.iter().map(|h| b64(h)).collect::<Vec<_>>(),
+            }));
+        }
+        Ok(json!({
+            "schema": "custos.dsar-evidence/v1",
+            "request": view,
+            "timeline": steps,
+            "checkpoint": checkpoint,
+            "verifier_key": self.ledger_verifier_key()?,
+            "how_to_verify": "each leaf hash is SHA-256(0x00 || leaf bytes); verify each inclusion proof (RFC 9162 2.1.3.2) against the root in the checkpoint, and the checkpoint's Ed25519 signature against verifier_key (C2SP signed note)",
+        }))
+    }
+
+    /// The public status of a request, for the person's status link.
+    pub async fn dsar_public_status(&self, id: Uuid, token: &str) -> Result<PublicStatus> {
+        let mut tx = self.inner.store.begin().await?;
+        let rec = self
+            .load_request(tx.as_mut(), id)
+            .await
+            .map_err(|_| ServiceError::NotFound("request"))?;
+        let expected = secrets_of(&rec).get("status").cloned().unwrap_or_default();
+        if !custos_crypto::constant_time_eq(
+            expected.as_bytes(),
+            hex::encode(custos_crypto::hash_token(token)).as_bytes(),
+        ) {
+            return Err(ServiceError::NotFound("request"));
+        }
+        Ok(PublicStatus {
+            kind: text(&rec, "kind"),
+            state: text(&rec, "state"),
+            received_at: ts(&rec, "received_at").unwrap_or_default(),
+            due_at: ts(&rec, "due_at").unwrap_or_default(),
+            closed_at: ts(&rec, "closed_at"),
+        })
+    }
+
+    /// Appends a consent-ledger entry inside a transaction.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) async fn consent_in(
+        &self,
+        tx: &mut dyn Tx,
+        by: Option<&Principal>,
+        contact: Uuid,
+        purpose: &str,
+        state: &str,
+        method: &str,
+        evidence: &str,
+    ) -> Result<Uuid> {
+        let id = Uuid::now_v7();
+        let now = self.now();
+        let mut values: BTreeMap<&'static str, Value> = BTreeMap::new();
+        values.insert("contact_id", Value::Uuid(contact));
+        values.insert("purpose", Value::Text(purpose.to_string()));
+        values.insert("state", Value::Text(state.to_string()));
+        values.insert("method", Value::Text(method.to_string()));
+        values.insert(
+            "notice_version",
+            Value::Text(crate::consent::NOTICE_VERSION.to_string()),
+        );
+        values.insert(
+            "recorded_by",
+            by.filter(|p| p.user_id != Uuid::nil())
+                .map(|p| Value::Uuid(p.user_id))
+                .unwrap_or(Value::Null),
+        );
+        values.insert("recorded_at", Value::Timestamp(now));
+        values.insert(
+            "evidence",
+            if evidence.is_empty() {
+                Value::Null
+            } else {
+                Value::Text(evidence.to_string())
+            },
+        );
+        values.insert("created_at", Value::Timestamp(now));
+        values.insert("updated_at", Value::Timestamp(now));
+        let key = self
+            .inner
+            .keys
+            .write_key(tx, contact, "contact", self.now_ms())
+            .await?;
+        let mut columns = Vec::new();
+        self.seal_values(
+            tx,
+            Entity::Consent,
+            id,
+            Some(contact),
+            Some(&key),
+            &values,
+            &mut columns,
+        )
+        .await?;
+        tx.insert_record(
+            Entity::Consent,
+            &StoredRow {
+                id,
+                subject_id: Some(contact),
+                columns,
+            },
+        )
+        .await?;
+        let ev = match by {
+            Some(p) => Event::new(p, "consent.create"),
+            None => Event::anonymous(&RequestMeta::default(), "consent.create"),
+        };
+        self.append(
+            tx,
+            ev.subject(Some(contact))
+                .record(Entity::Consent, id)
+                .detail(format!("purpose={purpose} method={method}")),
+        )
+        .await?;
+        Ok(id)
+    }
+
+    /// Dashboard figures for the privacy officer: open, due soon, overdue, and
+    /// the median days to close of closed requests.
+    pub async fn dsar_summary(&self, p: &Principal) -> Result<Json> {
+        let all = self.dsar_list(p, None, 500).await?;
+        let open: Vec<&RequestView> = all.iter().filter(|r| r.clock != "closed").collect();
+        let mut days: Vec<f64> = all
+            .iter()
+            .filter_map(|r| {
+                let a = custos_domain::value::parse_timestamp(&r.received_at)?;
+                let b = custos_domain::value::parse_timestamp(r.closed_at.as_deref()?)?;
+                Some((b - a).as_seconds_f64() / 86_400.0)
+            })
+            .collect();
+        days.sort_by(|a, b| a.total_cmp(b));
+        let median = if days.is_empty() {
+            None
+        } else if days.len() % 2 == 1 {
+            Some(days[days.len() / 2])
+        } else {
+            Some((days[days.len() / 2 - 1] + days[days.len() / 2]) / 2.0)
+        };
+        Ok(json!({
+            "open": open.len(),
+            "due_soon": open.iter().filter(|r| r.clock == "due_soon").count(),
+            "overdue": open.iter().filter(|r| r.clock == "overdue").count(),
+            "closed": all.len() - open.len(),
+            "median_days_to_close": median,
+        }))
+    }
+}

@@ -1,0 +1,578 @@
+//! Data-subject requests, consent and exports end to end over HTTPS.
+
+#![allow(clippy::unwrap_used)]
+
+use base64::Engine;
+use custos_domain::Role;
+use custos_testkit::{TestServer, find_in_files};
+use serde_json::{Value, json};
+
+struct Api<'a> {
+    s: &'a TestServer,
+    token: String,
+}
+
+impl Api<'_> {
+    async fn post(&self, path: &str, body: Value) -> (u16, Value) {
+        let r = self
+            .s
+            .client()
+            .post(self.s.url(path))
+            .bearer_auth(&self.token)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        let status = r.status().as_u16();
+        (status, r.json().await.unwrap_or(Value::Null))
+    }
+    async fn get(&self, path: &str) -> (u16, Value) {
+        let r = self
+            .s
+            .client()
+            .get(self.s.url(path))
+            .bearer_auth(&self.token)
+            .send()
+            .await
+            .unwrap();
+        let status = r.status().as_u16();
+        (status, r.json().await.unwrap_or(Value::Null))
+    }
+}
+
+struct Person {
+    id: String,
+    values: Vec<String>,
+    order: String,
+    activity: String,
+}
+
+async fn person(a: &Api<'_>, tag: &str, email: &str) -> Person {
+    let first = format!("First{tag}");
+    let last = format!("Last{tag}");
+    let phone = format!("+44 20 7946 {:04}", tag.bytes().map(u32::from).sum::<u32>());
+    let (st, c) = a.post("/api/v1/contacts", json!({"first_name": first, "last_name": last, "email": email, "phone": phone, "tags": ["newsletter"]})).await;
+    assert_eq!(st, 201, "{c}");
+    let id = c["id"].as_str().unwrap().to_string();
+    let note = format!("Spoke with {tag} about renewals");
+    let (st, act) = a.post("/api/v1/activities", json!({"contact_id": id, "kind": "call", "body": note, "occurred_at": "2026-01-10T10:00:00Z"})).await;
+    assert_eq!(st, 201);
+    let addr = format!("{tag} House, 1 High Street");
+    let (st, order) = a
+        .post("/api/v1/orders", json!({"contact_id": id, "status": "completed", "total": "120.00", "currency": "GBP", "shipping_address": addr, "placed_at": "2026-01-10T10:00:00Z", "completed_at": "2026-01-11T10:00:00Z"}))
+        .await;
+    assert_eq!(st, 201);
+    Person {
+        id,
+        values: vec![first, last, email.to_string(), phone, note, addr],
+        order: order["id"].as_str().unwrap().to_string(),
+        activity: act["id"].as_str().unwrap().to_string(),
+    }
+}
+
+async fn request(po: &Api<'_>, kind: &str, email: &str, details: Option<Value>) -> String {
+    let mut body = json!({"kind": kind, "regime": "gdpr", "subject_email": email});
+    if let Some(d) = details {
+        body["details"] = d;
+    }
+    let (st, r) = po.post("/api/v1/dsar", body).await;
+    assert_eq!(st, 201, "{r}");
+    assert!(r["verification_code"].as_str().unwrap().len() == 6);
+    let id = r["id"].as_str().unwrap().to_string();
+    let (st, v) = po
+        .post(
+            &format!("/api/v1/dsar/{id}/verify"),
+            json!({"method": "operator_attested", "reason": "called back on the number we hold"}),
+        )
+        .await;
+    assert_eq!(st, 200, "{v}");
+    assert_eq!(v["state"], "verified");
+    let (st, v) = po
+        .post(&format!("/api/v1/dsar/{id}/fulfil"), json!({}))
+        .await;
+    assert_eq!(st, 200, "{v}");
+    assert_eq!(v["state"], "fulfilled");
+    id
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn access_package_holds_every_field_about_the_person_and_nothing_else() {
+    let s = TestServer::start().await;
+    let sales = Api {
+        s: &s,
+        token: s.token_for(Role::Sales).await,
+    };
+    let po = Api {
+        s: &s,
+        token: s.token_for(Role::PrivacyOfficer).await,
+    };
+    let ada = person(&sales, "Ada", "ada@dsar.example").await;
+    let other = person(&sales, "Bob", "bob@dsar.example").await;
+    let (st, _) = po.post("/api/v1/consents", json!({"contact_id": ada.id, "purpose": "marketing_email", "state": "given", "method": "form"})).await;
+    assert_eq!(st, 201);
+    let id = request(&po, "access", "ADA@dsar.example", None).await;
+    let (st, pkg) = po.get(&format!("/api/v1/dsar/{id}/package")).await;
+    assert_eq!(st, 200, "{pkg}");
+    let text = pkg.to_string();
+    for v in &ada.values {
+        assert!(text.contains(v.as_str()), "the package lacks {v}");
+    }
+    for v in &other.values {
+        assert!(
+            !text.contains(v.as_str()),
+            "the package holds another person's {v}"
+        );
+    }
+    assert!(text.contains(&ada.order) && text.contains(&ada.activity) && !text.contains(&other.id));
+    assert_eq!(pkg["records"]["consents"][0]["purpose"], "marketing_email");
+    // Each category comes with its purposes, basis, recipients, retention, source.
+    let about = pkg["about_the_data"].as_array().unwrap();
+    let addr = about
+        .iter()
+        .find(|a| a["field"] == "shipping_address")
+        .unwrap();
+    assert_eq!(addr["recipients"][0], "shipping carrier");
+    assert!(
+        addr["purposes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p == "order_fulfilment")
+    );
+    // CSV per entity.
+    let r = s
+        .client()
+        .get(s.url(&format!(
+            "/api/v1/dsar/{id}/package?format=csv&entity=activities"
+        )))
+        .bearer_auth(&po.token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(
+        r.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/csv")
+    );
+    let csv = r.text().await.unwrap();
+    assert!(
+        csv.contains(&ada.values[4]) && csv.lines().count() == 2,
+        "{csv}"
+    );
+    // Sales may not read requests or packages.
+    let (st, _) = sales.get(&format!("/api/v1/dsar/{id}/package")).await;
+    assert_eq!(st, 403);
+    // The evidence pack's proofs verify against its signed checkpoint.
+    let (st, ev) = po.get(&format!("/api/v1/dsar/{id}/evidence")).await;
+    assert_eq!(st, 200, "{ev}");
+    let cp = custos_ledger::checkpoint::verify_checkpoint(
+        ev["checkpoint"].as_str().unwrap(),
+        ev["verifier_key"].as_str().unwrap(),
+    )
+    .unwrap();
+    let steps = ev["timeline"].as_array().unwrap();
+    let actions: Vec<&str> = steps
+        .iter()
+        .map(|e| e["event"]["action"].as_str().unwrap())
+        .collect();
+    for a in ["request.create", "request.verify", "request.fulfil"] {
+        assert!(actions.contains(&a), "{actions:?}");
+    }
+    let b64 = |v: &Value| {
+        base64::engine::general_purpose::STANDARD
+            .decode(v.as_str().unwrap())
+            .unwrap()
+    };
+    for e in steps {
+        let leaf: [u8; 32] = b64(&e["leaf_hash"]).try_into().unwrap();
+        let proof: Vec<[u8; 32]> = e["inclusion_proof"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|h| b64(h).try_into().unwrap())
+            .collect();
+        custos_ledger::merkle::verify_inclusion(
+            &leaf,
+            e["index"].as_u64().unwrap(),
+            cp.size,
+            &proof,
+            &cp.root,
+        )
+        .unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn erasure_request_shreds_keeps_orders_and_says_why() {
+    let s = TestServer::start().await;
+    let sales = Api {
+        s: &s,
+        token: s.token_for(Role::Sales).await,
+    };
+    let po = Api {
+        s: &s,
+        token: s.token_for(Role::PrivacyOfficer).await,
+    };
+    let gone = person(&sales, "Erin", "erin@dsar.example").await;
+    let kept = person(&sales, "Kim", "kim@dsar.example").await;
+    let id = request(&po, "erasure", "erin@dsar.example", None).await;
+    let (_, v) = po.get(&format!("/api/v1/dsar/{id}")).await;
+    assert!(
+        v["result"]["kept"][0]["why"]
+            .as_str()
+            .unwrap()
+            .contains("accounting"),
+        "{v}"
+    );
+    assert_eq!(
+        sales.get(&format!("/api/v1/contacts/{}", gone.id)).await.0,
+        410
+    );
+    assert_eq!(
+        sales
+            .get(&format!("/api/v1/activities/{}", gone.activity))
+            .await
+            .0,
+        410
+    );
+    let (st, order) = sales.get(&format!("/api/v1/orders/{}", gone.order)).await;
+    assert_eq!(st, 200);
+    assert_eq!(order["total"], "120.00");
+    assert!(order["shipping_address"].is_null());
+    assert_eq!(
+        sales.get(&format!("/api/v1/contacts/{}", kept.id)).await.0,
+        200
+    );
+    let report = s.custos.audit_verify(|_, _| {}).await.unwrap();
+    assert!(matches!(report, custos_service::VerifyReport::Ok { .. }));
+    let dir = s.stop().await;
+    let needles: Vec<Vec<u8>> = gone.values.iter().map(|v| v.clone().into_bytes()).collect();
+    assert!(find_in_files(dir.path(), &needles).is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restriction_objection_opt_out_and_consent_govern_lists_and_exports() {
+    let s = TestServer::start().await;
+    let sales = Api {
+        s: &s,
+        token: s.token_for(Role::Sales).await,
+    };
+    let manager = Api {
+        s: &s,
+        token: s.token_for(Role::Manager).await,
+    };
+    let po = Api {
+        s: &s,
+        token: s.token_for(Role::PrivacyOfficer).await,
+    };
+    let r = person(&sales, "Rita", "rita@dsar.example").await;
+    let o = person(&sales, "Otto", "otto@dsar.example").await;
+    let c = person(&sales, "Cleo", "cleo@dsar.example").await;
+    for p in [&r, &o, &c] {
+        let (st, _) = sales
+            .post(
+                "/api/v1/consents",
+                json!({"contact_id": p.id, "purpose": "marketing_email", "state": "given"}),
+            )
+            .await;
+        assert_eq!(st, 201);
+    }
+    let export = |purpose: &'static str| {
+        let m = &manager;
+        async move {
+            let (st, e) = m
+                .get(&format!("/api/v1/exports/contacts?purpose={purpose}"))
+                .await;
+            assert_eq!(st, 200, "{e}");
+            let ids: Vec<String> = e["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|i| i["id"].as_str().unwrap().to_string())
+                .collect();
+            (ids, e["excluded"].clone())
+        }
+    };
+    let (ids, _) = export("marketing_email").await;
+    assert_eq!(ids.len(), 3);
+
+    // Restriction: gone from sales' lists, searches and every export; readable by the privacy officer.
+    request(&po, "restriction", "rita@dsar.example", None).await;
+    let (_, list) = sales.get("/api/v1/contacts").await;
+    assert!(
+        list["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|i| i["id"] != r.id.as_str())
+    );
+    let (_, found) = sales.get("/api/v1/contacts?email=rita@dsar.example").await;
+    assert!(found["items"].as_array().unwrap().is_empty());
+    assert_eq!(
+        sales.get(&format!("/api/v1/contacts/{}", r.id)).await.0,
+        403
+    );
+    assert_eq!(po.get(&format!("/api/v1/contacts/{}", r.id)).await.0, 200);
+    let (ids, excluded) = export("marketing_email").await;
+    assert!(
+        !ids.contains(&r.id) && excluded["restricted"] == 1,
+        "{excluded}"
+    );
+    let (ids, _) = {
+        let (st, e) = manager.get("/api/v1/exports/contacts").await;
+        assert_eq!(st, 200);
+        (
+            e["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|i| i["id"].as_str().unwrap().to_string())
+                .collect::<Vec<_>>(),
+            (),
+        )
+    };
+    assert!(!ids.contains(&r.id));
+
+    // Objection: out of marketing, still in other exports.
+    request(&po, "objection", "otto@dsar.example", None).await;
+    let (ids, excluded) = export("marketing_email").await;
+    assert!(
+        !ids.contains(&o.id) && excluded["objected"] == 1,
+        "{excluded}"
+    );
+    let (ids, _) = export("sale_share").await;
+    assert!(ids.contains(&o.id));
+
+    // Opt-out of sale/sharing: out of sale_share exports only.
+    request(&po, "opt_out_sale", "cleo@dsar.example", None).await;
+    let (ids, excluded) = export("sale_share").await;
+    assert!(
+        !ids.contains(&c.id) && excluded["opted_out"] == 1,
+        "{excluded}"
+    );
+    let (ids, _) = export("marketing_email").await;
+    assert!(ids.contains(&c.id));
+
+    // Withdrawing consent: out of marketing; the history keeps both entries.
+    let (st, _) = sales.post("/api/v1/consents", json!({"contact_id": c.id, "purpose": "marketing_email", "state": "withdrawn", "method": "staff"})).await;
+    assert_eq!(st, 201);
+    let (ids, excluded) = export("marketing_email").await;
+    assert!(
+        !ids.contains(&c.id) && excluded["no_consent"] == 1,
+        "{excluded}"
+    );
+    let (_, h) = sales
+        .get(&format!("/api/v1/consents?contact_id={}", c.id))
+        .await;
+    let entries = h["entries"].as_array().unwrap();
+    let marketing: Vec<&Value> = entries
+        .iter()
+        .filter(|e| e["purpose"] == "marketing_email")
+        .collect();
+    assert_eq!(marketing.len(), 2);
+    assert_eq!(h["current"]["marketing_email"]["state"], "withdrawn");
+    assert_eq!(h["current"]["sale_share"]["state"], "withdrawn");
+    assert!(marketing[0]["receipt"]["notice"]["version"].is_string());
+
+    // Lifting the restriction brings Rita back.
+    let (_, q) = po.get("/api/v1/dsar?state=fulfilled").await;
+    let rid = q["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["kind"] == "restriction")
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (st, _) = po
+        .post(&format!("/api/v1/dsar/{rid}/lift"), json!({}))
+        .await;
+    assert_eq!(st, 200);
+    assert_eq!(
+        sales.get(&format!("/api/v1/contacts/{}", r.id)).await.0,
+        200
+    );
+    // Sales may not export at all.
+    assert_eq!(sales.get("/api/v1/exports/contacts").await.0, 403);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_public_portal_honours_global_privacy_control() {
+    let s = TestServer::start().await;
+    let sales = Api {
+        s: &s,
+        token: s.token_for(Role::Sales).await,
+    };
+    let manager = Api {
+        s: &s,
+        token: s.token_for(Role::Manager).await,
+    };
+    let g = person(&sales, "Gina", "gina@dsar.example").await;
+    let r = s
+        .client()
+        .post(s.url("/api/v1/privacy/requests"))
+        .header("Sec-GPC", "1")
+        .json(&json!({"kind": "access", "regime": "ccpa", "subject_email": "gina@dsar.example"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["gpc_opt_out_recorded"], true);
+    let (_, e) = manager
+        .get("/api/v1/exports/contacts?purpose=sale_share")
+        .await;
+    assert!(
+        e["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|i| i["id"] != g.id.as_str())
+    );
+    let (_, h) = sales
+        .get(&format!("/api/v1/consents?contact_id={}", g.id))
+        .await;
+    assert_eq!(h["entries"][0]["method"], "gpc");
+    // The status link works with its token, and only with it.
+    let id = v["id"].as_str().unwrap();
+    let token = v["status_token"].as_str().unwrap();
+    let ok = s
+        .client()
+        .get(s.url(&format!("/api/v1/privacy/requests/{id}?token={token}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ok.status(), 200);
+    let st: Value = ok.json().await.unwrap();
+    assert_eq!(st["state"], "received");
+    assert!(
+        !st.to_string().contains("gina"),
+        "the public status shows no personal data"
+    );
+    let bad = s
+        .client()
+        .get(s.url(&format!("/api/v1/privacy/requests/{id}?token=cds_wrong")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad.status(), 404);
+    // CCPA requests are due 45 days later.
+    let received =
+        custos_domain::value::parse_timestamp(st["received_at"].as_str().unwrap()).unwrap();
+    let due = custos_domain::value::parse_timestamp(st["due_at"].as_str().unwrap()).unwrap();
+    assert_eq!((due - received).whole_days(), 45);
+    // An opt-out without GPC answers the same for unknown emails.
+    let r = s
+        .client()
+        .post(s.url("/api/v1/privacy/opt-out"))
+        .json(&json!({"email": "nobody@nowhere.example"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 202);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn verification_by_code_ambiguity_extension_and_rectification() {
+    let s = TestServer::start().await;
+    let sales = Api {
+        s: &s,
+        token: s.token_for(Role::Sales).await,
+    };
+    let po = Api {
+        s: &s,
+        token: s.token_for(Role::PrivacyOfficer).await,
+    };
+    let a = person(&sales, "Twin", "twin@dsar.example").await;
+    let b = person(&sales, "Twinb", "twin@dsar.example").await;
+    let (st, r) = po.post("/api/v1/dsar", json!({"kind": "rectification", "regime": "gdpr", "subject_email": "twin@dsar.example", "details": {"last_name": "Corrected"}})).await;
+    assert_eq!(st, 201, "{r}");
+    let id = r["id"].as_str().unwrap();
+    let code = r["verification_code"].as_str().unwrap();
+    let wrong = if code == "000000" { "000001" } else { "000000" };
+    let (st, e) = po
+        .post(
+            &format!("/api/v1/dsar/{id}/verify"),
+            json!({"method": "code", "code": wrong}),
+        )
+        .await;
+    assert_eq!(st, 422, "{e}");
+    assert_eq!(e["errors"][0]["field"], "code");
+    let (st, v) = po
+        .post(
+            &format!("/api/v1/dsar/{id}/verify"),
+            json!({"method": "code", "code": code}),
+        )
+        .await;
+    assert_eq!(st, 200, "{v}");
+    assert_eq!(
+        v["candidates"].as_array().unwrap().len(),
+        2,
+        "two contacts share the email"
+    );
+    let (st, _) = po
+        .post(&format!("/api/v1/dsar/{id}/fulfil"), json!({}))
+        .await;
+    assert_eq!(st, 409, "ambiguous: the operator must choose");
+    let (st, _) = po
+        .post(
+            &format!("/api/v1/dsar/{id}/match"),
+            json!({"contact_id": b.id}),
+        )
+        .await;
+    assert_eq!(st, 200);
+    // Extension: once, with a reason, two months for the GDPR.
+    let (st, x) = po
+        .post(
+            &format!("/api/v1/dsar/{id}/extend"),
+            json!({"reason": "complex: records in two systems"}),
+        )
+        .await;
+    assert_eq!(st, 200);
+    let before = custos_domain::value::parse_timestamp(r["due_at"].as_str().unwrap()).unwrap();
+    let after = custos_domain::value::parse_timestamp(x["due_at"].as_str().unwrap()).unwrap();
+    assert_eq!(after, custos_domain::dsar::add_months(before, 2));
+    assert_eq!(x["extension_reason"], "complex: records in two systems");
+    assert_eq!(
+        po.post(
+            &format!("/api/v1/dsar/{id}/extend"),
+            json!({"reason": "once more please"})
+        )
+        .await
+        .0,
+        409
+    );
+    let (st, v) = po
+        .post(&format!("/api/v1/dsar/{id}/fulfil"), json!({}))
+        .await;
+    assert_eq!(st, 200, "{v}");
+    let (_, bb) = sales.get(&format!("/api/v1/contacts/{}", b.id)).await;
+    assert_eq!(bb["last_name"], "Corrected");
+    let (_, aa) = sales.get(&format!("/api/v1/contacts/{}", a.id)).await;
+    assert_eq!(
+        aa["last_name"],
+        a.values[1].as_str(),
+        "the other contact is untouched"
+    );
+    // Bad input: unknown kind, bad regime, bad email, bad correction.
+    let (st, e) = po
+        .post(
+            "/api/v1/dsar",
+            json!({"kind": "nope", "regime": "eu", "subject_email": "x"}),
+        )
+        .await;
+    assert_eq!(st, 422);
+    let fields: Vec<&str> = e["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x["field"].as_str().unwrap())
+        .collect();
+    assert_eq!(fields, ["kind", "regime", "subject_email"]);
+    let (st, e) = po.post("/api/v1/dsar", json!({"kind": "rectification", "regime": "gdpr", "subject_email": "twin@dsar.example", "details": {"email": "not an email"}})).await;
+    assert_eq!(st, 422);
+    assert_eq!(e["errors"][0]["field"], "details.email");
+}
