@@ -425,6 +425,32 @@ mod tests {
     }
 
     #[test]
+    fn a_cursor_value_of_another_type_is_mapped_to_the_sort_key_type() {
+        let page = |v: SqlValue| {
+            list(
+                Dialect::Postgres,
+                &ListQuery {
+                    entity: Entity::Contact,
+                    conditions: vec![],
+                    sort: Sort {
+                        field: "created_at",
+                        descending: true,
+                    },
+                    after: Some((v, Uuid::nil())),
+                    limit: 10,
+                },
+            )
+            .binds[0]
+                .clone()
+        };
+        // Where SQLite's cross-type order puts them: text after every number.
+        assert_eq!(page(SqlValue::Text("zzz".into())), SqlValue::Int(i64::MAX));
+        assert_eq!(page(SqlValue::Bool(true)), SqlValue::Int(1));
+        assert_eq!(page(SqlValue::Null), SqlValue::Int(i64::MIN));
+        assert_eq!(page(SqlValue::Int(7)), SqlValue::Int(7));
+    }
+
+    #[test]
     fn empty_id_list_matches_nothing() {
         let q = count(Dialect::Sqlite, Entity::Deal, &[Condition::IdIn(vec![])]);
         assert!(q.sql.ends_with("WHERE 1 = 0"));
