@@ -1,5 +1,5 @@
 //! Cryptography for Custos: the key hierarchy, sealed fields, blind indexes,
-//! password hashing and tokens.
+//! password hashing, tokens, TOTP and WebAuthn verification.
 //!
 //! The key hierarchy is: a versioned [`MasterKey`] (the key-encryption key, held in a
 //! [`MasterKeyring`] so old versions can still be read during a rotation) wraps one
@@ -16,14 +16,18 @@
 
 mod backup;
 mod blind_index;
+mod common_passwords;
 mod keys;
 pub mod normalize;
 mod password;
 mod seal;
 mod token;
+pub mod totp;
+pub mod webauthn;
 
 pub use backup::{BackupHeader, decrypt_backup, encrypt_backup};
 pub use blind_index::{BlindIndexKey, BlindIndexRoot, blind_index_bits, hmac_sha256};
+pub use common_passwords::{common_password_count, is_common_password};
 pub use keys::{DataKey, MasterKey, MasterKeyring, wrapped_version};
 pub use password::{
     derive_key, dummy_verify_password, hash_password, password_needs_rehash, verify_password,

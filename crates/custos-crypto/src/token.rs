@@ -100,7 +100,7 @@ mod tests {
         let a: [u8; 32] = random_bytes().unwrap();
         let b: [u8; 32] = random_bytes().unwrap();
         assert_ne!(a, b);
-        assert_eq!(random_bytes::<0>().unwrap(), []);
+        assert_eq!(random_bytes::<0>().unwrap(), [0u8; 0]);
     }
 
     #[test]

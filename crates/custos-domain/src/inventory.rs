@@ -910,20 +910,32 @@ pub static FIELDS: &[FieldDecl] = &[
             reason: "access-control role, not personal",
         },
         sortable: true,
-        description: "Role that decides what the user may do.",
+        description: "Role that decides what the user may do: a built-in role (admin, manager, sales, support, privacy_officer, auditor) or one an administrator defined.",
         ..base(
             Entity::User,
             "role",
             "Role",
-            FieldKind::Enum {
-                values: &[
-                    "admin",
-                    "manager",
-                    "sales",
-                    "support",
-                    "privacy_officer",
-                    "auditor",
-                ],
+            FieldKind::Text {
+                max: 40,
+                multiline: false,
+            },
+        )
+    },
+    FieldDecl {
+        purposes: OPERATION,
+        retention: Retention::WhileAccount,
+        protection: Protection::Plain {
+            reason: "name of an organisational unit, needed for team-scoped access; not about the person",
+        },
+        sortable: true,
+        description: "Team the user belongs to; roles scoped to a team see the records owned by its members.",
+        ..base(
+            Entity::User,
+            "team",
+            "Team",
+            FieldKind::Text {
+                max: 60,
+                multiline: false,
             },
         )
     },
@@ -953,6 +965,27 @@ pub static FIELDS: &[FieldDecl] = &[
             "Password hash",
             FieldKind::Text {
                 max: 512,
+                multiline: false,
+            },
+        )
+    },
+    FieldDecl {
+        presence: Presence::System,
+        category: DataCategory::Credentials,
+        sensitivity: Sensitivity::Critical,
+        purposes: OPERATION,
+        lawful_basis: LawfulBasis::Contract,
+        subject_type: SubjectType::Staff,
+        retention: Retention::WhileAccount,
+        protection: Protection::Sealed,
+        source: Source::System,
+        description: "Shared secret of the user's authenticator app (RFC 6238 TOTP), sealed; set once enrolment is confirmed.",
+        ..base(
+            Entity::User,
+            "totp_secret",
+            "Authenticator secret",
+            FieldKind::Text {
+                max: 200,
                 multiline: false,
             },
         )

@@ -393,13 +393,7 @@ mod tests {
     }
 
     fn as_role(role: Role) -> Principal {
-        Principal {
-            user_id: Uuid::nil(),
-            role,
-            via: Via::Cli,
-            client: None,
-            request_id: None,
-        }
+        Principal::with_role(Uuid::nil(), role, Via::Cli)
     }
 
     #[tokio::test]

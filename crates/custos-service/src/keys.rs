@@ -389,6 +389,14 @@ impl Keys {
     }
 
     /// The blind-index value for a search term (already normalised by the caller).
+    /// A keyed 128-bit hash naming a throttling bucket (an account's email or a
+    /// client address) without storing the value.
+    pub(crate) fn throttle_key(&self, kind: &str, value: &str) -> Vec<u8> {
+        self.blind_root
+            .field_key("throttle", kind)
+            .index(value, 128)
+    }
+
     pub(crate) fn blind_term(&self, entity: Entity, field: &str, normalised: &str) -> Vec<u8> {
         self.blind_root
             .field_key(entity.name(), field)

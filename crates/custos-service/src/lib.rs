@@ -13,6 +13,7 @@ mod error;
 mod keyops;
 mod keys;
 mod ledger;
+mod mfa;
 mod principal;
 mod query;
 mod records;
@@ -20,7 +21,10 @@ mod search;
 mod settings;
 
 pub use audit::AuditEntry;
-pub use auth::{LoginResult, NewToken, UserView};
+pub use auth::{
+    ENROLMENT_REQUIRED, LoginResult, NewToken, PASSWORD_MAX, PASSWORD_MIN, STEP_UP_REQUIRED,
+    SessionView, SignIn, TOKEN_SCOPES, Throttle, TokenView, UserView,
+};
 pub use consent::{Exclusions, Export, NOTICE_VERSION};
 pub use custos_store::EventFilter;
 pub use dashboard::{
@@ -31,6 +35,7 @@ pub use error::{Result, ServiceError};
 pub use keyops::{BackupInfo, ErasureJournal, ErasureReport, KeyReport, MasterVersionStatus};
 pub use keys::{KeyReload, KeyStatus};
 pub use ledger::{EventQuery, InclusionProof, LedgerStatus, VerifyReport, WitnessReport};
+pub use mfa::{PasskeyView, TotpConfirmed, TotpEnrolment};
 pub use principal::{Principal, RequestMeta, Via};
 pub use query::{ListParams, Page};
 pub use records::RecordView;
@@ -59,6 +64,20 @@ pub struct Config {
     pub ledger_origin: String,
     /// A subject's data key is replaced (on the next write) once it is this old.
     pub dek_max_age: Duration,
+    /// The MFA policy a new database starts with: every account needs a second
+    /// factor (an account without one can only enrol one). Administrators
+    /// change it later in Settings; the stored setting wins over this.
+    pub mfa_required: bool,
+    /// How long after a second-factor check a session may do sensitive things
+    /// (export, erasure, role and key changes, API tokens) without a new one.
+    pub step_up_window: Duration,
+    /// The WebAuthn relying-party id: the host name users open (never an IP
+    /// address). Passkeys are bound to it.
+    pub webauthn_rp_id: String,
+    /// Page origins allowed to run WebAuthn ceremonies. Empty: `https://` on
+    /// the relying-party id with any port (and `http://localhost` when the id
+    /// is `localhost`, a secure context).
+    pub webauthn_origins: Vec<String>,
 }
 
 impl Default for Config {
@@ -71,6 +90,10 @@ impl Default for Config {
             key_cache_size: 10_000,
             ledger_origin: "custos.local/ledger".to_string(),
             dek_max_age: Duration::from_secs(365 * 86_400),
+            mfa_required: true,
+            step_up_window: Duration::from_secs(10 * 60),
+            webauthn_rp_id: "localhost".to_string(),
+            webauthn_origins: Vec::new(),
         }
     }
 }

@@ -27,9 +27,24 @@ pub struct Principal {
     pub client: Option<String>,
     /// The request id, for the audit ledger.
     pub request_id: Option<String>,
+    /// Sessions: when the user last proved a second factor (or, for accounts
+    /// without one, their password) in it (Unix ms). Step-up needs it recent.
+    pub verified_at: Option<i64>,
 }
 
 impl Principal {
+    /// A principal acting with `role` (tests and internal use).
+    pub fn with_role(user_id: Uuid, role: Role, via: Via) -> Principal {
+        Principal {
+            user_id,
+            role,
+            via,
+            client: None,
+            request_id: None,
+            verified_at: None,
+        }
+    }
+
     /// The local operator using the `custos` command: acts as an administrator.
     pub fn cli() -> Principal {
         Principal {
@@ -38,6 +53,7 @@ impl Principal {
             via: Via::Cli,
             client: None,
             request_id: None,
+            verified_at: None,
         }
     }
 
@@ -66,4 +82,6 @@ pub struct RequestMeta {
     pub client: Option<String>,
     /// Request id.
     pub request_id: Option<String>,
+    /// The client's `User-Agent`, shortened, for the list of sessions (sealed).
+    pub user_agent: Option<String>,
 }

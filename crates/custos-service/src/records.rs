@@ -898,6 +898,9 @@ impl Custos {
                 .not_found_in(tx, p, entity, &format!("{}.update", entity.name()), id)
                 .await);
         };
+        if entity == Entity::User {
+            self.guard_user_update(tx.as_mut(), p, id, &values).await?;
+        }
         self.check_refs(tx.as_mut(), entity, &values).await?;
         let key = self
             .write_key_for(tx.as_mut(), entity, row.subject_id)

@@ -16,6 +16,7 @@ impl Custos {
                 .map_err(|e| ServiceError::Internal(e.to_string()))?;
             tx.put_setting(STAGES_KEY, &json).await?;
         }
+        self.ensure_auth_defaults(tx.as_mut()).await?;
         tx.commit().await?;
         Ok(())
     }

@@ -17,6 +17,8 @@ mod cascade;
 mod crud;
 #[path = "service/erasure.rs"]
 mod erasure;
+#[path = "service/identity.rs"]
+mod identity;
 #[path = "service/permissions.rs"]
 mod permissions;
 #[path = "service/pipeline.rs"]

@@ -224,6 +224,13 @@ pub struct SessionRow {
     pub expires_at: i64,
     /// Revoked (Unix ms).
     pub revoked_at: Option<i64>,
+    /// `full`, or `enrol` for a session that may only set up a second factor.
+    pub kind: String,
+    /// When a second factor (or, for accounts without one, the password) was
+    /// last checked in this session (Unix ms), for step-up.
+    pub verified_at: Option<i64>,
+    /// The device (user agent and address), sealed under the user's data key.
+    pub device: Option<Vec<u8>>,
 }
 
 /// An API token (stored hashed).
@@ -245,6 +252,70 @@ pub struct ApiTokenRow {
     pub expires_at: Option<i64>,
     /// Revoked (Unix ms).
     pub revoked_at: Option<i64>,
+    /// Comma-separated scopes; `None` allows everything the user's role does.
+    pub scopes: Option<String>,
+}
+
+/// The sign-in state of one user: counters, times and hashes, no personal values.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct UserAuthRow {
+    /// The user.
+    pub user_id: Uuid,
+    /// Time step of the last accepted TOTP code (older or equal steps are replays).
+    pub totp_last_step: Option<i64>,
+    /// Failed sign-ins since the last successful one (told to the user).
+    pub failed_since_login: i64,
+    /// Last successful sign-in (Unix ms).
+    pub last_login_at: Option<i64>,
+    /// Last password change (Unix ms): sessions from before it are refused.
+    pub password_changed_at: Option<i64>,
+    /// SHA-256 hashes (32 bytes each) of the unused recovery codes.
+    pub recovery_codes: Vec<u8>,
+}
+
+/// A WebAuthn credential (passkey or security key) of a user.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CredentialRow {
+    /// Row id (opaque, used in audit events and URLs).
+    pub id: Uuid,
+    /// The user.
+    pub user_id: Uuid,
+    /// The authenticator's credential id.
+    pub credential_id: Vec<u8>,
+    /// The public key (algorithm tag and key bytes).
+    pub public_key: Vec<u8>,
+    /// Signature counter.
+    pub sign_count: i64,
+    /// The name the user gave it, sealed under their data key.
+    pub name: Option<Vec<u8>>,
+    /// Registered (Unix ms).
+    pub created_at: i64,
+    /// Last used (Unix ms).
+    pub last_used_at: Option<i64>,
+}
+
+/// A short-lived authentication ceremony (a sign-in waiting for its second
+/// factor, a passkey registration, a step-up), found by its token's hash.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChallengeRow {
+    /// Row id.
+    pub id: Uuid,
+    /// SHA-256 of the token given to the client.
+    pub token_hash: Vec<u8>,
+    /// The user.
+    pub user_id: Uuid,
+    /// `signin`, `register` or `stepup`.
+    pub purpose: String,
+    /// The session it belongs to, if any.
+    pub session_id: Option<Uuid>,
+    /// The WebAuthn challenge issued, if any.
+    pub challenge: Option<Vec<u8>>,
+    /// Wrong codes tried so far.
+    pub attempts: i64,
+    /// Created (Unix ms).
+    pub created_at: i64,
+    /// Ends (Unix ms).
+    pub expires_at: i64,
 }
 
 /// One stored ledger leaf.
@@ -417,6 +488,10 @@ pub trait Tx: Send {
     async fn get_setting(&mut self, name: &str) -> Result<Option<String>>;
     /// Stores a setting.
     async fn put_setting(&mut self, name: &str, value: &str) -> Result<()>;
+    /// Every setting whose name starts with `prefix`, by name.
+    async fn list_settings(&mut self, prefix: &str) -> Result<Vec<(String, String)>>;
+    /// Deletes a setting; false when there was none.
+    async fn delete_setting(&mut self, name: &str) -> Result<bool>;
 
     // ---- sessions and tokens
     /// Stores a new session.
@@ -433,6 +508,59 @@ pub trait Tx: Send {
     async fn find_api_token(&mut self, token_hash: &[u8]) -> Result<Option<ApiTokenRow>>;
     /// Records use of an API token.
     async fn touch_api_token(&mut self, id: Uuid, now_ms: i64) -> Result<()>;
+    /// Sessions neither revoked nor past their absolute end at `now_ms`, of one
+    /// user or of everyone, newest first.
+    async fn list_sessions(
+        &mut self,
+        user_id: Option<Uuid>,
+        now_ms: i64,
+        limit: u32,
+    ) -> Result<Vec<SessionRow>>;
+    /// Revokes every live session of a user except `except`; returns how many.
+    async fn revoke_user_sessions(
+        &mut self,
+        user_id: Uuid,
+        now_ms: i64,
+        except: Option<Uuid>,
+    ) -> Result<u64>;
+    /// Records a second-factor check on a session and sets its kind.
+    async fn set_session_verified(&mut self, id: Uuid, verified_at: i64, kind: &str) -> Result<()>;
+    /// API tokens of one user or of everyone, newest first (revoked included).
+    async fn list_api_tokens(&mut self, user_id: Option<Uuid>) -> Result<Vec<ApiTokenRow>>;
+    /// Revokes an API token; false when it was unknown or already revoked.
+    async fn revoke_api_token(&mut self, id: Uuid, now_ms: i64) -> Result<bool>;
+
+    // ---- second factors and throttling
+    /// The sign-in state of a user.
+    async fn get_user_auth(&mut self, user_id: Uuid) -> Result<Option<UserAuthRow>>;
+    /// Stores the sign-in state of a user.
+    async fn put_user_auth(&mut self, row: &UserAuthRow) -> Result<()>;
+    /// Stores a new WebAuthn credential.
+    async fn insert_credential(&mut self, row: &CredentialRow) -> Result<()>;
+    /// A user's WebAuthn credentials, oldest first.
+    async fn list_credentials(&mut self, user_id: Uuid) -> Result<Vec<CredentialRow>>;
+    /// Records a use of a credential.
+    async fn touch_credential(&mut self, id: Uuid, sign_count: i64, now_ms: i64) -> Result<()>;
+    /// Deletes one credential of a user, or all of them; returns how many.
+    async fn delete_credentials(&mut self, user_id: Uuid, id: Option<Uuid>) -> Result<u64>;
+    /// Stores a new ceremony.
+    async fn insert_challenge(&mut self, row: &ChallengeRow) -> Result<()>;
+    /// Finds a ceremony by its token's hash.
+    async fn find_challenge(&mut self, token_hash: &[u8]) -> Result<Option<ChallengeRow>>;
+    /// Updates a ceremony's attempts and WebAuthn challenge.
+    async fn update_challenge(
+        &mut self,
+        id: Uuid,
+        attempts: i64,
+        challenge: Option<&[u8]>,
+    ) -> Result<()>;
+    /// Ends a ceremony (and any that expired before `now_ms`).
+    async fn delete_challenge(&mut self, id: Uuid, now_ms: i64) -> Result<()>;
+    /// Records a failed sign-in under a throttling key; forgets failures older
+    /// than a day.
+    async fn record_auth_failure(&mut self, key: &[u8], at_ms: i64) -> Result<()>;
+    /// Failures under a key at or after `since_ms`: how many, and the latest.
+    async fn auth_failures(&mut self, key: &[u8], since_ms: i64) -> Result<(u64, Option<i64>)>;
 
     // ---- ledger
     /// The tree size and frontier after the last append.

@@ -44,10 +44,13 @@ impl std::fmt::Debug for TestServer {
 
 impl TestServer {
     /// Starts a server in a new temporary data directory, on the backend the
-    /// suite runs on: SQLite in the data directory, or a new PostgreSQL
-    /// database (see [`backend`]).
+    /// suite runs on (SQLite in the data directory, or a new PostgreSQL
+    /// database, see [`backend`]), with the MFA policy off ([`password_only`]):
+    /// tests of CRM features sign in with a password or use API tokens. Tests
+    /// of sign-in itself use [`TestServer::start_with`] and
+    /// [`Config::default`], where every account needs a second factor.
     pub async fn start() -> TestServer {
-        Self::start_with(Config::default()).await
+        Self::start_with(password_only()).await
     }
 
     /// Starts a server with the given configuration, on the suite's backend.
@@ -63,7 +66,7 @@ impl TestServer {
     /// Starts a server on SQLite in its data directory, whatever the suite's
     /// backend: for tests of what the embedded database writes to disk.
     pub async fn start_sqlite() -> TestServer {
-        Self::boot(tempfile::tempdir().unwrap(), None, Config::default()).await
+        Self::boot(tempfile::tempdir().unwrap(), None, password_only()).await
     }
 
     async fn boot(dir: tempfile::TempDir, database: Option<TestDatabase>, config: Config) -> Self {
@@ -168,6 +171,14 @@ impl TestServer {
         self.custos.close().await;
         drop(self._database);
         self.dir
+    }
+}
+
+/// The default configuration with the MFA policy off.
+pub fn password_only() -> Config {
+    Config {
+        mfa_required: false,
+        ..Config::default()
     }
 }
 

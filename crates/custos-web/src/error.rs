@@ -87,6 +87,15 @@ impl From<ServiceError> for ApiError {
                 "Sign-in required",
                 "send a valid bearer token (Authorization: Bearer …) or sign in",
             ),
+            ServiceError::Forbidden(d) if d == custos_service::STEP_UP_REQUIRED => {
+                ApiError::new(S::FORBIDDEN, "step-up-required", "Confirm your identity", d)
+            }
+            ServiceError::Forbidden(d) if d == custos_service::ENROLMENT_REQUIRED => ApiError::new(
+                S::FORBIDDEN,
+                "mfa-enrolment-required",
+                "Set up a second factor",
+                d,
+            ),
             ServiceError::Forbidden(d) => {
                 ApiError::new(S::FORBIDDEN, "forbidden", "Not allowed", d)
             }

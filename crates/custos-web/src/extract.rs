@@ -23,7 +23,53 @@ pub fn request_meta(parts: &Parts) -> RequestMeta {
         .get::<ConnectInfo<SocketAddr>>()
         .map(|c| c.0.ip().to_string());
     let request_id = parts.extensions.get::<RequestId>().map(|r| r.0.clone());
-    RequestMeta { client, request_id }
+    let user_agent = parts
+        .headers
+        .get(header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .map(|s| s.chars().take(200).collect());
+    RequestMeta {
+        client,
+        request_id,
+        user_agent,
+    }
+}
+
+fn bearer(parts: &Parts) -> Option<&str> {
+    parts
+        .headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        })
+        .map(str::trim)
+}
+
+/// An API caller that may also be in an enrolment session (the MFA policy
+/// requires a second factor and they have none yet): for the routes that set
+/// one up, the account itself and sign-out.
+#[derive(Debug, Clone)]
+pub struct EnrolCaller(pub Principal);
+
+impl<S> FromRequestParts<S> for EnrolCaller
+where
+    AppState: FromRef<S>,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let state = AppState::from_ref(state);
+        let meta = request_meta(parts);
+        let token = bearer(parts).ok_or(custos_service::ServiceError::Unauthenticated)?;
+        let (p, _) = state
+            .custos
+            .authenticate_for_enrolment(token, &meta)
+            .await?;
+        Ok(EnrolCaller(p))
+    }
 }
 
 /// Reads a cookie by name.
@@ -53,16 +99,7 @@ where
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
         let state = AppState::from_ref(state);
         let meta = request_meta(parts);
-        let token = parts
-            .headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| {
-                v.strip_prefix("Bearer ")
-                    .or_else(|| v.strip_prefix("bearer "))
-            })
-            .map(str::trim)
-            .ok_or(custos_service::ServiceError::Unauthenticated)?;
+        let token = bearer(parts).ok_or(custos_service::ServiceError::Unauthenticated)?;
         let p = state.custos.authenticate(token, &meta).await?;
         Ok(ApiCaller(p))
     }
@@ -85,13 +122,28 @@ pub fn csrf_for(session_token: &str) -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&digest[..24])
 }
 
-/// Rejection of [`UiCaller`]: back to the sign-in page.
+/// Rejection of [`UiCaller`]: back to the sign-in page (or, in an enrolment
+/// session, to the page that sets up a second factor).
 #[derive(Debug)]
-pub struct SignInFirst;
+pub struct SignInFirst(pub &'static str);
+
+impl SignInFirst {
+    /// Where the rejection of this authentication error leads.
+    pub fn from_error(e: &custos_service::ServiceError) -> SignInFirst {
+        match e {
+            custos_service::ServiceError::Forbidden(m)
+                if m == custos_service::ENROLMENT_REQUIRED =>
+            {
+                SignInFirst("/app/security")
+            }
+            _ => SignInFirst("/"),
+        }
+    }
+}
 
 impl axum::response::IntoResponse for SignInFirst {
     fn into_response(self) -> axum::response::Response {
-        axum::response::Redirect::to("/").into_response()
+        axum::response::Redirect::to(self.0).into_response()
     }
 }
 
@@ -105,12 +157,12 @@ where
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
         let state = AppState::from_ref(state);
         let meta = request_meta(parts);
-        let token = cookie(&parts.headers, SESSION_COOKIE).ok_or(SignInFirst)?;
+        let token = cookie(&parts.headers, SESSION_COOKIE).ok_or(SignInFirst("/"))?;
         let principal = state
             .custos
             .authenticate(&token, &meta)
             .await
-            .map_err(|_| SignInFirst)?;
+            .map_err(|e| SignInFirst::from_error(&e))?;
         Ok(UiCaller {
             principal,
             csrf: csrf_for(&token),

@@ -48,7 +48,13 @@ impl Env {
 
     /// A fresh installation over a given store.
     pub async fn over(store: Arc<dyn Store>) -> TestResult<Env> {
-        Env::with_config(store, Config::default()).await
+        // Password-only sign-in: these tests are about the CRM; sign-in with a
+        // second factor has tests of its own (mfa.rs).
+        let config = Config {
+            mfa_required: false,
+            ..Config::default()
+        };
+        Env::with_config(store, config).await
     }
 
     /// A fresh installation over a given store, with non-default settings.

@@ -29,7 +29,11 @@ async fn erased() -> TestResult<Erased> {
         store.clone(),
         clock.clone(),
         MasterKeyring::new(vec![key])?,
-        Config::default(),
+        // Password-only sign-in: this test is about erasure.
+        Config {
+            mfa_required: false,
+            ..Config::default()
+        },
     )
     .await?;
     let admin = Principal::cli();
@@ -58,7 +62,11 @@ async fn erased() -> TestResult<Erased> {
         store,
         clock,
         MasterKeyring::new(vec![key])?,
-        Config::default(),
+        // Password-only sign-in: this test is about erasure.
+        Config {
+            mfa_required: false,
+            ..Config::default()
+        },
     )
     .await?;
     let login = custos

@@ -2,8 +2,9 @@
 
 use crate::sql::{self, Dialect, Query};
 use crate::{
-    ApiTokenRow, CheckpointRow, ColumnType, Condition, EventFilter, LeafIndex, LeafRow, LedgerHead,
-    ListQuery, Result, SessionRow, SqlValue, Store, StoreError, StoredRow, SubjectKeyRow, Tx,
+    ApiTokenRow, ChallengeRow, CheckpointRow, ColumnType, Condition, CredentialRow, EventFilter,
+    LeafIndex, LeafRow, LedgerHead, ListQuery, Result, SessionRow, SqlValue, Store, StoreError,
+    StoredRow, SubjectKeyRow, Tx, UserAuthRow,
 };
 use async_trait::async_trait;
 use custos_domain::Entity;
@@ -32,6 +33,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         3,
         "subject_key_versions",
         include_str!("../../migrations/sqlite/0003_subject_key_versions.sql"),
+    ),
+    (
+        4,
+        "identity",
+        include_str!("../../migrations/sqlite/0004_identity.sql"),
     ),
     (
         10,
@@ -292,6 +298,44 @@ fn decode_session(r: &SqliteRow) -> Result<SessionRow> {
         last_seen_at: r.try_get(4)?,
         expires_at: r.try_get(5)?,
         revoked_at: r.try_get(6)?,
+        kind: r.try_get(7)?,
+        verified_at: r.try_get(8)?,
+        device: r.try_get(9)?,
+    })
+}
+
+const SESSION_COLS: &str = "id, token_hash, user_id, created_at, last_seen_at, expires_at, revoked_at, kind, verified_at, device";
+const TOKEN_COLS: &str =
+    "id, user_id, name, token_hash, created_at, last_used_at, expires_at, revoked_at, scopes";
+const CREDENTIAL_COLS: &str =
+    "id, user_id, credential_id, public_key, sign_count, name, created_at, last_used_at";
+const CHALLENGE_COLS: &str =
+    "id, token_hash, user_id, purpose, session_id, challenge, attempts, created_at, expires_at";
+
+fn decode_credential(r: &SqliteRow) -> Result<CredentialRow> {
+    Ok(CredentialRow {
+        id: uuid_col(r, 0)?.ok_or_else(|| StoreError::Corrupt("credential id".into()))?,
+        user_id: uuid_col(r, 1)?.ok_or_else(|| StoreError::Corrupt("credential user".into()))?,
+        credential_id: r.try_get(2)?,
+        public_key: r.try_get(3)?,
+        sign_count: r.try_get(4)?,
+        name: r.try_get(5)?,
+        created_at: r.try_get(6)?,
+        last_used_at: r.try_get(7)?,
+    })
+}
+
+fn decode_challenge(r: &SqliteRow) -> Result<ChallengeRow> {
+    Ok(ChallengeRow {
+        id: uuid_col(r, 0)?.ok_or_else(|| StoreError::Corrupt("challenge id".into()))?,
+        token_hash: r.try_get(1)?,
+        user_id: uuid_col(r, 2)?.ok_or_else(|| StoreError::Corrupt("challenge user".into()))?,
+        purpose: r.try_get(3)?,
+        session_id: uuid_col(r, 4)?,
+        challenge: r.try_get(5)?,
+        attempts: r.try_get(6)?,
+        created_at: r.try_get(7)?,
+        expires_at: r.try_get(8)?,
     })
 }
 
@@ -305,6 +349,7 @@ fn decode_token(r: &SqliteRow) -> Result<ApiTokenRow> {
         last_used_at: r.try_get(5)?,
         expires_at: r.try_get(6)?,
         revoked_at: r.try_get(7)?,
+        scopes: r.try_get(8)?,
     })
 }
 
@@ -598,6 +643,26 @@ impl Tx for SqliteTx {
         )
     }
 
+    async fn list_settings(&mut self, prefix: &str) -> Result<Vec<(String, String)>> {
+        let rows = sqlx::query(
+            "SELECT name, value FROM settings WHERE substr(name, 1, length(?1)) = ?1 ORDER BY name",
+        )
+        .bind(prefix)
+        .fetch_all(&mut *self.tx)
+        .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
+            .collect()
+    }
+
+    async fn delete_setting(&mut self, name: &str) -> Result<bool> {
+        let r = sqlx::query("DELETE FROM settings WHERE name = ?1")
+            .bind(name)
+            .execute(&mut *self.tx)
+            .await?;
+        Ok(r.rows_affected() > 0)
+    }
+
     async fn put_setting(&mut self, name: &str, value: &str) -> Result<()> {
         sqlx::query(
             "INSERT INTO settings (name, value) VALUES (?1, ?2) ON CONFLICT (name) DO UPDATE SET value = excluded.value",
@@ -611,8 +676,8 @@ impl Tx for SqliteTx {
 
     async fn insert_session(&mut self, s: &SessionRow) -> Result<()> {
         sqlx::query(
-            "INSERT INTO sessions (id, token_hash, user_id, created_at, last_seen_at, expires_at, revoked_at) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            "INSERT INTO sessions (id, token_hash, user_id, created_at, last_seen_at, expires_at, revoked_at, kind, verified_at, device) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
         )
         .bind(s.id.to_string())
         .bind(s.token_hash.clone())
@@ -621,16 +686,18 @@ impl Tx for SqliteTx {
         .bind(s.last_seen_at)
         .bind(s.expires_at)
         .bind(s.revoked_at)
+        .bind(s.kind.clone())
+        .bind(s.verified_at)
+        .bind(s.device.clone())
         .execute(&mut *self.tx)
         .await?;
         Ok(())
     }
 
     async fn find_session(&mut self, token_hash: &[u8]) -> Result<Option<SessionRow>> {
-        let row = sqlx::query(
-            "SELECT id, token_hash, user_id, created_at, last_seen_at, expires_at, revoked_at FROM sessions \
-             WHERE token_hash = ?1",
-        )
+        let row = sqlx::query(AssertSqlSafe(format!(
+            "SELECT {SESSION_COLS} FROM sessions WHERE token_hash = ?1"
+        )))
         .bind(token_hash)
         .fetch_optional(&mut *self.tx)
         .await?;
@@ -657,8 +724,8 @@ impl Tx for SqliteTx {
 
     async fn insert_api_token(&mut self, t: &ApiTokenRow) -> Result<()> {
         sqlx::query(
-            "INSERT INTO api_tokens (id, user_id, name, token_hash, created_at, last_used_at, expires_at, revoked_at) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            "INSERT INTO api_tokens (id, user_id, name, token_hash, created_at, last_used_at, expires_at, revoked_at, scopes) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
         )
         .bind(t.id.to_string())
         .bind(t.user_id.to_string())
@@ -668,16 +735,16 @@ impl Tx for SqliteTx {
         .bind(t.last_used_at)
         .bind(t.expires_at)
         .bind(t.revoked_at)
+        .bind(t.scopes.clone())
         .execute(&mut *self.tx)
         .await?;
         Ok(())
     }
 
     async fn find_api_token(&mut self, token_hash: &[u8]) -> Result<Option<ApiTokenRow>> {
-        let row = sqlx::query(
-            "SELECT id, user_id, name, token_hash, created_at, last_used_at, expires_at, revoked_at FROM api_tokens \
-             WHERE token_hash = ?1",
-        )
+        let row = sqlx::query(AssertSqlSafe(format!(
+            "SELECT {TOKEN_COLS} FROM api_tokens WHERE token_hash = ?1"
+        )))
         .bind(token_hash)
         .fetch_optional(&mut *self.tx)
         .await?;
@@ -691,6 +758,240 @@ impl Tx for SqliteTx {
             .execute(&mut *self.tx)
             .await?;
         Ok(())
+    }
+
+    async fn list_sessions(
+        &mut self,
+        user_id: Option<Uuid>,
+        now_ms: i64,
+        limit: u32,
+    ) -> Result<Vec<SessionRow>> {
+        let rows = sqlx::query(AssertSqlSafe(format!(
+            "SELECT {SESSION_COLS} FROM sessions WHERE revoked_at IS NULL AND expires_at > ?1 \
+             AND (?2 IS NULL OR user_id = ?2) ORDER BY created_at DESC, id DESC LIMIT ?3"
+        )))
+        .bind(now_ms)
+        .bind(user_id.map(|u| u.to_string()))
+        .bind(i64::from(limit))
+        .fetch_all(&mut *self.tx)
+        .await?;
+        rows.iter().map(decode_session).collect()
+    }
+
+    async fn revoke_user_sessions(
+        &mut self,
+        user_id: Uuid,
+        now_ms: i64,
+        except: Option<Uuid>,
+    ) -> Result<u64> {
+        let r = sqlx::query(
+            "UPDATE sessions SET revoked_at = ?1 WHERE user_id = ?2 AND revoked_at IS NULL \
+             AND (?3 IS NULL OR id <> ?3)",
+        )
+        .bind(now_ms)
+        .bind(user_id.to_string())
+        .bind(except.map(|u| u.to_string()))
+        .execute(&mut *self.tx)
+        .await?;
+        Ok(r.rows_affected())
+    }
+
+    async fn set_session_verified(&mut self, id: Uuid, verified_at: i64, kind: &str) -> Result<()> {
+        sqlx::query("UPDATE sessions SET verified_at = ?1, kind = ?2 WHERE id = ?3")
+            .bind(verified_at)
+            .bind(kind)
+            .bind(id.to_string())
+            .execute(&mut *self.tx)
+            .await?;
+        Ok(())
+    }
+
+    async fn list_api_tokens(&mut self, user_id: Option<Uuid>) -> Result<Vec<ApiTokenRow>> {
+        let rows = sqlx::query(AssertSqlSafe(format!(
+            "SELECT {TOKEN_COLS} FROM api_tokens WHERE (?1 IS NULL OR user_id = ?1) \
+             ORDER BY created_at DESC, id DESC LIMIT 1000"
+        )))
+        .bind(user_id.map(|u| u.to_string()))
+        .fetch_all(&mut *self.tx)
+        .await?;
+        rows.iter().map(decode_token).collect()
+    }
+
+    async fn revoke_api_token(&mut self, id: Uuid, now_ms: i64) -> Result<bool> {
+        let r = sqlx::query(
+            "UPDATE api_tokens SET revoked_at = ?1 WHERE id = ?2 AND revoked_at IS NULL",
+        )
+        .bind(now_ms)
+        .bind(id.to_string())
+        .execute(&mut *self.tx)
+        .await?;
+        Ok(r.rows_affected() > 0)
+    }
+
+    async fn get_user_auth(&mut self, user_id: Uuid) -> Result<Option<UserAuthRow>> {
+        let row = sqlx::query(
+            "SELECT totp_last_step, failed_since_login, last_login_at, password_changed_at, recovery_codes \
+             FROM user_auth WHERE user_id = ?1",
+        )
+        .bind(user_id.to_string())
+        .fetch_optional(&mut *self.tx)
+        .await?;
+        row.map(|r| {
+            Ok(UserAuthRow {
+                user_id,
+                totp_last_step: r.try_get(0)?,
+                failed_since_login: r.try_get(1)?,
+                last_login_at: r.try_get(2)?,
+                password_changed_at: r.try_get(3)?,
+                recovery_codes: r.try_get(4)?,
+            })
+        })
+        .transpose()
+    }
+
+    async fn put_user_auth(&mut self, a: &UserAuthRow) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO user_auth (user_id, totp_last_step, failed_since_login, last_login_at, password_changed_at, recovery_codes) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (user_id) DO UPDATE SET \
+             totp_last_step = excluded.totp_last_step, failed_since_login = excluded.failed_since_login, \
+             last_login_at = excluded.last_login_at, password_changed_at = excluded.password_changed_at, \
+             recovery_codes = excluded.recovery_codes",
+        )
+        .bind(a.user_id.to_string())
+        .bind(a.totp_last_step)
+        .bind(a.failed_since_login)
+        .bind(a.last_login_at)
+        .bind(a.password_changed_at)
+        .bind(a.recovery_codes.clone())
+        .execute(&mut *self.tx)
+        .await?;
+        Ok(())
+    }
+
+    async fn insert_credential(&mut self, c: &CredentialRow) -> Result<()> {
+        sqlx::query(AssertSqlSafe(format!(
+            "INSERT INTO webauthn_credentials ({CREDENTIAL_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"
+        )))
+        .bind(c.id.to_string())
+        .bind(c.user_id.to_string())
+        .bind(c.credential_id.clone())
+        .bind(c.public_key.clone())
+        .bind(c.sign_count)
+        .bind(c.name.clone())
+        .bind(c.created_at)
+        .bind(c.last_used_at)
+        .execute(&mut *self.tx)
+        .await?;
+        Ok(())
+    }
+
+    async fn list_credentials(&mut self, user_id: Uuid) -> Result<Vec<CredentialRow>> {
+        let rows = sqlx::query(AssertSqlSafe(format!(
+            "SELECT {CREDENTIAL_COLS} FROM webauthn_credentials WHERE user_id = ?1 ORDER BY created_at, id"
+        )))
+        .bind(user_id.to_string())
+        .fetch_all(&mut *self.tx)
+        .await?;
+        rows.iter().map(decode_credential).collect()
+    }
+
+    async fn touch_credential(&mut self, id: Uuid, sign_count: i64, now_ms: i64) -> Result<()> {
+        sqlx::query(
+            "UPDATE webauthn_credentials SET sign_count = ?1, last_used_at = ?2 WHERE id = ?3",
+        )
+        .bind(sign_count)
+        .bind(now_ms)
+        .bind(id.to_string())
+        .execute(&mut *self.tx)
+        .await?;
+        Ok(())
+    }
+
+    async fn delete_credentials(&mut self, user_id: Uuid, id: Option<Uuid>) -> Result<u64> {
+        let r = sqlx::query(
+            "DELETE FROM webauthn_credentials WHERE user_id = ?1 AND (?2 IS NULL OR id = ?2)",
+        )
+        .bind(user_id.to_string())
+        .bind(id.map(|u| u.to_string()))
+        .execute(&mut *self.tx)
+        .await?;
+        Ok(r.rows_affected())
+    }
+
+    async fn insert_challenge(&mut self, c: &ChallengeRow) -> Result<()> {
+        sqlx::query(AssertSqlSafe(format!(
+            "INSERT INTO auth_challenges ({CHALLENGE_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"
+        )))
+        .bind(c.id.to_string())
+        .bind(c.token_hash.clone())
+        .bind(c.user_id.to_string())
+        .bind(c.purpose.clone())
+        .bind(c.session_id.map(|u| u.to_string()))
+        .bind(c.challenge.clone())
+        .bind(c.attempts)
+        .bind(c.created_at)
+        .bind(c.expires_at)
+        .execute(&mut *self.tx)
+        .await?;
+        Ok(())
+    }
+
+    async fn find_challenge(&mut self, token_hash: &[u8]) -> Result<Option<ChallengeRow>> {
+        let row = sqlx::query(AssertSqlSafe(format!(
+            "SELECT {CHALLENGE_COLS} FROM auth_challenges WHERE token_hash = ?1"
+        )))
+        .bind(token_hash)
+        .fetch_optional(&mut *self.tx)
+        .await?;
+        row.map(|r| decode_challenge(&r)).transpose()
+    }
+
+    async fn update_challenge(
+        &mut self,
+        id: Uuid,
+        attempts: i64,
+        challenge: Option<&[u8]>,
+    ) -> Result<()> {
+        sqlx::query("UPDATE auth_challenges SET attempts = ?1, challenge = ?2 WHERE id = ?3")
+            .bind(attempts)
+            .bind(challenge.map(<[u8]>::to_vec))
+            .bind(id.to_string())
+            .execute(&mut *self.tx)
+            .await?;
+        Ok(())
+    }
+
+    async fn delete_challenge(&mut self, id: Uuid, now_ms: i64) -> Result<()> {
+        sqlx::query("DELETE FROM auth_challenges WHERE id = ?1 OR expires_at < ?2")
+            .bind(id.to_string())
+            .bind(now_ms)
+            .execute(&mut *self.tx)
+            .await?;
+        Ok(())
+    }
+
+    async fn record_auth_failure(&mut self, key: &[u8], at_ms: i64) -> Result<()> {
+        sqlx::query("DELETE FROM auth_failures WHERE at < ?1")
+            .bind(at_ms - 86_400_000)
+            .execute(&mut *self.tx)
+            .await?;
+        sqlx::query("INSERT INTO auth_failures (key, at) VALUES (?1, ?2)")
+            .bind(key)
+            .bind(at_ms)
+            .execute(&mut *self.tx)
+            .await?;
+        Ok(())
+    }
+
+    async fn auth_failures(&mut self, key: &[u8], since_ms: i64) -> Result<(u64, Option<i64>)> {
+        let r =
+            sqlx::query("SELECT COUNT(*), MAX(at) FROM auth_failures WHERE key = ?1 AND at >= ?2")
+                .bind(key)
+                .bind(since_ms)
+                .fetch_one(&mut *self.tx)
+                .await?;
+        let n: i64 = r.try_get(0)?;
+        Ok((n.max(0) as u64, r.try_get(1)?))
     }
 
     async fn ledger_head(&mut self) -> Result<LedgerHead> {

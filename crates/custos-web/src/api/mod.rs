@@ -1,11 +1,13 @@
 //! The JSON API under `/api/v1`, and its OpenAPI document.
 
+pub mod identity;
 pub mod openapi;
+mod openapi_identity;
 pub mod privacy;
 
 use crate::AppState;
 use crate::error::ApiError;
-use crate::extract::{ApiCaller, JsonBody, PathId, QueryPairs, request_meta};
+use crate::extract::{ApiCaller, EnrolCaller, JsonBody, PathId, QueryPairs};
 use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -13,7 +15,6 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use custos_domain::Entity;
 use custos_service::ListParams;
-use secrecy::{ExposeSecret, SecretString};
 use serde_json::json;
 use uuid::Uuid;
 
@@ -23,7 +24,7 @@ pub(crate) type ApiResult<T> = Result<T, ApiError>;
 pub fn router() -> Router<AppState> {
     let mut r = Router::new()
         .route("/api/openapi.json", get(openapi_doc))
-        .route("/api/v1/auth/login", post(login))
+        .route("/api/v1/auth/login", post(identity::login))
         .route("/api/v1/auth/logout", post(logout))
         .route("/api/v1/me", get(me))
         .route("/api/v1/pipeline/stages", get(get_stages).put(put_stages))
@@ -35,6 +36,7 @@ pub fn router() -> Router<AppState> {
         .route("/api/v1/audit/proof/consistency", get(consistency))
         .route("/api/v1/audit/status", get(ledger_status))
         .merge(privacy::router());
+    r = identity::routes(r);
     for entity in Entity::CRM {
         let collection = format!("/api/v1/{}", entity.plural());
         let item = format!("/api/v1/{}/{{id}}", entity.plural());
@@ -151,30 +153,18 @@ pub(crate) fn only_fields(body: &serde_json::Value, allowed: &[&str]) -> ApiResu
     Ok(())
 }
 
-async fn login(
-    State(st): State<AppState>,
-    parts: axum::http::request::Parts,
-    JsonBody(body): JsonBody,
-) -> ApiResult<Response> {
-    only_fields(&body, &["email", "password"])?;
-    let email = string_field(&body, "email", 254)?;
-    let password = SecretString::from(string_field(&body, "password", 1024)?);
-    let meta = request_meta(&parts);
-    let res = st.custos.login(&meta, &email, &password).await?;
-    Ok(Json(json!({"status": "ok", "token": res.token.expose_secret()})).into_response())
-}
-
-async fn logout(State(st): State<AppState>, ApiCaller(p): ApiCaller) -> ApiResult<Response> {
+async fn logout(State(st): State<AppState>, EnrolCaller(p): EnrolCaller) -> ApiResult<Response> {
     st.custos.logout(&p).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
-async fn me(State(st): State<AppState>, ApiCaller(p): ApiCaller) -> ApiResult<Response> {
+async fn me(State(st): State<AppState>, EnrolCaller(p): EnrolCaller) -> ApiResult<Response> {
     let u = st.custos.me(&p).await?;
-    Ok(
-        Json(json!({"id": u.id, "email": u.email, "display_name": u.display_name, "role": u.role}))
-            .into_response(),
-    )
+    let mut v = identity::user_json(&u);
+    v["passkeys"] = json!(st.custos.list_passkeys(&p).await?.len());
+    v["recovery_codes_left"] = json!(st.custos.recovery_codes_left(&p).await?);
+    v["mfa_required"] = json!(st.custos.mfa_required().await?);
+    Ok(Json(v).into_response())
 }
 
 async fn get_stages(State(st): State<AppState>, ApiCaller(p): ApiCaller) -> ApiResult<Response> {

@@ -101,7 +101,7 @@ fn input_schema(entity: Entity, create: bool) -> Value {
     s
 }
 
-fn problem_responses(codes: &[u16]) -> Map<String, Value> {
+pub(super) fn problem_responses(codes: &[u16]) -> Map<String, Value> {
     let mut m = Map::new();
     for c in codes {
         let desc = match c {
@@ -125,12 +125,12 @@ fn problem_responses(codes: &[u16]) -> Map<String, Value> {
     m
 }
 
-fn with(mut base: Map<String, Value>, code: &str, v: Value) -> Value {
+pub(super) fn with(mut base: Map<String, Value>, code: &str, v: Value) -> Value {
     base.insert(code.into(), v);
     Value::Object(base)
 }
 
-fn json_content(schema: Value) -> Value {
+pub(super) fn json_content(schema: Value) -> Value {
     json!({"application/json": {"schema": schema}})
 }
 
@@ -174,7 +174,7 @@ fn list_parameters(entity: Entity) -> Vec<Value> {
     ps
 }
 
-fn id_param() -> Value {
+pub(super) fn id_param() -> Value {
     json!({"name": "id", "in": "path", "required": true, "schema": {"type": "string", "format": "uuid"}})
 }
 
@@ -245,19 +245,7 @@ pub fn document() -> Value {
         );
     }
     let text = |desc: &str| json!({"description": desc, "content": {"text/plain": {"schema": {"type": "string"}}}});
-    paths.insert("/api/v1/auth/login".into(), json!({"post": {
-        "tags": ["auth"], "summary": "Sign in with email and password", "operationId": "login", "security": [],
-        "requestBody": {"required": true, "content": json_content(json!({"type": "object", "additionalProperties": false, "required": ["email", "password"], "properties": {"email": {"type": "string"}, "password": {"type": "string"}}}))},
-        "responses": with(problem_responses(&[400, 401, 415, 422, 429]), "200", json!({"description": "Signed in", "content": json_content(json!({"type": "object", "properties": {"status": {"const": "ok"}, "token": {"type": "string"}}, "required": ["status", "token"]}))}))
-    }}));
-    paths.insert("/api/v1/auth/logout".into(), json!({"post": {
-        "tags": ["auth"], "summary": "End this session", "operationId": "logout",
-        "responses": with(problem_responses(&[401]), "204", json!({"description": "Signed out"}))
-    }}));
-    paths.insert("/api/v1/me".into(), json!({"get": {
-        "tags": ["auth"], "summary": "The signed-in user", "operationId": "me",
-        "responses": with(problem_responses(&[401]), "200", json!({"description": "The user", "content": json_content(json!({"type": "object", "properties": {"id": {"type": "string", "format": "uuid"}, "email": {"type": "string"}, "display_name": {"type": ["string", "null"]}, "role": {"type": "string"}}, "required": ["id", "email", "display_name", "role"]}))}))
-    }}));
+    super::openapi_identity::paths(&mut paths);
     let stages = json!({"type": "object", "additionalProperties": false, "properties": {"stages": {"type": "array", "items": {"type": "string"}}}, "required": ["stages"]});
     paths.insert("/api/v1/pipeline/stages".into(), json!({
         "get": {"tags": ["deals"], "summary": "Deal pipeline stages, in order", "operationId": "get_stages",

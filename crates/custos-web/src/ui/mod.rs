@@ -2,6 +2,7 @@
 //! CRM pages. Everything is rendered on the server from askama templates; the
 //! only script is an optional drag-and-drop enhancement of the deals board.
 
+pub mod account;
 pub mod board;
 pub mod charts;
 pub mod dashboard;
@@ -18,11 +19,11 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::{Form, Router};
-use secrecy::{ExposeSecret, SecretString};
+use secrecy::SecretString;
 use serde::Deserialize;
 
 /// The cookie that carries the sign-in form's CSRF token before a session exists.
-const PRE_COOKIE: &str = "__Host-custos_pre";
+pub(crate) const PRE_COOKIE: &str = "__Host-custos_pre";
 
 /// The UI routes.
 pub fn router() -> Router<AppState> {
@@ -43,15 +44,16 @@ pub fn router() -> Router<AppState> {
             "/static/board.js",
             get(|| static_file(include_str!("../../static/board.js"), JS)),
         );
+    let r = account::routes(r);
     let r = records::routes(r);
     let r = board::routes(r);
     search::routes(r)
 }
 
-const CSS: &str = "text/css; charset=utf-8";
-const JS: &str = "text/javascript; charset=utf-8";
+pub(crate) const CSS: &str = "text/css; charset=utf-8";
+pub(crate) const JS: &str = "text/javascript; charset=utf-8";
 
-async fn static_file(body: &'static str, content_type: &'static str) -> Response {
+pub(crate) async fn static_file(body: &'static str, content_type: &'static str) -> Response {
     (
         [
             (header::CONTENT_TYPE, content_type),
@@ -128,14 +130,16 @@ async fn login_page(
 }
 
 async fn signin_page(State(st): State<AppState>, headers: HeaderMap) -> Response {
-    if let Some(token) = cookie(&headers, SESSION_COOKIE)
-        && st
+    if let Some(token) = cookie(&headers, SESSION_COOKIE) {
+        match st
             .custos
-            .authenticate(&token, &Default::default())
+            .authenticate_for_enrolment(&token, &Default::default())
             .await
-            .is_ok()
-    {
-        return Redirect::to("/app").into_response();
+        {
+            Ok((_, false)) => return Redirect::to("/app").into_response(),
+            Ok((_, true)) => return Redirect::to("/app/security").into_response(),
+            Err(_) => {}
+        }
     }
     login_page(&st, String::new(), None, StatusCode::OK).await
 }
@@ -182,16 +186,11 @@ async fn signin(
     }
     let meta = request_meta(&parts);
     let password = SecretString::from(form.password);
-    match st.custos.login(&meta, &form.email, &password).await {
-        Ok(res) => {
-            let mut r = Redirect::to("/app").into_response();
-            r.headers_mut().append(
-                header::SET_COOKIE,
-                cookie_header(SESSION_COOKIE, res.token.expose_secret(), None),
-            );
-            r.headers_mut()
-                .append(header::SET_COOKIE, cookie_header(PRE_COOKIE, "", Some(0)));
-            r
+    match st.custos.sign_in(&meta, &form.email, &password).await {
+        Ok(outcome) => account::after_password(&form.csrf, outcome),
+        Err(custos_service::ServiceError::RateLimited) => {
+            let msg = "Too many sign-in attempts. Wait a minute and try again.".to_string();
+            login_page(&st, form.email, Some(msg), StatusCode::TOO_MANY_REQUESTS).await
         }
         Err(custos_service::ServiceError::Unauthenticated) => {
             let msg = "The email or password is not right.".to_string();

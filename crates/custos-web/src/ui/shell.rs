@@ -232,6 +232,7 @@ impl Ctx {
                     .to_string(),
             );
         }
+        banners.extend(super::account::failed_attempts_banner(&self.headers));
         Shell {
             title: title.into(),
             user,
@@ -252,6 +253,12 @@ impl Ctx {
         if self.flash.is_some() {
             res.headers_mut()
                 .append(header::SET_COOKIE, cookie_header(FLASH_COOKIE, "", Some(0)));
+        }
+        if cookie(&self.headers, super::account::FAILED_COOKIE).is_some() {
+            res.headers_mut().append(
+                header::SET_COOKIE,
+                cookie_header(super::account::FAILED_COOKIE, "", Some(0)),
+            );
         }
         res
     }
