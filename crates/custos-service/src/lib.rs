@@ -10,6 +10,7 @@ mod consent;
 mod dashboard;
 mod dsar;
 mod error;
+mod import;
 mod keyops;
 mod keys;
 mod ledger;
@@ -18,6 +19,7 @@ mod principal;
 mod query;
 mod records;
 mod search;
+mod seed;
 mod settings;
 
 pub use audit::AuditEntry;
@@ -32,6 +34,8 @@ pub use dashboard::{
 };
 pub use dsar::{OpenedRequest, Opener, PublicStatus, RequestView, flags};
 pub use error::{Result, ServiceError};
+pub use import::{ImportReport, RowError};
+pub use seed::SeedReport;
 pub use keyops::{BackupInfo, ErasureJournal, ErasureReport, KeyReport, MasterVersionStatus};
 pub use keys::{KeyReload, KeyStatus};
 pub use ledger::{EventQuery, InclusionProof, LedgerStatus, VerifyReport, WitnessReport};

@@ -370,7 +370,7 @@ impl Custos {
         self.authorise(p, Operation::Create, entity).await?;
         let mut tx = self.inner.store.begin().await?;
         let vctx = Self::validation_context(tx.as_mut()).await?;
-        let mut values = validate::parse_input(entity, input, Mode::Create, &vctx)
+        let values = validate::parse_input(entity, input, Mode::Create, &vctx)
             .map_err(ServiceError::Invalid)?;
         if let Err(ServiceError::Forbidden(m)) = Self::check_write_categories(p, entity, &values) {
             return Err(self
@@ -378,6 +378,25 @@ impl Custos {
                 .await);
         }
         self.check_refs(tx.as_mut(), entity, &values).await?;
+        let (id, _) = self.insert_validated(tx.as_mut(), p, entity, values).await?;
+        let row = tx
+            .get_record(entity, id)
+            .await?
+            .ok_or(ServiceError::NotFound(entity.name()))?;
+        let opened = self.open_row(tx.as_mut(), p, entity, &row).await?;
+        tx.commit().await?;
+        Ok(opened.view)
+    }
+
+    /// Inserts a record from validated values (references already checked)
+    /// and appends its audit leaf, inside `tx`. Returns its id and subject.
+    pub(crate) async fn insert_validated(
+        &self,
+        tx: &mut dyn Tx,
+        p: &Principal,
+        entity: Entity,
+        mut values: BTreeMap<&'static str, Value>,
+    ) -> Result<(Uuid, Option<Uuid>)> {
         let id = Uuid::now_v7();
         let now = Value::Timestamp(self.now());
         values.insert("created_at", now.clone());
@@ -389,7 +408,7 @@ impl Custos {
             values.insert("owner_id", Value::Uuid(p.user_id));
         }
         let (subject, key) = self
-            .subject_for_new(tx.as_mut(), entity, id, &values)
+            .subject_for_new(tx, entity, id, &values)
             .await?;
         let touched: BTreeSet<DataCategory> = values
             .keys()
@@ -398,7 +417,7 @@ impl Custos {
             .collect();
         let mut columns = Vec::new();
         self.seal_values(
-            tx.as_mut(),
+            tx,
             entity,
             id,
             subject,
@@ -426,14 +445,8 @@ impl Custos {
             .record(entity, id)
             .categories(touched)
             .detail(format!("fields={}", fields.join(",")));
-        self.append(tx.as_mut(), event).await?;
-        let row = tx
-            .get_record(entity, id)
-            .await?
-            .ok_or(ServiceError::NotFound(entity.name()))?;
-        let opened = self.open_row(tx.as_mut(), p, entity, &row).await?;
-        tx.commit().await?;
-        Ok(opened.view)
+        self.append(tx, event).await?;
+        Ok((id, subject))
     }
 
     async fn subject_for_new(

@@ -100,6 +100,29 @@ pub enum Command {
     /// Act on one data subject (a person).
     #[command(subcommand)]
     Subject(SubjectCommand),
+    /// Import records from a CSV file. Columns are mapped by header (field
+    /// names or labels, e.g. first_name or "First name"; `company` takes a
+    /// company name). Every row is checked first; rejected rows are written
+    /// to FILE.rejected.csv with the reason. Without --skip-invalid, one bad
+    /// row means nothing is imported.
+    Import {
+        /// contacts or companies.
+        #[arg(value_parser = ["contacts", "companies"])]
+        what: String,
+        /// The CSV file (UTF-8, comma-separated, with a header row).
+        file: PathBuf,
+        /// Import the valid rows even if some are rejected.
+        #[arg(long)]
+        skip_invalid: bool,
+    },
+    /// Fill the database with realistic fake data (for trying Custos and for
+    /// benchmarks): contacts across several locales with companies, deals,
+    /// activities and orders.
+    Seed {
+        /// How many contacts.
+        #[arg(long, default_value_t = 1000)]
+        contacts: u64,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -388,6 +411,12 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Subject(SubjectCommand::Erase { id, yes }) => {
             crate::ops::erase(&paths, &id, yes).await
         }
+        Command::Import {
+            what,
+            file,
+            skip_invalid,
+        } => crate::bulk::import(&paths, &what, &file, skip_invalid).await,
+        Command::Seed { contacts } => crate::bulk::seed(&paths, contacts).await,
     }
 }
 

@@ -171,7 +171,10 @@ impl Store for SqliteStore {
         // IMMEDIATE takes the write lock up front: a use case reads, then writes its
         // audit leaf, and must not fail to upgrade a read snapshot half-way.
         let tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        Ok(Box::new(SqliteTx { tx }))
+        Ok(Box::new(SqliteTx {
+            tx,
+            head: None,
+        }))
     }
 
     fn backend(&self) -> &'static str {
@@ -225,6 +228,10 @@ impl Store for SqliteStore {
 
 struct SqliteTx {
     tx: Transaction<'static, Sqlite>,
+    /// The ledger head as of the last append in this transaction. BEGIN
+    /// IMMEDIATE makes this connection the only writer until commit, so the
+    /// cached head cannot go stale.
+    head: Option<LedgerHead>,
 }
 
 type SqliteQuery<'q> = sqlx::query::Query<'q, Sqlite, sqlx::sqlite::SqliteArguments>;
@@ -995,6 +1002,9 @@ impl Tx for SqliteTx {
     }
 
     async fn ledger_head(&mut self) -> Result<LedgerHead> {
+        if let Some(h) = &self.head {
+            return Ok(h.clone());
+        }
         let row = sqlx::query("SELECT size, frontier FROM ledger_head WHERE id = 1")
             .fetch_optional(&mut *self.tx)
             .await?;
@@ -1059,6 +1069,7 @@ impl Tx for SqliteTx {
         .bind(frontier)
         .execute(&mut *self.tx)
         .await?;
+        self.head = Some(head.clone());
         Ok(())
     }
 
