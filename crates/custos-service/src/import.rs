@@ -65,23 +65,36 @@ fn map_headers(entity: Entity, headers: &[String]) -> Result<Vec<Column>> {
             Some(Column::CompanyName)
         } else {
             inventory::fields(entity)
-                .find(|f| f.presence != Presence::System && (f.name == key || f.label.to_lowercase().replace(' ', "_") == key))
+                .find(|f| {
+                    f.presence != Presence::System
+                        && (f.name == key || f.label.to_lowercase().replace(' ', "_") == key)
+                })
                 .map(|f| Column::Field(f.name))
         };
         match col {
             Some(c) => {
                 if !seen.insert(key.clone()) {
-                    errors.push(custos_domain::FieldError::new(h.trim(), "appears twice in the header"));
+                    errors.push(custos_domain::FieldError::new(
+                        h.trim(),
+                        "appears twice in the header",
+                    ));
                 }
                 out.push(c);
             }
             None => errors.push(custos_domain::FieldError::new(
                 h.trim(),
-                format!("is not a {} field (use a field name such as first_name, email)", entity.name()),
+                format!(
+                    "is not a {} field (use a field name such as first_name, email)",
+                    entity.name()
+                ),
             )),
         }
     }
-    if errors.is_empty() { Ok(out) } else { Err(ServiceError::Invalid(errors)) }
+    if errors.is_empty() {
+        Ok(out)
+    } else {
+        Err(ServiceError::Invalid(errors))
+    }
 }
 
 impl Custos {
@@ -99,15 +112,27 @@ impl Custos {
         mut progress: impl FnMut(u64, u64),
     ) -> Result<ImportReport> {
         if !matches!(entity, Entity::Contact | Entity::Company) {
-            return Err(ServiceError::invalid("entity", "import takes contacts or companies"));
+            return Err(ServiceError::invalid(
+                "entity",
+                "import takes contacts or companies",
+            ));
         }
         if !policy::allows(p.role, Operation::Create, entity) {
-            let msg = format!("the {} role may not create {}", p.role.name(), entity.plural());
-            return Err(self.refuse(p, &format!("{}.import", entity.name()), msg).await);
+            let msg = format!(
+                "the {} role may not create {}",
+                p.role.name(),
+                entity.plural()
+            );
+            return Err(self
+                .refuse(p, &format!("{}.import", entity.name()), msg)
+                .await);
         }
         let columns = map_headers(entity, headers)?;
         let total = rows.len() as u64;
-        let mut report = ImportReport { rows: total, ..Default::default() };
+        let mut report = ImportReport {
+            rows: total,
+            ..Default::default()
+        };
         let mut tx = self.inner.store.begin().await?;
         let vctx = Self::validation_context(tx.as_mut()).await?;
 
@@ -135,7 +160,12 @@ impl Custos {
                     Column::Field(name) => {
                         let kind = inventory::field(entity, name).map(|f| f.kind);
                         let v = if kind == Some(custos_domain::FieldKind::Tags) {
-                            Json::Array(raw.split([',', ';']).map(|t| Json::String(t.trim().to_string())).filter(|t| t != "").collect())
+                            Json::Array(
+                                raw.split([',', ';'])
+                                    .map(|t| Json::String(t.trim().to_string()))
+                                    .filter(|t| t != "")
+                                    .collect(),
+                            )
                         } else if kind == Some(custos_domain::FieldKind::Bool) {
                             Json::Bool(matches!(raw.to_lowercase().as_str(), "true" | "yes" | "1"))
                         } else {
@@ -147,15 +177,20 @@ impl Custos {
                     Column::Ignored => {}
                 }
             }
-            let values = match validate::parse_input(entity, &Json::Object(obj), Mode::Create, &vctx) {
-                Ok(v) => v,
-                Err(errors) => {
-                    for e in errors {
-                        report.rejected.push(RowError { line, field: e.field, reason: e.message });
+            let values =
+                match validate::parse_input(entity, &Json::Object(obj), Mode::Create, &vctx) {
+                    Ok(v) => v,
+                    Err(errors) => {
+                        for e in errors {
+                            report.rejected.push(RowError {
+                                line,
+                                field: e.field,
+                                reason: e.message,
+                            });
+                        }
+                        continue;
                     }
-                    continue;
-                }
-            };
+                };
             if let Some(Value::Text(email)) = values.get("email") {
                 let norm = normalize::email(email);
                 if let Some(first) = emails_in_file.get(&norm) {
@@ -196,7 +231,9 @@ impl Custos {
                                 let mut cv = BTreeMap::new();
                                 cv.insert("name", Value::Text(name.clone()));
                                 report.companies_created += 1;
-                                self.insert_validated(tx.as_mut(), p, Entity::Company, cv).await?.0
+                                self.insert_validated(tx.as_mut(), p, Entity::Company, cv)
+                                    .await?
+                                    .0
                             }
                         };
                         companies.insert(name.to_lowercase(), id);
@@ -205,7 +242,8 @@ impl Custos {
                 };
                 values.insert("company_id", Value::Uuid(cid));
             }
-            self.insert_validated(tx.as_mut(), p, entity, values).await?;
+            self.insert_validated(tx.as_mut(), p, entity, values)
+                .await?;
             report.imported += 1;
             done += 1;
             if done % 1000 == 0 {
@@ -225,18 +263,32 @@ impl Custos {
         Ok(report)
     }
 
-    async fn existing_contact_by_email(&self, tx: &mut dyn custos_store::Tx, norm: &str) -> Result<Option<Uuid>> {
+    async fn existing_contact_by_email(
+        &self,
+        tx: &mut dyn custos_store::Tx,
+        norm: &str,
+    ) -> Result<Option<Uuid>> {
         let hash = self.inner.keys.blind_term(Entity::Contact, "email", norm);
         let q = ListQuery {
             entity: Entity::Contact,
-            conditions: vec![Condition::Blind { field: "email", hash }],
-            sort: Sort { field: "created_at", descending: false },
+            conditions: vec![Condition::Blind {
+                field: "email",
+                hash,
+            }],
+            sort: Sort {
+                field: "created_at",
+                descending: false,
+            },
             after: None,
             limit: 20,
         };
         for row in tx.list_records(&q).await? {
             match self.open_internal(tx, Entity::Contact, &row).await {
-                Ok(r) if r.get("email").as_text().map(normalize::email).as_deref() == Some(norm) => return Ok(Some(row.id)),
+                Ok(r)
+                    if r.get("email").as_text().map(normalize::email).as_deref() == Some(norm) =>
+                {
+                    return Ok(Some(row.id));
+                }
                 Ok(_) | Err(ServiceError::Gone(_)) => {}
                 Err(e) => return Err(e),
             }
@@ -244,11 +296,18 @@ impl Custos {
         Ok(None)
     }
 
-    async fn company_by_name(&self, tx: &mut dyn custos_store::Tx, name: &str) -> Result<Option<Uuid>> {
+    async fn company_by_name(
+        &self,
+        tx: &mut dyn custos_store::Tx,
+        name: &str,
+    ) -> Result<Option<Uuid>> {
         let q = ListQuery {
             entity: Entity::Company,
             conditions: vec![Condition::Contains("name", name.to_string())],
-            sort: Sort { field: "created_at", descending: false },
+            sort: Sort {
+                field: "created_at",
+                descending: false,
+            },
             after: None,
             limit: 50,
         };
@@ -273,15 +332,24 @@ mod tests {
 
     #[test]
     fn headers_map_by_name_or_label_and_unknown_ones_are_refused() {
-        let cols = map_headers(Entity::Contact, &h(&["First name", "LAST_NAME", "Email", "company", "tags"])).expect("ok");
+        let cols = map_headers(
+            Entity::Contact,
+            &h(&["First name", "LAST_NAME", "Email", "company", "tags"]),
+        )
+        .expect("ok");
         assert!(matches!(cols[0], Column::Field("first_name")));
         assert!(matches!(cols[1], Column::Field("last_name")));
         assert!(matches!(cols[3], Column::CompanyName));
-        let Err(ServiceError::Invalid(errs)) = map_headers(Entity::Contact, &h(&["email", "shoe size", "Email"])) else {
+        let Err(ServiceError::Invalid(errs)) =
+            map_headers(Entity::Contact, &h(&["email", "shoe size", "Email"]))
+        else {
             panic!("expected invalid")
         };
         let fields: Vec<_> = errs.iter().map(|e| e.field.as_str()).collect();
         assert_eq!(fields, ["shoe size", "Email"]);
-        assert!(map_headers(Entity::Contact, &h(&["id"])).is_err(), "system fields are not importable");
+        assert!(
+            map_headers(Entity::Contact, &h(&["id"])).is_err(),
+            "system fields are not importable"
+        );
     }
 }

@@ -378,7 +378,9 @@ impl Custos {
                 .await);
         }
         self.check_refs(tx.as_mut(), entity, &values).await?;
-        let (id, _) = self.insert_validated(tx.as_mut(), p, entity, values).await?;
+        let (id, _) = self
+            .insert_validated(tx.as_mut(), p, entity, values)
+            .await?;
         let row = tx
             .get_record(entity, id)
             .await?
@@ -407,9 +409,7 @@ impl Custos {
         {
             values.insert("owner_id", Value::Uuid(p.user_id));
         }
-        let (subject, key) = self
-            .subject_for_new(tx, entity, id, &values)
-            .await?;
+        let (subject, key) = self.subject_for_new(tx, entity, id, &values).await?;
         let touched: BTreeSet<DataCategory> = values
             .keys()
             .filter_map(|n| inventory::field(entity, n))

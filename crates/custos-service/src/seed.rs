@@ -34,48 +34,131 @@ struct Locale {
 
 const LOCALES: &[Locale] = &[
     Locale {
-        first: &["Olivia", "James", "Amelia", "Oliver", "Isla", "George", "Ava", "Harry", "Emily", "Noah"],
-        last: &["Smith", "Jones", "Taylor", "Brown", "Williams", "Wilson", "Johnson", "Davies", "Evans", "Thomas"],
+        first: &[
+            "Olivia", "James", "Amelia", "Oliver", "Isla", "George", "Ava", "Harry", "Emily",
+            "Noah",
+        ],
+        last: &[
+            "Smith", "Jones", "Taylor", "Brown", "Williams", "Wilson", "Johnson", "Davies",
+            "Evans", "Thomas",
+        ],
         phone: "+44 20 7946 ",
         domain: "example.co.uk",
         cities: &["London", "Leeds", "Bristol", "Glasgow"],
         currency: "GBP",
     },
     Locale {
-        first: &["Sophie", "Lukas", "Marie", "Jonas", "Hannah", "Jürgen", "Lea", "Felix", "Anja", "Maximilian"],
-        last: &["Müller", "Schmidt", "Schneider", "Fischer", "Weber", "Meyer", "Wagner", "Becker", "Schäfer", "Koch"],
+        first: &[
+            "Sophie",
+            "Lukas",
+            "Marie",
+            "Jonas",
+            "Hannah",
+            "Jürgen",
+            "Lea",
+            "Felix",
+            "Anja",
+            "Maximilian",
+        ],
+        last: &[
+            "Müller",
+            "Schmidt",
+            "Schneider",
+            "Fischer",
+            "Weber",
+            "Meyer",
+            "Wagner",
+            "Becker",
+            "Schäfer",
+            "Koch",
+        ],
         phone: "+49 30 901820",
         domain: "beispiel.de",
         cities: &["Berlin", "München", "Köln", "Hamburg"],
         currency: "EUR",
     },
     Locale {
-        first: &["Camille", "Léa", "Hugo", "Chloé", "Louis", "Manon", "Gabriel", "Inès", "Jules", "Élodie"],
-        last: &["Martin", "Bernard", "Dubois", "Thomas", "Robert", "Richard", "Petit", "Durand", "Leroy", "Moreau"],
+        first: &[
+            "Camille", "Léa", "Hugo", "Chloé", "Louis", "Manon", "Gabriel", "Inès", "Jules",
+            "Élodie",
+        ],
+        last: &[
+            "Martin", "Bernard", "Dubois", "Thomas", "Robert", "Richard", "Petit", "Durand",
+            "Leroy", "Moreau",
+        ],
         phone: "+33 1 70 18 ",
         domain: "exemple.fr",
         cities: &["Paris", "Lyon", "Marseille", "Toulouse"],
         currency: "EUR",
     },
     Locale {
-        first: &["Lucía", "Hugo", "Martina", "Mateo", "Sofía", "Leo", "Julia", "Álvaro", "Paula", "Daniel"],
-        last: &["García", "Rodríguez", "González", "Fernández", "López", "Martínez", "Sánchez", "Pérez", "Gómez", "Ruiz"],
+        first: &[
+            "Lucía", "Hugo", "Martina", "Mateo", "Sofía", "Leo", "Julia", "Álvaro", "Paula",
+            "Daniel",
+        ],
+        last: &[
+            "García",
+            "Rodríguez",
+            "González",
+            "Fernández",
+            "López",
+            "Martínez",
+            "Sánchez",
+            "Pérez",
+            "Gómez",
+            "Ruiz",
+        ],
         phone: "+34 91 123 ",
         domain: "ejemplo.es",
         cities: &["Madrid", "Barcelona", "Valencia", "Sevilla"],
         currency: "EUR",
     },
     Locale {
-        first: &["Haruto", "Yui", "Sota", "Hina", "Riku", "Mei", "Yuto", "Sakura", "Kaito", "Aoi"],
-        last: &["Satō", "Suzuki", "Takahashi", "Tanaka", "Watanabe", "Itō", "Yamamoto", "Nakamura", "Kobayashi", "Katō"],
+        first: &[
+            "Haruto", "Yui", "Sota", "Hina", "Riku", "Mei", "Yuto", "Sakura", "Kaito", "Aoi",
+        ],
+        last: &[
+            "Satō",
+            "Suzuki",
+            "Takahashi",
+            "Tanaka",
+            "Watanabe",
+            "Itō",
+            "Yamamoto",
+            "Nakamura",
+            "Kobayashi",
+            "Katō",
+        ],
         phone: "+81 3 1234 ",
         domain: "example.jp",
         cities: &["Tōkyō", "Ōsaka", "Kyōto", "Sapporo"],
         currency: "JPY",
     },
     Locale {
-        first: &["Emma", "Liam", "Charlotte", "Elijah", "Mia", "Lucas", "Harper", "Mason", "Evelyn", "Logan"],
-        last: &["Miller", "Davis", "Garcia", "Rodriguez", "Martinez", "Anderson", "Jackson", "White", "Harris", "Clark"],
+        first: &[
+            "Emma",
+            "Liam",
+            "Charlotte",
+            "Elijah",
+            "Mia",
+            "Lucas",
+            "Harper",
+            "Mason",
+            "Evelyn",
+            "Logan",
+        ],
+        last: &[
+            "Miller",
+            "Davis",
+            "Garcia",
+            "Rodriguez",
+            "Martinez",
+            "Anderson",
+            "Jackson",
+            "White",
+            "Harris",
+            "Clark",
+        ],
         phone: "+1 415 555 ",
         domain: "example.com",
         cities: &["San Francisco", "Austin", "Boston", "Denver"],
@@ -83,7 +166,18 @@ const LOCALES: &[Locale] = &[
     },
 ];
 
-const COMPANY_WORDS: &[&str] = &["Northwind", "Contoso", "Fabrikam", "Tailspin", "Wingtip", "Adventure", "Blue Yonder", "Litware", "Proseware", "Lucerne"];
+const COMPANY_WORDS: &[&str] = &[
+    "Northwind",
+    "Contoso",
+    "Fabrikam",
+    "Tailspin",
+    "Wingtip",
+    "Adventure",
+    "Blue Yonder",
+    "Litware",
+    "Proseware",
+    "Lucerne",
+];
 const COMPANY_KINDS: &[&str] = &["Ltd", "GmbH", "SARL", "S.L.", "KK", "Inc"];
 const NOTES: &[&str] = &[
     "Discussed renewal terms and next quarter's volume.",
@@ -131,7 +225,12 @@ fn ascii_local(s: &str) -> String {
 impl Custos {
     /// Creates `contacts` fake people (and their companies, deals, activities
     /// and orders) in batches, each batch one transaction.
-    pub async fn seed(&self, p: &Principal, contacts: u64, mut progress: impl FnMut(u64, u64)) -> Result<SeedReport> {
+    pub async fn seed(
+        &self,
+        p: &Principal,
+        contacts: u64,
+        mut progress: impl FnMut(u64, u64),
+    ) -> Result<SeedReport> {
         let mut rng = Rng(0x9E37_79B9_7F4A_7C15 ^ contacts);
         let mut report = SeedReport::default();
         let now = self.now();
@@ -139,20 +238,37 @@ impl Custos {
             let mut tx = self.inner.store.begin().await?;
             Self::stages_in(tx.as_mut()).await?
         };
-        let stages = if stages.is_empty() { DEFAULT_STAGES.iter().map(|s| s.to_string()).collect() } else { stages };
+        let stages = if stages.is_empty() {
+            DEFAULT_STAGES.iter().map(|s| s.to_string()).collect()
+        } else {
+            stages
+        };
         let n_companies = (contacts / 20).max(1);
         let mut companies: Vec<Uuid> = Vec::new();
         let batch = 500u64;
         let mut made = 0u64;
         while made < contacts {
             let mut tx = self.inner.store.begin().await?;
-            while companies.len() < n_companies as usize && (companies.len() as u64) < made / 20 + 1 {
+            while companies.len() < n_companies as usize && (companies.len() as u64) < made / 20 + 1
+            {
                 let i = companies.len();
-                let name = format!("{} {} {}", rng.pick(COMPANY_WORDS), i + 1, rng.pick(COMPANY_KINDS));
+                let name = format!(
+                    "{} {} {}",
+                    rng.pick(COMPANY_WORDS),
+                    i + 1,
+                    rng.pick(COMPANY_KINDS)
+                );
                 let mut v = BTreeMap::new();
                 v.insert("name", Value::Text(name.clone()));
-                v.insert("domain", Value::Text(format!("{}.example", ascii_local(&name))));
-                companies.push(self.insert_validated(tx.as_mut(), p, Entity::Company, v).await?.0);
+                v.insert(
+                    "domain",
+                    Value::Text(format!("{}.example", ascii_local(&name))),
+                );
+                companies.push(
+                    self.insert_validated(tx.as_mut(), p, Entity::Company, v)
+                        .await?
+                        .0,
+                );
                 report.companies += 1;
             }
             let end = (made + batch).min(contacts);
@@ -162,33 +278,72 @@ impl Custos {
                 let mut v = BTreeMap::new();
                 v.insert("first_name", Value::Text(first.to_string()));
                 v.insert("last_name", Value::Text(last.to_string()));
-                v.insert("email", Value::Text(format!("{}.{}.{i}@{}", ascii_local(first), ascii_local(last), loc.domain)));
-                v.insert("phone", Value::Text(format!("{}{:04}", loc.phone, i % 10_000)));
+                v.insert(
+                    "email",
+                    Value::Text(format!(
+                        "{}.{}.{i}@{}",
+                        ascii_local(first),
+                        ascii_local(last),
+                        loc.domain
+                    )),
+                );
+                v.insert(
+                    "phone",
+                    Value::Text(format!("{}{:04}", loc.phone, i % 10_000)),
+                );
                 if rng.below(3) == 0 {
-                    v.insert("tags", Value::Tags(vec![["vip", "newsletter", "partner", "trial"][rng.below(4) as usize].to_string()]));
+                    v.insert(
+                        "tags",
+                        Value::Tags(vec![
+                            ["vip", "newsletter", "partner", "trial"][rng.below(4) as usize]
+                                .to_string(),
+                        ]),
+                    );
                 }
                 let company = companies[rng.below(companies.len() as u64) as usize];
                 v.insert("company_id", Value::Uuid(company));
-                let (contact, _) = self.insert_validated(tx.as_mut(), p, Entity::Contact, v).await?;
+                let (contact, _) = self
+                    .insert_validated(tx.as_mut(), p, Entity::Contact, v)
+                    .await?;
                 report.contacts += 1;
                 if rng.below(3) == 0 {
                     let mut d = BTreeMap::new();
-                    d.insert("title", Value::Text(format!("{} licences", 5 + rng.below(200))));
-                    d.insert("stage", Value::Text(stages[rng.below(stages.len() as u64) as usize].clone()));
-                    d.insert("amount", Value::Money(((1 + rng.below(500)) * 10_000) as i64));
+                    d.insert(
+                        "title",
+                        Value::Text(format!("{} licences", 5 + rng.below(200))),
+                    );
+                    d.insert(
+                        "stage",
+                        Value::Text(stages[rng.below(stages.len() as u64) as usize].clone()),
+                    );
+                    d.insert(
+                        "amount",
+                        Value::Money(((1 + rng.below(500)) * 10_000) as i64),
+                    );
                     d.insert("currency", Value::Text(loc.currency.to_string()));
                     d.insert("company_id", Value::Uuid(company));
                     d.insert("contact_id", Value::Uuid(contact));
-                    self.insert_validated(tx.as_mut(), p, Entity::Deal, d).await?;
+                    self.insert_validated(tx.as_mut(), p, Entity::Deal, d)
+                        .await?;
                     report.deals += 1;
                 }
                 for _ in 0..rng.below(4) {
                     let mut a = BTreeMap::new();
                     a.insert("contact_id", Value::Uuid(contact));
-                    a.insert("kind", Value::Text(["note", "call", "email", "meeting", "task"][rng.below(5) as usize].to_string()));
+                    a.insert(
+                        "kind",
+                        Value::Text(
+                            ["note", "call", "email", "meeting", "task"][rng.below(5) as usize]
+                                .to_string(),
+                        ),
+                    );
                     a.insert("body", Value::Text(rng.pick(NOTES).to_string()));
-                    a.insert("occurred_at", Value::Timestamp(now - time::Duration::hours(rng.below(24 * 90) as i64)));
-                    self.insert_validated(tx.as_mut(), p, Entity::Activity, a).await?;
+                    a.insert(
+                        "occurred_at",
+                        Value::Timestamp(now - time::Duration::hours(rng.below(24 * 90) as i64)),
+                    );
+                    self.insert_validated(tx.as_mut(), p, Entity::Activity, a)
+                        .await?;
                     report.activities += 1;
                 }
                 if rng.below(2) == 0 {
@@ -198,10 +353,21 @@ impl Custos {
                     o.insert("status", Value::Text("completed".into()));
                     o.insert("total", Value::Money((rng.below(100_000) + 500) as i64));
                     o.insert("currency", Value::Text(loc.currency.to_string()));
-                    o.insert("shipping_address", Value::Text(format!("{} Market Street, {}", 1 + rng.below(200), rng.pick(loc.cities))));
+                    o.insert(
+                        "shipping_address",
+                        Value::Text(format!(
+                            "{} Market Street, {}",
+                            1 + rng.below(200),
+                            rng.pick(loc.cities)
+                        )),
+                    );
                     o.insert("placed_at", Value::Timestamp(placed));
-                    o.insert("completed_at", Value::Timestamp(placed + time::Duration::days(2)));
-                    self.insert_validated(tx.as_mut(), p, Entity::Order, o).await?;
+                    o.insert(
+                        "completed_at",
+                        Value::Timestamp(placed + time::Duration::days(2)),
+                    );
+                    self.insert_validated(tx.as_mut(), p, Entity::Order, o)
+                        .await?;
                     report.orders += 1;
                 }
             }

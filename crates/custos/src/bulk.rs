@@ -1,7 +1,7 @@
 //! Bulk work from the command line: CSV import and fake-data seeding.
 
 use crate::setup::{self, Paths};
-use anyhow::{anyhow, bail, Context, Result};
+use anyhow::{Context, Result, anyhow, bail};
 use custos_domain::Entity;
 use custos_service::Principal;
 use std::io::IsTerminal;
@@ -22,13 +22,21 @@ fn bar(unit: &str) -> Option<indicatif::ProgressBar> {
 
 /// Where the rejected-rows report of an input file goes.
 pub fn rejected_path(file: &Path) -> std::path::PathBuf {
-    let name = file.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_else(|| "import".into());
+    let name = file
+        .file_name()
+        .map(|n| n.to_string_lossy().to_string())
+        .unwrap_or_else(|| "import".into());
     let stem = name.strip_suffix(".csv").unwrap_or(&name).to_string();
     file.with_file_name(format!("{stem}.rejected.csv"))
 }
 
 /// `custos import contacts|companies FILE`.
-pub async fn import(paths: &Paths, what: &str, file: &Path, skip_invalid: bool) -> Result<ExitCode> {
+pub async fn import(
+    paths: &Paths,
+    what: &str,
+    file: &Path,
+    skip_invalid: bool,
+) -> Result<ExitCode> {
     let entity = match what {
         "contacts" => Entity::Contact,
         "companies" => Entity::Company,
@@ -47,18 +55,26 @@ pub async fn import(paths: &Paths, what: &str, file: &Path, skip_invalid: bool) 
         .collect();
     let mut rows = Vec::new();
     for (i, rec) in reader.records().enumerate() {
-        let rec = rec.map_err(|e| anyhow!("{} line {}: not valid CSV ({e})", file.display(), i + 2))?;
+        let rec =
+            rec.map_err(|e| anyhow!("{} line {}: not valid CSV ({e})", file.display(), i + 2))?;
         rows.push(rec.iter().map(str::to_string).collect::<Vec<_>>());
     }
     let (custos, _) = setup::open(paths, false).await?;
     let progress = bar("rows");
     let report = custos
-        .import(&Principal::cli(), entity, &headers, &rows, skip_invalid, |done, total| {
-            if let Some(b) = &progress {
-                b.set_length(total);
-                b.set_position(done);
-            }
-        })
+        .import(
+            &Principal::cli(),
+            entity,
+            &headers,
+            &rows,
+            skip_invalid,
+            |done, total| {
+                if let Some(b) = &progress {
+                    b.set_length(total);
+                    b.set_position(done);
+                }
+            },
+        )
         .await;
     if let Some(b) = progress {
         b.finish_and_clear();
@@ -67,14 +83,16 @@ pub async fn import(paths: &Paths, what: &str, file: &Path, skip_invalid: bool) 
     let report = report?;
     let rejected = rejected_path(file);
     if !report.rejected.is_empty() {
-        let mut w = csv::Writer::from_path(&rejected).with_context(|| format!("cannot write {}", rejected.display()))?;
+        let mut w = csv::Writer::from_path(&rejected)
+            .with_context(|| format!("cannot write {}", rejected.display()))?;
         w.write_record(["line", "field", "reason"])?;
         for r in &report.rejected {
             w.write_record([r.line.to_string(), r.field.clone(), r.reason.clone()])?;
         }
         w.flush()?;
     }
-    let bad_lines: std::collections::BTreeSet<u64> = report.rejected.iter().map(|r| r.line).collect();
+    let bad_lines: std::collections::BTreeSet<u64> =
+        report.rejected.iter().map(|r| r.line).collect();
     if !report.committed {
         bail!(
             "{} of {} rows are invalid; nothing was imported (reasons in {}; use --skip-invalid to import the valid rows)",
@@ -85,10 +103,17 @@ pub async fn import(paths: &Paths, what: &str, file: &Path, skip_invalid: bool) 
     }
     println!("imported {} of {} {what}", report.imported, report.rows);
     if report.companies_created > 0 {
-        println!("created {} companies named in the company column", report.companies_created);
+        println!(
+            "created {} companies named in the company column",
+            report.companies_created
+        );
     }
     if !bad_lines.is_empty() {
-        println!("rejected {} rows; reasons in {}", bad_lines.len(), rejected.display());
+        println!(
+            "rejected {} rows; reasons in {}",
+            bad_lines.len(),
+            rejected.display()
+        );
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -38,18 +38,39 @@ fn a_100k_row_import_with_one_percent_bad_rows() {
             // Three kinds of bad row, 1 % in all.
             13 if i % 300 == 13 => {
                 bad.push((line, "email"));
-                writeln!(csv, "Ann{i},Lee,not-an-email,+1 555 {i:06},Co {},vip", i % 40).unwrap();
+                writeln!(
+                    csv,
+                    "Ann{i},Lee,not-an-email,+1 555 {i:06},Co {},vip",
+                    i % 40
+                )
+                .unwrap();
             }
             13 if i % 300 == 113 => {
                 bad.push((line, "last_name"));
-                writeln!(csv, "Ann{i},,ann{i}@bulk.example,+1 555 {i:06},Co {},vip", i % 40).unwrap();
+                writeln!(
+                    csv,
+                    "Ann{i},,ann{i}@bulk.example,+1 555 {i:06},Co {},vip",
+                    i % 40
+                )
+                .unwrap();
             }
             13 => {
                 // A duplicate of the row just before it.
                 bad.push((line, "email"));
-                writeln!(csv, "Ann{i},Lee,ann{}@bulk.example,+1 555 {i:06},Co {},", i - 1, i % 40).unwrap();
+                writeln!(
+                    csv,
+                    "Ann{i},Lee,ann{}@bulk.example,+1 555 {i:06},Co {},",
+                    i - 1,
+                    i % 40
+                )
+                .unwrap();
             }
-            _ => writeln!(csv, "Ann{i},Lee{i},ann{i}@bulk.example,+1 555 {i:06},Co {},vip;newsletter", i % 40).unwrap(),
+            _ => writeln!(
+                csv,
+                "Ann{i},Lee{i},ann{i}@bulk.example,+1 555 {i:06},Co {},vip;newsletter",
+                i % 40
+            )
+            .unwrap(),
         }
     }
     std::fs::write(&csv_path, csv).unwrap();
@@ -58,14 +79,20 @@ fn a_100k_row_import_with_one_percent_bad_rows() {
     let out = custos(&dir, &["import", "contacts", csv_path.to_str().unwrap()]);
     assert!(!out.status.success());
     let err = text(&out.stderr);
-    assert!(err.contains("1000 of 100000 rows are invalid") && err.contains("nothing was imported"), "{err}");
+    assert!(
+        err.contains("1000 of 100000 rows are invalid") && err.contains("nothing was imported"),
+        "{err}"
+    );
     let rejected = std::fs::read_to_string(tmp.path().join("contacts.rejected.csv")).unwrap();
     let mut lines: Vec<(u32, String)> = rejected
         .lines()
         .skip(1)
         .map(|l| {
             let mut parts = l.splitn(3, ',');
-            (parts.next().unwrap().parse().unwrap(), parts.next().unwrap().to_string())
+            (
+                parts.next().unwrap().parse().unwrap(),
+                parts.next().unwrap().to_string(),
+            )
         })
         .collect();
     lines.dedup_by_key(|(l, _)| *l);
@@ -73,15 +100,29 @@ fn a_100k_row_import_with_one_percent_bad_rows() {
     for ((line, field), (got_line, got_field)) in bad.iter().zip(&lines) {
         assert_eq!((*line, *field), (*got_line, got_field.as_str()));
     }
-    assert!(rejected.contains("duplicate of line"), "duplicates are named");
+    assert!(
+        rejected.contains("duplicate of line"),
+        "duplicates are named"
+    );
     let status = text(&custos(&dir, &["audit", "verify"]).stdout);
     let entries_before: u64 = status.split_whitespace().nth(2).unwrap().parse().unwrap();
 
     // With --skip-invalid: the 99,000 good rows.
-    let out = custos(&dir, &["import", "contacts", csv_path.to_str().unwrap(), "--skip-invalid"]);
+    let out = custos(
+        &dir,
+        &[
+            "import",
+            "contacts",
+            csv_path.to_str().unwrap(),
+            "--skip-invalid",
+        ],
+    );
     assert!(out.status.success(), "{}", text(&out.stderr));
     let stdout = text(&out.stdout);
-    assert!(stdout.contains("imported 99000 of 100000 contacts"), "{stdout}");
+    assert!(
+        stdout.contains("imported 99000 of 100000 contacts"),
+        "{stdout}"
+    );
     assert!(stdout.contains("created 40 companies"), "{stdout}");
     // Every created record was audited: 99,000 contacts + 40 companies + the import itself.
     let status = text(&custos(&dir, &["audit", "verify"]).stdout);
@@ -105,8 +146,18 @@ fn bad_files_get_one_clear_line() {
     let out = custos(&dir, &["import", "contacts", f.to_str().unwrap()]);
     assert!(!out.status.success());
     let err = text(&out.stderr);
-    assert!(err.contains("shoe size") && err.lines().count() == 1, "{err}");
-    let out = custos(&dir, &["import", "contacts", tmp.path().join("missing.csv").to_str().unwrap()]);
+    assert!(
+        err.contains("shoe size") && err.lines().count() == 1,
+        "{err}"
+    );
+    let out = custos(
+        &dir,
+        &[
+            "import",
+            "contacts",
+            tmp.path().join("missing.csv").to_str().unwrap(),
+        ],
+    );
     assert!(!out.status.success());
     assert!(text(&out.stderr).contains("cannot read"));
 }
@@ -121,9 +172,18 @@ fn seed_creates_related_records_that_verify() {
     assert!(s.starts_with("seeded 300 contacts"), "{s}");
     let n = |word: &str| -> u64 {
         let i = s.find(word).unwrap();
-        s[..i].split_whitespace().last().unwrap().trim_end_matches(',').parse().unwrap()
+        s[..i]
+            .split_whitespace()
+            .last()
+            .unwrap()
+            .trim_end_matches(',')
+            .parse()
+            .unwrap()
     };
-    assert!(n(" deals") > 0 && n(" activities") > 0 && n(" orders") > 0, "{s}");
+    assert!(
+        n(" deals") > 0 && n(" activities") > 0 && n(" orders") > 0,
+        "{s}"
+    );
     let out = custos(&dir, &["audit", "verify"]);
     assert!(out.status.success());
 }

@@ -171,10 +171,7 @@ impl Store for SqliteStore {
         // IMMEDIATE takes the write lock up front: a use case reads, then writes its
         // audit leaf, and must not fail to upgrade a read snapshot half-way.
         let tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        Ok(Box::new(SqliteTx {
-            tx,
-            head: None,
-        }))
+        Ok(Box::new(SqliteTx { tx, head: None }))
     }
 
     fn backend(&self) -> &'static str {
