@@ -35,7 +35,6 @@ pub use dashboard::{
 pub use dsar::{OpenedRequest, Opener, PublicStatus, RequestView, flags};
 pub use error::{Result, ServiceError};
 pub use import::{ImportReport, RowError};
-pub use seed::SeedReport;
 pub use keyops::{BackupInfo, ErasureJournal, ErasureReport, KeyReport, MasterVersionStatus};
 pub use keys::{KeyReload, KeyStatus};
 pub use ledger::{EventQuery, InclusionProof, LedgerStatus, VerifyReport, WitnessReport};
@@ -44,6 +43,7 @@ pub use principal::{Principal, RequestMeta, Via};
 pub use query::{ListParams, Page};
 pub use records::RecordView;
 pub use search::{SearchGroup, SearchKind, SearchResults, search_kind};
+pub use seed::SeedReport;
 
 use custos_crypto::MasterKeyring;
 use custos_domain::Clock;
