@@ -246,7 +246,7 @@ impl Custos {
                 .await?;
             report.imported += 1;
             done += 1;
-            if done % 1000 == 0 {
+            if done.is_multiple_of(1000) {
                 progress(done, total);
             }
         }
@@ -312,10 +312,10 @@ impl Custos {
             limit: 50,
         };
         for row in tx.list_records(&q).await? {
-            if let SqlValue::Text(n) = row.get("name") {
-                if n.to_lowercase() == name.to_lowercase() {
-                    return Ok(Some(row.id));
-                }
+            if let SqlValue::Text(n) = row.get("name")
+                && n.to_lowercase() == name.to_lowercase()
+            {
+                return Ok(Some(row.id));
             }
         }
         Ok(None)
