@@ -398,18 +398,32 @@ impl Custos {
     /// minted after a step-up and are limited by their scopes; the local CLI
     /// operator holds the data directory and key.
     pub async fn require_step_up(&self, p: &Principal, action: &str) -> Result<()> {
-        let Via::Session(_) = p.via else {
-            return Ok(());
-        };
-        let window = self.inner.config.step_up_window.as_millis() as i64;
-        if p.verified_at.is_some_and(|v| self.now_ms() - v <= window) {
+        if self.step_up_fresh(p) {
             return Ok(());
         }
+        Err(self.step_up_refused(p, action).await)
+    }
+
+    /// Whether `p` may do a sensitive action now without a new second-factor
+    /// check: API tokens and the CLI always, sessions within the step-up window.
+    pub(crate) fn step_up_fresh(&self, p: &Principal) -> bool {
+        let Via::Session(_) = p.via else {
+            return true;
+        };
+        let window = self.inner.config.step_up_window.as_millis() as i64;
+        p.verified_at.is_some_and(|v| self.now_ms() - v <= window)
+    }
+
+    /// Records a sensitive action refused for want of a step-up and returns
+    /// the error to give back. Call it with no transaction open.
+    pub(crate) async fn step_up_refused(&self, p: &Principal, action: &str) -> ServiceError {
         let ev = Event::new(p, action)
             .outcome("denied")
             .detail("reason=step_up");
-        self.append_alone(ev).await?;
-        Err(ServiceError::Forbidden(STEP_UP_REQUIRED.into()))
+        match self.append_alone(ev).await {
+            Ok(_) => ServiceError::Forbidden(STEP_UP_REQUIRED.into()),
+            Err(e) => e,
+        }
     }
 
     /// Refuses (and records) what an API token's scopes do not cover.

@@ -215,6 +215,8 @@ impl Custos {
             let msg = format!("the {} role may not export contacts", p.role.name());
             return Err(self.refuse(p, "contact.export", msg).await);
         }
+        // Step-up (issue 4): exporting is sensitive (API tokens are exempt).
+        self.require_step_up(p, "contact.export").await?;
         let mut tx = self.inner.store.begin().await?;
         let ids = self
             .ids_where(tx.as_mut(), Entity::Contact, Condition::And(vec![]))

@@ -662,6 +662,12 @@ impl Custos {
             }
         }
         let kind = text(&rec, "kind");
+        // Step-up (issue 4): erasing is sensitive; a session needs a recent
+        // second-factor check. API tokens and the CLI are exempt.
+        if kind == "erasure" && !self.step_up_fresh(p) {
+            drop(tx);
+            return Err(self.step_up_refused(p, "request.fulfil").await);
+        }
         let contact = rec.get("contact_id").as_uuid();
         let result = match contact {
             None => {
