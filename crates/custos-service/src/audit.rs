@@ -3,7 +3,7 @@
 
 use crate::{Custos, Principal, RequestMeta, Result, ServiceError};
 use custos_domain::value::{format_timestamp, to_unix_ms};
-use custos_domain::{DataCategory, Entity, Role};
+use custos_domain::{DataCategory, Entity};
 use custos_ledger::event::AuditEvent;
 use custos_ledger::merkle::Appender;
 use custos_store::{LeafRow, LedgerHead, Tx};
@@ -218,7 +218,7 @@ impl Custos {
     }
 
     pub(crate) async fn require_ledger_reader(&self, p: &Principal) -> Result<()> {
-        if matches!(p.role, Role::Admin | Role::Auditor | Role::PrivacyOfficer) {
+        if crate::ledger::reads_ledger(p.role) {
             Ok(())
         } else {
             let msg = "reading the audit ledger needs the admin, auditor or privacy officer role"

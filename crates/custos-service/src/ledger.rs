@@ -2,7 +2,7 @@
 //! checkpoints, inclusion and consistency proofs, full verification and
 //! witnessing of a checkpoint held elsewhere.
 
-use crate::audit::AuditEntry;
+use crate::audit::{AuditEntry, Event};
 use crate::{Custos, Principal, Result, ServiceError};
 use custos_ledger::Hash;
 use custos_ledger::checkpoint::{Checkpoint, NoteSigner, verify_checkpoint};
@@ -110,13 +110,23 @@ fn internal(e: impl std::fmt::Display) -> ServiceError {
 /// Runs a proof computation over stored nodes, fetching what it asks for.
 async fn with_nodes<T>(
     tx: &mut dyn Tx,
-    mut f: impl FnMut(&mut CachedNodes) -> std::result::Result<T, ProofError>,
+    f: impl FnMut(&mut CachedNodes) -> std::result::Result<T, ProofError>,
 ) -> Result<T> {
     let mut cache = CachedNodes {
         nodes: HashMap::new(),
     };
+    with_cache(tx, &mut cache, f).await
+}
+
+/// [`with_nodes`] with a cache kept by the caller, so many proofs over one
+/// tree share the nodes already fetched.
+async fn with_cache<T>(
+    tx: &mut dyn Tx,
+    cache: &mut CachedNodes,
+    mut f: impl FnMut(&mut CachedNodes) -> std::result::Result<T, ProofError>,
+) -> Result<T> {
     for _ in 0..10_000 {
-        match f(&mut cache) {
+        match f(cache) {
             Ok(v) => return Ok(v),
             Err(ProofError::MissingNode { level, index }) => {
                 let node = tx.ledger_node(level, index).await?.ok_or_else(|| {
@@ -539,5 +549,234 @@ impl Custos {
             });
         }
         Ok(WitnessReport::Consistent { size, current })
+    }
+}
+
+/// Whether a role may read the audit ledger: admin, auditor and privacy
+/// officer. Pages use it to decide what to show; the use cases decide again.
+pub fn reads_ledger(role: custos_domain::Role) -> bool {
+    use custos_domain::Role;
+    matches!(role, Role::Admin | Role::Auditor | Role::PrivacyOfficer)
+}
+
+/// Most events [`Custos::audit_activity`] counts; beyond, it says so.
+pub const ACTIVITY_MAX_EVENTS: u32 = 50_000;
+
+/// Most events one [`Custos::audit_export`] holds.
+pub const EXPORT_MAX_EVENTS: u32 = 1_000;
+
+/// Events per hour by action over a window of whole hours.
+#[derive(Debug, Clone)]
+pub struct AuditActivity {
+    /// Start of the first hour (Unix ms).
+    pub from_ms: i64,
+    /// Number of hours.
+    pub hours: u32,
+    /// Events per hour, all actions.
+    pub total: Vec<u64>,
+    /// Events per hour for each action seen, the busiest action first.
+    pub actions: Vec<(String, Vec<u64>)>,
+    /// Whether there were more than [`ACTIVITY_MAX_EVENTS`] events, so only
+    /// the newest were counted.
+    pub truncated: bool,
+}
+
+/// One leaf of an export, with its inclusion proof.
+#[derive(Debug, Clone)]
+pub struct ExportedLeaf {
+    /// Leaf index.
+    pub index: u64,
+    /// The exact leaf bytes (canonical JSON of the event).
+    pub data: Vec<u8>,
+    /// The decoded event.
+    pub event: AuditEvent,
+    /// SHA-256(0x00 ‖ data).
+    pub leaf_hash: Hash,
+    /// Inclusion proof in the tree of the export's checkpoint, bottom up.
+    pub proof: Vec<Hash>,
+}
+
+/// Events with inclusion proofs against a fresh signed checkpoint, and the
+/// key that verifies it: everything a third party needs to check them offline.
+#[derive(Debug, Clone)]
+pub struct LedgerExport {
+    /// The signed checkpoint note (C2SP signed-note).
+    pub checkpoint: String,
+    /// The ledger's note verifier key.
+    pub verifier_key: String,
+    /// The checkpoint's tree size.
+    pub size: u64,
+    /// The checkpoint's root.
+    pub root: Hash,
+    /// The events, oldest first.
+    pub leaves: Vec<ExportedLeaf>,
+}
+
+fn decode_leaf(index: u64, data: &[u8]) -> Result<AuditEvent> {
+    AuditEvent::decode(data).map_err(|e| internal(format!("leaf {index}: {e}")))
+}
+
+impl Custos {
+    /// Counts events per hour by action for `hours` whole hours from `from_ms`
+    /// (at most [`ACTIVITY_MAX_EVENTS`], the newest).
+    pub async fn audit_activity(
+        &self,
+        p: &Principal,
+        from_ms: i64,
+        hours: u32,
+    ) -> Result<AuditActivity> {
+        self.require_ledger_reader(p).await?;
+        const HOUR: i64 = 3_600_000;
+        let hours = hours.clamp(1, 24 * 14);
+        let to_ms = from_ms.saturating_add(i64::from(hours) * HOUR);
+        let mut tx = self.inner.store.begin().await?;
+        let filter = EventFilter {
+            from_ms: Some(from_ms),
+            to_ms: Some(to_ms),
+            ..Default::default()
+        };
+        let mut found = tx.find_leaves(&filter, ACTIVITY_MAX_EVENTS + 1).await?;
+        let truncated = found.len() > ACTIVITY_MAX_EVENTS as usize;
+        found.truncate(ACTIVITY_MAX_EVENTS as usize);
+        let wanted: std::collections::HashSet<u64> = found.iter().copied().collect();
+        let mut total = vec![0u64; hours as usize];
+        let mut by_action: HashMap<String, Vec<u64>> = HashMap::new();
+        if let (Some(&last), Some(&first)) = (found.first(), found.last()) {
+            let mut start = first;
+            while start <= last {
+                let end = (start + 5_000).min(last + 1);
+                for l in tx.ledger_leaves(start, end).await? {
+                    if !wanted.contains(&l.index) {
+                        continue;
+                    }
+                    let e = decode_leaf(l.index, &l.data)?;
+                    let Some(t) = custos_domain::value::parse_timestamp(&e.time) else {
+                        continue;
+                    };
+                    let ms = custos_domain::value::to_unix_ms(t);
+                    if ms < from_ms || ms >= to_ms {
+                        continue;
+                    }
+                    let h = ((ms - from_ms) / HOUR) as usize;
+                    total[h] += 1;
+                    by_action
+                        .entry(e.action)
+                        .or_insert_with(|| vec![0; hours as usize])[h] += 1;
+                }
+                start = end;
+            }
+        }
+        let mut actions: Vec<(String, Vec<u64>)> = by_action.into_iter().collect();
+        actions.sort_by(|a, b| {
+            let (ta, tb) = (a.1.iter().sum::<u64>(), b.1.iter().sum::<u64>());
+            tb.cmp(&ta).then_with(|| a.0.cmp(&b.0))
+        });
+        Ok(AuditActivity {
+            from_ms,
+            hours,
+            total,
+            actions,
+            truncated,
+        })
+    }
+
+    /// Exports the events matching `filter` with index at least `start` and
+    /// below `filter.before_index` (at most [`EXPORT_MAX_EVENTS`]), each with
+    /// its inclusion proof against a checkpoint signed now, plus that
+    /// checkpoint and the verifier key. The export is recorded in the ledger
+    /// (`audit.export`, with the count and index range; no personal values).
+    pub async fn audit_export(
+        &self,
+        p: &Principal,
+        filter: &EventFilter,
+        start: u64,
+    ) -> Result<LedgerExport> {
+        self.require_ledger_reader(p).await?;
+        let note = self.ledger_checkpoint().await?;
+        let verifier_key = self.ledger_verifier_key()?;
+        let cp = verify_checkpoint(&note, &verifier_key).map_err(internal)?;
+        let size = cp.size;
+        let mut f = filter.clone();
+        f.before_index = Some(f.before_index.map_or(size, |b| b.min(size)));
+        let mut tx = self.inner.store.begin().await?;
+        let mut found: Vec<u64> = tx
+            .find_leaves(&f, EXPORT_MAX_EVENTS + 1)
+            .await?
+            .into_iter()
+            .filter(|&i| i >= start)
+            .collect();
+        if found.len() > EXPORT_MAX_EVENTS as usize {
+            return Err(ServiceError::invalid(
+                "range",
+                format!(
+                    "more than {EXPORT_MAX_EVENTS} events match; narrow the range and export it in parts"
+                ),
+            ));
+        }
+        if found.is_empty() {
+            return Err(ServiceError::invalid(
+                "range",
+                "no events match, so there is nothing to export",
+            ));
+        }
+        found.reverse();
+        let mut cache = CachedNodes {
+            nodes: HashMap::new(),
+        };
+        let mut leaves = Vec::with_capacity(found.len());
+        let mut i = 0;
+        while i < found.len() {
+            // Read runs of consecutive indexes at once.
+            let mut j = i + 1;
+            while j < found.len() && found[j] == found[j - 1] + 1 {
+                j += 1;
+            }
+            let rows = tx.ledger_leaves(found[i], found[j - 1] + 1).await?;
+            if rows.len() != j - i {
+                return Err(internal(format!(
+                    "leaves {} to {} are missing",
+                    found[i],
+                    found[j - 1]
+                )));
+            }
+            for l in rows {
+                let event = decode_leaf(l.index, &l.data)?;
+                let leaf_hash = custos_ledger::leaf_hash(&l.data);
+                let index = l.index;
+                let proof = with_cache(tx.as_mut(), &mut cache, |r| {
+                    merkle::inclusion_proof_at(r, index, size)
+                })
+                .await?;
+                merkle::verify_inclusion(&leaf_hash, index, size, &proof, &cp.root).map_err(
+                    |e| {
+                        internal(format!(
+                            "leaf {index} does not verify against the checkpoint: {e}"
+                        ))
+                    },
+                )?;
+                leaves.push(ExportedLeaf {
+                    index,
+                    data: l.data,
+                    event,
+                    leaf_hash,
+                    proof,
+                });
+            }
+            i = j;
+        }
+        drop(tx);
+        let (first, last) = (found[0], found[found.len() - 1]);
+        self.append_alone(Event::new(p, "audit.export").detail(format!(
+            "count={} first={first} last={last} size={size}",
+            leaves.len()
+        )))
+        .await?;
+        Ok(LedgerExport {
+            checkpoint: note,
+            verifier_key,
+            size,
+            root: cp.root,
+            leaves,
+        })
     }
 }

@@ -37,7 +37,10 @@ pub use error::{Result, ServiceError};
 pub use import::{ImportReport, RowError};
 pub use keyops::{BackupInfo, ErasureJournal, ErasureReport, KeyReport, MasterVersionStatus};
 pub use keys::{KeyReload, KeyStatus};
-pub use ledger::{EventQuery, InclusionProof, LedgerStatus, VerifyReport, WitnessReport};
+pub use ledger::{
+    ACTIVITY_MAX_EVENTS, AuditActivity, EXPORT_MAX_EVENTS, EventQuery, ExportedLeaf,
+    InclusionProof, LedgerExport, LedgerStatus, VerifyReport, WitnessReport, reads_ledger,
+};
 pub use mfa::{PasskeyView, TotpConfirmed, TotpEnrolment};
 pub use principal::{Principal, RequestMeta, Via};
 pub use query::{ListParams, Page};

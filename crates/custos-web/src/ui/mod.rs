@@ -3,6 +3,7 @@
 //! only script is an optional drag-and-drop enhancement of the deals board.
 
 pub mod account;
+pub mod audit;
 pub mod board;
 pub mod charts;
 pub mod dashboard;
@@ -45,6 +46,7 @@ pub fn router() -> Router<AppState> {
             get(|| static_file(include_str!("../../static/board.js"), JS)),
         );
     let r = account::routes(r);
+    let r = audit::routes(r);
     let r = records::routes(r);
     let r = board::routes(r);
     search::routes(r)

@@ -1220,6 +1220,8 @@ struct DetailPage {
     sections: Vec<Related>,
     timeline: Option<Vec<Moment>>,
     forms: Vec<InlineForm>,
+    /// "Who accessed this contact", for roles that read the audit ledger.
+    who: Option<super::audit::WhoAccessed>,
 }
 
 async fn related(
@@ -1480,6 +1482,11 @@ async fn detail(
     } else {
         None
     };
+    let who = if entity == Entity::Contact {
+        super::audit::who_accessed(&st, &ctx, id).await
+    } else {
+        None
+    };
     let page = DetailPage {
         shell: ctx.shell(&st, title.clone(), Section::Entity(entity)).await,
         entity_label: entity.label(),
@@ -1499,6 +1506,7 @@ async fn detail(
         sections,
         timeline,
         forms,
+        who,
     };
     ctx.page(&page, StatusCode::OK)
 }

@@ -78,6 +78,8 @@ pub enum Section {
     Board,
     /// Global search results (no sidebar entry).
     Search,
+    /// The audit ledger (Security).
+    Audit,
 }
 
 /// The sidebar for a role: a link appears only if the role may read what it shows.
@@ -123,14 +125,24 @@ pub fn navigation(role: Role, section: Section) -> Vec<NavGroup> {
             });
         }
     }
-    if crm.is_empty() {
-        Vec::new()
-    } else {
-        vec![NavGroup {
+    let mut groups = Vec::new();
+    if !crm.is_empty() {
+        groups.push(NavGroup {
             name: "CRM",
             items: crm,
-        }]
+        });
     }
+    if custos_service::reads_ledger(role) {
+        groups.push(NavGroup {
+            name: "Security",
+            items: vec![NavItem {
+                label: "Audit ledger",
+                href: "/app/audit",
+                current: section == Section::Audit,
+            }],
+        });
+    }
+    groups
 }
 
 /// The words of a flash code; unknown codes show nothing.
@@ -386,8 +398,12 @@ mod tests {
     fn support_sees_the_crm_but_auditors_see_no_sales_pages_missing() {
         for role in Role::ALL {
             let nav = navigation(role, Section::Dashboard);
-            assert_eq!(nav.len(), 1, "{role}");
+            assert_eq!(nav[0].name, "CRM", "{role}");
             assert!(nav[0].items.iter().any(|i| i.href == "/app/contacts"));
+            let ledger = nav
+                .iter()
+                .any(|g| g.items.iter().any(|i| i.href == "/app/audit"));
+            assert_eq!(ledger, custos_service::reads_ledger(role), "{role}");
         }
     }
 
