@@ -10,6 +10,16 @@ use custos_domain::Role;
 use custos_testkit::TestServer;
 use serde_json::{Value, json};
 
+/// (operation, resource, method, path, body, status when allowed)
+type Check = (
+    &'static str,
+    &'static str,
+    &'static str,
+    String,
+    Option<Value>,
+    u16,
+);
+
 const ROLES: [Role; 6] = [
     Role::Admin,
     Role::Manager,
@@ -188,7 +198,7 @@ async fn every_role_on_every_route() {
                 failures.push(format!("{role} reads email masked={masked}"));
             }
         }
-        let others: Vec<(&str, &str, &str, String, Option<Value>, u16)> = vec![
+        let others: Vec<Check> = vec![
             (
                 "export",
                 "contacts",
