@@ -176,8 +176,9 @@ impl Custos {
         )
     }
 
-    /// The full consent history of a person (newest first) and the current
-    /// state per purpose.
+    /// The full consent history of a person (newest first), the current
+    /// state per purpose, and the processing flags in force (restricted,
+    /// objected, opted out of sale/sharing, limited, legal hold).
     pub async fn consent_history(&self, p: &Principal, contact: Uuid) -> Result<Json> {
         let params = crate::ListParams::parse(
             Entity::Consent,
@@ -190,13 +191,22 @@ impl Custos {
         let page = self.list(p, Entity::Consent, &params).await?;
         let mut tx = self.inner.store.begin().await?;
         let states = self.consent_states(tx.as_mut(), contact).await?;
+        let flags: BTreeSet<String> = tx
+            .active_flags(&[contact])
+            .await?
+            .into_iter()
+            .map(|(_, f)| f)
+            .collect();
         drop(tx);
         let entries: Vec<Json> = page
             .items
             .iter()
             .map(|v| with_receipt(v.to_json()))
             .collect();
-        Ok(json!({"contact_id": contact, "current": states_json(&states), "entries": entries}))
+        Ok(
+            json!({"contact_id": contact, "current": states_json(&states), "entries": entries,
+                  "processing_flags": flags}),
+        )
     }
 
     /// Contacts for an export. `purpose` (a consent purpose) applies the
@@ -290,6 +300,53 @@ impl Custos {
             items,
             excluded: ex,
         })
+    }
+
+    /// A consent withdrawal sent through the public privacy portal: records
+    /// `withdrawn` for `purpose` for every contact with this email. Withdrawing
+    /// needs no proof of identity (it only ever stops processing); the caller
+    /// answers the same whether or not the email is known, so the count is
+    /// for tests and logs only. `sale_share` is the opt-out of sale/sharing and
+    /// also sets its flag (see [`Custos::record_opt_out`]).
+    pub async fn withdraw_consent_by_email(
+        &self,
+        meta: &RequestMeta,
+        email: &str,
+        purpose: &str,
+    ) -> Result<u64> {
+        if !CONSENT_PURPOSES.contains(&purpose) {
+            return Err(ServiceError::invalid(
+                "purpose",
+                format!("must be one of: {}", CONSENT_PURPOSES.join(", ")),
+            ));
+        }
+        if purpose == "sale_share" {
+            return self.record_opt_out(meta, email, "portal").await;
+        }
+        if normalize::email(email).is_empty() {
+            return Ok(0);
+        }
+        let mut tx = self.inner.store.begin().await?;
+        let contacts = self.match_contacts(tx.as_mut(), email).await?;
+        for contact in &contacts {
+            self.consent_in(
+                tx.as_mut(),
+                None,
+                *contact,
+                purpose,
+                "withdrawn",
+                "portal",
+                "privacy portal consent withdrawal form",
+            )
+            .await?;
+        }
+        // One event whatever the outcome, so the ledger shows the portal was
+        // used without saying whether the email is a customer's.
+        let ev = crate::audit::Event::anonymous(meta, "consent.withdraw")
+            .detail(format!("purpose={purpose} channel=portal"));
+        self.append(tx.as_mut(), ev).await?;
+        tx.commit().await?;
+        Ok(contacts.len() as u64)
     }
 
     /// Global Privacy Control or a portal opt-out: records the opt-out of

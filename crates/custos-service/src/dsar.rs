@@ -70,6 +70,12 @@ pub struct RequestView {
     pub verification: String,
     /// When identity was verified.
     pub verified_at: Option<String>,
+    /// The operator's account of how they checked the requester's identity
+    /// (operator-attested verification only).
+    pub verification_reason: Option<String>,
+    /// What the person wrote with the request (for rectification, the
+    /// corrected fields as a JSON object).
+    pub details: Option<String>,
     /// What was done, what was kept and why.
     pub result: Option<Json>,
     /// When it was closed.
@@ -152,7 +158,7 @@ impl Custos {
     }
 
     /// Contacts whose email matches the requester's, confirmed after opening.
-    async fn match_contacts(&self, tx: &mut dyn Tx, email: &str) -> Result<Vec<Uuid>> {
+    pub(crate) async fn match_contacts(&self, tx: &mut dyn Tx, email: &str) -> Result<Vec<Uuid>> {
         let norm = normalize::email(email);
         let hash = self.inner.keys.blind_term(Entity::Contact, "email", &norm);
         let q = ListQuery {
@@ -216,6 +222,8 @@ impl Custos {
             extension_reason: r.get("extension_reason").as_text().map(str::to_string),
             verification: text(r, "verification"),
             verified_at: ts(r, "verified_at"),
+            verification_reason: r.get("verification_reason").as_text().map(str::to_string),
+            details: r.get("details").as_text().map(str::to_string),
             result: r
                 .get("result")
                 .as_text()
@@ -1129,33 +1137,178 @@ impl Custos {
         Ok(id)
     }
 
-    /// Dashboard figures for the privacy officer: open, due soon, overdue, and
-    /// the median days to close of closed requests.
-    pub async fn dsar_summary(&self, p: &Principal) -> Result<Json> {
-        let all = self.dsar_list(p, None, 500).await?;
-        let open: Vec<&RequestView> = all.iter().filter(|r| r.clock != "closed").collect();
-        let mut days: Vec<f64> = all
-            .iter()
-            .filter_map(|r| {
-                let a = custos_domain::value::parse_timestamp(&r.received_at)?;
-                let b = custos_domain::value::parse_timestamp(r.closed_at.as_deref()?)?;
-                Some((b - a).as_seconds_f64() / 86_400.0)
-            })
-            .collect();
-        days.sort_by(|a, b| a.total_cmp(b));
-        let median = if days.is_empty() {
-            None
-        } else if days.len() % 2 == 1 {
-            Some(days[days.len() / 2])
-        } else {
-            Some((days[days.len() / 2 - 1] + days[days.len() / 2]) / 2.0)
+    /// The request queue, soonest due first, one page at a time (keyset
+    /// pagination on the due date). `filter` is `all`, `open`, `due_soon`,
+    /// `overdue`, or a state (`received`, `verified`, `fulfilled`,
+    /// `rejected`). Returns the page and how many requests the filter holds.
+    pub async fn dsar_queue(
+        &self,
+        p: &Principal,
+        filter: &str,
+        cursor: Option<&str>,
+        limit: u32,
+    ) -> Result<(crate::Page<RequestView>, u64)> {
+        let conditions = self.queue_conditions(filter)?;
+        let mut pairs = vec![
+            ("sort".to_string(), "due_at".to_string()),
+            ("limit".to_string(), limit.clamp(1, 500).to_string()),
+        ];
+        if let Some(c) = cursor {
+            pairs.push(("cursor".to_string(), c.to_string()));
+        }
+        let params = crate::ListParams::parse(Entity::Request, &pairs)?;
+        let mut tx = self.privacy_tx(p, "request.list").await?;
+        let q = ListQuery {
+            entity: Entity::Request,
+            conditions: conditions.clone(),
+            sort: params.sort,
+            after: params.after.clone(),
+            limit: params.limit + 1,
         };
+        let rows = tx.list_records(&q).await?;
+        let more = rows.len() as u32 > params.limit;
+        let mut items = Vec::new();
+        let mut next_cursor = None;
+        for row in rows.iter().take(params.limit as usize) {
+            let rec = self
+                .open_internal(tx.as_mut(), Entity::Request, row)
+                .await?;
+            items.push(self.view_of(tx.as_mut(), &rec).await?);
+            if more {
+                next_cursor = Some(params.cursor_after(row.get("due_at"), row.id));
+            }
+        }
+        let total = tx.count_records(Entity::Request, &conditions).await?;
+        let ev =
+            Event::new(p, "request.list").detail(format!("filter={filter} count={}", items.len()));
+        self.append(tx.as_mut(), ev).await?;
+        tx.commit().await?;
+        Ok((crate::Page { items, next_cursor }, total))
+    }
+
+    /// The store conditions of a queue filter; the clocks follow
+    /// [`dsar::clock`]: overdue once past due, due soon within seven days.
+    fn queue_conditions(&self, filter: &str) -> Result<Vec<Condition>> {
+        let now = self.now_ms();
+        let week = now + 7 * 86_400_000;
+        let open = Condition::IsNull("closed_at");
+        Ok(match filter {
+            "all" => Vec::new(),
+            "open" => vec![open],
+            "overdue" => vec![open, Condition::Before("due_at", SqlValue::Int(now))],
+            "due_soon" => vec![
+                open,
+                Condition::AtLeast("due_at", SqlValue::Int(now)),
+                Condition::Before("due_at", SqlValue::Int(week + 1)),
+            ],
+            "received" | "verified" | "fulfilled" | "rejected" => {
+                vec![Condition::Eq("state", SqlValue::Text(filter.to_string()))]
+            }
+            _ => {
+                return Err(ServiceError::invalid(
+                    "filter",
+                    "must be all, open, due_soon, overdue, received, verified, fulfilled or rejected",
+                ));
+            }
+        })
+    }
+
+    /// Dashboard figures for the privacy officer: open, due soon, overdue, and
+    /// the median days to close of closed requests, overall and for each of
+    /// the last six months (`closed_by_month`, oldest first). Counted in the
+    /// store, so they hold however many requests there are.
+    pub async fn dsar_summary(&self, p: &Principal) -> Result<Json> {
+        let mut tx = self.privacy_tx(p, "request.list").await?;
+        let mut figures = BTreeMap::new();
+        for filter in ["open", "due_soon", "overdue"] {
+            let conditions = self.queue_conditions(filter)?;
+            figures.insert(
+                filter,
+                tx.count_records(Entity::Request, &conditions).await?,
+            );
+        }
+        // Closing times come from plain columns: no request is opened.
+        let mut durations: Vec<(i64, f64)> = Vec::new();
+        let mut after = None;
+        loop {
+            let q = ListQuery {
+                entity: Entity::Request,
+                conditions: vec![Condition::AtLeast("closed_at", SqlValue::Int(i64::MIN))],
+                sort: Sort {
+                    field: "closed_at",
+                    descending: false,
+                },
+                after: after.clone(),
+                limit: 500,
+            };
+            let rows = tx.list_records(&q).await?;
+            for row in &rows {
+                if let (SqlValue::Int(received), SqlValue::Int(closed)) =
+                    (row.get("received_at"), row.get("closed_at"))
+                {
+                    durations.push((*closed, (closed - received) as f64 / 86_400_000.0));
+                }
+                after = Some((row.get("closed_at").clone(), row.id));
+            }
+            if rows.len() < 500 {
+                break;
+            }
+        }
+        let ev = Event::new(p, "request.list").detail("summary");
+        self.append(tx.as_mut(), ev).await?;
+        tx.commit().await?;
+        let now = self.now();
+        let mut months = Vec::new();
+        for back in (0..6u32).rev() {
+            let start = minus_months(now, back);
+            let end = dsar::add_months(start, 1);
+            let (a, b) = (
+                custos_domain::value::to_unix_ms(start),
+                custos_domain::value::to_unix_ms(end),
+            );
+            let days: Vec<f64> = durations
+                .iter()
+                .filter(|(at, _)| *at >= a && *at < b)
+                .map(|(_, d)| *d)
+                .collect();
+            months.push(json!({
+                "month": format!("{:04}-{:02}", start.year(), u8::from(start.month())),
+                "closed": days.len(),
+                "median_days_to_close": median(days),
+            }));
+        }
+        let all: Vec<f64> = durations.iter().map(|(_, d)| *d).collect();
+        let closed = all.len();
         Ok(json!({
-            "open": open.len(),
-            "due_soon": open.iter().filter(|r| r.clock == "due_soon").count(),
-            "overdue": open.iter().filter(|r| r.clock == "overdue").count(),
-            "closed": all.len() - open.len(),
-            "median_days_to_close": median,
+            "open": figures["open"],
+            "due_soon": figures["due_soon"],
+            "overdue": figures["overdue"],
+            "closed": closed,
+            "median_days_to_close": median(all),
+            "closed_by_month": months,
         }))
+    }
+}
+
+/// The median of some numbers, `None` when there are none.
+fn median(mut v: Vec<f64>) -> Option<f64> {
+    v.sort_by(|a, b| a.total_cmp(b));
+    let n = v.len();
+    match n {
+        0 => None,
+        _ if n % 2 == 1 => Some(v[n / 2]),
+        _ => Some((v[n / 2 - 1] + v[n / 2]) / 2.0),
+    }
+}
+
+/// The first day of the month `months` before the month of `t`.
+fn minus_months(t: time::OffsetDateTime, months: u32) -> time::OffsetDateTime {
+    let d = t.date();
+    let total = d.year() * 12 + (u8::from(d.month()) as i32 - 1) - months as i32;
+    let (year, month0) = (total.div_euclid(12), total.rem_euclid(12));
+    let month = time::Month::try_from(month0 as u8 + 1).unwrap_or(time::Month::January);
+    match time::Date::from_calendar_date(year, month, 1) {
+        Ok(first) => first.midnight().assume_utc(),
+        Err(_) => t,
     }
 }

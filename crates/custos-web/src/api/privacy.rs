@@ -174,6 +174,42 @@ fn csv_escape(s: &str) -> String {
     }
 }
 
+/// One entity of an access package as CSV: a header row of the field names,
+/// then one row per record (formula-like cells neutralised). Empty when the
+/// package holds no record of that entity.
+pub(crate) fn package_csv(pkg: &serde_json::Value, entity: &str) -> String {
+    let rows = pkg["records"]
+        .get(entity)
+        .and_then(|v| v.as_array())
+        .cloned()
+        .unwrap_or_default();
+    let mut out = String::new();
+    if let Some(first) = rows.first().and_then(|r| r.as_object()) {
+        let cols: Vec<&String> = first.keys().collect();
+        out.push_str(
+            &cols
+                .iter()
+                .map(|c| csv_escape(c))
+                .collect::<Vec<_>>()
+                .join(","),
+        );
+        out.push('\n');
+        for r in &rows {
+            let line: Vec<String> = cols
+                .iter()
+                .map(|c| match &r[c.as_str()] {
+                    serde_json::Value::Null => String::new(),
+                    serde_json::Value::String(s) => csv_escape(s),
+                    other => csv_escape(&other.to_string()),
+                })
+                .collect();
+            out.push_str(&line.join(","));
+            out.push('\n');
+        }
+    }
+    out
+}
+
 async fn package(
     State(st): State<AppState>,
     ApiCaller(p): ApiCaller,
@@ -207,35 +243,7 @@ async fn package(
                         "is required with format=csv (e.g. contacts, activities, orders)",
                     )
                 })?;
-            let rows = pkg["records"]
-                .get(&entity)
-                .and_then(|v| v.as_array())
-                .cloned()
-                .unwrap_or_default();
-            let mut out = String::new();
-            if let Some(first) = rows.first().and_then(|r| r.as_object()) {
-                let cols: Vec<&String> = first.keys().collect();
-                out.push_str(
-                    &cols
-                        .iter()
-                        .map(|c| csv_escape(c))
-                        .collect::<Vec<_>>()
-                        .join(","),
-                );
-                out.push('\n');
-                for r in &rows {
-                    let line: Vec<String> = cols
-                        .iter()
-                        .map(|c| match &r[c.as_str()] {
-                            serde_json::Value::Null => String::new(),
-                            serde_json::Value::String(s) => csv_escape(s),
-                            other => csv_escape(&other.to_string()),
-                        })
-                        .collect();
-                    out.push_str(&line.join(","));
-                    out.push('\n');
-                }
-            }
+            let out = package_csv(&pkg, &entity);
             Ok((
                 [
                     (header::CONTENT_TYPE, "text/csv; charset=utf-8".to_string()),

@@ -385,9 +385,12 @@ pub async fn page(State(st): State<AppState>, ctx: Ctx) -> Response {
         Ok(d) => d,
         Err(e) => return ctx.error(&st, e).await,
     };
+    // The privacy officer's clocks come first: they are legal deadlines.
+    let mut all = super::privacy::dashboard_tiles(&st, &ctx).await;
+    all.extend(tiles(&d));
     let page = DashboardPage {
         shell: ctx.shell(&st, "Dashboard", Section::Dashboard).await,
-        tiles: tiles(&d),
+        tiles: all,
         as_of: fields::when(d.now),
     };
     ctx.page(&page, StatusCode::OK)

@@ -8,6 +8,8 @@ pub mod board;
 pub mod charts;
 pub mod dashboard;
 pub mod fields;
+pub mod portal;
+pub mod privacy;
 pub mod records;
 pub mod search;
 pub mod shell;
@@ -47,6 +49,8 @@ pub fn router() -> Router<AppState> {
         );
     let r = account::routes(r);
     let r = audit::routes(r);
+    let r = privacy::routes(r);
+    let r = portal::routes(r);
     let r = records::routes(r);
     let r = board::routes(r);
     search::routes(r)

@@ -1222,6 +1222,8 @@ struct DetailPage {
     forms: Vec<InlineForm>,
     /// "Who accessed this contact", for roles that read the audit ledger.
     who: Option<super::audit::WhoAccessed>,
+    /// Consent and processing flags, for roles that may record consent.
+    privacy: Option<super::privacy::ContactPrivacy>,
 }
 
 async fn related(
@@ -1482,6 +1484,11 @@ async fn detail(
     } else {
         None
     };
+    let privacy = if entity == Entity::Contact {
+        super::privacy::contact_section(&st, &ctx, id).await
+    } else {
+        None
+    };
     let who = if entity == Entity::Contact {
         super::audit::who_accessed(&st, &ctx, id).await
     } else {
@@ -1507,6 +1514,7 @@ async fn detail(
         timeline,
         forms,
         who,
+        privacy,
     };
     ctx.page(&page, StatusCode::OK)
 }

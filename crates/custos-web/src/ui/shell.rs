@@ -78,6 +78,8 @@ pub enum Section {
     Board,
     /// Global search results (no sidebar entry).
     Search,
+    /// A page of the Privacy group: the href of its sidebar entry.
+    Privacy(&'static str),
     /// The audit ledger (Security).
     Audit,
 }
@@ -132,6 +134,7 @@ pub fn navigation(role: Role, section: Section) -> Vec<NavGroup> {
             items: crm,
         });
     }
+    groups.extend(super::privacy::nav_group(role, section));
     if custos_service::reads_ledger(role) {
         groups.push(NavGroup {
             name: "Security",
@@ -147,6 +150,9 @@ pub fn navigation(role: Role, section: Section) -> Vec<NavGroup> {
 
 /// The words of a flash code; unknown codes show nothing.
 pub fn flash_text(code: &str) -> Option<Flash> {
+    if code.starts_with("privacy.") {
+        return super::privacy::flash_text(code);
+    }
     let ok = |t: String| Some(Flash { ok: true, text: t });
     let (what, event) = code.split_once('.')?;
     if what == "error" {
