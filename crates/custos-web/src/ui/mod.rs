@@ -3,6 +3,7 @@
 //! only script is an optional drag-and-drop enhancement of the deals board.
 
 pub mod account;
+pub mod admin;
 pub mod audit;
 pub mod board;
 pub mod charts;
@@ -48,6 +49,7 @@ pub fn router() -> Router<AppState> {
             get(|| static_file(include_str!("../../static/board.js"), JS)),
         );
     let r = account::routes(r);
+    let r = admin::routes(r);
     let r = audit::routes(r);
     let r = privacy::routes(r);
     let r = portal::routes(r);

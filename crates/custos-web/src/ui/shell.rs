@@ -82,6 +82,8 @@ pub enum Section {
     Privacy(&'static str),
     /// The audit ledger (Security).
     Audit,
+    /// A page of the Admin group: the href of its sidebar entry.
+    Admin(&'static str),
 }
 
 /// The sidebar for a role: a link appears only if the role may read what it shows.
@@ -145,11 +147,18 @@ pub fn navigation(role: Role, section: Section) -> Vec<NavGroup> {
             }],
         });
     }
+    groups.extend(super::admin::nav_group(role, section));
     groups
 }
 
 /// The words of a flash code; unknown codes show nothing.
 pub fn flash_text(code: &str) -> Option<Flash> {
+    if let Some(text) = super::admin::flash_text(code) {
+        return Some(Flash {
+            ok: true,
+            text: text.into(),
+        });
+    }
     if code.starts_with("privacy.") {
         return super::privacy::flash_text(code);
     }
