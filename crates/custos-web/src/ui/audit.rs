@@ -729,6 +729,8 @@ async fn index(State(st): State<AppState>, ctx: Ctx, RawQuery(raw): RawQuery) ->
                     .map(|e| event_row(e, p.user_id))
                     .collect::<Vec<_>>();
                 (prev_href, next_href) = paging.links("/app/audit", &keep, next);
+                prev_href = prev_href.map(|h| format!("{h}#events"));
+                next_href = next_href.map(|h| format!("{h}#events"));
             }
             Err(ServiceError::Invalid(errs)) => {
                 errors.extend(errs.into_iter().map(|e| ("subject", e.message)));
@@ -1018,10 +1020,13 @@ fn export_fields(q: &[(String, String)], errors: &[(&'static str, String)]) -> V
             value: value(q, name).to_string(),
             options: Vec::new(),
             maxlength: 100,
-            error: errors
-                .iter()
-                .find(|(f, _)| *f == name)
-                .map(|(_, m)| m.split_once(": ").map_or(m.as_str(), |x| x.1).to_string()),
+            error: errors.iter().find(|(f, _)| *f == name).map(|(_, m)| {
+                let words = m.split_once(": ").map_or(m.as_str(), |x| x.1);
+                let mut c = words.chars();
+                c.next()
+                    .map(|f| f.to_uppercase().chain(c).collect())
+                    .unwrap_or_default()
+            }),
             shown_as: String::new(),
         };
     vec![
