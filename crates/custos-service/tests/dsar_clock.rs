@@ -9,11 +9,11 @@ use std::sync::Arc;
 use time::macros::datetime;
 
 async fn custos(clock: Arc<ManualClock>) -> Custos {
-    let store = custos_store::SqliteStore::memory().await.unwrap();
+    let store = custos_testkit::test_store().await;
     let ring =
         custos_crypto::MasterKeyring::new(vec![custos_crypto::MasterKey::generate(1).unwrap()])
             .unwrap();
-    Custos::open(Arc::new(store), clock, ring, Config::default())
+    Custos::open(store, clock, ring, Config::default())
         .await
         .unwrap()
 }

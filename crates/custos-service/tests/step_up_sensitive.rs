@@ -59,7 +59,7 @@ async fn verified(c: &Custos, kind: &str) -> uuid::Uuid {
 #[tokio::test]
 async fn erasure_and_contact_exports_need_a_recent_second_factor_in_a_session() {
     let clock = Arc::new(ManualClock::new(datetime!(2026-03-02 09:00 UTC)));
-    let store = custos_store::SqliteStore::memory().await.unwrap();
+    let store = custos_testkit::test_store().await;
     let ring =
         custos_crypto::MasterKeyring::new(vec![custos_crypto::MasterKey::generate(1).unwrap()])
             .unwrap();
@@ -68,7 +68,7 @@ async fn erasure_and_contact_exports_need_a_recent_second_factor_in_a_session() 
         mfa_required: false,
         ..Config::default()
     };
-    let c = Custos::open(Arc::new(store), clock.clone(), ring, config)
+    let c = Custos::open(store, clock.clone(), ring, config)
         .await
         .unwrap();
     let cli = Principal::cli();

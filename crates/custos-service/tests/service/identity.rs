@@ -9,9 +9,7 @@ use custos_service::{
     Config, ENROLMENT_REQUIRED, Principal, RequestMeta, STEP_UP_REQUIRED, ServiceError, SignIn,
     Throttle,
 };
-use custos_store::SqliteStore;
 use secrecy::{ExposeSecret, SecretString};
-use std::sync::Arc;
 use std::time::Duration;
 
 const EMAIL: &str = "sam@custos.test";
@@ -28,7 +26,7 @@ fn pw(s: &str) -> SecretString {
 }
 
 async fn env_with(mfa: bool) -> TestResult<Env> {
-    let store = Arc::new(SqliteStore::memory().await?);
+    let store = custos_testkit::test_store().await;
     let config = Config {
         mfa_required: mfa,
         ..Config::default()
