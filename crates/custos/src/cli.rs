@@ -268,7 +268,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
             println!("Data directory: {}", paths.data_dir.display());
             println!(
                 "  database:     {}{}",
-                paths.data_dir.join(setup::DB_FILE).display(),
+                paths.backend()?.describe(),
                 if opened.created_db { " (created)" } else { "" }
             );
             if opened.created_key {

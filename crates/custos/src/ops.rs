@@ -161,6 +161,11 @@ pub async fn backup(paths: &Paths, cmd: BackupCommand) -> Result<ExitCode> {
 }
 
 async fn restore(paths: &Paths, file: &std::path::Path) -> Result<ExitCode> {
+    if let setup::Backend::Postgres(_) = paths.backend()? {
+        bail!(
+            "backup restore restores the embedded SQLite database; for PostgreSQL use pg_dump and pg_restore"
+        );
+    }
     if let Some(pid) = server_running(paths) {
         bail!(
             "custos serve is running on this data directory (pid {pid}); stop it before restoring"
