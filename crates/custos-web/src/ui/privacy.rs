@@ -283,9 +283,9 @@ pub fn clock_view(v: &RequestView, now: OffsetDateTime) -> ClockView {
         "closed" => (
             "clock-closed",
             "Closed",
-            match v.closed_at.as_deref().map(when_text) {
-                Some(t) if !t.is_empty() => format!("closed {t}"),
-                _ => "closed".to_string(),
+            match v.closed_at.as_deref().and_then(parse_timestamp) {
+                Some(c) if c > due_t => format!("answered {} late", span(c - due_t)),
+                _ => "answered on time".to_string(),
             },
         ),
         "overdue" => (
@@ -856,6 +856,8 @@ struct RequestPage {
     channel: &'static str,
     received: String,
     received_iso: String,
+    closed: String,
+    closed_iso: String,
     clock: ClockView,
     verification: String,
     details: String,
@@ -1124,6 +1126,8 @@ async fn detail_page(
         channel: channel_label(&v.channel),
         received: when_text(&v.received_at),
         received_iso: v.received_at.clone(),
+        closed: v.closed_at.as_deref().map(when_text).unwrap_or_default(),
+        closed_iso: v.closed_at.clone().unwrap_or_default(),
         clock: clock_view(&v, now),
         verification,
         details: v.details.clone().unwrap_or_default(),
@@ -1878,7 +1882,7 @@ pub async fn dashboard_tiles(st: &AppState, ctx: &Ctx) -> Vec<Tile> {
             "median days from receipt to answer, over {}",
             plural(n("closed"), "closed request", "closed requests")
         ),
-        trend: "The law allows 30 days (GDPR) or 45 days (CCPA)".into(),
+        trend: "The law allows one month (GDPR) or 45 days (CCPA)".into(),
         trend_dir: "flat",
         chart: vbars(
             "chart-dsar-close",
@@ -2135,6 +2139,11 @@ mod tests {
         assert_eq!(c.left, "1 day overdue");
         let c = clock_view(&view("on_track", "2026-02-25T10:30:00Z"), now);
         assert_eq!(c.left, "1 hour left");
+        let mut late = view("closed", "2026-02-20T09:00:00Z");
+        late.closed_at = Some("2026-02-23T10:00:00Z".into());
+        assert_eq!(clock_view(&late, now).left, "answered 3 days late");
+        late.closed_at = Some("2026-02-19T10:00:00Z".into());
+        assert_eq!(clock_view(&late, now).left, "answered on time");
     }
 
     #[test]

@@ -1,0 +1,3 @@
+//! Helpers shared by the integration tests that include `mod common;`.
+
+pub mod browser;
