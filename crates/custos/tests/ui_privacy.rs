@@ -880,3 +880,103 @@ async fn erasure_from_a_session_asks_for_a_fresh_second_factor_first() {
         .unwrap();
     assert_eq!(r.status(), 200, "nothing was erased");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ambiguous_matches_are_chosen_restrictions_lifted_and_sales_only_log_requests() {
+    let s = TestServer::start().await;
+    let sales = Api {
+        s: &s,
+        token: s.token_for(Role::Sales).await,
+    };
+    let po = Api {
+        s: &s,
+        token: s.token_for(Role::PrivacyOfficer).await,
+    };
+    // Two contacts share an email: the operator chooses.
+    let first = seed(&sales, "Ada", "twins@privacy.example").await;
+    let second = seed(&sales, "Augusta", "twins@privacy.example").await;
+    let (id, _, _) = api_request(&po, "restriction", "twins@privacy.example").await;
+    let (b, csrf) = sign_in(&s, Role::PrivacyOfficer).await;
+    let page = format!("/app/privacy/requests/{id}");
+    let r = b
+        .post(s.url(&format!("{page}/verify")))
+        .form(&[
+            ("csrf", csrf.as_str()),
+            ("method", "operator_attested"),
+            ("reason", "Met in person with an identity card"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303);
+    let html = ok_page(&b, &s, &page).await;
+    assert!(html.contains("2 contacts hold this email"));
+    assert!(html.contains("Ada Lovelace") && html.contains("Augusta Lovelace"));
+    assert!(html.contains(&format!("value=\"{}\"", second.contact)));
+    let html = ok_page(&b, &s, &format!("{page}/fulfil")).await;
+    assert!(html.contains("cannot be fulfilled yet") && !html.contains("name=\"csrf\" value=\"\""));
+    let r = b
+        .post(s.url(&format!("{page}/match")))
+        .form(&[("csrf", csrf.as_str()), ("contact_id", &second.contact)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303);
+    let r = b
+        .post(s.url(&format!("{page}/fulfil")))
+        .form(&[("csrf", csrf.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303);
+    let html = ok_page(&b, &s, &format!("/app/contacts/{}", second.contact)).await;
+    assert!(html.contains("Processing restricted (GDPR Art. 18)"));
+    let html = ok_page(&b, &s, &format!("/app/contacts/{}", first.contact)).await;
+    assert!(html.contains("No restriction, objection or opt-out is in force."));
+    // Sales no longer see the restricted person; lifting gives them back.
+    let r = s
+        .client()
+        .get(s.url(&format!("/api/v1/contacts/{}", second.contact)))
+        .bearer_auth(&sales.token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    let html = ok_page(&b, &s, &page).await;
+    assert!(html.contains("Lift the restriction"));
+    let r = b
+        .post(s.url(&format!("{page}/lift")))
+        .form(&[("csrf", csrf.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303);
+    let html = ok_page(&b, &s, &page).await;
+    assert!(html.contains("Restriction lifted.") && !html.contains("Lift the restriction"));
+    assert!(
+        html.contains("Processing flag lifted"),
+        "the timeline says so"
+    );
+    sales
+        .get(&format!("/api/v1/contacts/{}", second.contact))
+        .await;
+
+    // A salesperson logs a request: the code and link are shown, the request is not.
+    let (b, csrf) = sign_in(&s, Role::Sales).await;
+    let r = b
+        .post(s.url("/app/privacy/requests/new"))
+        .form(&[
+            ("csrf", csrf.as_str()),
+            ("kind", "opt_out_sale"),
+            ("regime", "ccpa"),
+            ("subject_email", "twins@privacy.example"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let html = text(r).await;
+    assert!(html.contains("id=\"verification-code\"") && html.contains("token=cds_"));
+    assert!(!html.contains("Open the request"));
+    assert_eq!(po.requests().await.len(), 2);
+}
