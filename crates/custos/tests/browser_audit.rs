@@ -85,7 +85,8 @@ async fn an_auditor_reads_the_ledger_in_the_browser() {
     run.fill("#email", "ida@custos.example").await;
     run.fill("#password", PASSWORD).await;
     run.click("button[type=submit].primary").await;
-    run.wait_for("<main").await;
+    // The sign-in page has a <main> too: wait for the signed-in sidebar itself.
+    run.wait_for("href=\"/app/audit\"").await;
     run.click("nav.sidebar a[href='/app/audit']").await;
     let html = run.wait_for("Signed checkpoints").await;
     assert!(html.contains("<svg") && html.contains("Denied"));
