@@ -978,7 +978,7 @@ impl Custos {
                 }
                 let link = Condition::Eq("contact_id", SqlValue::Text(id.to_string()));
                 for act in self
-                    .all_ids(tx.as_mut(), Entity::Activity, link.clone())
+                    .ids_where(tx.as_mut(), Entity::Activity, link.clone())
                     .await?
                 {
                     tx.delete_record(Entity::Activity, act).await?;
@@ -989,7 +989,7 @@ impl Custos {
                     self.append(tx.as_mut(), ev).await?;
                 }
                 let now = SqlValue::Int(self.now_ms());
-                for deal in self.all_ids(tx.as_mut(), Entity::Deal, link).await? {
+                for deal in self.ids_where(tx.as_mut(), Entity::Deal, link).await? {
                     let cols = [("contact_id", SqlValue::Null), ("updated_at", now.clone())];
                     tx.update_record(Entity::Deal, deal, &cols).await?;
                     let ev = Event::new(p, "deal.update")
@@ -1005,7 +1005,7 @@ impl Custos {
                 let link = Condition::Eq("company_id", SqlValue::Text(id.to_string()));
                 let now = SqlValue::Int(self.now_ms());
                 for e in [Entity::Contact, Entity::Deal] {
-                    for rid in self.all_ids(tx.as_mut(), e, link.clone()).await? {
+                    for rid in self.ids_where(tx.as_mut(), e, link.clone()).await? {
                         let cols = [("company_id", SqlValue::Null), ("updated_at", now.clone())];
                         tx.update_record(e, rid, &cols).await?;
                         let subject = (e == Entity::Contact).then_some(rid);
@@ -1031,32 +1031,6 @@ impl Custos {
         .await?;
         tx.commit().await?;
         Ok(())
-    }
-
-    async fn all_ids(&self, tx: &mut dyn Tx, entity: Entity, cond: Condition) -> Result<Vec<Uuid>> {
-        let mut out = Vec::new();
-        let mut after = None;
-        loop {
-            let q = ListQuery {
-                entity,
-                conditions: vec![cond.clone()],
-                sort: custos_store::Sort {
-                    field: "created_at",
-                    descending: false,
-                },
-                after: after.clone(),
-                limit: 500,
-            };
-            let rows = tx.list_records(&q).await?;
-            let n = rows.len();
-            for r in &rows {
-                out.push(r.id);
-                after = Some((r.get("created_at").clone(), r.id));
-            }
-            if n < 500 {
-                return Ok(out);
-            }
-        }
     }
 
     /// Writes fields of a record directly (for use cases that set fields the

@@ -4,21 +4,8 @@ use crate::setup::{self, Paths};
 use anyhow::{Context, Result, anyhow, bail};
 use custos_domain::Entity;
 use custos_service::Principal;
-use std::io::IsTerminal;
 use std::path::Path;
 use std::process::ExitCode;
-
-fn bar(unit: &str) -> Option<indicatif::ProgressBar> {
-    if !std::io::stderr().is_terminal() {
-        return None;
-    }
-    let bar = indicatif::ProgressBar::new(0);
-    let template = format!("{{bar:40}} {{pos}}/{{len}} {unit} ({{per_sec}}, {{eta}} left)");
-    if let Ok(style) = indicatif::ProgressStyle::with_template(&template) {
-        bar.set_style(style);
-    }
-    Some(bar)
-}
 
 /// Where the rejected-rows report of an input file goes.
 pub fn rejected_path(file: &Path) -> std::path::PathBuf {
@@ -60,7 +47,7 @@ pub async fn import(
         rows.push(rec.iter().map(str::to_string).collect::<Vec<_>>());
     }
     let (custos, _) = setup::open(paths, false).await?;
-    let progress = bar("rows");
+    let progress = crate::cli::progress_bar("rows");
     let report = custos
         .import(
             &Principal::cli(),
@@ -124,7 +111,7 @@ pub async fn seed(paths: &Paths, contacts: u64) -> Result<ExitCode> {
         bail!("--contacts must be from 1 to 10,000,000");
     }
     let (custos, _) = setup::open(paths, true).await?;
-    let progress = bar("contacts");
+    let progress = crate::cli::progress_bar("contacts");
     let report = custos
         .seed(&Principal::cli(), contacts, |done, total| {
             if let Some(b) = &progress {

@@ -343,7 +343,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
         }
         Command::Audit(AuditCommand::Verify) => {
             let (custos, _) = setup::open(&paths, false).await?;
-            let bar = progress_bar();
+            let bar = progress_bar("entries");
             let report = custos
                 .audit_verify(|done, total| {
                     if let Some(b) = &bar {
@@ -420,14 +420,14 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
     }
 }
 
-pub(crate) fn progress_bar() -> Option<indicatif::ProgressBar> {
+/// A progress bar on a terminal (none when stderr is not one), counting `unit`.
+pub(crate) fn progress_bar(unit: &str) -> Option<indicatif::ProgressBar> {
     if !std::io::stderr().is_terminal() {
         return None;
     }
     let bar = indicatif::ProgressBar::new(0);
-    if let Ok(style) = indicatif::ProgressStyle::with_template(
-        "{bar:40} {pos}/{len} entries ({per_sec}, {eta} left)",
-    ) {
+    let template = format!("{{bar:40}} {{pos}}/{{len}} {unit} ({{per_sec}}, {{eta}} left)");
+    if let Ok(style) = indicatif::ProgressStyle::with_template(&template) {
         bar.set_style(style);
     }
     Some(bar)

@@ -5,21 +5,8 @@ use crate::setup::{self, Paths};
 use anyhow::{Context, Result, anyhow, bail};
 use custos_crypto::MasterKey;
 use custos_service::{Config, Custos, Principal};
-use std::io::IsTerminal;
 use std::process::ExitCode;
 use std::sync::Arc;
-
-fn bar(unit: &str) -> Option<indicatif::ProgressBar> {
-    if !std::io::stderr().is_terminal() {
-        return None;
-    }
-    let bar = indicatif::ProgressBar::new(0);
-    let template = format!("{{bar:40}} {{pos}}/{{len}} {unit} ({{per_sec}}, {{eta}} left)");
-    if let Ok(style) = indicatif::ProgressStyle::with_template(&template) {
-        bar.set_style(style);
-    }
-    Some(bar)
-}
 
 fn days(ms: i64, now_ms: i64) -> i64 {
     (now_ms - ms) / 86_400_000
@@ -85,7 +72,7 @@ pub async fn keys(paths: &Paths, cmd: KeysCommand) -> Result<ExitCode> {
                 provider.save(&ring)?;
             }
             let active = ring.active().version();
-            let progress = bar("data keys");
+            let progress = crate::cli::progress_bar("data keys");
             let done = custos
                 .rotate_master(ring, |d, t| {
                     if let Some(b) = &progress {
