@@ -16,6 +16,6 @@ pub mod value;
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use entity::Entity;
 pub use inventory::{DataCategory, FieldDecl, FieldKind, Protection};
-pub use policy::{Operation, Role};
+pub use policy::{Grant, Operation, Permissions, ReadLevel, RecordScope, Role};
 pub use validate::{FieldError, ValidationContext};
 pub use value::{Record, Value};

@@ -84,14 +84,23 @@ pub struct UserView {
     pub email: String,
     /// Display name.
     pub display_name: Option<String>,
-    /// Role.
-    pub role: Role,
+    /// Role name (a built-in role, or a custom one).
+    pub role: String,
     /// Whether sign-in is blocked.
     pub disabled: bool,
     /// Team, for team-scoped roles.
     pub team: Option<String>,
     /// Whether an authenticator app is set up.
     pub totp: bool,
+}
+
+/// A staff account to create.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct NewUser<'a> {
+    pub email: &'a str,
+    pub role: &'a str,
+    pub display_name: Option<&'a str>,
+    pub team: Option<&'a str>,
 }
 
 /// A freshly created API token; the secret is shown once.
@@ -186,7 +195,7 @@ pub(crate) fn ms_text(ms: i64) -> String {
         .unwrap_or_default()
 }
 
-fn check_password(pw: &SecretString) -> Result<()> {
+pub(crate) fn check_password(pw: &SecretString) -> Result<()> {
     let n = pw.expose_secret().chars().count();
     if n < PASSWORD_MIN {
         return Err(ServiceError::invalid(
@@ -213,8 +222,8 @@ fn user_view(r: &custos_domain::Record) -> Result<UserView> {
     let role = r
         .get("role")
         .as_text()
-        .and_then(Role::from_name)
-        .ok_or_else(|| ServiceError::Internal("user without role".into()))?;
+        .ok_or_else(|| ServiceError::Internal("user without role".into()))?
+        .to_string();
     Ok(UserView {
         id: r.id,
         email: r.get("email").as_text().unwrap_or_default().to_string(),
@@ -384,12 +393,16 @@ impl Custos {
     }
 
     pub(crate) async fn require_admin(&self, p: &Principal, action: &str) -> Result<()> {
-        if p.role == Role::Admin {
-            Ok(())
-        } else {
+        if p.role != Role::Admin {
             Err(self
                 .refuse(p, action, "only administrators may do this".into())
                 .await)
+        } else if !p.has_scope("admin") {
+            Err(self
+                .refuse(p, action, "this API token lacks the admin scope".into())
+                .await)
+        } else {
+            Ok(())
         }
     }
 
@@ -456,24 +469,70 @@ impl Custos {
         password: &SecretString,
         display_name: Option<&str>,
     ) -> Result<UserView> {
-        if p.role != Role::Admin {
+        if p.role != Role::Admin || !p.has_scope("admin") {
             self.append_alone(Event::new(p, "user.create").outcome("denied"))
                 .await?;
             return Err(ServiceError::Forbidden(
                 "only administrators create users".into(),
             ));
         }
-        let mut input = serde_json::json!({"email": email, "role": role.name()});
+        let new = NewUser {
+            email,
+            role: role.name(),
+            display_name,
+            team: None,
+        };
+        let mut tx = self.inner.store.begin().await?;
+        let view = self
+            .create_user_in(tx.as_mut(), p, &new, Some(password))
+            .await?;
+        tx.commit().await?;
+        Ok(view)
+    }
+
+    /// Creates a staff account with any role (built-in or custom) inside `tx`
+    /// (the caller has checked that `p` is an administrator); without a password the account gets an unusable random one (an
+    /// invitation sets the real one).
+    pub(crate) async fn create_user_in(
+        &self,
+        tx: &mut dyn Tx,
+        p: &Principal,
+        new: &NewUser<'_>,
+        password: Option<&SecretString>,
+    ) -> Result<UserView> {
+        let NewUser {
+            email,
+            role,
+            display_name,
+            team,
+        } = *new;
+        let mut input = serde_json::json!({"email": email, "role": role});
         if let Some(n) = display_name {
             input["display_name"] = serde_json::Value::String(n.to_string());
+        }
+        if let Some(t) = team.map(str::trim).filter(|t| !t.is_empty()) {
+            input["team"] = serde_json::Value::String(t.to_string());
         }
         let mut values =
             validate::parse_input(Entity::User, &input, Mode::Create, &Default::default())
                 .map_err(ServiceError::Invalid)?;
-        check_password(password)?;
-        let phc = hash_password(password)?;
-        let mut tx = self.inner.store.begin().await?;
-        if self.find_user(tx.as_mut(), email).await?.is_some() {
+        let phc = match password {
+            Some(pw) => {
+                check_password(pw)?;
+                hash_password(pw)?
+            }
+            None => {
+                let (random, _) = new_token("unusable_")?;
+                hash_password(&random)?
+            }
+        };
+        if !self.role_exists(tx, role).await? {
+            return Err(ServiceError::invalid(
+                "role",
+                "must be a built-in role or a custom role an administrator defined",
+            ));
+        }
+        if self.find_user(tx, email).await?.is_some() {
             return Err(ServiceError::Conflict(
                 "a user with this email already exists".into(),
             ));
@@ -487,11 +546,11 @@ impl Custos {
         let key = self
             .inner
             .keys
-            .create_subject_key(tx.as_mut(), id, Entity::User, self.now_ms())
+            .create_subject_key(tx, id, Entity::User, self.now_ms())
             .await?;
         let mut columns = Vec::new();
         self.seal_values(
-            tx.as_mut(),
+            tx,
             Entity::User,
             id,
             Some(id),
@@ -515,13 +574,12 @@ impl Custos {
         let ev = Event::new(p, "user.create")
             .subject(Some(id))
             .record(Entity::User, id)
-            .detail(format!("role={}", role.name()));
-        self.append(tx.as_mut(), ev).await?;
+            .detail(format!("role={role}"));
+        self.append(tx, ev).await?;
         let rec = self
-            .user_record(tx.as_mut(), id)
+            .user_record(tx, id)
             .await?
             .ok_or(ServiceError::NotFound("user"))?;
-        tx.commit().await?;
         user_view(&rec)
     }
 
@@ -987,6 +1045,7 @@ impl Custos {
         let hash = hash_token(token);
         let now = self.now_ms();
         let mut tx = self.inner.store.begin().await?;
+        let mut token_scopes = None;
         let (user_id, via, verified_at, enrol, created) = if token.starts_with(SESSION_PREFIX) {
             let s = tx
                 .find_session(&hash)
@@ -1013,6 +1072,9 @@ impl Custos {
                 return Err(ServiceError::Unauthenticated);
             }
             tx.touch_api_token(t.id, now).await?;
+            token_scopes = t
+                .scopes
+                .map(|s| s.split(',').map(str::to_string).collect::<Vec<_>>());
             (t.user_id, Via::ApiToken(t.id), None, false, None)
         } else {
             return Err(ServiceError::Unauthenticated);
@@ -1021,12 +1083,20 @@ impl Custos {
             .get_record(Entity::User, user_id)
             .await?
             .ok_or(ServiceError::Unauthenticated)?;
-        let role = match row.get("role") {
-            custos_store::SqlValue::Text(r) => {
-                Role::from_name(r).ok_or(ServiceError::Unauthenticated)?
-            }
+        let role_name = match row.get("role") {
+            custos_store::SqlValue::Text(r) => r.clone(),
             _ => return Err(ServiceError::Unauthenticated),
         };
+        let Some(resolved) = self.resolve_role(tx.as_mut(), &role_name).await? else {
+            return Err(ServiceError::Unauthenticated);
+        };
+        let team = match row.get("team") {
+            custos_store::SqlValue::Text(t) if !t.is_empty() => Some(t.clone()),
+            _ => None,
+        };
+        let owners = self
+            .scope_owners(tx.as_mut(), user_id, team.as_deref(), resolved.perms.scope)
+            .await?;
         if matches!(
             row.get("disabled"),
             custos_store::SqlValue::Bool(true) | custos_store::SqlValue::Int(1)
@@ -1048,7 +1118,11 @@ impl Custos {
         Ok((
             Principal {
                 user_id,
-                role,
+                role: resolved.base,
+                role_name,
+                perms: resolved.perms,
+                owners,
+                scopes: token_scopes,
                 via,
                 client: meta.client.clone(),
                 request_id: meta.request_id.clone(),
@@ -1312,10 +1386,11 @@ impl Custos {
         values: &BTreeMap<&'static str, Value>,
     ) -> Result<()> {
         if let Some(v) = values.get("role") {
-            if v.as_text().and_then(Role::from_name).is_none() {
+            let name = v.as_text().unwrap_or_default();
+            if !self.role_exists(tx, name).await? {
                 return Err(ServiceError::invalid(
                     "role",
-                    "must be one of admin, manager, sales, support, privacy_officer, auditor",
+                    "must be a built-in role (admin, manager, sales, support, privacy_officer, auditor) or a custom role an administrator defined",
                 ));
             }
             self.require_step_up(p, "user.update").await?;

@@ -11,7 +11,7 @@ use custos_crypto::normalize;
 use custos_domain::dsar::{CONSENT_PURPOSES, needs_opt_in};
 use custos_domain::policy::{self, Operation};
 use custos_domain::value::format_timestamp;
-use custos_domain::{Entity, Value};
+use custos_domain::{DataCategory, Entity, Value};
 use custos_store::{Condition, ListQuery, Sort, SqlValue, Tx};
 use serde_json::{Value as Json, json};
 use std::collections::{BTreeMap, BTreeSet};
@@ -86,7 +86,7 @@ impl Custos {
     /// `input`: `{contact_id, purpose, state, method?, evidence?}`.
     pub async fn consent_record(&self, p: &Principal, input: &Json) -> Result<Json> {
         if !policy::allows(p.role, Operation::Create, Entity::Consent) {
-            let msg = format!("the {} role may not record consent", p.role.name());
+            let msg = format!("the {} role may not record consent", p.role_name);
             return Err(self.refuse(p, "consent.create", msg).await);
         }
         let obj = input
@@ -221,15 +221,30 @@ impl Custos {
                 format!("must be one of: {}", CONSENT_PURPOSES.join(", ")),
             ));
         }
-        if !policy::allows(p.role, Operation::Export, Entity::Contact) {
-            let msg = format!("the {} role may not export contacts", p.role.name());
+        if !policy::allows(p.role, Operation::Export, Entity::Contact)
+            || !p.can_export(DataCategory::Identity)
+            || !p.can_export(DataCategory::ContactDetails)
+            || !p.has_scope("export")
+        {
+            let msg = format!(
+                "the {} role may not export contacts' names and contact details",
+                p.role_name
+            );
             return Err(self.refuse(p, "contact.export", msg).await);
         }
         // Step-up (issue 4): exporting is sensitive (API tokens are exempt).
         self.require_step_up(p, "contact.export").await?;
         let mut tx = self.inner.store.begin().await?;
         let ids = self
-            .ids_where(tx.as_mut(), Entity::Contact, Condition::And(vec![]))
+            .ids_where(
+                tx.as_mut(),
+                Entity::Contact,
+                Condition::And(
+                    crate::records::scope_condition(p, Entity::Contact)
+                        .into_iter()
+                        .collect(),
+                ),
+            )
             .await?;
         let mut flagged: BTreeMap<Uuid, BTreeSet<String>> = BTreeMap::new();
         for (s, f) in tx.active_flags(&ids).await? {

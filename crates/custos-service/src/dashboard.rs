@@ -142,24 +142,30 @@ impl Custos {
         if !see_deals && !see_activities {
             return Err(ServiceError::Forbidden(format!(
                 "the {} role has no dashboard",
-                p.role.name()
+                p.role_name
             )));
         }
-        let money = policy::can_read(p.role, DataCategory::Financial);
+        let money = p.can_read(DataCategory::Financial);
         let mut tx = self.inner.store.begin().await?;
         let pipeline = if see_deals {
-            Some(self.pipeline_summary(tx.as_mut(), now, money).await?)
+            let scope = crate::records::scope_condition(p, Entity::Deal);
+            Some(
+                self.pipeline_summary(tx.as_mut(), now, money, scope)
+                    .await?,
+            )
         } else {
             None
         };
         let (due_ids, due) = if see_activities {
-            let (ids, summary) = Self::due_summary(tx.as_mut(), now).await?;
+            let scope = crate::records::scope_condition(p, Entity::Activity);
+            let (ids, summary) = Self::due_summary(tx.as_mut(), now, scope).await?;
             (ids, Some(summary))
         } else {
             (Vec::new(), None)
         };
         let recent_days = if see_activities {
-            Some(Self::recent_by_day(tx.as_mut(), now).await?)
+            let scope = crate::records::scope_condition(p, Entity::Activity);
+            Some(Self::recent_by_day(tx.as_mut(), now, scope).await?)
         } else {
             None
         };
@@ -220,6 +226,7 @@ impl Custos {
         tx: &mut dyn Tx,
         now: OffsetDateTime,
         money: bool,
+        scope: Option<Condition>,
     ) -> Result<PipelineSummary> {
         let configured = Self::stages_in(tx).await?;
         let mut by_stage: BTreeMap<String, (u64, Amounts)> = BTreeMap::new();
@@ -235,7 +242,7 @@ impl Custos {
         loop {
             let q = ListQuery {
                 entity: Entity::Deal,
-                conditions: Vec::new(),
+                conditions: scope.iter().cloned().collect(),
                 sort: Sort {
                     field: "created_at",
                     descending: false,
@@ -301,15 +308,22 @@ impl Custos {
     }
 
     /// Counts due tasks and returns the ids of the first few (soonest first).
-    async fn due_summary(tx: &mut dyn Tx, now: OffsetDateTime) -> Result<(Vec<Uuid>, DueSummary)> {
+    /// Only records within `scope` count (the caller's record scope).
+    async fn due_summary(
+        tx: &mut dyn Tx,
+        now: OffsetDateTime,
+        scope: Option<Condition>,
+    ) -> Result<(Vec<Uuid>, DueSummary)> {
         let open_tasks = || {
-            vec![
+            let mut c = vec![
                 Condition::Eq("kind", SqlValue::Text("task".into())),
                 Condition::Or(vec![
                     Condition::IsNull("done"),
                     Condition::Eq("done", SqlValue::Bool(false)),
                 ]),
-            ]
+            ];
+            c.extend(scope.clone());
+            c
         };
         let today = now.date();
         let horizon = midnight_ms(today + Duration::days(DUE_DAYS + 1));
@@ -354,18 +368,23 @@ impl Custos {
     }
 
     /// Activities logged per day over the last `RECENT_DAYS` days.
-    async fn recent_by_day(tx: &mut dyn Tx, now: OffsetDateTime) -> Result<Vec<u64>> {
+    async fn recent_by_day(
+        tx: &mut dyn Tx,
+        now: OffsetDateTime,
+        scope: Option<Condition>,
+    ) -> Result<Vec<u64>> {
         let today = now.date();
         let mut out = Vec::with_capacity(RECENT_DAYS);
         for back in (0..RECENT_DAYS as i64).rev() {
             let day = today - Duration::days(back);
-            let c = [
+            let mut c = vec![
                 Condition::AtLeast("created_at", SqlValue::Int(midnight_ms(day))),
                 Condition::Before(
                     "created_at",
                     SqlValue::Int(midnight_ms(day + Duration::days(1))),
                 ),
             ];
+            c.extend(scope.clone());
             out.push(tx.count_records(Entity::Activity, &c).await?);
         }
         Ok(out)

@@ -331,7 +331,7 @@ impl Custos {
                     custos_domain::Operation::Create,
                     Entity::Request,
                 ) {
-                    let msg = format!("the {} role may not open requests", p.role.name());
+                    let msg = format!("the {} role may not open requests", p.role_name);
                     return Err(self.refuse(p, "request.create", msg).await);
                 }
                 let channel = if matches!(p.via, crate::Via::ApiToken(_)) {
@@ -670,6 +670,18 @@ impl Custos {
             }
         }
         let kind = text(&rec, "kind");
+        let missing = match kind.as_str() {
+            "erasure" if !p.can_erase_personal() => Some("erase"),
+            "access" | "portability" if !p.can_export_personal() => Some("export"),
+            _ => None,
+        };
+        if let Some(what) = missing {
+            let msg = format!(
+                "the {} role may not {what} every personal category, which this request needs",
+                p.role_name
+            );
+            return Err(self.refuse_in(tx, p, "request.fulfil", msg).await);
+        }
         // Step-up (issue 4): erasing is sensitive; a session needs a recent
         // second-factor check. API tokens and the CLI are exempt.
         if kind == "erasure" && !self.step_up_fresh(p) {
@@ -863,6 +875,13 @@ impl Custos {
     /// the person, with what the inventory says about each category (Art. 15).
     pub async fn dsar_package(&self, p: &Principal, id: Uuid) -> Result<Json> {
         let mut tx = self.privacy_tx(p, "request.package").await?;
+        if !p.can_export_personal() {
+            let msg = format!(
+                "the {} role may not export every personal category",
+                p.role_name
+            );
+            return Err(self.refuse_in(tx, p, "request.package", msg).await);
+        }
         let rec = self.load_request(tx.as_mut(), id).await?;
         let kind = text(&rec, "kind");
         if !matches!(kind.as_str(), "access" | "portability") {

@@ -120,7 +120,7 @@ impl Custos {
         if !policy::allows(p.role, Operation::Create, entity) {
             let msg = format!(
                 "the {} role may not create {}",
-                p.role.name(),
+                p.role_name,
                 entity.plural()
             );
             return Err(self

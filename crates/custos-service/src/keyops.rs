@@ -232,8 +232,8 @@ impl Custos {
     /// a legal obligation (orders, for accounting) stay, anonymised. Privacy
     /// officers and administrators only.
     pub async fn erase_subject(&self, p: &Principal, subject: Uuid) -> Result<ErasureReport> {
-        if !matches!(p.role, Role::Admin | Role::PrivacyOfficer) {
-            let msg = "only privacy officers and administrators erase people".to_string();
+        if !matches!(p.role, Role::Admin | Role::PrivacyOfficer) || !p.can_erase_personal() {
+            let msg = "only privacy officers and administrators whose role may erase every personal category erase people".to_string();
             return Err(self.refuse(p, "subject.erase", msg).await);
         }
         let mut tx = self.inner.store.begin().await?;

@@ -11,6 +11,7 @@ mod dashboard;
 mod dsar;
 mod error;
 mod import;
+mod invite;
 mod keyops;
 mod keys;
 mod ledger;
@@ -18,6 +19,7 @@ mod mfa;
 mod principal;
 mod query;
 mod records;
+mod roles;
 mod search;
 mod seed;
 mod settings;
@@ -35,6 +37,7 @@ pub use dashboard::{
 pub use dsar::{OpenedRequest, Opener, PublicStatus, RequestView, flags};
 pub use error::{Result, ServiceError};
 pub use import::{ImportReport, RowError};
+pub use invite::{INVITE_TTL_MS, Invitation};
 pub use keyops::{BackupInfo, ErasureJournal, ErasureReport, KeyReport, MasterVersionStatus};
 pub use keys::{KeyReload, KeyStatus};
 pub use ledger::{
@@ -45,6 +48,7 @@ pub use mfa::{PasskeyView, TotpConfirmed, TotpEnrolment};
 pub use principal::{Principal, RequestMeta, Via};
 pub use query::{ListParams, Page};
 pub use records::RecordView;
+pub use roles::{RoleInput, RoleView};
 pub use search::{SearchGroup, SearchKind, SearchResults, search_kind};
 pub use seed::SeedReport;
 

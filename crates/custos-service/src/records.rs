@@ -11,7 +11,7 @@ use custos_domain::policy::{self, Operation};
 use custos_domain::validate::parse_date;
 use custos_domain::validate::{self, Mode};
 use custos_domain::value::{from_unix_ms, to_unix_ms};
-use custos_domain::{DataCategory, Entity, Record, Value};
+use custos_domain::{DataCategory, Entity, ReadLevel, Record, Value};
 use custos_store::{Condition, ListQuery, SqlValue, StoredRow, Tx};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -24,6 +24,9 @@ pub struct RecordView {
     pub record: Record,
     /// Names of masked fields.
     pub masked: Vec<&'static str>,
+    /// Masked fields the role may see the shape of (`"j•••@example.com"`),
+    /// with that shape; the other masked fields show `"•••"`.
+    pub shapes: BTreeMap<&'static str, String>,
     /// The person this record was about was erased; it is kept (anonymised)
     /// because the inventory requires it (e.g. orders, for accounting).
     pub erased: bool,
@@ -31,7 +34,7 @@ pub struct RecordView {
 
 impl RecordView {
     /// The JSON form: every declared field, plus `masked` naming the fields
-    /// replaced by `"•••"`.
+    /// replaced by `"•••"` (or by their masked shape, `"j•••@example.com"`).
     pub fn to_json(&self) -> serde_json::Value {
         let mut map = serde_json::Map::new();
         for f in inventory::fields(self.record.entity) {
@@ -39,7 +42,7 @@ impl RecordView {
                 continue; // never leaves the service, not even masked
             }
             let v = if self.masked.contains(&f.name) {
-                serde_json::Value::String("•••".into())
+                serde_json::Value::String(self.masked_text(f.name))
             } else {
                 self.record.get(f.name).to_json()
             };
@@ -55,6 +58,15 @@ impl RecordView {
     /// The record id.
     pub fn id(&self) -> Uuid {
         self.record.id
+    }
+
+    /// What a masked field shows: its shape where the role may see that,
+    /// else `"•••"`.
+    pub fn masked_text(&self, field: &str) -> String {
+        self.shapes
+            .get(field)
+            .cloned()
+            .unwrap_or_else(|| "•••".to_string())
     }
 }
 
@@ -117,18 +129,74 @@ pub(crate) fn from_sql(kind: FieldKind, v: &SqlValue) -> Result<Value> {
     })
 }
 
+/// The API-token scope an operation needs.
+pub(crate) fn token_scope(op: Operation) -> &'static str {
+    match op {
+        Operation::Read => "read",
+        Operation::Create | Operation::Update | Operation::Delete => "write",
+        Operation::Export => "export",
+    }
+}
+
+/// The owner of a stored row, for record scopes (`None` if it has none).
+pub(crate) fn owner_of(row: &StoredRow) -> Option<Uuid> {
+    match row.get("owner_id") {
+        SqlValue::Text(t) => Uuid::parse_str(t).ok(),
+        _ => None,
+    }
+}
+
+/// The list condition limiting `entity` to the records `p` reaches (`None`
+/// when the caller reaches all, or the entity has no owner).
+pub(crate) fn scope_condition(p: &Principal, entity: Entity) -> Option<Condition> {
+    let owners = p.owners.as_ref()?;
+    inventory::field(entity, "owner_id")?;
+    Some(Condition::Or(
+        owners
+            .iter()
+            .map(|o| Condition::Eq("owner_id", SqlValue::Text(o.to_string())))
+            .collect(),
+    ))
+}
+
+/// Why `p` may not touch this record, if it is outside their record scope.
+pub(crate) fn out_of_scope(p: &Principal, entity: Entity, row: &StoredRow) -> Option<String> {
+    if p.owners.is_none() || inventory::field(entity, "owner_id").is_none() {
+        return None;
+    }
+    (!p.reaches(owner_of(row))).then(|| {
+        format!(
+            "this {} is outside the {} role's record scope ({})",
+            entity.name(),
+            p.role_name,
+            p.scope().label().to_lowercase()
+        )
+    })
+}
+
+/// Records the masked shape of a value (`"j•••@example.com"`).
+fn shape(shapes: &mut BTreeMap<&'static str, String>, name: &'static str, v: &Value) {
+    if let serde_json::Value::String(s) = policy::mask(v) {
+        shapes.insert(name, s);
+    }
+}
+
 impl Custos {
     /// Refuses and records an operation the role may not perform.
     async fn authorise(&self, p: &Principal, op: Operation, entity: Entity) -> Result<()> {
-        if policy::allows(p.role, op, entity) {
+        let scope = token_scope(op);
+        let msg = if !policy::allows(p.role, op, entity) {
+            format!(
+                "the {} role may not {} {}",
+                p.role_name,
+                op.name(),
+                entity.plural()
+            )
+        } else if !p.has_scope(scope) {
+            format!("this API token lacks the {scope} scope")
+        } else {
             return Ok(());
-        }
-        let msg = format!(
-            "the {} role may not {} {}",
-            p.role.name(),
-            op.name(),
-            entity.plural()
-        );
+        };
         Err(self
             .refuse(p, &format!("{}.{}", entity.name(), op.name()), msg)
             .await)
@@ -199,7 +267,8 @@ impl Custos {
     }
 
     /// Opens a stored row for `p`: plain fields decoded, sealed fields opened when
-    /// the role may read their category and masked otherwise (not even decrypted).
+    /// the role may read their category; masked otherwise (not even decrypted),
+    /// or shown in a masked shape where the role's read level is `masked`.
     async fn open_row(
         &self,
         tx: &mut dyn Tx,
@@ -209,6 +278,7 @@ impl Custos {
     ) -> Result<Opened> {
         let mut record = Record::new(entity, row.id);
         let mut masked = Vec::new();
+        let mut shapes = BTreeMap::new();
         let mut categories = BTreeSet::new();
         let tenant = self.inner.keys.tenant();
         let id = row.id.to_string();
@@ -228,15 +298,24 @@ impl Custos {
             if matches!(stored, SqlValue::Null) {
                 continue; // absent stays Null
             }
-            if !policy::can_read(p.role, f.category) {
+            let level = p.read_level(f.category);
+            if level == ReadLevel::None {
                 masked.push(f.name);
                 continue;
+            }
+            if level == ReadLevel::Masked {
+                masked.push(f.name);
             }
             if !matches!(f.category, DataCategory::Identifiers | DataCategory::System) {
                 categories.insert(f.category);
             }
             if !f.protection.is_sealed() {
-                record.set(f.name, from_sql(f.kind, stored)?);
+                let v = from_sql(f.kind, stored)?;
+                if level == ReadLevel::Masked {
+                    shape(&mut shapes, f.name, &v);
+                } else {
+                    record.set(f.name, v);
+                }
                 continue;
             }
             let SqlValue::Blob(bytes) = stored else {
@@ -255,12 +334,17 @@ impl Custos {
             let v = Value::from_plaintext(f.kind, &plain).ok_or_else(|| {
                 ServiceError::Internal("sealed value does not fit its declared type".into())
             })?;
+            if level == ReadLevel::Masked {
+                shape(&mut shapes, f.name, &v);
+                continue;
+            }
             record.set(f.name, v);
         }
         Ok(Opened {
             view: RecordView {
                 record,
                 masked,
+                shapes,
                 erased,
             },
             categories,
@@ -347,11 +431,11 @@ impl Custos {
     ) -> Result<()> {
         for name in values.keys() {
             if let Some(f) = inventory::field(entity, name)
-                && !policy::can_write(p.role, f.category)
+                && !p.can_write(f.category)
             {
                 return Err(ServiceError::Forbidden(format!(
                     "the {} role may not write {} data ({})",
-                    p.role.name(),
+                    p.role_name,
                     f.category.name(),
                     f.name
                 )));
@@ -375,6 +459,15 @@ impl Custos {
         if let Err(ServiceError::Forbidden(m)) = Self::check_write_categories(p, entity, &values) {
             return Err(self
                 .refuse_in(tx, p, &format!("{}.create", entity.name()), m)
+                .await);
+        }
+        if p.owners.is_some()
+            && let Some(Value::Uuid(o)) = values.get("owner_id")
+            && !p.reaches(Some(*o))
+        {
+            let msg = "the owner is outside your record scope".to_string();
+            return Err(self
+                .refuse_in(tx, p, &format!("{}.create", entity.name()), msg)
                 .await);
         }
         self.check_refs(tx.as_mut(), entity, &values).await?;
@@ -503,6 +596,9 @@ impl Custos {
             tx.commit().await?;
             return Err(ServiceError::NotFound(entity.name()));
         };
+        if let Some(msg) = out_of_scope(p, entity, &row) {
+            return Err(self.refuse_in(tx, p, &action, msg).await);
+        }
         if self.restricted_for(tx.as_mut(), p, row.subject_id).await? {
             let msg = "processing of this person's data is restricted (GDPR Art. 18); only the privacy officer may open it".to_string();
             return Err(self.refuse_in(tx, p, &action, msg).await);
@@ -541,11 +637,11 @@ impl Custos {
         let mut tx = self.inner.store.begin().await?;
         let vctx = Self::validation_context(tx.as_mut()).await?;
         if let Some(f) = inventory::field(entity, params.sort.field)
-            && !policy::can_read(p.role, f.category)
+            && !p.can_read(f.category)
         {
             let msg = format!(
                 "the {} role may not sort by {} data",
-                p.role.name(),
+                p.role_name,
                 f.category.name()
             );
             return Err(self
@@ -557,10 +653,10 @@ impl Custos {
         for (name, raw) in &params.filters {
             let f = inventory::field(entity, name)
                 .ok_or_else(|| ServiceError::invalid(name, "unknown field"))?;
-            if !policy::can_read(p.role, f.category) {
+            if !p.can_read(f.category) {
                 let msg = format!(
                     "the {} role may not search {} data",
-                    p.role.name(),
+                    p.role_name,
                     f.category.name()
                 );
                 return Err(self
@@ -630,6 +726,7 @@ impl Custos {
                 Err(e) => return Err(e),
             }
         }
+        conditions.extend(scope_condition(p, entity));
         let mut items: Vec<(RecordView, SqlValue, Option<Uuid>, BTreeSet<DataCategory>)> =
             Vec::new();
         let mut after = params.after.clone();
@@ -788,10 +885,10 @@ impl Custos {
     ) -> Result<Condition> {
         match entity {
             Entity::Contact => {
-                if !policy::can_read(p.role, DataCategory::Identity) {
+                if !p.can_read(DataCategory::Identity) {
                     return Err(ServiceError::Forbidden(format!(
                         "the {} role may not search names",
-                        p.role.name()
+                        p.role_name
                     )));
                 }
                 *tokens = normalize::tokens(q);
@@ -911,6 +1008,19 @@ impl Custos {
                 .not_found_in(tx, p, entity, &format!("{}.update", entity.name()), id)
                 .await);
         };
+        if let Some(msg) = out_of_scope(p, entity, &row) {
+            return Err(self
+                .refuse_in(tx, p, &format!("{}.update", entity.name()), msg)
+                .await);
+        }
+        if let Some(Value::Uuid(o)) = values.get("owner_id")
+            && !p.reaches(Some(*o))
+        {
+            let msg = "the new owner is outside your record scope".to_string();
+            return Err(self
+                .refuse_in(tx, p, &format!("{}.update", entity.name()), msg)
+                .await);
+        }
         if entity == Entity::User {
             self.guard_user_update(tx.as_mut(), p, id, &values).await?;
         }
@@ -963,6 +1073,9 @@ impl Custos {
         let Some(row) = tx.get_record(entity, id).await? else {
             return Err(self.not_found_in(tx, p, entity, &action, id).await);
         };
+        if let Some(msg) = out_of_scope(p, entity, &row) {
+            return Err(self.refuse_in(tx, p, &action, msg).await);
+        }
         match entity {
             Entity::Contact => {
                 let orders = tx

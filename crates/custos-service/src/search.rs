@@ -135,13 +135,13 @@ impl Custos {
             let refused = if !policy::allows(p.role, Operation::Read, entity) {
                 Some(format!(
                     "your role ({}) may not read {}",
-                    p.role.label(),
+                    p.role_name,
                     entity.plural()
                 ))
-            } else if !policy::can_read(p.role, category) {
+            } else if !p.can_read(category) {
                 Some(format!(
                     "your role ({}) may not search {} data",
-                    p.role.label(),
+                    p.role_name,
                     category.name().replace('_', " ")
                 ))
             } else {
@@ -197,7 +197,7 @@ impl Custos {
                 .await?;
             return Err(ServiceError::Forbidden(format!(
                 "the {} role may not read {}",
-                p.role.name(),
+                p.role_name,
                 entity.plural()
             )));
         }
@@ -207,10 +207,10 @@ impl Custos {
         for (name, raw) in &params.filters {
             let f = inventory::field(entity, name)
                 .ok_or_else(|| ServiceError::invalid(name, "unknown field"))?;
-            if !policy::can_read(p.role, f.category) {
+            if !p.can_read(f.category) {
                 return Err(ServiceError::Forbidden(format!(
                     "the {} role may not search {} data",
-                    p.role.name(),
+                    p.role_name,
                     f.category.name()
                 )));
             }
@@ -247,6 +247,7 @@ impl Custos {
                 }
             }
         }
+        conditions.extend(crate::records::scope_condition(p, entity));
         let n = tx.count_records(entity, &conditions).await?;
         let names: Vec<&str> = params
             .filters

@@ -23,6 +23,9 @@ mod identity;
 mod permissions;
 #[path = "service/pipeline.rs"]
 mod pipeline;
+/// Custom roles, record scopes, invitations and token scopes.
+#[path = "service/roles.rs"]
+mod roles;
 #[path = "service/search.rs"]
 mod search;
 #[path = "service/sessions.rs"]

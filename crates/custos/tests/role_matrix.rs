@@ -47,6 +47,7 @@ fn allowed(op: &str, resource: &str) -> &'static str {
         ("read", "ledger") => "ADP",
         ("update", "pipeline") => "AM",
         ("create", "consents") => "AMSUP",
+        ("read" | "create", "admin") => "A",
         _ => "",
     }
 }
@@ -92,8 +93,11 @@ async fn every_role_on_every_route() {
     let s = TestServer::start().await;
     let admin = s.token_for(Role::Admin).await;
     let mut tokens = Vec::new();
+    let mut emails = Vec::new();
     for r in ROLES {
-        tokens.push((r, s.token_for(r).await));
+        let email = format!("matrix-{}@staff.example", r.name());
+        tokens.push((r, s.token_for_email(r, &email).await));
+        emails.push((r, email));
     }
     // Fixtures the routes act on, made by the admin.
     let (_, company) = call(
@@ -198,7 +202,7 @@ async fn every_role_on_every_route() {
                 failures.push(format!("{role} reads email masked={masked}"));
             }
         }
-        let others: Vec<Check> = vec![
+        let mut others: Vec<Check> = vec![
             (
                 "export",
                 "contacts",
@@ -253,6 +257,32 @@ async fn every_role_on_every_route() {
                 201,
             ),
         ];
+        // Administration: users, roles, sessions, tokens, settings.
+        let admin_checks: Vec<Check> = vec![
+            ("read", "admin", "GET", "/api/v1/users".into(), None, 200),
+            ("read", "admin", "GET", "/api/v1/roles".into(), None, 200),
+            (
+                "read",
+                "admin",
+                "GET",
+                "/api/v1/roles/sales".into(),
+                None,
+                200,
+            ),
+            ("read", "admin", "GET", "/api/v1/sessions".into(), None, 200),
+            ("read", "admin", "GET", "/api/v1/tokens".into(), None, 200),
+            (
+                "create",
+                "admin",
+                "POST",
+                "/api/v1/roles".into(),
+                Some(
+                    json!({"name": format!("made_by_{}", role.name()), "label": "Made", "base": "sales", "scope": "own"}),
+                ),
+                201,
+            ),
+        ];
+        others.extend(admin_checks);
         for (op, res, method, path, b, ok) in others {
             let (st, v) = call(&s, token, method, &path, b).await;
             let expect = if may(op, res) { ok } else { 403 };
@@ -269,6 +299,46 @@ async fn every_role_on_every_route() {
                 .0,
             200
         );
+    }
+    // The admin pages of the web UI, signed in through the sign-in form.
+    for (role, email) in &emails {
+        let b = s.browser();
+        let html = b
+            .get(s.url("/"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        let marker = "name=\"csrf\" value=\"";
+        let start = html.find(marker).unwrap() + marker.len();
+        let pre = &html[start..start + html[start..].find('"').unwrap()];
+        let r = b
+            .post(s.url("/login"))
+            .form(&[
+                ("csrf", pre),
+                ("email", email.as_str()),
+                ("password", custos_testkit::PASSWORD),
+            ])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 303, "{role} signs in");
+        for path in [
+            "/app/admin/users",
+            "/app/admin/roles",
+            "/app/admin/roles/sales",
+            "/app/admin/roles/new",
+            "/app/admin/sessions",
+            "/app/admin/tokens",
+        ] {
+            let st = b.get(s.url(path)).send().await.unwrap().status().as_u16();
+            let expect = if *role == Role::Admin { 200 } else { 403 };
+            if st != expect {
+                failures.push(format!("{role} GET {path}: {st}, expected {expect}"));
+            }
+        }
     }
     assert!(
         failures.is_empty(),

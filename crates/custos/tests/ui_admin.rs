@@ -315,6 +315,10 @@ async fn other_roles_get_no_admin_pages() {
             "/app/admin/users",
             "/app/admin/sessions",
             "/app/admin/tokens",
+            "/app/admin/roles",
+            "/app/admin/roles/new",
+            "/app/admin/roles/sales",
+            "/app/admin/roles/sales/delete",
         ] {
             let (status, _) = get(&b, &s, path).await;
             assert_eq!(status, 403, "{role:?} GET {path}");
@@ -326,7 +330,303 @@ async fn other_roles_get_no_admin_pages() {
             .await
             .unwrap();
         assert_eq!(r.status(), 403, "{role:?} may not disable users");
+        let r = b
+            .post(s.url("/app/admin/roles"))
+            .form(&[
+                ("csrf", csrf.as_str()),
+                ("name", "sneaky"),
+                ("label", "Sneaky"),
+                ("base", "manager"),
+                ("scope", "all"),
+            ])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 403, "{role:?} may not create roles");
     }
+    assert_eq!(
+        s.custos.list_roles(&Principal::cli()).await.unwrap().len(),
+        Role::ALL.len(),
+        "no role was created"
+    );
     let users = s.custos.list_users(&Principal::cli()).await.unwrap();
     assert!(users.iter().all(|u| !u.disabled));
+}
+
+/// The role editor's form for a role based on sales: identity in full,
+/// contact details masked, the rest as the built-in sales role.
+fn role_form<'a>(
+    csrf: &'a str,
+    name: &'a str,
+    scope: &'a str,
+    cd_read: &'a str,
+) -> Vec<(&'a str, &'a str)> {
+    let mut f = vec![
+        ("csrf", csrf),
+        ("name", name),
+        ("label", "North sales"),
+        ("base", "sales"),
+        ("scope", scope),
+        ("read.identity", "full"),
+        ("write.identity", "on"),
+        ("read.contact_details", cd_read),
+        ("read.business", "full"),
+        ("write.business", "on"),
+        ("read.identifiers", "full"),
+        ("read.system", "full"),
+        ("read.communications", "full"),
+        ("write.communications", "on"),
+    ];
+    if cd_read == "none" {
+        // Writing without reading: the editor must refuse it.
+        f.push(("write.contact_details", "on"));
+    }
+    f
+}
+
+#[tokio::test]
+async fn administrators_edit_roles_invite_users_and_create_scoped_tokens() {
+    let s = TestServer::start().await;
+    let (b, csrf) = sign_in(&s, Role::Admin, "root@custos.example").await;
+
+    // The roles page lists the built-in set; a built-in role is read-only.
+    let (status, html) = get(&b, &s, "/app/admin/roles").await;
+    assert_eq!(status, 200);
+    for r in Role::ALL {
+        assert!(
+            html.contains(&format!("href=\"/app/admin/roles/{}\"", r.name())),
+            "{r}"
+        );
+    }
+    let (status, html) = get(&b, &s, "/app/admin/roles/auditor").await;
+    assert_eq!(status, 200);
+    assert!(html.contains("built-in role") && !html.contains("Save role"));
+    let (status, html) = get(&b, &s, "/app/admin/roles/new?from=support").await;
+    assert_eq!(status, 200);
+    assert!(html.contains("name=\"read.contact_details\"") && html.contains("Create role"));
+
+    // A role that writes what it cannot read is refused, with the reason, and nothing is saved.
+    let r = b
+        .post(s.url("/app/admin/roles"))
+        .form(&role_form(&csrf, "north_sales", "team", "none"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 422);
+    let html = r.text().await.unwrap();
+    assert!(html.contains("writing needs full read"), "{html}");
+    assert_eq!(
+        s.custos.list_roles(&Principal::cli()).await.unwrap().len(),
+        Role::ALL.len()
+    );
+
+    let html = post_ok(
+        &b,
+        &s,
+        "/app/admin/roles",
+        &role_form(&csrf, "north_sales", "team", "masked"),
+        "/app/admin/roles/north_sales",
+    )
+    .await;
+    assert!(html.contains("Role created.") && html.contains("Save role"));
+    let saved = s
+        .custos
+        .get_role(&Principal::cli(), "north_sales")
+        .await
+        .unwrap();
+    assert_eq!(saved.base, Role::Sales);
+    assert_eq!(saved.permissions.scope, custos_domain::RecordScope::Team);
+    assert_eq!(
+        saved
+            .permissions
+            .read_level(custos_domain::DataCategory::ContactDetails),
+        custos_domain::ReadLevel::Masked
+    );
+    assert!(
+        !saved
+            .permissions
+            .can_read(custos_domain::DataCategory::Financial)
+    );
+
+    // Invite a user with it: the page shows a one-time link.
+    let r = b
+        .post(s.url("/app/admin/users"))
+        .form(&[
+            ("csrf", csrf.as_str()),
+            ("email", "nora@custos.example"),
+            ("role", "north_sales"),
+            ("team", "north"),
+            ("how", "invite"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let html = r.text().await.unwrap();
+    let start = html.find("/invite/csi_").expect("an invitation link");
+    let end = html[start..].find('"').unwrap() + start;
+    let link = html[start..end].to_string();
+
+    // Nora opens it in her own browser and sets a password.
+    let nora = s.browser();
+    let page = nora.get(s.url(&link)).send().await.unwrap();
+    assert_eq!(page.status(), 200);
+    let pre = hidden_csrf(&page.text().await.unwrap());
+    let r = nora
+        .post(s.url(&link))
+        .form(&[
+            ("csrf", pre.as_str()),
+            ("password", PASSWORD),
+            ("confirm", "something else entirely"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 422, "mismatched passwords");
+    // The form comes back with a fresh CSRF token.
+    let pre = hidden_csrf(&r.text().await.unwrap());
+    let r = nora
+        .post(s.url(&link))
+        .form(&[
+            ("csrf", pre.as_str()),
+            ("password", PASSWORD),
+            ("confirm", PASSWORD),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(r.text().await.unwrap().contains("Your password is set"));
+    let again = nora.get(s.url(&link)).send().await.unwrap();
+    assert_eq!(again.status(), 404, "the link works once");
+
+    // Nora sees contact details masked in shape, and only her team's records.
+    let ada = s
+        .custos
+        .create(
+            &Principal::cli(),
+            custos_domain::Entity::Contact,
+            &serde_json::json!({"first_name": "Ada", "last_name": "Lovelace", "email": "ada@example.com"}),
+        )
+        .await
+        .unwrap()
+        .id();
+    let nora_id = user_id(&s, "nora@custos.example").await;
+    let (nb, _) = sign_in_existing(&s, "nora@custos.example").await;
+    let (status, _) = get(&nb, &s, &format!("/app/contacts/{ada}")).await;
+    assert_eq!(status, 403, "a contact owned outside her team");
+    s.custos
+        .update(
+            &Principal::cli(),
+            custos_domain::Entity::Contact,
+            ada,
+            &serde_json::json!({"owner_id": nora_id.to_string()}),
+        )
+        .await
+        .unwrap();
+    let (status, html) = get(&nb, &s, &format!("/app/contacts/{ada}")).await;
+    assert_eq!(status, 200);
+    assert!(html.contains("a•••@example.com") && !html.contains("ada@example.com"));
+    assert!(html.contains("Lovelace"));
+
+    // The role is in use: it cannot be deleted until Nora has another.
+    let r = b
+        .post(s.url("/app/admin/roles/north_sales/delete"))
+        .form(&[("csrf", csrf.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 409);
+    let html = post_ok(
+        &b,
+        &s,
+        &format!("/app/admin/users/{nora_id}/role"),
+        &[
+            ("csrf", csrf.as_str()),
+            ("role", "support"),
+            ("team", "north"),
+        ],
+        "/app/admin/users",
+    )
+    .await;
+    assert!(html.contains("Role and team changed."));
+    let (status, html) = get(&b, &s, "/app/admin/roles/north_sales/delete").await;
+    assert_eq!(status, 200);
+    assert!(html.contains("Delete role"));
+    let html = post_ok(
+        &b,
+        &s,
+        "/app/admin/roles/north_sales/delete",
+        &[("csrf", csrf.as_str())],
+        "/app/admin/roles",
+    )
+    .await;
+    assert!(html.contains("Role deleted.") && !html.contains("north_sales"));
+
+    // A scoped, expiring API token made from the tokens page.
+    let r = b
+        .post(s.url("/app/admin/tokens"))
+        .form(&[
+            ("csrf", csrf.as_str()),
+            ("email", "nora@custos.example"),
+            ("name", "read-only report"),
+            ("scope", "read"),
+            ("days", "30"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let html = r.text().await.unwrap();
+    let start = html.find("cst_").expect("the token is shown once");
+    let end = html[start..].find('"').unwrap() + start;
+    let token = &html[start..end];
+    let api = |method: reqwest::Method, path: &str| {
+        s.client().request(method, s.url(path)).bearer_auth(token)
+    };
+    assert_eq!(
+        api(reqwest::Method::GET, "/api/v1/contacts")
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    let r = api(reqwest::Method::POST, "/api/v1/contacts")
+        .json(&serde_json::json!({"first_name": "No", "last_name": "Write"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403, "the read scope does not write");
+    let t = s
+        .custos
+        .list_api_tokens(&Principal::cli(), true)
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|t| t.name == "read-only report")
+        .unwrap();
+    assert_eq!(t.scopes, Some(vec!["read".to_string()]));
+    assert!(t.expires_at.is_some());
+    // No scope chosen: refused, nothing created.
+    let r = b
+        .post(s.url("/app/admin/tokens"))
+        .form(&[
+            ("csrf", csrf.as_str()),
+            ("email", "nora@custos.example"),
+            ("name", "nothing"),
+            ("days", "30"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 422);
+    assert_eq!(
+        s.custos
+            .list_api_tokens(&Principal::cli(), true)
+            .await
+            .unwrap()
+            .len(),
+        2
+    );
 }

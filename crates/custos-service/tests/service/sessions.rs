@@ -16,7 +16,7 @@ async fn with_user() -> TestResult<(Env, uuid::Uuid)> {
         .create_user(&env.admin, EMAIL, Role::Sales, &pw, Some("Sam Sales"))
         .await?;
     assert_eq!(u.email, EMAIL);
-    assert_eq!(u.role, Role::Sales);
+    assert_eq!(u.role, "sales");
     assert!(!u.disabled);
     Ok((env, u.id))
 }

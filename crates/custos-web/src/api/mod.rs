@@ -4,6 +4,7 @@ pub mod identity;
 pub mod openapi;
 mod openapi_identity;
 pub mod privacy;
+pub mod roles;
 
 use crate::AppState;
 use crate::error::ApiError;
@@ -37,6 +38,7 @@ pub fn router() -> Router<AppState> {
         .route("/api/v1/audit/status", get(ledger_status))
         .merge(privacy::router());
     r = identity::routes(r);
+    r = roles::routes(r);
     for entity in Entity::CRM {
         let collection = format!("/api/v1/{}", entity.plural());
         let item = format!("/api/v1/{}/{{id}}", entity.plural());

@@ -64,10 +64,11 @@ fn visible_fields(entity: Entity) -> impl Iterator<Item = &'static FieldDecl> {
 fn record_schema(entity: Entity) -> Value {
     let mut props = Map::new();
     for f in visible_fields(entity) {
-        // A masked field holds "•••" instead of its value.
+        // A masked field holds "•••" instead of its value, or its masked
+        // shape ("j•••@example.com") for roles that may see that much.
         props.insert(
             f.name.into(),
-            json!({"anyOf": [field_schema(f), {"const": "•••"}]}),
+            json!({"anyOf": [field_schema(f), {"type": "string", "pattern": "•••", "description": "masked: named in `masked`"}]}),
         );
     }
     props.insert(

@@ -228,6 +228,36 @@ pub(super) fn paths(paths: &mut Map<String, Value>) {
             json!({"post": op("admin", "Force a user to enrol their second factors again (step-up); their sessions end", "user_reset_mfa", None, ("204", "Reset", no_body.clone()), &[401, 403, 404, 422], false)}),
         ),
     );
+    let grant = json!({"type": "object", "additionalProperties": false, "properties": {
+        "read": {"enum": ["none", "masked", "full"]}, "write": {"type": "boolean"},
+        "export": {"type": "boolean"}, "erase": {"type": "boolean"}}});
+    let role_props = json!({
+        "name": {"type": "string", "pattern": "^[a-z][a-z0-9_]{1,39}$"}, "label": {"type": "string", "maxLength": 60},
+        "base": {"enum": ["manager", "sales", "support", "privacy_officer", "auditor"]},
+        "scope": {"enum": ["own", "team", "all"]},
+        "categories": {"type": "object", "description": "per data category of the inventory (identity, contact_details, financial, …)", "additionalProperties": grant}});
+    let role = json!({"type": "object", "properties": {
+        "name": {"type": "string"}, "label": {"type": "string"}, "base": {"type": "string"}, "builtin": {"type": "boolean"},
+        "scope": {"enum": ["own", "team", "all"]}, "categories": {"type": "object"}, "users": {"type": "integer", "minimum": 0}
+    }, "required": ["name", "label", "base", "builtin", "scope", "categories", "users"]});
+    let name_param =
+        json!([{"name": "name", "in": "path", "required": true, "schema": {"type": "string"}}]);
+    put(
+        "/api/v1/roles",
+        json!({
+            "get": op("admin", "Roles: the built-in set and custom ones (administrators)", "roles", None, ("200", "Roles", items(&role)), &[401, 403], false),
+            "post": op("admin", "Create a custom role with its permissions per data category and record scope (step-up)", "role_create",
+                Some(obj(role_props.clone(), &["name", "label", "base"])), ("201", "Created", role.clone()), &[401, 403, 409, 422], false)
+        }),
+    );
+    let mut one = json!({
+        "get": op("admin", "One role", "role", None, ("200", "The role", role.clone()), &[401, 403, 404], false),
+        "put": op("admin", "Change a custom role (step-up); holders get the new permissions on their next request", "role_update",
+            Some(obj(role_props, &["label", "base"])), ("200", "The role", role), &[401, 403, 404, 422], false),
+        "delete": op("admin", "Delete a custom role nobody holds (step-up)", "role_delete", None, ("204", "Deleted", no_body.clone()), &[401, 403, 404, 409], false)
+    });
+    one["parameters"] = name_param;
+    put("/api/v1/roles/{name}", one);
     put(
         "/api/v1/sessions",
         json!({"get": op("admin", "Every live session (administrators)", "sessions", None, ("200", "Sessions", items(&session_item)), &[401, 403], false)}),

@@ -3,10 +3,9 @@
 //! the JSON the service validates. Nothing here is written per field by hand.
 
 use custos_domain::inventory::{self, FieldDecl, FieldKind, Presence};
-use custos_domain::policy;
 use custos_domain::value::{format_date, format_money};
-use custos_domain::{DataCategory, Entity, Record, Role, Value};
-use custos_service::RecordView;
+use custos_domain::{DataCategory, Entity, Record, Value};
+use custos_service::{Principal, RecordView};
 use time::OffsetDateTime;
 
 /// Words a person reads for an enum or stage value: `negotiation` → `Negotiation`.
@@ -192,12 +191,27 @@ pub fn detail_fields(entity: Entity) -> Vec<&'static FieldDecl> {
 }
 
 /// Why a masked field is hidden from this role.
-pub fn masked_reason(role: Role, f: &FieldDecl) -> String {
-    format!(
-        "Hidden: the {} role may not see {} data.",
-        role.label(),
-        f.category.name().replace('_', " ")
-    )
+pub fn masked_reason(p: &Principal, f: &FieldDecl) -> String {
+    let category = f.category.name().replace('_', " ");
+    if p.read_level(f.category) == custos_domain::ReadLevel::Masked {
+        format!(
+            "Masked: the {} role sees only the shape of {category} data.",
+            role_label(p)
+        )
+    } else {
+        format!(
+            "Hidden: the {} role may not see {category} data.",
+            role_label(p)
+        )
+    }
+}
+
+/// The caller's role in words (a custom role goes by its name).
+pub fn role_label(p: &Principal) -> String {
+    match custos_domain::Role::from_name(&p.role_name) {
+        Some(r) => r.label().to_string(),
+        None => p.role_name.replace('_', " "),
+    }
 }
 
 /// One field of a form, ready for the template.
@@ -247,13 +261,13 @@ impl FormField {
 
 /// Whether a form shows this field: fields a person enters, that the role may
 /// write; on edit, never the field that decides whose key seals the record.
-pub fn form_fields(entity: Entity, role: Role, editing: bool) -> Vec<&'static FieldDecl> {
+pub fn form_fields(entity: Entity, p: &Principal, editing: bool) -> Vec<&'static FieldDecl> {
     let subject = entity.subject_field();
     inventory::fields(entity)
         .filter(|f| {
             f.presence != Presence::System
                 && f.name != "owner_id"
-                && policy::can_write(role, f.category)
+                && p.can_write(f.category)
                 && !(editing && Some(f.name) == subject)
         })
         .collect()
@@ -361,6 +375,10 @@ pub fn form_message(f: Option<&FieldDecl>, message: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+    fn as_role(r: custos_domain::Role) -> custos_service::Principal {
+        custos_service::Principal::with_role(uuid::Uuid::nil(), r, custos_service::Via::Cli)
+    }
+
     use super::*;
 
     #[test]
@@ -386,10 +404,11 @@ mod tests {
 
     #[test]
     fn forms_cover_what_people_enter_and_tables_skip_long_text() {
-        let names: Vec<_> = form_fields(Entity::Contact, Role::Sales, false)
-            .iter()
-            .map(|f| f.name)
-            .collect();
+        let names: Vec<_> =
+            form_fields(Entity::Contact, &as_role(custos_domain::Role::Sales), false)
+                .iter()
+                .map(|f| f.name)
+                .collect();
         assert_eq!(
             names,
             [
@@ -401,15 +420,17 @@ mod tests {
                 "tags"
             ]
         );
-        let edit: Vec<_> = form_fields(Entity::Activity, Role::Sales, true)
-            .iter()
-            .map(|f| f.name)
-            .collect();
+        let edit: Vec<_> =
+            form_fields(Entity::Activity, &as_role(custos_domain::Role::Sales), true)
+                .iter()
+                .map(|f| f.name)
+                .collect();
         assert!(!edit.contains(&"contact_id"), "the subject cannot change");
-        let support: Vec<_> = form_fields(Entity::Order, Role::Support, false)
-            .iter()
-            .map(|f| f.name)
-            .collect();
+        let support: Vec<_> =
+            form_fields(Entity::Order, &as_role(custos_domain::Role::Support), false)
+                .iter()
+                .map(|f| f.name)
+                .collect();
         assert!(!support.contains(&"total"), "support may not write money");
         let cols: Vec<_> = table_columns(Entity::Activity)
             .iter()
@@ -420,7 +441,7 @@ mod tests {
 
     #[test]
     fn posted_forms_become_service_json() {
-        let fields = form_fields(Entity::Contact, Role::Sales, false);
+        let fields = form_fields(Entity::Contact, &as_role(custos_domain::Role::Sales), false);
         let form = vec![
             ("first_name".to_string(), " Ada ".to_string()),
             ("last_name".to_string(), String::new()),

@@ -9,6 +9,7 @@ pub mod board;
 pub mod charts;
 pub mod dashboard;
 pub mod fields;
+pub mod invite;
 pub mod portal;
 pub mod privacy;
 pub mod records;
@@ -50,6 +51,7 @@ pub fn router() -> Router<AppState> {
         );
     let r = account::routes(r);
     let r = admin::routes(r);
+    let r = invite::routes(r);
     let r = audit::routes(r);
     let r = privacy::routes(r);
     let r = portal::routes(r);

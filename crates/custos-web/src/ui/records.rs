@@ -195,8 +195,11 @@ pub async fn cell(f: &FieldDecl, view: &RecordView, names: &mut Names<'_>, p: &P
         badge: None,
     };
     if view.masked.contains(&f.name) {
-        c.masked = Some(fields::masked_reason(p.role, f));
-        c.text = "Hidden".into();
+        c.masked = Some(fields::masked_reason(p, f));
+        c.text = match view.shapes.get(f.name) {
+            Some(shape) => shape.clone(),
+            None => "Hidden".into(),
+        };
         return c;
     }
     match (f.kind, view.record.get(f.name)) {
@@ -619,8 +622,7 @@ async fn filter_controls(
         _ => None,
     };
     if let Some(label) = q_label
-        && (entity != Entity::Contact
-            || policy::can_read(p.role, custos_domain::DataCategory::Identity))
+        && (entity != Entity::Contact || p.can_read(custos_domain::DataCategory::Identity))
     {
         out.push(Filter {
             name: "q".into(),
@@ -632,7 +634,7 @@ async fn filter_controls(
     }
     let mut fixed = Vec::new();
     for f in inventory::fields(entity) {
-        if !policy::can_read(p.role, f.category) || f.name == "owner_id" {
+        if !p.can_read(f.category) || f.name == "owner_id" {
             continue;
         }
         let any = || (String::new(), "Any".to_string());
@@ -794,7 +796,7 @@ pub async fn build_form(
     errors: &HashMap<String, String>,
 ) -> Vec<FormField> {
     let mut out = Vec::new();
-    for f in fields::form_fields(entity, p.role, editing) {
+    for f in fields::form_fields(entity, p, editing) {
         let (control, maxlength) = fields::control(f);
         let value = values.get(f.name).cloned().unwrap_or_default();
         let mut field = FormField {
@@ -996,7 +998,7 @@ async fn create(
         return r;
     }
     let p = &ctx.caller.principal;
-    let decls = fields::form_fields(entity, p.role, false);
+    let decls = fields::form_fields(entity, p, false);
     let json = fields::form_json(&decls, &form, false);
     match st.custos.create(p, entity, &json).await {
         Ok(view) => {
@@ -1062,7 +1064,7 @@ async fn edit_form(
         Ok(v) => v,
         Err(e) => return ctx.error(&st, e).await,
     };
-    let values: HashMap<String, String> = fields::form_fields(entity, p.role, true)
+    let values: HashMap<String, String> = fields::form_fields(entity, p, true)
         .iter()
         .map(|f| {
             (
@@ -1103,7 +1105,7 @@ async fn update(
     let Some(id) = parse_id(&id) else {
         return ctx.error(&st, ServiceError::NotFound(entity.name())).await;
     };
-    let decls = fields::form_fields(entity, p.role, true);
+    let decls = fields::form_fields(entity, p, true);
     let json = fields::form_json(&decls, &form, true);
     match st.custos.update(p, entity, id, &json).await {
         Ok(_) => redirect_with_flash(

@@ -263,7 +263,7 @@ impl Ctx {
         Shell {
             title: title.into(),
             user,
-            role: self.role().label().to_string(),
+            role: super::fields::role_label(&self.caller.principal),
             csrf: self.caller.csrf.clone(),
             nav: navigation(self.role(), section),
             flash: self.flash.as_deref().and_then(flash_text),
@@ -341,7 +341,7 @@ impl Ctx {
             ServiceError::Forbidden(why) => {
                 let text = format!(
                     "Your role ({}) does not allow this: {why}. Ask an administrator if you need it.",
-                    self.role().label()
+                    super::fields::role_label(&self.caller.principal)
                 );
                 self.message(st, StatusCode::FORBIDDEN, "Not allowed", &text)
                     .await
