@@ -1120,6 +1120,7 @@ impl Custos {
                 user_id,
                 role: resolved.base,
                 role_name,
+                role_label: resolved.label,
                 perms: resolved.perms,
                 owners,
                 scopes: token_scopes,

@@ -24,6 +24,8 @@ pub struct Principal {
     pub role: Role,
     /// The role's name as assigned (`sales`, or a custom role's name).
     pub role_name: String,
+    /// The role's label, for people (`Sales`, `Field sales`).
+    pub role_label: String,
     /// What the role may do with each data category, and which records.
     pub perms: Permissions,
     /// For record scopes narrower than all: the users whose records the caller
@@ -50,6 +52,7 @@ impl Principal {
             user_id,
             role,
             role_name: role.name().to_string(),
+            role_label: role.label().to_string(),
             perms: Permissions::builtin(role),
             owners: None,
             scopes: None,

@@ -56,6 +56,7 @@ struct Stored {
 /// A role resolved for a signed-in user.
 pub(crate) struct Resolved {
     pub base: Role,
+    pub label: String,
     pub perms: Permissions,
 }
 
@@ -141,6 +142,7 @@ impl Custos {
         if let Some(r) = Role::from_name(name) {
             return Ok(Some(Resolved {
                 base: r,
+                label: r.label().to_string(),
                 perms: Permissions::builtin(r),
             }));
         }
@@ -150,6 +152,7 @@ impl Custos {
         let s = parse(&raw)?;
         Ok(Some(Resolved {
             base: s.base,
+            label: s.label,
             perms: s.permissions,
         }))
     }

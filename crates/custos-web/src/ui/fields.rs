@@ -206,12 +206,9 @@ pub fn masked_reason(p: &Principal, f: &FieldDecl) -> String {
     }
 }
 
-/// The caller's role in words (a custom role goes by its name).
+/// The caller's role in words.
 pub fn role_label(p: &Principal) -> String {
-    match custos_domain::Role::from_name(&p.role_name) {
-        Some(r) => r.label().to_string(),
-        None => p.role_name.replace('_', " "),
-    }
+    p.role_label.clone()
 }
 
 /// One field of a form, ready for the template.
