@@ -1,5 +1,5 @@
-//! Bulk import of contacts (and companies) from tabular data: columns mapped by
-//! header, every row validated against the inventory before anything is
+//! Bulk import of contacts, companies and orders from tabular data: columns
+//! mapped by header, every row validated against the inventory before anything is
 //! written, duplicates found by blind index, and the whole import in one
 //! transaction so a failure leaves nothing half-imported.
 
@@ -36,8 +36,13 @@ pub struct ImportReport {
     pub companies_created: u64,
     /// Rejected rows, with the reason for each problem.
     pub rejected: Vec<RowError>,
+    /// Rows that passed every check (and were, or would be, imported).
+    pub valid: u64,
+    /// How each header was read: (header, field name, or `company` /
+    /// `contact_email` for the lookup columns).
+    pub columns: Vec<(String, String)>,
     /// Whether anything was written (false when rows were rejected and
-    /// `skip_invalid` was not set).
+    /// `skip_invalid` was not set, and for a check).
     pub committed: bool,
 }
 
@@ -46,11 +51,24 @@ pub struct ImportReport {
 enum Column {
     Field(&'static str),
     CompanyName,
+    ContactEmail,
     Ignored,
 }
 
+impl Column {
+    fn name(&self) -> &'static str {
+        match self {
+            Column::Field(f) => f,
+            Column::CompanyName => "company",
+            Column::ContactEmail => "contact_email",
+            Column::Ignored => "",
+        }
+    }
+}
+
 /// Maps headers to fields: the field name or its label, case-insensitively,
-/// plus `company` (a company name) for contacts. Unknown headers are refused.
+/// plus `company` (a company name) for contacts and `contact_email` (the
+/// contact an order belongs to) for orders. Unknown headers are refused.
 fn map_headers(entity: Entity, headers: &[String]) -> Result<Vec<Column>> {
     let mut out = Vec::new();
     let mut seen = HashSet::new();
@@ -63,6 +81,8 @@ fn map_headers(entity: Entity, headers: &[String]) -> Result<Vec<Column>> {
         }
         let col = if entity == Entity::Contact && (key == "company" || key == "company_name") {
             Some(Column::CompanyName)
+        } else if entity == Entity::Order && key == "contact_email" {
+            Some(Column::ContactEmail)
         } else {
             inventory::fields(entity)
                 .find(|f| {
@@ -109,12 +129,40 @@ impl Custos {
         headers: &[String],
         rows: &[Vec<String>],
         skip_invalid: bool,
+        progress: impl FnMut(u64, u64),
+    ) -> Result<ImportReport> {
+        self.import_rows(p, entity, headers, rows, skip_invalid, false, progress)
+            .await
+    }
+
+    /// Checks rows as [`Custos::import`] would (mapping, validation,
+    /// duplicates, lookups) and writes nothing: the preview before an import.
+    pub async fn import_check(
+        &self,
+        p: &Principal,
+        entity: Entity,
+        headers: &[String],
+        rows: &[Vec<String>],
+    ) -> Result<ImportReport> {
+        self.import_rows(p, entity, headers, rows, true, true, |_, _| {})
+            .await
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn import_rows(
+        &self,
+        p: &Principal,
+        entity: Entity,
+        headers: &[String],
+        rows: &[Vec<String>],
+        skip_invalid: bool,
+        dry_run: bool,
         mut progress: impl FnMut(u64, u64),
     ) -> Result<ImportReport> {
-        if !matches!(entity, Entity::Contact | Entity::Company) {
+        if !matches!(entity, Entity::Contact | Entity::Company | Entity::Order) {
             return Err(ServiceError::invalid(
                 "entity",
-                "import takes contacts or companies",
+                "import takes contacts, companies or orders",
             ));
         }
         if !policy::allows(p.role, Operation::Create, entity) {
@@ -131,6 +179,11 @@ impl Custos {
         let total = rows.len() as u64;
         let mut report = ImportReport {
             rows: total,
+            columns: headers
+                .iter()
+                .zip(&columns)
+                .map(|(h, c)| (h.trim().to_string(), c.name().to_string()))
+                .collect(),
             ..Default::default()
         };
         let mut tx = self.inner.store.begin().await?;
@@ -151,6 +204,7 @@ impl Custos {
             }
             let mut obj = Map::new();
             let mut company = None;
+            let mut contact_email = None;
             for (col, raw) in columns.iter().zip(row) {
                 let raw = raw.trim();
                 if raw.is_empty() {
@@ -174,7 +228,25 @@ impl Custos {
                         obj.insert((*name).to_string(), v);
                     }
                     Column::CompanyName => company = Some(raw.to_string()),
+                    Column::ContactEmail => contact_email = Some(raw.to_string()),
                     Column::Ignored => {}
+                }
+            }
+            // An order names its contact by email: found by blind index.
+            if let Some(email) = contact_email {
+                let norm = normalize::email(&email);
+                match self.existing_contact_by_email(tx.as_mut(), &norm).await? {
+                    Some(id) => {
+                        obj.insert("contact_id".into(), Json::String(id.to_string()));
+                    }
+                    None => {
+                        report.rejected.push(RowError {
+                            line,
+                            field: "contact_email".into(),
+                            reason: "no contact has this email".into(),
+                        });
+                        continue;
+                    }
                 }
             }
             let values =
@@ -211,7 +283,33 @@ impl Custos {
                     continue;
                 }
             }
+            if let Some(Value::Uuid(c)) = values.get("contact_id")
+                && entity == Entity::Order
+                && tx.get_record(Entity::Contact, *c).await?.is_none()
+            {
+                report.rejected.push(RowError {
+                    line,
+                    field: "contact_id".into(),
+                    reason: "no contact has this id".into(),
+                });
+                continue;
+            }
             valid.push((line, values, company));
+        }
+        report.valid = valid.len() as u64;
+        if dry_run {
+            // The check looked people up by email: it is on record too.
+            let ev = crate::audit::Event::new(p, format!("{}.import_check", entity.name())).detail(
+                format!(
+                    "rows={} valid={} rejected={}",
+                    total,
+                    report.valid,
+                    report.rejected.len()
+                ),
+            );
+            self.append(tx.as_mut(), ev).await?;
+            tx.commit().await?;
+            return Ok(report);
         }
         if !report.rejected.is_empty() && !skip_invalid {
             return Ok(report);

@@ -17,7 +17,7 @@ pub fn rejected_path(file: &Path) -> std::path::PathBuf {
     file.with_file_name(format!("{stem}.rejected.csv"))
 }
 
-/// `custos import contacts|companies FILE`.
+/// `custos import contacts|companies|orders FILE`.
 pub async fn import(
     paths: &Paths,
     what: &str,
@@ -27,7 +27,8 @@ pub async fn import(
     let entity = match what {
         "contacts" => Entity::Contact,
         "companies" => Entity::Company,
-        other => bail!("cannot import {other}: use contacts or companies"),
+        "orders" => Entity::Order,
+        other => bail!("cannot import {other}: use contacts, companies or orders"),
     };
     let mut reader = csv::ReaderBuilder::new()
         .flexible(true)

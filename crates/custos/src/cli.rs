@@ -101,13 +101,14 @@ pub enum Command {
     #[command(subcommand)]
     Subject(SubjectCommand),
     /// Import records from a CSV file. Columns are mapped by header (field
-    /// names or labels, e.g. first_name or "First name"; `company` takes a
-    /// company name). Every row is checked first; rejected rows are written
-    /// to FILE.rejected.csv with the reason. Without --skip-invalid, one bad
-    /// row means nothing is imported.
+    /// names or labels, e.g. first_name or "First name"; for contacts,
+    /// `company` takes a company name; for orders, `contact_email` names the
+    /// contact). Every row is checked first; rejected rows are written to
+    /// FILE.rejected.csv with the reason. Without --skip-invalid, one bad row
+    /// means nothing is imported.
     Import {
-        /// contacts or companies.
-        #[arg(value_parser = ["contacts", "companies"])]
+        /// contacts, companies or orders.
+        #[arg(value_parser = ["contacts", "companies", "orders"])]
         what: String,
         /// The CSV file (UTF-8, comma-separated, with a header row).
         file: PathBuf,

@@ -2,7 +2,8 @@
 //! WebDriver. An administrator signs in, reads the users, roles, sessions and
 //! API-token pages, makes a custom role with the permission matrix (contact
 //! details masked, own records only), invites a user with it, and the invited
-//! person sets their password on the public invitation page. axe-core runs on
+//! person sets their password on the public invitation page; then imports a
+//! CSV file through the Import page (preview, then import). axe-core runs on
 //! every page (no serious or critical violation), nothing is requested from
 //! another host, and the pages send the CSP; screenshots go to
 //! `target/screenshots/admin-*.png`.
@@ -86,6 +87,34 @@ async fn an_administrator_makes_a_role_and_invites_someone_in_the_browser() {
         ReadLevel::Masked
     );
     assert!(role.permissions.can_write(DataCategory::Identity));
+
+    // Import a file: the upload form, the preview, the result.
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("people.csv");
+    std::fs::write(
+        &file,
+        "First name,Last name,Email\nAda,Lovelace,ada@engines.example\nGrace,Hopper,not-an-email\n",
+    )
+    .unwrap();
+    run.go("/app/import").await;
+    run.wait_for("Check the file").await;
+    run.check("import form", Some("admin-10-import"), true)
+        .await;
+    run.c
+        .find(fantoccini::Locator::Css("#file"))
+        .await
+        .unwrap()
+        .send_keys(file.to_str().unwrap())
+        .await
+        .unwrap();
+    run.click("form.card button.primary").await;
+    run.wait_for("Rejected rows").await;
+    run.check("import preview", Some("admin-11-import-preview"), true)
+        .await;
+    run.click("form.card button.primary").await;
+    run.wait_for("1 contacts imported").await;
+    run.check("import result", Some("admin-12-import-done"), true)
+        .await;
 
     // Invite someone with it.
     run.go("/app/admin/users").await;

@@ -9,6 +9,7 @@ pub mod board;
 pub mod charts;
 pub mod dashboard;
 pub mod fields;
+pub mod import;
 pub mod invite;
 pub mod portal;
 pub mod privacy;
@@ -52,6 +53,7 @@ pub fn router() -> Router<AppState> {
     let r = account::routes(r);
     let r = admin::routes(r);
     let r = invite::routes(r);
+    let r = import::routes(r);
     let r = audit::routes(r);
     let r = privacy::routes(r);
     let r = portal::routes(r);

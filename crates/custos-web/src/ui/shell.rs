@@ -76,6 +76,8 @@ pub enum Section {
     Entity(Entity),
     /// The deals board.
     Board,
+    /// Importing records from a file.
+    Import,
     /// Global search results (no sidebar entry).
     Search,
     /// A page of the Privacy group: the href of its sidebar entry.
@@ -128,6 +130,13 @@ pub fn navigation(role: Role, section: Section) -> Vec<NavGroup> {
                 current: section == Section::Entity(e),
             });
         }
+    }
+    if policy::allows(role, Operation::Create, Entity::Contact) {
+        crm.push(NavItem {
+            label: "Import",
+            href: "/app/import",
+            current: section == Section::Import,
+        });
     }
     let mut groups = Vec::new();
     if !crm.is_empty() {
