@@ -132,7 +132,35 @@ fn code_hash(code: &str) -> String {
     ))
 }
 
+/// Submissions through the public privacy portal accepted from one address
+/// per hour; more are refused (`RateLimited`) until the hour has passed.
+pub const PORTAL_PER_HOUR: u64 = 20;
+
 impl Custos {
+    /// The public privacy portal's flood guard: counts a submission from the
+    /// request's address and refuses it past [`PORTAL_PER_HOUR`] in an hour.
+    /// Only a keyed hash of the address is stored (like sign-in throttling),
+    /// and the count is forgotten after a day. Call it first in every portal
+    /// handler that writes.
+    pub async fn portal_gate(&self, meta: &RequestMeta) -> Result<()> {
+        let Some(client) = meta.client.as_deref() else {
+            return Ok(());
+        };
+        let key = self.inner.keys.throttle_key("portal", client);
+        let now = self.now_ms();
+        let mut tx = self.inner.store.begin().await?;
+        let (n, _) = tx.auth_failures(&key, now - 3_600_000).await?;
+        if n >= PORTAL_PER_HOUR {
+            drop(tx);
+            let ev = Event::anonymous(meta, "portal.throttled").outcome("denied");
+            self.append_alone(ev).await?;
+            return Err(ServiceError::RateLimited);
+        }
+        tx.record_auth_failure(&key, now).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
     fn require_privacy(p: &Principal) -> bool {
         matches!(p.role, Role::Admin | Role::PrivacyOfficer)
     }

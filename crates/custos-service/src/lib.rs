@@ -34,7 +34,7 @@ pub use custos_store::EventFilter;
 pub use dashboard::{
     Amounts, Dashboard, DueSummary, MonthWon, PipelineSummary, RecentSummary, StageTotal,
 };
-pub use dsar::{OpenedRequest, Opener, PublicStatus, RequestView, flags};
+pub use dsar::{OpenedRequest, Opener, PORTAL_PER_HOUR, PublicStatus, RequestView, flags};
 pub use error::{Result, ServiceError};
 pub use import::{ImportReport, RowError};
 pub use invite::{INVITE_TTL_MS, Invitation};

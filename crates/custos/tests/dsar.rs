@@ -576,3 +576,42 @@ async fn verification_by_code_ambiguity_extension_and_rectification() {
     assert_eq!(st, 422);
     assert_eq!(e["errors"][0]["field"], "details.email");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_public_portal_refuses_a_flood_from_one_address() {
+    let s = TestServer::start().await;
+    let po = Api {
+        s: &s,
+        token: s.token_for(Role::PrivacyOfficer).await,
+    };
+    let limit = custos_service::PORTAL_PER_HOUR;
+    let open = |i: u64| {
+        s.client()
+            .post(s.url("/api/v1/privacy/requests"))
+            .json(&json!({"kind": "access", "regime": "gdpr", "subject_email": format!("p{i}@flood.example")}))
+            .send()
+    };
+    for i in 0..limit {
+        assert_eq!(open(i).await.unwrap().status(), 201, "submission {i}");
+    }
+    let r = open(limit).await.unwrap();
+    assert_eq!(r.status(), 429, "one past the hourly limit");
+    assert_eq!(
+        r.headers()["content-type"].to_str().unwrap(),
+        "application/problem+json"
+    );
+    // The opt-out form shares the address's allowance.
+    let r = s
+        .client()
+        .post(s.url("/api/v1/privacy/opt-out"))
+        .json(&json!({"email": "p1@flood.example"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 429);
+    // Nothing was recorded past the limit, and the refusal is on record.
+    let (_, list) = po.get("/api/v1/dsar?state=received").await;
+    assert_eq!(list["items"].as_array().unwrap().len() as u64, limit);
+    let (_, events) = po.get("/api/v1/audit/events?action=portal.throttled").await;
+    assert_eq!(events["events"].as_array().unwrap().len(), 2, "{events}");
+}

@@ -324,6 +324,7 @@ async fn portal_open(
     JsonBody(body): JsonBody,
 ) -> ApiResult<Response> {
     let meta = request_meta(&parts);
+    st.custos.portal_gate(&meta).await?;
     let opened = st
         .custos
         .dsar_open(&Opener::Portal(meta.clone()), &body)
@@ -373,6 +374,7 @@ async fn portal_opt_out(
     only_fields(&b, &["email"])?;
     let email = string_field(&b, "email", 254)?;
     let meta = request_meta(&parts);
+    st.custos.portal_gate(&meta).await?;
     let signal = if gpc(&parts.headers) { "gpc" } else { "portal" };
     // The answer is the same whether or not the email is known: it must not
     // reveal who is a customer.

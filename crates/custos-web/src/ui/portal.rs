@@ -456,6 +456,9 @@ async fn request_submit(
         return page(&p, &parts.headers, tok.as_deref(), StatusCode::FORBIDDEN);
     }
     let meta = request_meta(&parts);
+    if let Err(e) = st.custos.portal_gate(&meta).await {
+        return unavailable(&parts.headers, e);
+    }
     let mut body = serde_json::Map::new();
     for name in ["kind", "regime", "subject_email"] {
         body.insert(name.into(), json!(get_pair(&form, name).trim()));
@@ -688,6 +691,9 @@ async fn opt_out_submit(
         return page(&p, &parts.headers, tok.as_deref(), status);
     }
     let meta = request_meta(&parts);
+    if let Err(e) = st.custos.portal_gate(&meta).await {
+        return unavailable(&parts.headers, e);
+    }
     let gpc_sent = gpc(&parts.headers);
     let signal = if gpc_sent { "gpc" } else { "portal" };
     // The answer is the same whether or not the email is known.
@@ -786,6 +792,9 @@ async fn consent_submit(
         return page(&p, &parts.headers, tok.as_deref(), status);
     }
     let meta = request_meta(&parts);
+    if let Err(e) = st.custos.portal_gate(&meta).await {
+        return unavailable(&parts.headers, e);
+    }
     let gpc_sent = gpc(&parts.headers);
     let e = email.value.trim();
     let mut done = if gpc_sent && purpose.value == "sale_share" {
