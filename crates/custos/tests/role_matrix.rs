@@ -6,6 +6,8 @@
 
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
 use custos_domain::Role;
 use custos_testkit::TestServer;
 use serde_json::{Value, json};
@@ -302,29 +304,7 @@ async fn every_role_on_every_route() {
     }
     // The admin pages of the web UI, signed in through the sign-in form.
     for (role, email) in &emails {
-        let b = s.browser();
-        let html = b
-            .get(s.url("/"))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
-        let marker = "name=\"csrf\" value=\"";
-        let start = html.find(marker).unwrap() + marker.len();
-        let pre = &html[start..start + html[start..].find('"').unwrap()];
-        let r = b
-            .post(s.url("/login"))
-            .form(&[
-                ("csrf", pre),
-                ("email", email.as_str()),
-                ("password", custos_testkit::PASSWORD),
-            ])
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), 303, "{role} signs in");
+        let (b, _) = common::ui::sign_in_existing(&s, email).await;
         for path in [
             "/app/admin/users",
             "/app/admin/roles",

@@ -6,55 +6,12 @@
 
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
+use common::ui::{hidden_csrf, sign_in, sign_in_existing};
 use custos_domain::Role;
 use custos_service::Principal;
 use custos_testkit::{PASSWORD, TestServer};
-
-fn hidden_csrf(html: &str) -> String {
-    let marker = "name=\"csrf\" value=\"";
-    let start = html.find(marker).expect("csrf field") + marker.len();
-    let end = html[start..].find('"').unwrap() + start;
-    html[start..end].to_string()
-}
-
-async fn sign_in(s: &TestServer, role: Role, email: &str) -> (reqwest::Client, String) {
-    s.token_for_email(role, email).await;
-    sign_in_existing(s, email).await
-}
-
-async fn sign_in_existing(s: &TestServer, email: &str) -> (reqwest::Client, String) {
-    let b = s.browser();
-    let html = b
-        .get(s.url("/"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let pre = hidden_csrf(&html);
-    let r = b
-        .post(s.url("/login"))
-        .form(&[
-            ("csrf", pre.as_str()),
-            ("email", email),
-            ("password", PASSWORD),
-        ])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 303, "sign-in of {email}");
-    let html = b
-        .get(s.url("/app"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let csrf = hidden_csrf(&html);
-    (b, csrf)
-}
 
 async fn get(b: &reqwest::Client, s: &TestServer, path: &str) -> (u16, String) {
     let r = b.get(s.url(path)).send().await.unwrap();

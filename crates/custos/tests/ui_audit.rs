@@ -7,6 +7,9 @@
 
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
+use common::ui::hidden_csrf;
 use custos_domain::Role;
 use custos_ledger::checkpoint::verify_checkpoint;
 use custos_ledger::merkle::verify_inclusion;
@@ -14,13 +17,6 @@ use custos_service::{EventFilter, EventQuery, Principal};
 use custos_testkit::{PASSWORD, TestServer};
 use serde_json::{Value, json};
 use std::time::Instant;
-
-fn hidden_csrf(html: &str) -> String {
-    let marker = "name=\"csrf\" value=\"";
-    let start = html.find(marker).expect("csrf field") + marker.len();
-    let end = html[start..].find('"').unwrap() + start;
-    html[start..end].to_string()
-}
 
 /// A signed-in user: their browser (cookies), CSRF token, API token and id.
 struct User {

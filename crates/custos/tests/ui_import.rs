@@ -5,51 +5,13 @@
 
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
+use common::ui::sign_in;
 use custos_domain::{Entity, Role};
 use custos_service::{ListParams, Principal};
-use custos_testkit::{PASSWORD, TestServer};
+use custos_testkit::TestServer;
 use std::time::{Duration, Instant};
-
-fn hidden_csrf(html: &str) -> String {
-    let marker = "name=\"csrf\" value=\"";
-    let start = html.find(marker).expect("csrf field") + marker.len();
-    let end = html[start..].find('"').unwrap() + start;
-    html[start..end].to_string()
-}
-
-async fn sign_in(s: &TestServer, role: Role, email: &str) -> (reqwest::Client, String) {
-    s.token_for_email(role, email).await;
-    let b = s.browser();
-    let html = b
-        .get(s.url("/"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let pre = hidden_csrf(&html);
-    let r = b
-        .post(s.url("/login"))
-        .form(&[
-            ("csrf", pre.as_str()),
-            ("email", email),
-            ("password", PASSWORD),
-        ])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 303);
-    let html = b
-        .get(s.url("/app/import"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    (b, hidden_csrf(&html))
-}
 
 /// Uploads `csv` as `what`; returns the status and the Location (or body).
 async fn upload(
@@ -254,36 +216,9 @@ async fn bad_uploads_get_a_clear_message_and_change_nothing() {
     assert_eq!(page(&b, &s, "/app/import/not-a-job").await.0, 404);
 
     // Support may not create contacts: no Import page, no link.
-    let (support, _) = sign_in_anyway(&s, Role::Support, "sue@custos.example").await;
+    let (support, _) = sign_in(&s, Role::Support, "sue@custos.example").await;
     let (status, _) = page(&support, &s, "/app/import").await;
     assert_eq!(status, 403);
     let (_, html) = page(&support, &s, "/app/contacts").await;
     assert!(!html.contains("href=\"/app/import\""));
-}
-
-/// Signs in a role that has no Import page.
-async fn sign_in_anyway(s: &TestServer, role: Role, email: &str) -> (reqwest::Client, ()) {
-    s.token_for_email(role, email).await;
-    let b = s.browser();
-    let html = b
-        .get(s.url("/"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let pre = hidden_csrf(&html);
-    let r = b
-        .post(s.url("/login"))
-        .form(&[
-            ("csrf", pre.as_str()),
-            ("email", email),
-            ("password", PASSWORD),
-        ])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 303);
-    (b, ())
 }

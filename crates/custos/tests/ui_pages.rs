@@ -5,57 +5,16 @@
 
 #![allow(clippy::unwrap_used)]
 
-use custos_domain::Role;
-use custos_testkit::{PASSWORD, TestServer};
-use serde_json::{Value, json};
+mod common;
 
-fn hidden_csrf(html: &str) -> String {
-    let marker = "name=\"csrf\" value=\"";
-    let start = html.find(marker).expect("csrf field") + marker.len();
-    let end = html[start..].find('"').unwrap() + start;
-    html[start..end].to_string()
-}
+use custos_domain::Role;
+use custos_testkit::TestServer;
+use serde_json::{Value, json};
 
 /// Signs a new user with `role` in through the sign-in form; returns the
 /// cookie-keeping client and the session's CSRF token.
 async fn sign_in(s: &TestServer, role: Role) -> (reqwest::Client, String) {
-    let email = format!(
-        "{}-{}@staff.example",
-        role.name(),
-        uuid::Uuid::now_v7().simple()
-    );
-    s.token_for_email(role, &email).await;
-    let b = s.browser();
-    let html = b
-        .get(s.url("/"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let pre = hidden_csrf(&html);
-    let r = b
-        .post(s.url("/login"))
-        .form(&[
-            ("csrf", pre.as_str()),
-            ("email", email.as_str()),
-            ("password", PASSWORD),
-        ])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 303, "sign-in");
-    let html = b
-        .get(s.url("/app"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let csrf = hidden_csrf(&html);
-    (b, csrf)
+    common::ui::sign_in_new(s, role).await
 }
 
 async fn api_post(s: &TestServer, token: &str, path: &str, body: Value) -> Value {

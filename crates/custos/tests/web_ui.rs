@@ -2,15 +2,11 @@
 
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
+use common::ui::hidden_csrf;
 use custos_domain::Role;
 use custos_testkit::{PASSWORD, TestServer};
-
-fn hidden_csrf(html: &str) -> String {
-    let marker = "name=\"csrf\" value=\"";
-    let start = html.find(marker).expect("csrf field") + marker.len();
-    let end = html[start..].find('"').unwrap() + start;
-    html[start..end].to_string()
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sign_in_sets_a_strict_cookie_and_forms_need_csrf() {

@@ -878,51 +878,54 @@ async fn role_create(
     ctx: Ctx,
     Form(form): Form<Vec<(String, String)>>,
 ) -> Response {
-    if let Err(r) = ctx.check_form(&st, &form).await {
-        return r;
-    }
-    if let Err(r) = admin_only(&st, &ctx).await {
-        return r;
-    }
     let name = field(&form, "name").trim().to_string();
-    let input = match role_input(&form, &name) {
+    role_save(&st, &ctx, &form, &name, true).await
+}
+
+/// Creates (`creating`) or changes a custom role from the editor's form; on
+/// a refusal the form comes back with the reasons and what was typed.
+async fn role_save(
+    st: &AppState,
+    ctx: &Ctx,
+    form: &[(String, String)],
+    name: &str,
+    creating: bool,
+) -> Response {
+    if let Err(r) = ctx.check_form(st, form).await {
+        return r;
+    }
+    if let Err(r) = admin_only(st, ctx).await {
+        return r;
+    }
+    let again = |errors| {
+        role_form_again(
+            st,
+            ctx,
+            form,
+            name,
+            creating,
+            errors,
+            StatusCode::UNPROCESSABLE_ENTITY,
+        )
+    };
+    let input = match role_input(form, name) {
         Ok(i) => i,
-        Err(errors) => {
-            return role_form_again(
-                &st,
-                &ctx,
-                &form,
-                &name,
-                true,
-                errors,
-                StatusCode::UNPROCESSABLE_ENTITY,
-            )
-            .await;
-        }
+        Err(errors) => return again(errors).await,
     };
     match st
         .custos
-        .save_role(&ctx.caller.principal, input, true)
+        .save_role(&ctx.caller.principal, input, creating)
         .await
     {
-        Ok(r) => redirect_with_flash(
+        Ok(r) if creating => redirect_with_flash(
             &format!("/app/admin/roles/{}", r.name),
             "admin.role_created",
         ),
+        Ok(r) => redirect_with_flash(&format!("/app/admin/roles/{}", r.name), "admin.role_saved"),
         Err(e) => match service_errors(&e) {
-            Some(errors) => {
-                role_form_again(
-                    &st,
-                    &ctx,
-                    &form,
-                    &name,
-                    true,
-                    errors,
-                    StatusCode::UNPROCESSABLE_ENTITY,
-                )
-                .await
-            }
-            None => failed(&st, &ctx, "/app/admin/roles/new", e).await,
+            Some(errors) => again(errors).await,
+            None if creating => failed(st, ctx, "/app/admin/roles/new", e).await,
+            None => failed(st, ctx, &format!("/app/admin/roles/{name}"), e).await,
         },
     }
 }
@@ -947,50 +950,7 @@ async fn role_update(
     Path(name): Path<String>,
     Form(form): Form<Vec<(String, String)>>,
 ) -> Response {
-    if let Err(r) = ctx.check_form(&st, &form).await {
-        return r;
-    }
-    if let Err(r) = admin_only(&st, &ctx).await {
-        return r;
-    }
-    let back = format!("/app/admin/roles/{name}");
-    let input = match role_input(&form, &name) {
-        Ok(i) => i,
-        Err(errors) => {
-            return role_form_again(
-                &st,
-                &ctx,
-                &form,
-                &name,
-                false,
-                errors,
-                StatusCode::UNPROCESSABLE_ENTITY,
-            )
-            .await;
-        }
-    };
-    match st
-        .custos
-        .save_role(&ctx.caller.principal, input, false)
-        .await
-    {
-        Ok(_) => redirect_with_flash(&back, "admin.role_saved"),
-        Err(e) => match service_errors(&e) {
-            Some(errors) => {
-                role_form_again(
-                    &st,
-                    &ctx,
-                    &form,
-                    &name,
-                    false,
-                    errors,
-                    StatusCode::UNPROCESSABLE_ENTITY,
-                )
-                .await
-            }
-            None => failed(&st, &ctx, &back, e).await,
-        },
-    }
+    role_save(&st, &ctx, &form, &name, false).await
 }
 
 async fn role_delete_confirm(

@@ -1,3 +1,4 @@
 //! Helpers shared by the integration tests that include `mod common;`.
 
 pub mod browser;
+pub mod ui;
