@@ -363,6 +363,8 @@ fn privacy_paths(paths: &mut Map<String, Value>, schemas: &mut Map<String, Value
             "extension_reason": {"type": ["string", "null"]},
             "verification": {"type": "string", "enum": ["none", "code", "operator_attested"]},
             "verified_at": opt_ts, "closed_at": opt_ts,
+            "verification_reason": {"type": ["string", "null"], "description": "why the operator attested the requester's identity"},
+            "details": {"type": ["string", "null"], "description": "what the person asked, in their words; for rectification, the corrected fields as JSON"},
             "result": {"type": ["object", "null"], "description": "what was done, what was kept and why"}
         },
         "required": ["id", "kind", "regime", "state", "channel", "subject_email", "contact_id", "candidates", "received_at", "due_at", "clock", "verification"]
@@ -398,7 +400,7 @@ fn privacy_paths(paths: &mut Map<String, Value>, schemas: &mut Map<String, Value
     }));
     paths.insert("/api/v1/dsar/summary".into(), json!({"get": {
         "tags": ["privacy"], "summary": "Open, due-soon and overdue requests and the median days to close", "operationId": "dsar_summary",
-        "responses": with(problem_responses(&[401, 403]), "200", json!({"description": "Figures", "content": json_content(json!({"type": "object", "properties": {"open": {"type": "integer"}, "due_soon": {"type": "integer"}, "overdue": {"type": "integer"}, "closed": {"type": "integer"}, "median_days_to_close": {"type": ["number", "null"]}}, "required": ["open", "due_soon", "overdue", "closed", "median_days_to_close"]}))}))
+        "responses": with(problem_responses(&[401, 403]), "200", json!({"description": "Figures", "content": json_content(json!({"type": "object", "properties": {"open": {"type": "integer"}, "due_soon": {"type": "integer"}, "overdue": {"type": "integer"}, "closed": {"type": "integer"}, "median_days_to_close": {"type": ["number", "null"]}, "closed_by_month": {"type": "array", "description": "the last six months, oldest first", "items": {"type": "object", "properties": {"month": {"type": "string", "pattern": "^[0-9]{4}-[0-9]{2}$"}, "closed": {"type": "integer"}, "median_days_to_close": {"type": ["number", "null"]}}, "required": ["month", "closed", "median_days_to_close"]}}}, "required": ["open", "due_soon", "overdue", "closed", "median_days_to_close", "closed_by_month"]}))}))
     }}));
     paths.insert("/api/v1/dsar/{id}".into(), json!({"parameters": [id_path("id")], "get": {
         "tags": ["privacy"], "summary": "A request with its state, due date and result", "operationId": "dsar_get",
@@ -457,7 +459,7 @@ fn privacy_paths(paths: &mut Map<String, Value>, schemas: &mut Map<String, Value
         "get": {
             "tags": ["privacy"], "summary": "A person's consent history (newest first, with ISO/IEC 27560 receipts) and current state per purpose", "operationId": "consent_history",
             "parameters": [{"name": "contact_id", "in": "query", "required": true, "schema": {"type": "string", "format": "uuid"}}],
-            "responses": with(problem_responses(&[401, 403, 422]), "200", json!({"description": "History", "content": json_content(json!({"type": "object", "properties": {"current": {"type": "object"}, "entries": {"type": "array"}}, "required": ["current", "entries"]}))}))
+            "responses": with(problem_responses(&[401, 403, 422]), "200", json!({"description": "History", "content": json_content(json!({"type": "object", "properties": {"contact_id": {"type": "string", "format": "uuid"}, "current": {"type": "object"}, "entries": {"type": "array"}, "processing_flags": {"type": "array", "items": {"type": "string"}, "description": "limits in force: restricted, objected, opted_out_sale, limit_sensitive, legal_hold"}}, "required": ["current", "entries", "processing_flags"]}))}))
         }
     }));
     paths.insert("/api/v1/exports/contacts".into(), json!({"get": {
