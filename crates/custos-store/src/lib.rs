@@ -9,6 +9,7 @@
 pub mod postgres;
 pub mod sql;
 pub mod sqlite;
+pub mod transfer;
 
 use async_trait::async_trait;
 use custos_domain::Entity;

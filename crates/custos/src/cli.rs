@@ -123,6 +123,30 @@ pub enum Command {
         #[arg(long, default_value_t = 1000)]
         contacts: u64,
     },
+    /// Move this deployment from the embedded SQLite database to PostgreSQL.
+    ///
+    /// Copies every table of the SQLite database in the data directory into an
+    /// empty PostgreSQL database, with sealed values copied as they are (never
+    /// decrypted). Then it verifies the audit ledger on PostgreSQL and checks
+    /// that the row counts and the ledger root equal SQLite's. Stop `custos
+    /// serve` first. The SQLite database is not changed. Refused, with nothing
+    /// changed, when the PostgreSQL database already holds data.
+    ///
+    /// The master key stays in the data directory and is still needed: the
+    /// copied data is sealed under it. Afterwards, run
+    /// `custos serve --database postgres://…` with the same data directory.
+    ///
+    /// Example: custos migrate-store --to postgres://custos:secret@db.internal:5432/custos
+    MigrateStore {
+        /// The PostgreSQL database to copy into, as
+        /// postgres://USER:PASSWORD@HOST:PORT/DATABASE. It must exist (create it
+        /// with createdb) and be empty; Custos creates its tables there.
+        #[arg(long, value_name = "URL")]
+        to: String,
+        /// Rows per INSERT statement.
+        #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..=10_000))]
+        batch: u64,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -417,6 +441,9 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
             skip_invalid,
         } => crate::bulk::import(&paths, &what, &file, skip_invalid).await,
         Command::Seed { contacts } => crate::bulk::seed(&paths, contacts).await,
+        Command::MigrateStore { to, batch } => {
+            crate::migrate::migrate_store(&paths, &to, batch as usize).await
+        }
     }
 }
 

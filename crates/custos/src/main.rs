@@ -3,6 +3,7 @@
 mod bulk;
 mod cli;
 mod keyprovider;
+mod migrate;
 mod ops;
 mod setup;
 

@@ -75,7 +75,7 @@ fn latest_version() -> i64 {
 
 /// Advisory-lock key serialising Custos transactions (ASCII "custosTx").
 /// Advisory locks are per database, so databases on one cluster do not contend.
-const WRITE_LOCK: i64 = 0x6375_7374_6f73_5478;
+pub(crate) const WRITE_LOCK: i64 = 0x6375_7374_6f73_5478;
 /// Advisory-lock key serialising migrations of processes starting together
 /// (ASCII "custosMg").
 const MIGRATION_LOCK: i64 = 0x6375_7374_6f73_4d67;
@@ -88,7 +88,7 @@ const D: Dialect = Dialect::Postgres;
 /// PostgreSQL storage.
 #[derive(Debug, Clone)]
 pub struct PostgresStore {
-    pool: PgPool,
+    pub(crate) pool: PgPool,
 }
 
 /// Whether a database URL names PostgreSQL.
@@ -142,7 +142,7 @@ impl PostgresStore {
         Ok(store)
     }
 
-    fn options(url: &str) -> Result<PgConnectOptions> {
+    pub(crate) fn options(url: &str) -> Result<PgConnectOptions> {
         if !is_postgres_url(url) {
             return Err(StoreError::UnsupportedUrl);
         }

@@ -51,7 +51,7 @@ const D: Dialect = Dialect::Sqlite;
 /// SQLite storage.
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
-    pool: SqlitePool,
+    pub(crate) pool: SqlitePool,
     path: Option<PathBuf>,
 }
 
