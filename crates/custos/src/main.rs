@@ -1,5 +1,6 @@
 //! `custos`: the command line of Custos, the privacy-first CRM.
 
+mod bench;
 mod bulk;
 mod cli;
 mod keyprovider;
