@@ -230,6 +230,33 @@ pub fn insert_blind(
     q
 }
 
+/// INSERT of several blind-index entries of one record in one statement.
+pub fn insert_blind_many(
+    d: Dialect,
+    entity: Entity,
+    record_id: Uuid,
+    subject_id: Option<Uuid>,
+    entries: &[(&'static str, Vec<u8>)],
+) -> Query {
+    let mut q = Query::new(d);
+    let mut rows = Vec::new();
+    for (field, hash) in entries {
+        let marks = [
+            q.bind(SqlValue::Text(entity.name().into())),
+            q.bind(SqlValue::Text((*field).into())),
+            q.bind(SqlValue::Blob(hash.clone())),
+            q.bind(uuid_value(record_id)),
+            q.bind(subject_id.map(uuid_value).unwrap_or(SqlValue::Null)),
+        ];
+        rows.push(format!("({})", marks.join(", ")));
+    }
+    q.sql = format!(
+        "INSERT INTO blind_index (entity, field, hash, record_id, subject_id) VALUES {}",
+        rows.join(", ")
+    );
+    q
+}
+
 /// A LIKE pattern for a case-insensitive "contains". SQLite's lower() folds only
 /// ASCII, so every non-ASCII character becomes `_` (any one character): the SQL
 /// over-approximates and the service confirms each match with Unicode case
