@@ -84,6 +84,11 @@ impl SqliteStore {
             .foreign_keys(true)
             // Sorting and temporary indexes stay in memory, never in temp files.
             .pragma("temp_store", "memory")
+            // Up to 32 MiB of pages per connection (the default is 2 MiB): at
+            // a million contacts the indexes written by every insert (blind
+            // index, ledger) no longer fit in 2 MiB, and each insert then
+            // re-read index pages from the OS. Only pages in use take memory.
+            .pragma("cache_size", "-32768")
             // Freed pages are overwritten, so deleted ciphertext does not linger.
             .pragma("secure_delete", "on");
         let pool = SqlitePoolOptions::new()
