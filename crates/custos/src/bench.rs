@@ -162,6 +162,10 @@ pub async fn bench(options: BenchOptions) -> Result<ExitCode> {
         import_chunk: 50_000,
     };
     let scratch = Scratch::create(options.database.as_deref()).await?;
+    eprintln!(
+        "working in {} (removed at the end; delete it yourself if you interrupt the run)",
+        scratch.dir.display()
+    );
     let result = run(&scratch, &sizes).await;
     scratch.remove().await;
     let (figures, notes) = result?;
