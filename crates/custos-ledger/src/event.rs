@@ -149,42 +149,234 @@ impl AuditEvent {
         if self.v != EVENT_VERSION {
             return Err(EventError::UnsupportedVersion(self.v));
         }
-        check_text("time", &self.time)?;
-        if !is_utc_millis_timestamp(&self.time) {
+        Fields {
+            time: &self.time,
+            actor: &self.actor,
+            action: &self.action,
+            subject_id: self.subject_id.as_deref(),
+            record: self.record.as_deref(),
+            categories: &self.categories,
+            purpose: self.purpose.as_deref(),
+            outcome: &self.outcome,
+            client: self.client.as_deref(),
+            request_id: self.request_id.as_deref(),
+            detail: self.detail.as_deref(),
+        }
+        .check()
+    }
+
+    /// Checks that `data` is the canonical encoding of a valid event, exactly
+    /// as [`AuditEvent::decode`] does, without building the event: the bytes
+    /// are scanned once in place against the one layout [`AuditEvent::encode`]
+    /// writes, and the fields are checked where they lie. This is what the
+    /// ledger verifier runs on every leaf. Anything the scan does not accept
+    /// goes through [`AuditEvent::decode`], so the verdict (and the error
+    /// reported) is always the full decoder's.
+    pub fn check_canonical(data: &[u8]) -> Result<(), EventError> {
+        if canonical::accepts(data) {
+            return Ok(());
+        }
+        Self::decode(data).map(|_| ())
+    }
+}
+
+/// Borrowed fields of an event, for the checks shared by the encoder and the
+/// in-place canonical scan.
+struct Fields<'a, C> {
+    time: &'a str,
+    actor: &'a str,
+    action: &'a str,
+    subject_id: Option<&'a str>,
+    record: Option<&'a str>,
+    categories: &'a [C],
+    purpose: Option<&'a str>,
+    outcome: &'a str,
+    client: Option<&'a str>,
+    request_id: Option<&'a str>,
+    detail: Option<&'a str>,
+}
+
+impl<C: AsRef<str>> Fields<'_, C> {
+    fn check(&self) -> Result<(), EventError> {
+        check_text("time", self.time)?;
+        if !is_utc_millis_timestamp(self.time) {
             return Err(EventError::InvalidFormat { field: "time" });
         }
-        check_text("actor", &self.actor)?;
-        if !is_actor(&self.actor) {
+        check_text("actor", self.actor)?;
+        if !is_actor(self.actor) {
             return Err(EventError::InvalidFormat { field: "actor" });
         }
-        check_token("action", &self.action)?;
-        check_optional("subject_id", self.subject_id.as_deref())?;
-        check_optional("record", self.record.as_deref())?;
+        check_token("action", self.action)?;
+        check_optional("subject_id", self.subject_id)?;
+        check_optional("record", self.record)?;
         if self.categories.len() > MAX_CATEGORIES {
             return Err(EventError::TooManyCategories);
         }
-        for category in &self.categories {
-            check_token("categories", category)?;
+        for category in self.categories {
+            check_token("categories", category.as_ref())?;
         }
-        check_optional("purpose", self.purpose.as_deref())?;
-        check_text("outcome", &self.outcome)?;
-        if !OUTCOMES.contains(&self.outcome.as_str()) {
+        check_optional("purpose", self.purpose)?;
+        check_text("outcome", self.outcome)?;
+        if !OUTCOMES.contains(&self.outcome) {
             return Err(EventError::InvalidFormat { field: "outcome" });
         }
-        check_optional("client", self.client.as_deref())?;
-        if let Some(client) = &self.client {
+        check_optional("client", self.client)?;
+        if let Some(client) = self.client {
             // Canonical text only, so one address has one leaf encoding and
             // nothing but an address can hide in this field.
-            let canonical = client
-                .parse::<IpAddr>()
-                .is_ok_and(|ip| ip.to_string() == *client);
-            if !canonical {
+            if !is_canonical_ip(client) {
                 return Err(EventError::InvalidFormat { field: "client" });
             }
         }
-        check_optional("request_id", self.request_id.as_deref())?;
-        check_optional("detail", self.detail.as_deref())?;
+        check_optional("request_id", self.request_id)?;
+        check_optional("detail", self.detail)?;
         Ok(())
+    }
+}
+
+/// The in-place scan behind [`AuditEvent::check_canonical`].
+///
+/// It accepts only bytes laid out exactly as `serde_json` writes an
+/// [`AuditEvent`]: the keys in declaration order, no whitespace, `1` for the
+/// version, `null` for absent values, strings whose only escapes are `\"` and
+/// `\\` (every other character is written raw by `serde_json`, and control
+/// characters are refused in every field anyway), categories strictly
+/// ascending. For such bytes, once the fields pass the same checks as the
+/// encoder's, re-encoding the decoded event gives the same bytes back, so
+/// accepting them here is accepting what `decode` accepts. Everything else is
+/// refused here and left to `decode`.
+mod canonical {
+    use super::{Fields, MAX_CATEGORIES, check_token};
+    use std::borrow::Cow;
+
+    struct Scan<'a> {
+        b: &'a [u8],
+        pos: usize,
+    }
+
+    impl<'a> Scan<'a> {
+        fn lit(&mut self, s: &[u8]) -> Option<()> {
+            if self.b.get(self.pos..)?.starts_with(s) {
+                self.pos += s.len();
+                Some(())
+            } else {
+                None
+            }
+        }
+
+        fn string(&mut self) -> Option<Cow<'a, str>> {
+            self.lit(b"\"")?;
+            let start = self.pos;
+            let mut escaped = false;
+            // Jump from quote or backslash to the next; raw control bytes
+            // in between are left to the field checks, which refuse them.
+            loop {
+                let at = self.pos + memchr::memchr2(b'"', b'\\', self.b.get(self.pos..)?)?;
+                if self.b[at] == b'"' {
+                    self.pos = at;
+                    break;
+                }
+                if !matches!(self.b.get(at + 1), Some(b'"' | b'\\')) {
+                    return None;
+                }
+                escaped = true;
+                self.pos = at + 2;
+            }
+            let raw = std::str::from_utf8(&self.b[start..self.pos]).ok()?;
+            self.pos += 1;
+            if !escaped {
+                return Some(Cow::Borrowed(raw));
+            }
+            let mut out = String::with_capacity(raw.len());
+            let mut chars = raw.chars();
+            while let Some(c) = chars.next() {
+                out.push(if c == '\\' { chars.next()? } else { c });
+            }
+            Some(Cow::Owned(out))
+        }
+
+        fn optional(&mut self) -> Option<Option<Cow<'a, str>>> {
+            if self.lit(b"null").is_some() {
+                Some(None)
+            } else {
+                self.string().map(Some)
+            }
+        }
+    }
+
+    fn opt<'a>(v: &'a Option<Cow<'a, str>>) -> Option<&'a str> {
+        v.as_deref()
+    }
+
+    /// Whether `data` is certainly the canonical encoding of a valid event.
+    pub(super) fn accepts(data: &[u8]) -> bool {
+        scan(data).is_some()
+    }
+
+    fn scan(data: &[u8]) -> Option<()> {
+        let mut s = Scan { b: data, pos: 0 };
+        s.lit(b"{\"v\":1,\"time\":")?;
+        let time = s.string()?;
+        s.lit(b",\"actor\":")?;
+        let actor = s.string()?;
+        s.lit(b",\"action\":")?;
+        let action = s.string()?;
+        s.lit(b",\"subject_id\":")?;
+        let subject_id = s.optional()?;
+        s.lit(b",\"record\":")?;
+        let record = s.optional()?;
+        s.lit(b",\"categories\":[")?;
+        // Checked here as they come, in strictly ascending order (what the
+        // encoder's sort and de-duplication leave).
+        let mut previous: Option<Cow<'_, str>> = None;
+        let mut count = 0usize;
+        if s.lit(b"]").is_none() {
+            loop {
+                let category = s.string()?;
+                count += 1;
+                if count > MAX_CATEGORIES || check_token("categories", &category).is_err() {
+                    return None;
+                }
+                if previous.as_ref().is_some_and(|p| *p >= category) {
+                    return None;
+                }
+                previous = Some(category);
+                if s.lit(b"]").is_some() {
+                    break;
+                }
+                s.lit(b",")?;
+            }
+        }
+        s.lit(b",\"purpose\":")?;
+        let purpose = s.optional()?;
+        s.lit(b",\"outcome\":")?;
+        let outcome = s.string()?;
+        s.lit(b",\"client\":")?;
+        let client = s.optional()?;
+        s.lit(b",\"request_id\":")?;
+        let request_id = s.optional()?;
+        s.lit(b",\"detail\":")?;
+        let detail = s.optional()?;
+        s.lit(b"}")?;
+        if s.pos != data.len() {
+            return None;
+        }
+        let no_categories: &[&str] = &[];
+        Fields {
+            time: &time,
+            actor: &actor,
+            action: &action,
+            subject_id: opt(&subject_id),
+            record: opt(&record),
+            categories: no_categories,
+            purpose: opt(&purpose),
+            outcome: &outcome,
+            client: opt(&client),
+            request_id: opt(&request_id),
+            detail: opt(&detail),
+        }
+        .check()
+        .ok()
     }
 }
 
@@ -207,10 +399,44 @@ fn check_text(field: &'static str, value: &str) -> Result<(), EventError> {
     if value.len() > MAX_FIELD_BYTES {
         return Err(EventError::TooLong { field });
     }
-    if value.chars().any(is_forbidden_char) {
+    // Printable ASCII (nearly every field) holds no forbidden character;
+    // only other text needs decoding into characters.
+    // (A fold, not `all`: without an early exit it vectorises.)
+    let printable_ascii = value
+        .bytes()
+        .fold(true, |ok, b| ok & (b.wrapping_sub(0x20) < 0x5f));
+    if !printable_ascii && value.chars().any(is_forbidden_char) {
         return Err(EventError::ControlCharacter { field });
     }
     Ok(())
+}
+
+/// Whether `text` is the canonical textual form of an IP address, without
+/// allocating (the verifier checks this on every leaf).
+fn is_canonical_ip(text: &str) -> bool {
+    use std::fmt::Write;
+    /// Formats into a stack buffer; longer output than fits fails.
+    struct Buf {
+        bytes: [u8; 64],
+        len: usize,
+    }
+    impl Write for Buf {
+        fn write_str(&mut self, s: &str) -> std::fmt::Result {
+            let end = self.len + s.len();
+            let slot = self.bytes.get_mut(self.len..end).ok_or(std::fmt::Error)?;
+            slot.copy_from_slice(s.as_bytes());
+            self.len = end;
+            Ok(())
+        }
+    }
+    let Ok(ip) = text.parse::<IpAddr>() else {
+        return false;
+    };
+    let mut buf = Buf {
+        bytes: [0; 64],
+        len: 0,
+    };
+    write!(buf, "{ip}").is_ok() && buf.bytes.get(..buf.len) == Some(text.as_bytes())
 }
 
 fn check_optional(field: &'static str, value: Option<&str>) -> Result<(), EventError> {
@@ -308,6 +534,18 @@ mod tests {
         assert!(!is_actor("user:0192F0C1-7A2B-7C3D-8E4F-A0B1C2D3E4F5"));
         assert!(!is_actor("user:alice@example.com"));
         assert!(!is_actor("admin"));
+    }
+
+    #[test]
+    fn canonical_ip_text() {
+        assert!(is_canonical_ip("127.0.0.1"));
+        assert!(is_canonical_ip("::1"));
+        assert!(is_canonical_ip("2001:db8::1"));
+        assert!(!is_canonical_ip("0:0:0:0:0:0:0:1"));
+        assert!(!is_canonical_ip("2001:DB8::1"));
+        assert!(!is_canonical_ip("127.000.0.1"));
+        assert!(!is_canonical_ip("localhost"));
+        assert!(!is_canonical_ip(""));
     }
 
     #[test]

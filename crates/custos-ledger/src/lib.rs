@@ -25,7 +25,7 @@ pub mod verify;
 pub use checkpoint::{Checkpoint, CheckpointError, NoteSigner, verify_checkpoint, verify_note};
 pub use event::{AuditEvent, EventError};
 pub use merkle::{Appender, NodeReader, ProofError};
-pub use verify::{LogVerifier, TamperError, TamperKind};
+pub use verify::{LogVerifier, StoredLeaf, TamperError, TamperKind};
 
 use ring::digest::{Context, SHA256, digest};
 

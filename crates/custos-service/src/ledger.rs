@@ -8,7 +8,7 @@ use custos_ledger::Hash;
 use custos_ledger::checkpoint::{Checkpoint, NoteSigner, verify_checkpoint};
 use custos_ledger::event::AuditEvent;
 use custos_ledger::merkle::{self, Appender, NodeReader, ProofError};
-use custos_ledger::verify::{LogVerifier, TamperKind};
+use custos_ledger::verify::{LogVerifier, StoredLeaf, TamperKind};
 use custos_store::{CheckpointRow, EventFilter, Tx};
 use std::collections::HashMap;
 
@@ -414,21 +414,33 @@ impl Custos {
                 }
                 level += 1;
             }
-            for l in leaves {
-                let stored: Option<Hash> = l.leaf_hash.as_slice().try_into().ok();
-                if let Err(e) = verifier.push(l.index, &l.data, stored.as_ref()) {
-                    return Ok(VerifyReport::Tampered {
-                        index: e.index,
-                        reason: e.kind.to_string(),
-                    });
-                }
-                let Some(hash) = stored else {
+            // Leaf hashes and canonical forms are checked on every core; the
+            // tree and its stored nodes are then checked in order, and the
+            // first problem in index order is the one reported.
+            let stored: Vec<Option<Hash>> = leaves
+                .iter()
+                .map(|l| l.leaf_hash.as_slice().try_into().ok())
+                .collect();
+            let batch: Vec<StoredLeaf<'_>> = leaves
+                .iter()
+                .zip(&stored)
+                .map(|(l, h)| StoredLeaf {
+                    index: l.index,
+                    data: &l.data,
+                    leaf_hash: h.as_ref(),
+                })
+                .collect();
+            let before = verifier.size();
+            let pushed = verifier.push_batch(&batch);
+            let taken = (verifier.size() - before) as usize;
+            for (l, hash) in leaves.iter().zip(&stored).take(taken) {
+                let Some(hash) = hash else {
                     return Ok(VerifyReport::Tampered {
                         index: l.index,
                         reason: "the stored leaf hash is malformed".into(),
                     });
                 };
-                for (level, idx, h) in tree.push(hash) {
+                for (level, idx, h) in tree.push(*hash) {
                     if nodes.get(&(level, idx)) != Some(&h) {
                         let first = idx << level;
                         return Ok(VerifyReport::Tampered {
@@ -439,6 +451,12 @@ impl Custos {
                         });
                     }
                 }
+            }
+            if let Err(e) = pushed {
+                return Ok(VerifyReport::Tampered {
+                    index: e.index,
+                    reason: e.kind.to_string(),
+                });
             }
             start = end;
             progress(verifier.size(), total);

@@ -364,9 +364,30 @@ impl Custos {
         values: &BTreeMap<&'static str, Value>,
         columns: &mut Vec<(&'static str, SqlValue)>,
     ) -> Result<()> {
+        self.seal_fields(tx, entity, id, subject, key, values, columns, false)
+            .await
+    }
+
+    /// [`Custos::seal_values`] for a record being created (`new_record`): its
+    /// blind-index entries are added in one go instead of replaced field by field.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) async fn seal_fields(
+        &self,
+        tx: &mut dyn Tx,
+        entity: Entity,
+        id: Uuid,
+        subject: Option<Uuid>,
+        key: Option<&DataKey>,
+        values: &BTreeMap<&'static str, Value>,
+        columns: &mut Vec<(&'static str, SqlValue)>,
+        new_record: bool,
+    ) -> Result<()> {
         let tenant = self.inner.keys.tenant();
         let ids = id.to_string();
         let subj = subject.map(|s| s.to_string()).unwrap_or_default();
+        // A new record has no blind-index entries to replace: they are
+        // gathered and written in one go.
+        let mut fresh: Option<Vec<(&'static str, Vec<u8>)>> = new_record.then(Vec::new);
         for (name, v) in values {
             let Some(f) = inventory::field(entity, name) else {
                 continue;
@@ -389,9 +410,16 @@ impl Custos {
             }
             if let Some(norm) = f.protection.normalizer() {
                 let hashes = self.inner.keys.blind_values(entity, f.name, norm, v);
-                tx.set_blind_index(entity, id, subject, f.name, &hashes)
-                    .await?;
+                if let Some(fresh) = fresh.as_mut() {
+                    fresh.extend(hashes.into_iter().map(|h| (f.name, h)));
+                } else {
+                    tx.set_blind_index(entity, id, subject, f.name, &hashes)
+                        .await?;
+                }
             }
+        }
+        if let Some(fresh) = fresh {
+            tx.add_blind_index(entity, id, subject, &fresh).await?;
         }
         Ok(())
     }
@@ -509,7 +537,7 @@ impl Custos {
             .map(|f| f.category)
             .collect();
         let mut columns = Vec::new();
-        self.seal_values(
+        self.seal_fields(
             tx,
             entity,
             id,
@@ -517,6 +545,7 @@ impl Custos {
             key.as_deref(),
             &values,
             &mut columns,
+            true,
         )
         .await?;
         tx.insert_record(

@@ -5,6 +5,7 @@
 use crate::{Custos, Principal, Result};
 use custos_domain::validate::DEFAULT_STAGES;
 use custos_domain::{Entity, Value};
+use custos_store::{ListQuery, Sort, SqlValue};
 use std::collections::BTreeMap;
 use uuid::Uuid;
 
@@ -376,5 +377,101 @@ impl Custos {
             progress(made, contacts);
         }
         Ok(report)
+    }
+
+    /// Adds about `total` fake activities spread evenly over the existing
+    /// contacts, plus `focus.1` more for the contact `focus.0` (for measuring
+    /// one person's export among many). Batches of 5,000 activities, each
+    /// batch one transaction, through the same sealing and audit path as
+    /// real data. `progress` gets (activities made, activities to make).
+    pub async fn seed_activities(
+        &self,
+        p: &Principal,
+        total: u64,
+        focus: Option<(Uuid, u64)>,
+        mut progress: impl FnMut(u64, u64),
+    ) -> Result<u64> {
+        let now = self.now();
+        let mut rng = Rng(0x2545_F491_4F6C_DD1D ^ total);
+        let contacts = {
+            let mut tx = self.inner.store.begin().await?;
+            tx.count_records(Entity::Contact, &[]).await?
+        };
+        let goal = if contacts == 0 { 0 } else { total } + focus.map_or(0, |f| f.1);
+        let per_contact = total.checked_div(contacts).unwrap_or(0);
+        let mut extra = total - per_contact * contacts;
+        let mut pending: Vec<(Uuid, u64)> = focus.into_iter().collect();
+        let mut after: Option<(SqlValue, Uuid)> = None;
+        let mut made = 0u64;
+        let batch = 5_000u64;
+        loop {
+            let mut tx = self.inner.store.begin().await?;
+            // Fill this batch from the pending contacts, paging in more
+            // contact ids (oldest first) as needed.
+            let mut in_batch = 0u64;
+            while in_batch < batch {
+                if pending.is_empty() {
+                    if contacts == 0 {
+                        break;
+                    }
+                    let page = tx
+                        .list_records(&ListQuery {
+                            entity: Entity::Contact,
+                            conditions: Vec::new(),
+                            sort: Sort {
+                                field: "created_at",
+                                descending: false,
+                            },
+                            after: after.clone(),
+                            limit: 500,
+                        })
+                        .await?;
+                    let Some(last) = page.last() else { break };
+                    after = Some((last.get("created_at").clone(), last.id));
+                    for row in page.iter().rev() {
+                        let mut n = per_contact;
+                        if extra > 0 {
+                            n += 1;
+                            extra -= 1;
+                        }
+                        if n > 0 {
+                            pending.push((row.id, n));
+                        }
+                    }
+                    continue;
+                }
+                let Some((contact, left)) = pending.last_mut() else {
+                    break;
+                };
+                let mut a = BTreeMap::new();
+                a.insert("contact_id", Value::Uuid(*contact));
+                a.insert(
+                    "kind",
+                    Value::Text(
+                        ["note", "call", "email", "meeting", "task"][rng.below(5) as usize]
+                            .to_string(),
+                    ),
+                );
+                a.insert("body", Value::Text(rng.pick(NOTES).to_string()));
+                a.insert(
+                    "occurred_at",
+                    Value::Timestamp(now - time::Duration::hours(rng.below(24 * 365) as i64)),
+                );
+                *left -= 1;
+                if *left == 0 {
+                    pending.pop();
+                }
+                self.insert_validated(tx.as_mut(), p, Entity::Activity, a)
+                    .await?;
+                in_batch += 1;
+            }
+            if in_batch == 0 {
+                break;
+            }
+            tx.commit().await?;
+            made += in_batch;
+            progress(made, goal);
+        }
+        Ok(made)
     }
 }

@@ -6,9 +6,11 @@
 //! change it records. SQL is built once by [`sql`] for every backend; each backend
 //! module only executes it.
 
+mod pending;
 pub mod postgres;
 pub mod sql;
 pub mod sqlite;
+pub mod transfer;
 
 use async_trait::async_trait;
 use custos_domain::Entity;
@@ -438,6 +440,30 @@ pub trait Tx: Send {
         field: &'static str,
         hashes: &[Vec<u8>],
     ) -> Result<()>;
+
+    /// Adds the blind-index entries (field, hash) of a record being created,
+    /// which has none yet: unlike [`Tx::set_blind_index`], nothing is replaced,
+    /// so backends write them all in one statement.
+    async fn add_blind_index(
+        &mut self,
+        entity: Entity,
+        record_id: Uuid,
+        subject_id: Option<Uuid>,
+        entries: &[(&'static str, Vec<u8>)],
+    ) -> Result<()> {
+        let mut fields: Vec<&'static str> = entries.iter().map(|e| e.0).collect();
+        fields.dedup();
+        for field in fields {
+            let hashes: Vec<Vec<u8>> = entries
+                .iter()
+                .filter(|e| e.0 == field)
+                .map(|e| e.1.clone())
+                .collect();
+            self.set_blind_index(entity, record_id, subject_id, field, &hashes)
+                .await?;
+        }
+        Ok(())
+    }
 
     // ---- keys
     /// Stores a new subject key version.

@@ -230,6 +230,33 @@ pub fn insert_blind(
     q
 }
 
+/// INSERT of several blind-index entries of one record in one statement.
+pub fn insert_blind_many(
+    d: Dialect,
+    entity: Entity,
+    record_id: Uuid,
+    subject_id: Option<Uuid>,
+    entries: &[(&'static str, Vec<u8>)],
+) -> Query {
+    let mut q = Query::new(d);
+    let mut rows = Vec::new();
+    for (field, hash) in entries {
+        let marks = [
+            q.bind(SqlValue::Text(entity.name().into())),
+            q.bind(SqlValue::Text((*field).into())),
+            q.bind(SqlValue::Blob(hash.clone())),
+            q.bind(uuid_value(record_id)),
+            q.bind(subject_id.map(uuid_value).unwrap_or(SqlValue::Null)),
+        ];
+        rows.push(format!("({})", marks.join(", ")));
+    }
+    q.sql = format!(
+        "INSERT INTO blind_index (entity, field, hash, record_id, subject_id) VALUES {}",
+        rows.join(", ")
+    );
+    q
+}
+
 /// A LIKE pattern for a case-insensitive "contains". SQLite's lower() folds only
 /// ASCII, so every non-ASCII character becomes `_` (any one character): the SQL
 /// over-approximates and the service confirms each match with Unicode case
@@ -251,6 +278,13 @@ fn like_pattern(needle: &str) -> String {
 }
 
 fn sort_expr(entity: Entity, field: &str) -> String {
+    // Every table declares these NOT NULL: the bare column, so the
+    // (column, id) index serves the keyset page. Wrapped in COALESCE it
+    // could not, and every page of the default list order (newest first)
+    // scanned and sorted the whole table (a million contacts, per page).
+    if matches!(field, "created_at" | "updated_at") {
+        return ident(field);
+    }
     match column_type_of(entity, field) {
         ColumnType::Int => format!("COALESCE({}, {})", ident(field), i64::MIN),
         ColumnType::Bool => format!("COALESCE({}, FALSE)", ident(field)),
@@ -412,10 +446,11 @@ mod tests {
                 limit: 51,
             },
         );
+        // NOT NULL everywhere: the bare column, so its (column, id) index is used.
         assert!(
-            q.sql.contains(
-                "ORDER BY COALESCE(\"created_at\", -9223372036854775808) DESC, \"id\" DESC"
-            )
+            q.sql.contains("ORDER BY \"created_at\" DESC, \"id\" DESC"),
+            "{}",
+            q.sql
         );
         assert!(q.sql.contains("< ($2, $3)"));
         assert_eq!(q.binds[0], SqlValue::Text("%50\\%\\_off%".into()));
@@ -448,6 +483,29 @@ mod tests {
         assert_eq!(page(SqlValue::Bool(true)), SqlValue::Int(1));
         assert_eq!(page(SqlValue::Null), SqlValue::Int(i64::MIN));
         assert_eq!(page(SqlValue::Int(7)), SqlValue::Int(7));
+    }
+
+    #[test]
+    fn a_nullable_sort_key_puts_nulls_first() {
+        let q = list(
+            Dialect::Sqlite,
+            &ListQuery {
+                entity: Entity::Deal,
+                conditions: vec![],
+                sort: Sort {
+                    field: "amount",
+                    descending: false,
+                },
+                after: None,
+                limit: 10,
+            },
+        );
+        assert!(
+            q.sql
+                .contains("ORDER BY COALESCE(\"amount\", -9223372036854775808) ASC"),
+            "{}",
+            q.sql
+        );
     }
 
     #[test]

@@ -124,6 +124,56 @@ pub enum Command {
         #[arg(long, default_value_t = 1000)]
         contacts: u64,
     },
+    /// Measure this machine: the figures of the scale goals, as a markdown
+    /// table, each beside its goal. Never fails on time.
+    ///
+    /// Works in a temporary data directory (removed afterwards), never in
+    /// --data-dir. Loads N contacts through the import path and 10 × N
+    /// activities, then measures: create contact with full privacy vs a plain
+    /// insert, bulk import rows/s, exact search by email (p50/p99), HTTPS GET of
+    /// a contact with keep-alive (with wrk if it is on PATH), ledger verify vs
+    /// raw SHA-256, a subject access export, an erasure, and server memory.
+    /// The full size (1M contacts, 10M activities) takes a long while; start
+    /// with --contacts 10000.
+    ///
+    /// With --database postgres://… it benches PostgreSQL: it creates a scratch
+    /// database on that server (the user needs CREATEDB) and drops it after;
+    /// the database named in the URL is only used to connect.
+    Bench {
+        /// How many contacts to load (10 to 10,000,000).
+        #[arg(long, default_value_t = 1_000_000)]
+        contacts: u64,
+        /// How many activities to load (default: 10 per contact).
+        #[arg(long)]
+        activities: Option<u64>,
+        /// Tiny sizes (200 contacts), to check that everything runs.
+        #[arg(long)]
+        quick: bool,
+    },
+    /// Move this deployment from the embedded SQLite database to PostgreSQL.
+    ///
+    /// Copies every table of the SQLite database in the data directory into an
+    /// empty PostgreSQL database, with sealed values copied as they are (never
+    /// decrypted). Then it verifies the audit ledger on PostgreSQL and checks
+    /// that the row counts and the ledger root equal SQLite's. Stop `custos
+    /// serve` first. The SQLite database is not changed. Refused, with nothing
+    /// changed, when the PostgreSQL database already holds data.
+    ///
+    /// The master key stays in the data directory and is still needed: the
+    /// copied data is sealed under it. Afterwards, run
+    /// `custos serve --database postgres://…` with the same data directory.
+    ///
+    /// Example: custos migrate-store --to postgres://custos:secret@db.internal:5432/custos
+    MigrateStore {
+        /// The PostgreSQL database to copy into, as
+        /// postgres://USER:PASSWORD@HOST:PORT/DATABASE. It must exist (create it
+        /// with createdb) and be empty; Custos creates its tables there.
+        #[arg(long, value_name = "URL")]
+        to: String,
+        /// Rows per INSERT statement.
+        #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..=10_000))]
+        batch: u64,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -418,6 +468,22 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
             skip_invalid,
         } => crate::bulk::import(&paths, &what, &file, skip_invalid).await,
         Command::Seed { contacts } => crate::bulk::seed(&paths, contacts).await,
+        Command::Bench {
+            contacts,
+            activities,
+            quick,
+        } => {
+            crate::bench::bench(crate::bench::BenchOptions {
+                contacts,
+                activities,
+                database: paths.database.clone(),
+                quick,
+            })
+            .await
+        }
+        Command::MigrateStore { to, batch } => {
+            crate::migrate::migrate_store(&paths, &to, batch as usize).await
+        }
     }
 }
 

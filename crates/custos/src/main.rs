@@ -1,8 +1,10 @@
 //! `custos`: the command line of Custos, the privacy-first CRM.
 
+mod bench;
 mod bulk;
 mod cli;
 mod keyprovider;
+mod migrate;
 mod ops;
 mod setup;
 

@@ -116,7 +116,7 @@ pub async fn keys(paths: &Paths, cmd: KeysCommand) -> Result<ExitCode> {
 }
 
 /// Whether `custos serve` is running on this data directory.
-fn server_running(paths: &Paths) -> Option<u32> {
+pub(crate) fn server_running(paths: &Paths) -> Option<u32> {
     let pid: u32 = std::fs::read_to_string(paths.data_dir.join(setup::PID_FILE))
         .ok()?
         .trim()

@@ -23,6 +23,7 @@
 //! - it costs little: nearly every use case writes a leaf anyway (reads are
 //!   audited too), so the ledger serialises them whatever the lock's scope.
 
+use crate::pending::PendingLedger;
 use crate::sql::{self, Dialect, Query};
 use crate::{
     ApiTokenRow, ChallengeRow, CheckpointRow, ColumnType, Condition, CredentialRow, EventFilter,
@@ -75,7 +76,7 @@ fn latest_version() -> i64 {
 
 /// Advisory-lock key serialising Custos transactions (ASCII "custosTx").
 /// Advisory locks are per database, so databases on one cluster do not contend.
-const WRITE_LOCK: i64 = 0x6375_7374_6f73_5478;
+pub(crate) const WRITE_LOCK: i64 = 0x6375_7374_6f73_5478;
 /// Advisory-lock key serialising migrations of processes starting together
 /// (ASCII "custosMg").
 const MIGRATION_LOCK: i64 = 0x6375_7374_6f73_4d67;
@@ -88,7 +89,7 @@ const D: Dialect = Dialect::Postgres;
 /// PostgreSQL storage.
 #[derive(Debug, Clone)]
 pub struct PostgresStore {
-    pool: PgPool,
+    pub(crate) pool: PgPool,
 }
 
 /// Whether a database URL names PostgreSQL.
@@ -142,7 +143,7 @@ impl PostgresStore {
         Ok(store)
     }
 
-    fn options(url: &str) -> Result<PgConnectOptions> {
+    pub(crate) fn options(url: &str) -> Result<PgConnectOptions> {
         if !is_postgres_url(url) {
             return Err(StoreError::UnsupportedUrl);
         }
@@ -324,7 +325,11 @@ impl Store for PostgresStore {
             .bind(WRITE_LOCK)
             .execute(&mut *tx)
             .await?;
-        Ok(Box::new(PostgresTx { tx }))
+        Ok(Box::new(PostgresTx {
+            tx,
+            head: None,
+            pending: PendingLedger::default(),
+        }))
     }
 
     fn backend(&self) -> &'static str {
@@ -363,6 +368,12 @@ impl Store for PostgresStore {
 
 struct PostgresTx {
     tx: Transaction<'static, Postgres>,
+    /// The ledger head as of the last append in this transaction. The write
+    /// lock taken in `begin` keeps every other writer out until commit, so
+    /// the cached head cannot go stale.
+    head: Option<LedgerHead>,
+    /// Ledger appends not yet written (see `crate::pending`).
+    pending: PendingLedger,
 }
 
 type PgQuery<'q> = sqlx::query::Query<'q, Postgres, sqlx::postgres::PgArguments>;
@@ -498,9 +509,21 @@ fn decode_token(r: &PgRow) -> Result<ApiTokenRow> {
     })
 }
 
+impl PostgresTx {
+    /// Writes the pending ledger appends (before commit and before any read
+    /// of the ledger tables in this transaction).
+    async fn flush_ledger(&mut self) -> Result<()> {
+        for q in self.pending.take(D) {
+            bind_all(q).execute(&mut *self.tx).await?;
+        }
+        Ok(())
+    }
+}
+
 #[async_trait]
 impl Tx for PostgresTx {
-    async fn commit(self: Box<Self>) -> Result<()> {
+    async fn commit(mut self: Box<Self>) -> Result<()> {
+        self.flush_ledger().await?;
         self.tx.commit().await?;
         Ok(())
     }
@@ -579,6 +602,24 @@ impl Tx for PostgresTx {
             .execute(&mut *self.tx)
             .await?;
         }
+        Ok(())
+    }
+
+    async fn add_blind_index(
+        &mut self,
+        entity: Entity,
+        record_id: Uuid,
+        subject_id: Option<Uuid>,
+        entries: &[(&'static str, Vec<u8>)],
+    ) -> Result<()> {
+        if entries.is_empty() {
+            return Ok(());
+        }
+        bind_all(sql::insert_blind_many(
+            D, entity, record_id, subject_id, entries,
+        ))
+        .execute(&mut *self.tx)
+        .await?;
         Ok(())
     }
 
@@ -1144,6 +1185,9 @@ impl Tx for PostgresTx {
     }
 
     async fn ledger_head(&mut self) -> Result<LedgerHead> {
+        if let Some(h) = &self.head {
+            return Ok(h.clone());
+        }
         let row = sqlx::query("SELECT size, frontier FROM ledger_head WHERE id = 1")
             .fetch_optional(&mut *self.tx)
             .await?;
@@ -1169,49 +1213,15 @@ impl Tx for PostgresTx {
         nodes: &[(u32, u64, [u8; 32])],
         head: &LedgerHead,
     ) -> Result<()> {
-        sqlx::query(
-            "INSERT INTO ledger_leaves (idx, data, leaf_hash, created_at) VALUES ($1, $2, $3, $4)",
-        )
-        .bind(leaf.index as i64)
-        .bind(leaf.data.clone())
-        .bind(leaf.leaf_hash.clone())
-        .bind(index.time_ms)
-        .execute(&mut *self.tx)
-        .await?;
-        sqlx::query(
-            "INSERT INTO ledger_index (idx, time_ms, actor, action, subject_id, record, outcome) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7)",
-        )
-        .bind(leaf.index as i64)
-        .bind(index.time_ms)
-        .bind(index.actor.clone())
-        .bind(index.action.clone())
-        .bind(index.subject_id.clone())
-        .bind(index.record.clone())
-        .bind(index.outcome.clone())
-        .execute(&mut *self.tx)
-        .await?;
-        for (level, idx, hash) in nodes {
-            sqlx::query("INSERT INTO ledger_nodes (level, idx, hash) VALUES ($1, $2, $3)")
-                .bind(i64::from(*level))
-                .bind(*idx as i64)
-                .bind(hash.to_vec())
-                .execute(&mut *self.tx)
-                .await?;
+        self.head = Some(head.clone());
+        if self.pending.push(leaf, index, nodes, head) {
+            self.flush_ledger().await?;
         }
-        let frontier: Vec<u8> = head.frontier.iter().flatten().copied().collect();
-        sqlx::query(
-            "INSERT INTO ledger_head (id, size, frontier) VALUES (1, $1, $2) \
-             ON CONFLICT (id) DO UPDATE SET size = excluded.size, frontier = excluded.frontier",
-        )
-        .bind(head.size as i64)
-        .bind(frontier)
-        .execute(&mut *self.tx)
-        .await?;
         Ok(())
     }
 
     async fn find_leaves(&mut self, f: &EventFilter, limit: u32) -> Result<Vec<u64>> {
+        self.flush_ledger().await?;
         let mut q = Query::new_postgres();
         let mut wh = Vec::new();
         for (col, v) in [
@@ -1252,6 +1262,7 @@ impl Tx for PostgresTx {
         start: u64,
         end: u64,
     ) -> Result<Vec<(u64, [u8; 32])>> {
+        self.flush_ledger().await?;
         let rows = sqlx::query(
             "SELECT idx, hash FROM ledger_nodes WHERE level = $1 AND idx >= $2 AND idx < $3 ORDER BY idx",
         )
@@ -1270,6 +1281,7 @@ impl Tx for PostgresTx {
     }
 
     async fn ledger_bytes(&mut self) -> Result<u64> {
+        self.flush_ledger().await?;
         let n: i64 = sqlx::query_scalar(
             "SELECT COALESCE(SUM(octet_length(data)), 0)::BIGINT FROM ledger_leaves",
         )
@@ -1311,6 +1323,7 @@ impl Tx for PostgresTx {
     }
 
     async fn ledger_leaves(&mut self, start: u64, end: u64) -> Result<Vec<LeafRow>> {
+        self.flush_ledger().await?;
         let rows = sqlx::query(
             "SELECT idx, data, leaf_hash FROM ledger_leaves WHERE idx >= $1 AND idx < $2 ORDER BY idx",
         )
@@ -1331,6 +1344,7 @@ impl Tx for PostgresTx {
     }
 
     async fn ledger_node(&mut self, level: u32, index: u64) -> Result<Option<[u8; 32]>> {
+        self.flush_ledger().await?;
         let h: Option<Vec<u8>> =
             sqlx::query_scalar("SELECT hash FROM ledger_nodes WHERE level = $1 AND idx = $2")
                 .bind(i64::from(level))

@@ -1,5 +1,6 @@
 //! The embedded default: SQLite in WAL mode, in the data directory.
 
+use crate::pending::PendingLedger;
 use crate::sql::{self, Dialect, Query};
 use crate::{
     ApiTokenRow, ChallengeRow, CheckpointRow, ColumnType, Condition, CredentialRow, EventFilter,
@@ -51,7 +52,7 @@ const D: Dialect = Dialect::Sqlite;
 /// SQLite storage.
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
-    pool: SqlitePool,
+    pub(crate) pool: SqlitePool,
     path: Option<PathBuf>,
 }
 
@@ -83,6 +84,11 @@ impl SqliteStore {
             .foreign_keys(true)
             // Sorting and temporary indexes stay in memory, never in temp files.
             .pragma("temp_store", "memory")
+            // Up to 32 MiB of pages per connection (the default is 2 MiB): at
+            // a million contacts the indexes written by every insert (blind
+            // index, ledger) no longer fit in 2 MiB, and each insert then
+            // re-read index pages from the OS. Only pages in use take memory.
+            .pragma("cache_size", "-32768")
             // Freed pages are overwritten, so deleted ciphertext does not linger.
             .pragma("secure_delete", "on");
         let pool = SqlitePoolOptions::new()
@@ -171,7 +177,11 @@ impl Store for SqliteStore {
         // IMMEDIATE takes the write lock up front: a use case reads, then writes its
         // audit leaf, and must not fail to upgrade a read snapshot half-way.
         let tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        Ok(Box::new(SqliteTx { tx, head: None }))
+        Ok(Box::new(SqliteTx {
+            tx,
+            head: None,
+            pending: PendingLedger::default(),
+        }))
     }
 
     fn backend(&self) -> &'static str {
@@ -229,6 +239,8 @@ struct SqliteTx {
     /// IMMEDIATE makes this connection the only writer until commit, so the
     /// cached head cannot go stale.
     head: Option<LedgerHead>,
+    /// Ledger appends not yet written (see `crate::pending`).
+    pending: PendingLedger,
 }
 
 type SqliteQuery<'q> = sqlx::query::Query<'q, Sqlite, sqlx::sqlite::SqliteArguments>;
@@ -357,9 +369,21 @@ fn decode_token(r: &SqliteRow) -> Result<ApiTokenRow> {
     })
 }
 
+impl SqliteTx {
+    /// Writes the pending ledger appends (before commit and before any read
+    /// of the ledger tables in this transaction).
+    async fn flush_ledger(&mut self) -> Result<()> {
+        for q in self.pending.take(D) {
+            bind_all(q).execute(&mut *self.tx).await?;
+        }
+        Ok(())
+    }
+}
+
 #[async_trait]
 impl Tx for SqliteTx {
-    async fn commit(self: Box<Self>) -> Result<()> {
+    async fn commit(mut self: Box<Self>) -> Result<()> {
+        self.flush_ledger().await?;
         self.tx.commit().await?;
         Ok(())
     }
@@ -438,6 +462,24 @@ impl Tx for SqliteTx {
             .execute(&mut *self.tx)
             .await?;
         }
+        Ok(())
+    }
+
+    async fn add_blind_index(
+        &mut self,
+        entity: Entity,
+        record_id: Uuid,
+        subject_id: Option<Uuid>,
+        entries: &[(&'static str, Vec<u8>)],
+    ) -> Result<()> {
+        if entries.is_empty() {
+            return Ok(());
+        }
+        bind_all(sql::insert_blind_many(
+            D, entity, record_id, subject_id, entries,
+        ))
+        .execute(&mut *self.tx)
+        .await?;
         Ok(())
     }
 
@@ -1027,50 +1069,15 @@ impl Tx for SqliteTx {
         nodes: &[(u32, u64, [u8; 32])],
         head: &LedgerHead,
     ) -> Result<()> {
-        sqlx::query(
-            "INSERT INTO ledger_leaves (idx, data, leaf_hash, created_at) VALUES (?1, ?2, ?3, ?4)",
-        )
-        .bind(leaf.index as i64)
-        .bind(leaf.data.clone())
-        .bind(leaf.leaf_hash.clone())
-        .bind(index.time_ms)
-        .execute(&mut *self.tx)
-        .await?;
-        sqlx::query(
-            "INSERT INTO ledger_index (idx, time_ms, actor, action, subject_id, record, outcome) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-        )
-        .bind(leaf.index as i64)
-        .bind(index.time_ms)
-        .bind(index.actor.clone())
-        .bind(index.action.clone())
-        .bind(index.subject_id.clone())
-        .bind(index.record.clone())
-        .bind(index.outcome.clone())
-        .execute(&mut *self.tx)
-        .await?;
-        for (level, idx, hash) in nodes {
-            sqlx::query("INSERT INTO ledger_nodes (level, idx, hash) VALUES (?1, ?2, ?3)")
-                .bind(i64::from(*level))
-                .bind(*idx as i64)
-                .bind(hash.to_vec())
-                .execute(&mut *self.tx)
-                .await?;
-        }
-        let frontier: Vec<u8> = head.frontier.iter().flatten().copied().collect();
-        sqlx::query(
-            "INSERT INTO ledger_head (id, size, frontier) VALUES (1, ?1, ?2) \
-             ON CONFLICT (id) DO UPDATE SET size = excluded.size, frontier = excluded.frontier",
-        )
-        .bind(head.size as i64)
-        .bind(frontier)
-        .execute(&mut *self.tx)
-        .await?;
         self.head = Some(head.clone());
+        if self.pending.push(leaf, index, nodes, head) {
+            self.flush_ledger().await?;
+        }
         Ok(())
     }
 
     async fn find_leaves(&mut self, f: &EventFilter, limit: u32) -> Result<Vec<u64>> {
+        self.flush_ledger().await?;
         let mut q = Query::new_sqlite();
         let mut wh = Vec::new();
         for (col, v) in [
@@ -1111,6 +1118,7 @@ impl Tx for SqliteTx {
         start: u64,
         end: u64,
     ) -> Result<Vec<(u64, [u8; 32])>> {
+        self.flush_ledger().await?;
         let rows = sqlx::query("SELECT idx, hash FROM ledger_nodes WHERE level = ?1 AND idx >= ?2 AND idx < ?3 ORDER BY idx")
             .bind(i64::from(level))
             .bind(start as i64)
@@ -1127,6 +1135,7 @@ impl Tx for SqliteTx {
     }
 
     async fn ledger_bytes(&mut self) -> Result<u64> {
+        self.flush_ledger().await?;
         let n: i64 = sqlx::query_scalar("SELECT COALESCE(SUM(LENGTH(data)), 0) FROM ledger_leaves")
             .fetch_one(&mut *self.tx)
             .await?;
@@ -1166,6 +1175,7 @@ impl Tx for SqliteTx {
     }
 
     async fn ledger_leaves(&mut self, start: u64, end: u64) -> Result<Vec<LeafRow>> {
+        self.flush_ledger().await?;
         let rows = sqlx::query("SELECT idx, data, leaf_hash FROM ledger_leaves WHERE idx >= ?1 AND idx < ?2 ORDER BY idx")
             .bind(start as i64)
             .bind(end as i64)
@@ -1184,6 +1194,7 @@ impl Tx for SqliteTx {
     }
 
     async fn ledger_node(&mut self, level: u32, index: u64) -> Result<Option<[u8; 32]>> {
+        self.flush_ledger().await?;
         let h: Option<Vec<u8>> =
             sqlx::query_scalar("SELECT hash FROM ledger_nodes WHERE level = ?1 AND idx = ?2")
                 .bind(i64::from(level))
