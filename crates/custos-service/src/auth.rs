@@ -1332,10 +1332,11 @@ impl Custos {
         Ok(res)
     }
 
-    async fn set_password(
+    /// Writes a new password hash (sealed like every user field) and when it
+    /// changed, which ends older sessions.
+    pub(crate) async fn store_password(
         &self,
         tx: &mut dyn Tx,
-        p: &Principal,
         user: Uuid,
         new: &SecretString,
     ) -> Result<()> {
@@ -1347,6 +1348,17 @@ impl Custos {
         let mut auth = self.user_auth(tx, user).await?;
         auth.password_changed_at = Some(self.now_ms());
         tx.put_user_auth(&auth).await?;
+        Ok(())
+    }
+
+    async fn set_password(
+        &self,
+        tx: &mut dyn Tx,
+        p: &Principal,
+        user: Uuid,
+        new: &SecretString,
+    ) -> Result<()> {
+        self.store_password(tx, user, new).await?;
         self.append(
             tx,
             Event::new(p, "auth.password_change").subject(Some(user)),

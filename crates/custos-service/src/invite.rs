@@ -6,11 +6,9 @@
 use crate::audit::Event;
 use crate::auth::{NewUser, check_password};
 use crate::{Custos, Principal, RequestMeta, Result, ServiceError, UserView};
-use custos_crypto::{hash_password, hash_token, new_token};
-use custos_domain::{Entity, Value};
+use custos_crypto::{hash_token, new_token};
 use custos_store::ChallengeRow;
 use secrecy::SecretString;
-use std::collections::BTreeMap;
 use uuid::Uuid;
 
 /// How long an invitation link works: seven days.
@@ -116,14 +114,8 @@ impl Custos {
         if c.purpose != PURPOSE || c.expires_at <= now {
             return Err(dead());
         }
-        let mut v = BTreeMap::new();
-        v.insert("password_hash", Value::Text(hash_password(password)?));
-        v.insert("updated_at", Value::Timestamp(self.now()));
-        self.write_system_fields(tx.as_mut(), Entity::User, c.user_id, Some(c.user_id), &v)
+        self.store_password(tx.as_mut(), c.user_id, password)
             .await?;
-        let mut auth = self.user_auth(tx.as_mut(), c.user_id).await?;
-        auth.password_changed_at = Some(now);
-        tx.put_user_auth(&auth).await?;
         tx.delete_challenge(c.id, now).await?;
         let ev = Event::anonymous(meta, "user.invite_accept")
             .actor(format!("user:{}", c.user_id))

@@ -8,7 +8,7 @@
 use crate::audit::Event;
 use crate::{Custos, Principal, Result, ServiceError};
 use custos_domain::{Entity, Permissions, RecordScope, Role};
-use custos_store::{Condition, ListQuery, Sort, SqlValue, Tx};
+use custos_store::{Condition, SqlValue, Tx};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -170,32 +170,10 @@ impl Custos {
             (RecordScope::All, _) => Ok(None),
             (RecordScope::Own, _) | (RecordScope::Team, None) => Ok(Some(vec![user_id])),
             (RecordScope::Team, Some(team)) => {
-                let mut ids = vec![user_id];
-                let mut after = None;
-                loop {
-                    let q = ListQuery {
-                        entity: Entity::User,
-                        conditions: vec![Condition::Eq("team", SqlValue::Text(team.to_string()))],
-                        sort: Sort {
-                            field: "created_at",
-                            descending: false,
-                        },
-                        after: after.take(),
-                        limit: 500,
-                    };
-                    let rows = tx.list_records(&q).await?;
-                    let n = rows.len();
-                    for r in &rows {
-                        if !ids.contains(&r.id) {
-                            ids.push(r.id);
-                        }
-                    }
-                    match rows.last() {
-                        Some(last) if n == 500 => {
-                            after = Some((last.get("created_at").clone(), last.id));
-                        }
-                        _ => break,
-                    }
+                let team = Condition::Eq("team", SqlValue::Text(team.to_string()));
+                let mut ids = self.ids_where(tx, Entity::User, team).await?;
+                if !ids.contains(&user_id) {
+                    ids.push(user_id);
                 }
                 Ok(Some(ids))
             }

@@ -7,14 +7,15 @@
 
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
 use custos_store::transfer::TableRows;
 use custos_store::{PostgresStore, SqliteStore};
 use custos_testkit::{TestDatabase, postgres_or_skip};
 use serde_json::{Value, json};
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
-use std::time::Duration;
+use std::process::{Command, Output, Stdio};
 
 fn command(dir: &Path, database: Option<&str>) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_custos"));
@@ -77,66 +78,25 @@ fn refused(out: &Output, needle: &str) {
     assert!(err.contains(needle), "{err:?} should say {needle:?}");
 }
 
-/// A running `custos serve`, killed when dropped.
+/// A running `custos serve` and the API token the test uses on it.
 struct Serve {
-    child: Child,
-    base: String,
-    client: reqwest::Client,
+    s: common::serve::Serve,
     token: String,
-}
-
-impl Drop for Serve {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 impl Serve {
     fn start(dir: &Path, database: Option<&str>, token: &str) -> Serve {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let mut child = command(dir, database)
-            .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if line.contains("is serving") {
-                    let _ = tx.send(());
-                }
-            }
-        });
-        if rx.recv_timeout(Duration::from_secs(60)).is_err() {
-            let _ = child.kill();
-            panic!("custos serve did not start");
-        }
-        let cert = std::fs::read(dir.join("tls").join("cert.pem")).unwrap();
-        let client = reqwest::Client::builder()
-            .add_root_certificate(reqwest::Certificate::from_pem(&cert).unwrap())
-            .tls_built_in_root_certs(false)
-            .build()
-            .unwrap();
         Serve {
-            child,
-            base: format!("https://localhost:{port}"),
-            client,
+            s: common::serve::start(command(dir, database), dir),
             token: token.to_string(),
         }
     }
 
     async fn get(&self, path: &str) -> (u16, Value) {
         let r = self
+            .s
             .client
-            .get(format!("{}{path}", self.base))
+            .get(format!("{}{path}", self.s.base))
             .bearer_auth(&self.token)
             .send()
             .await
@@ -147,8 +107,9 @@ impl Serve {
 
     async fn post(&self, path: &str, body: Value) -> Value {
         let r = self
+            .s
             .client
-            .post(format!("{}{path}", self.base))
+            .post(format!("{}{path}", self.s.base))
             .bearer_auth(&self.token)
             .json(&body)
             .send()
@@ -164,9 +125,9 @@ impl Serve {
     fn stop(mut self) {
         let _ = Command::new("kill")
             .arg("-TERM")
-            .arg(self.child.id().to_string())
+            .arg(self.s.child.id().to_string())
             .status();
-        let _ = self.child.wait();
+        let _ = self.s.child.wait();
     }
 }
 

@@ -6,13 +6,16 @@
 
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
+use common::serve::Serve;
 use custos_testkit::{TestDatabase, postgres_or_skip};
 use secrecy::ExposeSecret;
 use serde_json::{Value, json};
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Output, Stdio};
+use std::time::Instant;
 
 /// The binary with a data directory, the shared database and the shared key.
 fn command(dir: &Path, database: &str, key: &str) -> Command {
@@ -62,62 +65,9 @@ fn ok(out: &Output) -> String {
     String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
-/// A running `custos serve`, killed when dropped.
-struct Serve {
-    child: Child,
-    base: String,
-    client: reqwest::Client,
-}
-
-impl Drop for Serve {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// Starts `custos serve` and waits until it prints that it serves.
 fn serve(dir: &Path, database: &str, key: &str) -> Serve {
-    let port = free_port();
-    let mut child = command(dir, database, key)
-        .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if line.contains("is serving") {
-                let _ = tx.send(());
-            }
-        }
-    });
-    if rx.recv_timeout(Duration::from_secs(60)).is_err() {
-        let _ = child.kill();
-        panic!("custos serve on port {port} did not start");
-    }
-    let cert = std::fs::read(dir.join("tls").join("cert.pem")).unwrap();
-    let client = reqwest::Client::builder()
-        .add_root_certificate(reqwest::Certificate::from_pem(&cert).unwrap())
-        .tls_built_in_root_certs(false)
-        .build()
-        .unwrap();
-    Serve {
-        child,
-        base: format!("https://localhost:{port}"),
-        client,
-    }
+    common::serve::start(command(dir, database, key), dir)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

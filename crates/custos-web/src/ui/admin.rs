@@ -198,6 +198,13 @@ async fn admin_only(st: &AppState, ctx: &Ctx) -> Result<(), Response> {
     }
 }
 
+/// A posted admin form: the session's CSRF token and same origin, then an
+/// administrator.
+async fn admin_form(st: &AppState, ctx: &Ctx, form: &[(String, String)]) -> Result<(), Response> {
+    ctx.check_form(st, form).await?;
+    admin_only(st, ctx).await
+}
+
 /// A service refusal: step-up goes to the step-up page and back.
 async fn failed(st: &AppState, ctx: &Ctx, back: &str, e: ServiceError) -> Response {
     match e {
@@ -332,10 +339,7 @@ async fn user_create(
     ctx: Ctx,
     Form(form): Form<Vec<(String, String)>>,
 ) -> Response {
-    if let Err(r) = ctx.check_form(&st, &form).await {
-        return r;
-    }
-    if let Err(r) = admin_only(&st, &ctx).await {
+    if let Err(r) = admin_form(&st, &ctx, &form).await {
         return r;
     }
     let email = field(&form, "email").trim().to_string();
@@ -431,10 +435,7 @@ async fn user_action(
     Path((id, action)): Path<(String, String)>,
     Form(form): Form<Vec<(String, String)>>,
 ) -> Response {
-    if let Err(r) = ctx.check_form(&st, &form).await {
-        return r;
-    }
-    if let Err(r) = admin_only(&st, &ctx).await {
+    if let Err(r) = admin_form(&st, &ctx, &form).await {
         return r;
     }
     let Ok(id) = Uuid::parse_str(&id) else {
@@ -513,10 +514,7 @@ async fn session_revoke(
     Path(id): Path<String>,
     Form(form): Form<Vec<(String, String)>>,
 ) -> Response {
-    if let Err(r) = ctx.check_form(&st, &form).await {
-        return r;
-    }
-    if let Err(r) = admin_only(&st, &ctx).await {
+    if let Err(r) = admin_form(&st, &ctx, &form).await {
         return r;
     }
     let Ok(id) = Uuid::parse_str(&id) else {
@@ -580,10 +578,7 @@ async fn token_revoke(
     Path(id): Path<String>,
     Form(form): Form<Vec<(String, String)>>,
 ) -> Response {
-    if let Err(r) = ctx.check_form(&st, &form).await {
-        return r;
-    }
-    if let Err(r) = admin_only(&st, &ctx).await {
+    if let Err(r) = admin_form(&st, &ctx, &form).await {
         return r;
     }
     let Ok(id) = Uuid::parse_str(&id) else {
@@ -600,10 +595,7 @@ async fn token_create(
     ctx: Ctx,
     Form(form): Form<Vec<(String, String)>>,
 ) -> Response {
-    if let Err(r) = ctx.check_form(&st, &form).await {
-        return r;
-    }
-    if let Err(r) = admin_only(&st, &ctx).await {
+    if let Err(r) = admin_form(&st, &ctx, &form).await {
         return r;
     }
     let email = field(&form, "email").trim().to_string();
@@ -891,10 +883,7 @@ async fn role_save(
     name: &str,
     creating: bool,
 ) -> Response {
-    if let Err(r) = ctx.check_form(st, form).await {
-        return r;
-    }
-    if let Err(r) = admin_only(st, ctx).await {
+    if let Err(r) = admin_form(st, ctx, form).await {
         return r;
     }
     let again = |errors| {
@@ -992,10 +981,7 @@ async fn role_delete(
     Path(name): Path<String>,
     Form(form): Form<Vec<(String, String)>>,
 ) -> Response {
-    if let Err(r) = ctx.check_form(&st, &form).await {
-        return r;
-    }
-    if let Err(r) = admin_only(&st, &ctx).await {
+    if let Err(r) = admin_form(&st, &ctx, &form).await {
         return r;
     }
     match st.custos.delete_role(&ctx.caller.principal, &name).await {

@@ -196,19 +196,14 @@ pub fn masked_reason(p: &Principal, f: &FieldDecl) -> String {
     if p.read_level(f.category) == custos_domain::ReadLevel::Masked {
         format!(
             "Masked: the {} role sees only the shape of {category} data.",
-            role_label(p)
+            p.role_label
         )
     } else {
         format!(
             "Hidden: the {} role may not see {category} data.",
-            role_label(p)
+            p.role_label
         )
     }
-}
-
-/// The caller's role in words.
-pub fn role_label(p: &Principal) -> String {
-    p.role_label.clone()
 }
 
 /// One field of a form, ready for the template.

@@ -2,9 +2,9 @@
 //! carries a one-time token; the form is protected like the sign-in form (a
 //! CSRF token in a pre-session cookie, and the same-origin check).
 
-use super::{PRE_COOKIE, cookie_header, render, same_origin};
+use super::{PRE_COOKIE, cookie_header, new_pre_token, pre_form_ok, render};
 use crate::AppState;
-use crate::extract::{cookie, request_meta};
+use crate::extract::request_meta;
 use askama::Template;
 use axum::extract::{Path, State};
 use axum::http::{StatusCode, header};
@@ -32,11 +32,7 @@ struct InvitePage {
 
 async fn show(st: &AppState, token: &str, error: Option<String>, status: StatusCode) -> Response {
     let live = st.custos.invitation_live(token).await.unwrap_or(false);
-    let pre = custos_crypto::random_bytes::<24>().map(|b| {
-        use base64::Engine;
-        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b)
-    });
-    let Ok(pre) = pre else {
+    let Some(pre) = new_pre_token() else {
         return (StatusCode::INTERNAL_SERVER_ERROR, "internal error").into_response();
     };
     let page = InvitePage {
@@ -72,10 +68,7 @@ async fn accept(
     parts: axum::http::request::Parts,
     Form(form): Form<AcceptForm>,
 ) -> Response {
-    let pre = cookie(&parts.headers, PRE_COOKIE).unwrap_or_default();
-    let csrf_ok =
-        !pre.is_empty() && custos_crypto::constant_time_eq(pre.as_bytes(), form.csrf.as_bytes());
-    if !csrf_ok || !same_origin(&parts.headers, &parts.uri) {
+    if !pre_form_ok(&parts, &form.csrf) {
         let msg = "The form expired. Please try again.".to_string();
         return show(&st, &token, Some(msg), StatusCode::FORBIDDEN).await;
     }

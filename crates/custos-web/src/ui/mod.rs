@@ -106,17 +106,31 @@ pub(crate) fn cookie_header(name: &str, value: &str, max_age: Option<u64>) -> He
     .unwrap_or_else(|_| HeaderValue::from_static(""))
 }
 
+/// A fresh CSRF token for a form shown before any session exists (sign-in,
+/// invitation); it is also set in the [`PRE_COOKIE`] cookie.
+pub(crate) fn new_pre_token() -> Option<String> {
+    use base64::Engine;
+    custos_crypto::random_bytes::<24>()
+        .ok()
+        .map(|b| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b))
+}
+
+/// Whether a pre-session form carries the token of its [`PRE_COOKIE`] and
+/// comes from this site.
+pub(crate) fn pre_form_ok(parts: &axum::http::request::Parts, sent: &str) -> bool {
+    let held = cookie(&parts.headers, PRE_COOKIE).unwrap_or_default();
+    !held.is_empty()
+        && custos_crypto::constant_time_eq(held.as_bytes(), sent.as_bytes())
+        && same_origin(&parts.headers, &parts.uri)
+}
+
 async fn login_page(
     st: &AppState,
     email: String,
     error: Option<String>,
     status: StatusCode,
 ) -> Response {
-    let pre = custos_crypto::random_bytes::<24>().map(|b| {
-        use base64::Engine;
-        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b)
-    });
-    let Ok(pre) = pre else {
+    let Some(pre) = new_pre_token() else {
         return (StatusCode::INTERNAL_SERVER_ERROR, "internal error").into_response();
     };
     let first_run = st
@@ -189,10 +203,7 @@ async fn signin(
     parts: axum::http::request::Parts,
     Form(form): Form<SigninForm>,
 ) -> Response {
-    let pre = cookie(&parts.headers, PRE_COOKIE).unwrap_or_default();
-    let csrf_ok =
-        !pre.is_empty() && custos_crypto::constant_time_eq(pre.as_bytes(), form.csrf.as_bytes());
-    if !csrf_ok || !same_origin(&parts.headers, &parts.uri) {
+    if !pre_form_ok(&parts, &form.csrf) {
         let msg = "Your sign-in form expired. Please try again.".to_string();
         return login_page(&st, form.email, Some(msg), StatusCode::FORBIDDEN).await;
     }

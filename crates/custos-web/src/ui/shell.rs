@@ -272,7 +272,7 @@ impl Ctx {
         Shell {
             title: title.into(),
             user,
-            role: super::fields::role_label(&self.caller.principal),
+            role: self.caller.principal.role_label.clone(),
             csrf: self.caller.csrf.clone(),
             nav: navigation(self.role(), section),
             flash: self.flash.as_deref().and_then(flash_text),
@@ -350,7 +350,7 @@ impl Ctx {
             ServiceError::Forbidden(why) => {
                 let text = format!(
                     "Your role ({}) does not allow this: {why}. Ask an administrator if you need it.",
-                    super::fields::role_label(&self.caller.principal)
+                    self.caller.principal.role_label.clone()
                 );
                 self.message(st, StatusCode::FORBIDDEN, "Not allowed", &text)
                     .await
