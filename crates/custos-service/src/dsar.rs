@@ -808,7 +808,7 @@ impl Custos {
                     .as_object()
                     .map(|o| o.keys().cloned().collect())
                     .unwrap_or_default();
-                let vctx = Self::validation_context(tx).await?;
+                let vctx = Self::validation_context(tx, Entity::Contact).await?;
                 let values = custos_domain::validate::parse_input(
                     Entity::Contact,
                     &changes,

@@ -9,10 +9,63 @@ use custos_domain::inventory::{self, Presence};
 use custos_domain::policy::{self, Operation};
 use custos_domain::validate::{self, Mode};
 use custos_domain::{Entity, Value};
-use custos_store::{Condition, ListQuery, Sort, SqlValue};
+use custos_store::{Condition, ListQuery, NewRecords, Sort, SqlValue};
 use serde_json::{Map, Value as Json};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use uuid::Uuid;
+
+/// Rows checked, and records written, per round of statements.
+const CHUNK: usize = 500;
+
+/// Candidate rows read per page when looking contacts up by email.
+const LOOKUP_PAGE: u32 = 1000;
+
+/// A data row as the JSON object validation reads, with its lookup columns.
+struct RowObject {
+    obj: Map<String, Json>,
+    /// A company, by name.
+    company: Option<String>,
+    /// A contact, by email.
+    contact_email: Option<String>,
+}
+
+fn row_object(entity: Entity, columns: &[Column], row: &[String]) -> RowObject {
+    let mut obj = Map::new();
+    let mut company = None;
+    let mut contact_email = None;
+    for (col, raw) in columns.iter().zip(row) {
+        let raw = raw.trim();
+        if raw.is_empty() {
+            continue;
+        }
+        match col {
+            Column::Field(name) => {
+                let kind = inventory::field(entity, name).map(|f| f.kind);
+                let v = if kind == Some(custos_domain::FieldKind::Tags) {
+                    Json::Array(
+                        raw.split([',', ';'])
+                            .map(|t| Json::String(t.trim().to_string()))
+                            .filter(|t| t != "")
+                            .collect(),
+                    )
+                } else if kind == Some(custos_domain::FieldKind::Bool) {
+                    Json::Bool(matches!(raw.to_lowercase().as_str(), "true" | "yes" | "1"))
+                } else {
+                    Json::String(raw.to_string())
+                };
+                obj.insert((*name).to_string(), v);
+            }
+            Column::CompanyName => company = Some(raw.to_string()),
+            Column::ContactEmail => contact_email = Some(raw.to_string()),
+            Column::Ignored => {}
+        }
+    }
+    RowObject {
+        obj,
+        company,
+        contact_email,
+    }
+}
 
 /// One rejected row.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -187,115 +240,114 @@ impl Custos {
             ..Default::default()
         };
         let mut tx = self.inner.store.begin().await?;
-        let vctx = Self::validation_context(tx.as_mut()).await?;
+        let vctx = Self::validation_context(tx.as_mut(), entity).await?;
 
-        // Pass 1: validate every row; find duplicates in the file and in Custos.
+        // Pass 1: validate every row; find duplicates in the file and in
+        // Custos. Lookups by email go a chunk of rows at a time, one query
+        // each, not one per row.
         let mut valid: Vec<(u64, BTreeMap<&'static str, Value>, Option<String>)> = Vec::new();
         let mut emails_in_file: HashMap<String, u64> = HashMap::new();
-        for (i, row) in rows.iter().enumerate() {
-            let line = i as u64 + 2;
-            if row.len() != columns.len() {
-                report.rejected.push(RowError {
-                    line,
-                    field: String::new(),
-                    reason: format!("has {} values, the header has {}", row.len(), columns.len()),
-                });
-                continue;
-            }
-            let mut obj = Map::new();
-            let mut company = None;
-            let mut contact_email = None;
-            for (col, raw) in columns.iter().zip(row) {
-                let raw = raw.trim();
-                if raw.is_empty() {
+        for (c, chunk) in rows.chunks(CHUNK).enumerate() {
+            // Each row's values as JSON, with its lookup columns.
+            let mut parsed: Vec<(u64, RowObject)> = Vec::new();
+            for (k, row) in chunk.iter().enumerate() {
+                let line = (c * CHUNK + k) as u64 + 2;
+                if row.len() != columns.len() {
+                    report.rejected.push(RowError {
+                        line,
+                        field: String::new(),
+                        reason: format!(
+                            "has {} values, the header has {}",
+                            row.len(),
+                            columns.len()
+                        ),
+                    });
                     continue;
                 }
-                match col {
-                    Column::Field(name) => {
-                        let kind = inventory::field(entity, name).map(|f| f.kind);
-                        let v = if kind == Some(custos_domain::FieldKind::Tags) {
-                            Json::Array(
-                                raw.split([',', ';'])
-                                    .map(|t| Json::String(t.trim().to_string()))
-                                    .filter(|t| t != "")
-                                    .collect(),
-                            )
-                        } else if kind == Some(custos_domain::FieldKind::Bool) {
-                            Json::Bool(matches!(raw.to_lowercase().as_str(), "true" | "yes" | "1"))
-                        } else {
-                            Json::String(raw.to_string())
-                        };
-                        obj.insert((*name).to_string(), v);
-                    }
-                    Column::CompanyName => company = Some(raw.to_string()),
-                    Column::ContactEmail => contact_email = Some(raw.to_string()),
-                    Column::Ignored => {}
-                }
+                parsed.push((line, row_object(entity, &columns, row)));
             }
             // An order names its contact by email: found by blind index.
-            if let Some(email) = contact_email {
-                let norm = normalize::email(&email);
-                match self.existing_contact_by_email(tx.as_mut(), &norm).await? {
-                    Some(id) => {
-                        obj.insert("contact_id".into(), Json::String(id.to_string()));
+            let wanted: Vec<String> = parsed
+                .iter()
+                .filter_map(|(_, r)| r.contact_email.as_deref().map(normalize::email))
+                .collect();
+            let contacts = self.contacts_by_email(tx.as_mut(), &wanted).await?;
+            let mut checked = Vec::new();
+            for (line, row) in parsed {
+                let (mut obj, company) = (row.obj, row.company);
+                if let Some(email) = row.contact_email {
+                    match contacts.get(&normalize::email(&email)) {
+                        Some(id) => {
+                            obj.insert("contact_id".into(), Json::String(id.to_string()));
+                        }
+                        None => {
+                            report.rejected.push(RowError {
+                                line,
+                                field: "contact_email".into(),
+                                reason: "no contact has this email".into(),
+                            });
+                            continue;
+                        }
                     }
-                    None => {
+                }
+                let values =
+                    match validate::parse_input(entity, &Json::Object(obj), Mode::Create, &vctx) {
+                        Ok(v) => v,
+                        Err(errors) => {
+                            for e in errors {
+                                report.rejected.push(RowError {
+                                    line,
+                                    field: e.field,
+                                    reason: e.message,
+                                });
+                            }
+                            continue;
+                        }
+                    };
+                let mut norm = None;
+                if let Some(Value::Text(email)) = values.get("email") {
+                    let n = normalize::email(email);
+                    if let Some(first) = emails_in_file.get(&n) {
                         report.rejected.push(RowError {
                             line,
-                            field: "contact_email".into(),
-                            reason: "no contact has this email".into(),
+                            field: "email".into(),
+                            reason: format!("duplicate of line {first} in this file"),
                         });
                         continue;
                     }
+                    emails_in_file.insert(n.clone(), line);
+                    norm = Some(n);
                 }
+                checked.push((line, values, company, norm));
             }
-            let values =
-                match validate::parse_input(entity, &Json::Object(obj), Mode::Create, &vctx) {
-                    Ok(v) => v,
-                    Err(errors) => {
-                        for e in errors {
-                            report.rejected.push(RowError {
-                                line,
-                                field: e.field,
-                                reason: e.message,
-                            });
-                        }
-                        continue;
-                    }
-                };
-            if let Some(Value::Text(email)) = values.get("email") {
-                let norm = normalize::email(email);
-                if let Some(first) = emails_in_file.get(&norm) {
+            let wanted: Vec<String> = checked.iter().filter_map(|r| r.3.clone()).collect();
+            let existing = self.contacts_by_email(tx.as_mut(), &wanted).await?;
+            for (line, values, company, norm) in checked {
+                if let Some(id) = norm.and_then(|n| existing.get(&n)) {
                     report.rejected.push(RowError {
                         line,
                         field: "email".into(),
-                        reason: format!("duplicate of line {first} in this file"),
+                        reason: format!("a contact with this email already exists ({id})"),
                     });
                     continue;
                 }
-                emails_in_file.insert(norm.clone(), line);
-                if let Some(existing) = self.existing_contact_by_email(tx.as_mut(), &norm).await? {
+                if let Some(Value::Uuid(c)) = values.get("contact_id")
+                    && entity == Entity::Order
+                    && !contacts.values().any(|id| id == c)
+                    && tx.get_record(Entity::Contact, *c).await?.is_none()
+                {
                     report.rejected.push(RowError {
                         line,
-                        field: "email".into(),
-                        reason: format!("a contact with this email already exists ({existing})"),
+                        field: "contact_id".into(),
+                        reason: "no contact has this id".into(),
                     });
                     continue;
                 }
+                valid.push((line, values, company));
             }
-            if let Some(Value::Uuid(c)) = values.get("contact_id")
-                && entity == Entity::Order
-                && tx.get_record(Entity::Contact, *c).await?.is_none()
-            {
-                report.rejected.push(RowError {
-                    line,
-                    field: "contact_id".into(),
-                    reason: "no contact has this id".into(),
-                });
-                continue;
-            }
-            valid.push((line, values, company));
         }
+        // By line, as the file reads (a row's problems keep their order).
+        report.rejected.sort_by_key(|e| e.line);
         report.valid = valid.len() as u64;
         if dry_run {
             // The check looked people up by email: it is on record too.
@@ -315,9 +367,11 @@ impl Custos {
             return Ok(report);
         }
 
-        // Pass 2: write, in the one transaction.
+        // Pass 2: write, in the one transaction, a chunk of records at a time
+        // in a few statements.
         let mut companies: HashMap<String, Uuid> = HashMap::new();
         let mut done = total - valid.len() as u64;
+        let mut batch = NewRecords::default();
         for (_, mut values, company) in valid {
             if let Some(name) = company {
                 let cid = match companies.get(&name.to_lowercase()) {
@@ -340,14 +394,16 @@ impl Custos {
                 };
                 values.insert("company_id", Value::Uuid(cid));
             }
-            self.insert_validated(tx.as_mut(), p, entity, values)
+            self.prepare_new(tx.as_mut(), p, entity, values, &mut batch)
                 .await?;
             report.imported += 1;
             done += 1;
-            if done.is_multiple_of(1000) {
+            if batch.rows.len() >= CHUNK {
+                tx.insert_new(&std::mem::take(&mut batch)).await?;
                 progress(done, total);
             }
         }
+        tx.insert_new(&batch).await?;
         let ev = crate::audit::Event::new(p, format!("{}.import", entity.name())).detail(format!(
             "rows={} imported={} rejected={}",
             total,
@@ -361,37 +417,65 @@ impl Custos {
         Ok(report)
     }
 
-    async fn existing_contact_by_email(
+    /// The contacts with these (normalised) emails, by email: the first
+    /// created where several share one. One blind-index query for all, then
+    /// the candidates' emails opened to confirm (blind indexes are truncated
+    /// on purpose, so a match is only a candidate).
+    async fn contacts_by_email(
         &self,
         tx: &mut dyn custos_store::Tx,
-        norm: &str,
-    ) -> Result<Option<Uuid>> {
-        let hash = self.inner.keys.blind_term(Entity::Contact, "email", norm);
-        let q = ListQuery {
-            entity: Entity::Contact,
-            conditions: vec![Condition::Blind {
-                field: "email",
-                hash,
-            }],
-            sort: Sort {
-                field: "created_at",
-                descending: false,
-            },
-            after: None,
-            limit: 20,
-        };
-        for row in tx.list_records(&q).await? {
-            match self.open_internal(tx, Entity::Contact, &row).await {
-                Ok(r)
-                    if r.get("email").as_text().map(normalize::email).as_deref() == Some(norm) =>
-                {
-                    return Ok(Some(row.id));
+        norms: &[String],
+    ) -> Result<HashMap<String, Uuid>> {
+        let mut found = HashMap::new();
+        if norms.is_empty() {
+            return Ok(found);
+        }
+        let wanted: HashSet<&str> = norms.iter().map(String::as_str).collect();
+        let mut hashes: Vec<Vec<u8>> = wanted
+            .iter()
+            .map(|n| self.inner.keys.blind_term(Entity::Contact, "email", n))
+            .collect();
+        hashes.sort();
+        hashes.dedup();
+        let mut after = None;
+        loop {
+            let q = ListQuery {
+                entity: Entity::Contact,
+                conditions: vec![Condition::BlindAny {
+                    field: "email",
+                    hashes: hashes.clone(),
+                }],
+                sort: Sort {
+                    field: "created_at",
+                    descending: false,
+                },
+                after: after.take(),
+                limit: LOOKUP_PAGE,
+            };
+            let rows = tx.list_records(&q).await?;
+            let subjects: Vec<Uuid> = rows.iter().filter_map(|r| r.subject_id).collect();
+            self.inner.keys.preload(tx, &subjects).await?;
+            for row in &rows {
+                match self.open_internal(tx, Entity::Contact, row).await {
+                    Ok(r) => {
+                        if let Some(norm) = r.get("email").as_text().map(normalize::email)
+                            && wanted.contains(norm.as_str())
+                        {
+                            found.entry(norm).or_insert(row.id);
+                        }
+                    }
+                    Err(ServiceError::Gone(_)) => {}
+                    Err(e) => return Err(e),
                 }
-                Ok(_) | Err(ServiceError::Gone(_)) => {}
-                Err(e) => return Err(e),
+            }
+            match rows.last() {
+                Some(last) if rows.len() as u32 == LOOKUP_PAGE => {
+                    after = Some((last.get("created_at").clone(), last.id));
+                }
+                _ => break,
             }
         }
-        Ok(None)
+        Ok(found)
     }
 
     async fn company_by_name(

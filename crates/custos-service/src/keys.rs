@@ -63,6 +63,8 @@ pub(crate) struct Keys {
     reload: std::sync::RwLock<Option<KeyReload>>,
     dek_max_age_ms: i64,
     blind_root: BlindIndexRoot,
+    /// Blind-index keys by (entity, field), derived from `blind_root` on first use.
+    field_keys: Mutex<HashMap<(Entity, String), custos_crypto::BlindIndexKey>>,
     signing_seed: Zeroizing<[u8; 32]>,
     bits: u32,
     tenant: String,
@@ -175,6 +177,7 @@ impl Keys {
             signing_seed: seed,
             bits: custos_crypto::blind_index_bits(config.expected_rows),
             tenant,
+            field_keys: Mutex::new(HashMap::new()),
             cache: Mutex::new(DekCache {
                 max: config.key_cache_size.max(1),
                 keys: HashMap::new(),
@@ -236,13 +239,28 @@ impl Keys {
         version: i64,
         now_ms: i64,
     ) -> Result<Arc<DataKey>> {
+        let (row, key) = self.new_version(subject, kind, version, now_ms)?;
+        tx.insert_subject_key(&row).await?;
+        self.lock().remove(&subject);
+        Ok(key)
+    }
+
+    /// A new data key for a subject, and its row wrapped by the active master
+    /// key, for the caller to store.
+    fn new_version(
+        &self,
+        subject: Uuid,
+        kind: Entity,
+        version: i64,
+        now_ms: i64,
+    ) -> Result<(SubjectKeyRow, Arc<DataKey>)> {
         let v = u32::try_from(version)
             .map_err(|_| ServiceError::Internal("data key version".into()))?;
         let key = DataKey::generate(v)?;
         let master = self.master();
         let active = master.active();
         let wrapped = active.wrap(&key, subject.as_bytes())?;
-        tx.insert_subject_key(&SubjectKeyRow {
+        let row = SubjectKeyRow {
             subject_id: subject,
             dek_version: version,
             kind,
@@ -250,11 +268,106 @@ impl Keys {
             kek_version: i64::from(active.version()),
             created_at: now_ms,
             shredded_at: None,
-        })
-        .await?;
-        let key = Arc::new(key);
-        self.lock().remove(&subject);
-        Ok(key)
+        };
+        Ok((row, Arc::new(key)))
+    }
+
+    /// The first data key of a new subject and its row, for the caller to
+    /// store with the subject's record ([`custos_store::Tx::insert_new`]).
+    pub(crate) fn new_subject_key(
+        &self,
+        subject: Uuid,
+        kind: Entity,
+        now_ms: i64,
+    ) -> Result<(SubjectKeyRow, Arc<DataKey>)> {
+        self.new_version(subject, kind, 1, now_ms)
+    }
+
+    /// Caches the key of a subject just created in this process, so the new
+    /// record is answered without reading its key back.
+    pub(crate) fn remember_new(&self, subject: Uuid, kind: Entity, key: Arc<DataKey>, now_ms: i64) {
+        let mut versions = std::collections::BTreeMap::new();
+        versions.insert(1, key);
+        let keys = Arc::new(SubjectKeys {
+            versions,
+            newest_created: now_ms,
+            kind,
+        });
+        self.lock().put(subject, keys);
+    }
+
+    /// Loads the keys of these subjects that are not cached yet, in one
+    /// query, so opening a page of records does not read keys one person at
+    /// a time. Erased subjects are left out (opening their records answers
+    /// `Gone` as before).
+    pub(crate) async fn preload(&self, tx: &mut dyn Tx, subjects: &[Uuid]) -> Result<()> {
+        let missing: Vec<Uuid> = {
+            let cache = self.lock();
+            let mut m: Vec<Uuid> = subjects
+                .iter()
+                .filter(|s| cache.get(s).is_none())
+                .copied()
+                .collect();
+            m.sort();
+            m.dedup();
+            m
+        };
+        if missing.is_empty() {
+            return Ok(());
+        }
+        let rows = tx.get_subject_keys_many(&missing).await?;
+        let mut start = 0;
+        while start < rows.len() {
+            let subject = rows[start].subject_id;
+            let end = rows[start..]
+                .iter()
+                .position(|r| r.subject_id != subject)
+                .map_or(rows.len(), |n| start + n);
+            if let Some(keys) = self.unwrap_rows(subject, &rows[start..end], "record")? {
+                self.lock().put(subject, keys);
+            }
+            start = end;
+        }
+        Ok(())
+    }
+
+    /// Unwraps a subject's key rows; `None` when they were shredded.
+    fn unwrap_rows(
+        &self,
+        subject: Uuid,
+        rows: &[SubjectKeyRow],
+        what: &'static str,
+    ) -> Result<Option<Arc<SubjectKeys>>> {
+        let mut versions = std::collections::BTreeMap::new();
+        let mut newest_created = 0;
+        let mut kind = Entity::Contact;
+        for row in rows {
+            let Some(wrapped) = &row.wrapped_key else {
+                return Ok(None);
+            };
+            let key = match self.master().unwrap(wrapped, subject.as_bytes()) {
+                Ok(k) => k,
+                Err(_) => {
+                    // A rotation in another process may have added a master key
+                    // version this process has not loaded yet.
+                    self.reload_master()?;
+                    self.master().unwrap(wrapped, subject.as_bytes())?
+                }
+            };
+            newest_created = row.created_at;
+            kind = row.kind;
+            versions.insert(row.dek_version, Arc::new(key));
+        }
+        if versions.is_empty() {
+            return Err(ServiceError::Internal(format!(
+                "a {what}'s subject has no data key"
+            )));
+        }
+        Ok(Some(Arc::new(SubjectKeys {
+            versions,
+            newest_created,
+            kind,
+        })))
     }
 
     /// Every data-key version of a subject; `Gone` once they were shredded.
@@ -273,29 +386,9 @@ impl Keys {
                 "a record's subject has no data key".into(),
             ));
         }
-        let mut versions = std::collections::BTreeMap::new();
-        let mut newest_created = 0;
-        let mut kind = Entity::Contact;
-        for row in rows {
-            let wrapped = row.wrapped_key.ok_or(ServiceError::Gone(what))?;
-            let key = match self.master().unwrap(&wrapped, subject.as_bytes()) {
-                Ok(k) => k,
-                Err(_) => {
-                    // A rotation in another process may have added a master key
-                    // version this process has not loaded yet.
-                    self.reload_master()?;
-                    self.master().unwrap(&wrapped, subject.as_bytes())?
-                }
-            };
-            newest_created = row.created_at;
-            kind = row.kind;
-            versions.insert(row.dek_version, Arc::new(key));
-        }
-        let keys = Arc::new(SubjectKeys {
-            versions,
-            newest_created,
-            kind,
-        });
+        let keys = self
+            .unwrap_rows(subject, &rows, what)?
+            .ok_or(ServiceError::Gone(what))?;
         self.lock().put(subject, keys.clone());
         Ok(keys)
     }
@@ -371,7 +464,7 @@ impl Keys {
         norm: Normalizer,
         value: &custos_domain::Value,
     ) -> Vec<Vec<u8>> {
-        let key = self.blind_root.field_key(entity.name(), field);
+        let key = self.field_key(entity, field);
         let normalised: Vec<String> = match (norm, value) {
             (Normalizer::Email, custos_domain::Value::Text(s)) => vec![normalize::email(s)],
             (Normalizer::Phone, custos_domain::Value::Text(s)) => vec![normalize::phone(s)],
@@ -398,8 +491,15 @@ impl Keys {
     }
 
     pub(crate) fn blind_term(&self, entity: Entity, field: &str, normalised: &str) -> Vec<u8> {
-        self.blind_root
-            .field_key(entity.name(), field)
-            .index(normalised, self.bits)
+        self.field_key(entity, field).index(normalised, self.bits)
+    }
+
+    /// A field's blind-index key, derived once per process (HKDF per value
+    /// was a tenth of a bulk import's time).
+    fn field_key(&self, entity: Entity, field: &str) -> custos_crypto::BlindIndexKey {
+        let mut keys = self.field_keys.lock().unwrap_or_else(|e| e.into_inner());
+        keys.entry((entity, field.to_string()))
+            .or_insert_with(|| self.blind_root.field_key(entity.name(), field))
+            .clone()
     }
 }

@@ -12,10 +12,20 @@ use custos_domain::validate::parse_date;
 use custos_domain::validate::{self, Mode};
 use custos_domain::value::{from_unix_ms, to_unix_ms};
 use custos_domain::{DataCategory, Entity, ReadLevel, Record, Value};
-use custos_store::{Condition, ListQuery, SqlValue, StoredRow, Tx};
+use custos_store::{BlindEntry, Condition, ListQuery, NewRecords, SqlValue, StoredRow, Tx};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use uuid::Uuid;
+
+/// A record prepared by [`Custos::prepare_new`].
+pub(crate) struct NewRecord {
+    /// Its id.
+    pub(crate) id: Uuid,
+    /// Its data subject.
+    pub(crate) subject: Option<Uuid>,
+    /// The data key made for it when it is a new subject.
+    pub(crate) new_key: Option<Arc<DataKey>>,
+}
 
 /// A record as the caller may see it: values they may not read are masked.
 #[derive(Debug, Clone)]
@@ -364,30 +374,44 @@ impl Custos {
         values: &BTreeMap<&'static str, Value>,
         columns: &mut Vec<(&'static str, SqlValue)>,
     ) -> Result<()> {
-        self.seal_fields(tx, entity, id, subject, key, values, columns, false)
-            .await
+        let mut blind = Vec::new();
+        self.seal_new(entity, id, subject, key, values, columns, &mut blind)?;
+        let mut fields: Vec<&'static str> = values
+            .keys()
+            .filter_map(|n| inventory::field(entity, n))
+            .filter(|f| f.protection.normalizer().is_some())
+            .map(|f| f.name)
+            .collect();
+        fields.dedup();
+        for field in fields {
+            let hashes: Vec<Vec<u8>> = blind
+                .iter()
+                .filter(|b| b.field == field)
+                .map(|b| b.hash.clone())
+                .collect();
+            tx.set_blind_index(entity, id, subject, field, &hashes)
+                .await?;
+        }
+        Ok(())
     }
 
-    /// [`Custos::seal_values`] for a record being created (`new_record`): its
-    /// blind-index entries are added in one go instead of replaced field by field.
+    /// Seals the given values of a record into stored columns and gathers
+    /// the blind-index entries of its indexed fields into `blind`, writing
+    /// nothing: for a record being created, whose entries are written with it.
     #[allow(clippy::too_many_arguments)]
-    pub(crate) async fn seal_fields(
+    pub(crate) fn seal_new(
         &self,
-        tx: &mut dyn Tx,
         entity: Entity,
         id: Uuid,
         subject: Option<Uuid>,
         key: Option<&DataKey>,
         values: &BTreeMap<&'static str, Value>,
         columns: &mut Vec<(&'static str, SqlValue)>,
-        new_record: bool,
+        blind: &mut Vec<BlindEntry>,
     ) -> Result<()> {
         let tenant = self.inner.keys.tenant();
         let ids = id.to_string();
         let subj = subject.map(|s| s.to_string()).unwrap_or_default();
-        // A new record has no blind-index entries to replace: they are
-        // gathered and written in one go.
-        let mut fresh: Option<Vec<(&'static str, Vec<u8>)>> = new_record.then(Vec::new);
         for (name, v) in values {
             let Some(f) = inventory::field(entity, name) else {
                 continue;
@@ -410,16 +434,14 @@ impl Custos {
             }
             if let Some(norm) = f.protection.normalizer() {
                 let hashes = self.inner.keys.blind_values(entity, f.name, norm, v);
-                if let Some(fresh) = fresh.as_mut() {
-                    fresh.extend(hashes.into_iter().map(|h| (f.name, h)));
-                } else {
-                    tx.set_blind_index(entity, id, subject, f.name, &hashes)
-                        .await?;
-                }
+                blind.extend(hashes.into_iter().map(|hash| BlindEntry {
+                    entity,
+                    field: f.name,
+                    hash,
+                    record_id: id,
+                    subject_id: subject,
+                }));
             }
-        }
-        if let Some(fresh) = fresh {
-            tx.add_blind_index(entity, id, subject, &fresh).await?;
         }
         Ok(())
     }
@@ -481,7 +503,7 @@ impl Custos {
     ) -> Result<RecordView> {
         self.authorise(p, Operation::Create, entity).await?;
         let mut tx = self.inner.store.begin().await?;
-        let vctx = Self::validation_context(tx.as_mut()).await?;
+        let vctx = Self::validation_context(tx.as_mut(), entity).await?;
         let values = validate::parse_input(entity, input, Mode::Create, &vctx)
             .map_err(ServiceError::Invalid)?;
         if let Err(ServiceError::Forbidden(m)) = Self::check_write_categories(p, entity, &values) {
@@ -499,13 +521,22 @@ impl Custos {
                 .await);
         }
         self.check_refs(tx.as_mut(), entity, &values).await?;
-        let (id, _) = self
-            .insert_validated(tx.as_mut(), p, entity, values)
+        let mut batch = NewRecords::default();
+        let made = self
+            .prepare_new(tx.as_mut(), p, entity, values, &mut batch)
             .await?;
-        let row = tx
-            .get_record(entity, id)
-            .await?
+        tx.insert_new(&batch).await?;
+        // The answer is opened from the row just written, not read back.
+        let row = batch
+            .rows
+            .pop()
+            .map(|(_, row)| row)
             .ok_or(ServiceError::NotFound(entity.name()))?;
+        if let (Some(subject), Some(key)) = (made.subject, made.new_key) {
+            self.inner
+                .keys
+                .remember_new(subject, entity, key, self.now_ms());
+        }
         let opened = self.open_row(tx.as_mut(), p, entity, &row).await?;
         tx.commit().await?;
         Ok(opened.view)
@@ -518,8 +549,27 @@ impl Custos {
         tx: &mut dyn Tx,
         p: &Principal,
         entity: Entity,
-        mut values: BTreeMap<&'static str, Value>,
+        values: BTreeMap<&'static str, Value>,
     ) -> Result<(Uuid, Option<Uuid>)> {
+        let mut batch = NewRecords::default();
+        let made = self.prepare_new(tx, p, entity, values, &mut batch).await?;
+        tx.insert_new(&batch).await?;
+        Ok((made.id, made.subject))
+    }
+
+    /// Prepares a record from validated values (references already checked)
+    /// for writing with `batch` ([`Tx::insert_new`]): id, timestamps and
+    /// owner set, a new subject's data key made, values sealed, blind-index
+    /// entries gathered; its audit leaf is appended to `tx` now. Many records
+    /// prepared into one batch are written in a few statements.
+    pub(crate) async fn prepare_new(
+        &self,
+        tx: &mut dyn Tx,
+        p: &Principal,
+        entity: Entity,
+        mut values: BTreeMap<&'static str, Value>,
+        batch: &mut NewRecords,
+    ) -> Result<NewRecord> {
         let id = Uuid::now_v7();
         let now = Value::Timestamp(self.now());
         values.insert("created_at", now.clone());
@@ -530,62 +580,11 @@ impl Custos {
         {
             values.insert("owner_id", Value::Uuid(p.user_id));
         }
-        let (subject, key) = self.subject_for_new(tx, entity, id, &values).await?;
-        let touched: BTreeSet<DataCategory> = values
-            .keys()
-            .filter_map(|n| inventory::field(entity, n))
-            .map(|f| f.category)
-            .collect();
-        let mut columns = Vec::new();
-        self.seal_fields(
-            tx,
-            entity,
-            id,
-            subject,
-            key.as_deref(),
-            &values,
-            &mut columns,
-            true,
-        )
-        .await?;
-        tx.insert_record(
-            entity,
-            &StoredRow {
-                id,
-                subject_id: subject,
-                columns,
-            },
-        )
-        .await?;
-        let fields: Vec<&str> = values
-            .keys()
-            .copied()
-            .filter(|n| !n.ends_with("_at") || *n == "occurred_at")
-            .collect();
-        let event = Event::new(p, format!("{}.create", entity.name()))
-            .subject(subject)
-            .record(entity, id)
-            .categories(touched)
-            .detail(format!("fields={}", fields.join(",")));
-        self.append(tx, event).await?;
-        Ok((id, subject))
-    }
-
-    async fn subject_for_new(
-        &self,
-        tx: &mut dyn Tx,
-        entity: Entity,
-        id: Uuid,
-        values: &BTreeMap<&'static str, Value>,
-    ) -> Result<(Option<Uuid>, Option<Arc<DataKey>>)> {
-        match entity.subject_field() {
+        let (subject, key, new_key) = match entity.subject_field() {
             Some("id") => {
-                let key = self
-                    .inner
-                    .keys
-                    .create_subject_key(tx, id, entity, self.now_ms())
-                    .await?;
-                Ok((Some(id), Some(key)))
+                let (row, key) = self.inner.keys.new_subject_key(id, entity, self.now_ms())?;
+                batch.keys.push(row);
+                (Some(id), Some(key), true)
             }
             Some(field) => {
                 let subject = values
@@ -598,15 +597,54 @@ impl Custos {
                     .write_key(tx, subject, "contact", self.now_ms())
                     .await
                 {
-                    Ok(k) => Ok((Some(subject), Some(k))),
+                    Ok(k) => (Some(subject), Some(k), false),
                     Err(ServiceError::Gone(_)) => {
-                        Err(ServiceError::invalid(field, "this contact was erased"))
+                        return Err(ServiceError::invalid(field, "this contact was erased"));
                     }
-                    Err(e) => Err(e),
+                    Err(e) => return Err(e),
                 }
             }
-            None => Ok((None, None)),
-        }
+            None => (None, None, false),
+        };
+        let touched: BTreeSet<DataCategory> = values
+            .keys()
+            .filter_map(|n| inventory::field(entity, n))
+            .map(|f| f.category)
+            .collect();
+        let mut columns = Vec::new();
+        self.seal_new(
+            entity,
+            id,
+            subject,
+            key.as_deref(),
+            &values,
+            &mut columns,
+            &mut batch.blind,
+        )?;
+        batch.rows.push((
+            entity,
+            StoredRow {
+                id,
+                subject_id: subject,
+                columns,
+            },
+        ));
+        let fields: Vec<&str> = values
+            .keys()
+            .copied()
+            .filter(|n| !n.ends_with("_at") || *n == "occurred_at")
+            .collect();
+        let event = Event::new(p, format!("{}.create", entity.name()))
+            .subject(subject)
+            .record(entity, id)
+            .categories(touched)
+            .detail(format!("fields={}", fields.join(",")));
+        self.append(tx, event).await?;
+        Ok(NewRecord {
+            id,
+            subject,
+            new_key: if new_key { key } else { None },
+        })
     }
 
     /// Reads one record.
@@ -664,7 +702,7 @@ impl Custos {
     ) -> Result<Page<RecordView>> {
         self.authorise(p, Operation::Read, entity).await?;
         let mut tx = self.inner.store.begin().await?;
-        let vctx = Self::validation_context(tx.as_mut()).await?;
+        let vctx = Self::validation_context(tx.as_mut(), entity).await?;
         if let Some(f) = inventory::field(entity, params.sort.field)
             && !p.can_read(f.category)
         {
@@ -784,6 +822,9 @@ impl Custos {
                     .map(|(s, _)| s)
                     .collect()
             };
+            // The page's keys in one query, not one per person.
+            let subjects: Vec<Uuid> = rows.iter().filter_map(|r| r.subject_id).collect();
+            self.inner.keys.preload(tx.as_mut(), &subjects).await?;
             for row in &rows {
                 after = Some((row.get(params.sort.field).clone(), row.id));
                 if row.subject_id.is_some_and(|s| restricted.contains(&s)) {
@@ -1015,7 +1056,7 @@ impl Custos {
     ) -> Result<RecordView> {
         self.authorise(p, Operation::Update, entity).await?;
         let mut tx = self.inner.store.begin().await?;
-        let vctx = Self::validation_context(tx.as_mut()).await?;
+        let vctx = Self::validation_context(tx.as_mut(), entity).await?;
         let values = validate::parse_input(entity, input, Mode::Patch, &vctx)
             .map_err(ServiceError::Invalid)?;
         if let Some(sf) = entity.subject_field()

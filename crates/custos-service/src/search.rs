@@ -202,7 +202,7 @@ impl Custos {
             )));
         }
         let mut tx = self.inner.store.begin().await?;
-        let vctx = Self::validation_context(tx.as_mut()).await?;
+        let vctx = Self::validation_context(tx.as_mut(), entity).await?;
         let mut conditions = Vec::new();
         for (name, raw) in &params.filters {
             let f = inventory::field(entity, name)

@@ -2,6 +2,7 @@
 
 use crate::audit::Event;
 use crate::{Custos, Principal, Result, ServiceError};
+use custos_domain::inventory::{self, FieldKind};
 use custos_domain::validate::{DEFAULT_STAGES, ValidationContext};
 use custos_domain::{Entity, Role};
 use custos_store::{Condition, SqlValue, Tx};
@@ -27,10 +28,18 @@ impl Custos {
             .unwrap_or_else(|_| DEFAULT_STAGES.iter().map(|s| s.to_string()).collect()))
     }
 
-    pub(crate) async fn validation_context(tx: &mut dyn Tx) -> Result<ValidationContext> {
-        Ok(ValidationContext {
-            stages: Self::stages_in(tx).await?,
-        })
+    /// What validating `entity`'s values needs from the settings: the deal
+    /// stages, read only for an entity with a stage field.
+    pub(crate) async fn validation_context(
+        tx: &mut dyn Tx,
+        entity: Entity,
+    ) -> Result<ValidationContext> {
+        let stages = if inventory::fields(entity).any(|f| f.kind == FieldKind::Stage) {
+            Self::stages_in(tx).await?
+        } else {
+            Vec::new()
+        };
+        Ok(ValidationContext { stages })
     }
 
     /// The deal pipeline's stages, in order. Any signed-in user may read them.

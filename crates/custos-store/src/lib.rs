@@ -144,6 +144,14 @@ pub enum Condition {
         /// The truncated HMAC.
         hash: Vec<u8>,
     },
+    /// The record has a blind-index entry for `field` equal to any of
+    /// `hashes` (the duplicate checks of a whole import chunk in one query).
+    BlindAny {
+        /// The indexed field.
+        field: &'static str,
+        /// The truncated HMACs.
+        hashes: Vec<Vec<u8>>,
+    },
     /// A plain text column contains the needle, case-insensitively.
     Contains(&'static str, String),
     /// The record referenced by `field` (of entity `target`) has a plain text column
@@ -207,6 +215,40 @@ pub struct SubjectKeyRow {
     pub created_at: i64,
     /// When it was destroyed (Unix ms), if erased.
     pub shredded_at: Option<i64>,
+}
+
+/// One blind-index entry of a new record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BlindEntry {
+    /// The record's entity.
+    pub entity: Entity,
+    /// The indexed field.
+    pub field: &'static str,
+    /// The truncated HMAC.
+    pub hash: Vec<u8>,
+    /// The record.
+    pub record_id: Uuid,
+    /// Its data subject (deleted with the subject's key).
+    pub subject_id: Option<Uuid>,
+}
+
+/// New records to write together ([`Tx::insert_new`]): the new data keys of
+/// subjects created with them, the rows, and their blind-index entries.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct NewRecords {
+    /// New subjects' data keys (version 1).
+    pub keys: Vec<SubjectKeyRow>,
+    /// The records, each with its entity.
+    pub rows: Vec<(Entity, StoredRow)>,
+    /// Their blind-index entries (the records have none yet).
+    pub blind: Vec<BlindEntry>,
+}
+
+impl NewRecords {
+    /// Whether there is nothing to write.
+    pub fn is_empty(&self) -> bool {
+        self.keys.is_empty() && self.rows.is_empty() && self.blind.is_empty()
+    }
 }
 
 /// A web session (the token itself is never stored, only its hash).
@@ -465,6 +507,28 @@ pub trait Tx: Send {
         Ok(())
     }
 
+    /// Writes new records with their new subject keys and blind-index
+    /// entries. Backends write a batch in a few multi-row statements (one
+    /// round trip on SQLite) instead of several statements per record.
+    async fn insert_new(&mut self, batch: &NewRecords) -> Result<()> {
+        for key in &batch.keys {
+            self.insert_subject_key(key).await?;
+        }
+        for (entity, row) in &batch.rows {
+            self.insert_record(*entity, row).await?;
+        }
+        for b in &batch.blind {
+            self.add_blind_index(
+                b.entity,
+                b.record_id,
+                b.subject_id,
+                &[(b.field, b.hash.clone())],
+            )
+            .await?;
+        }
+        Ok(())
+    }
+
     // ---- keys
     /// Stores a new subject key version.
     async fn insert_subject_key(&mut self, row: &SubjectKeyRow) -> Result<()>;
@@ -473,6 +537,15 @@ pub trait Tx: Send {
     async fn shred_subject_key(&mut self, subject_id: Uuid, now_ms: i64) -> Result<()>;
     /// Every data-key version of a subject, oldest first.
     async fn get_subject_keys(&mut self, subject_id: Uuid) -> Result<Vec<SubjectKeyRow>>;
+    /// Every data-key version of each of these subjects, by subject then
+    /// version: one query for a page of records instead of one per person.
+    async fn get_subject_keys_many(&mut self, subjects: &[Uuid]) -> Result<Vec<SubjectKeyRow>> {
+        let mut out = Vec::new();
+        for s in subjects {
+            out.extend(self.get_subject_keys(*s).await?);
+        }
+        Ok(out)
+    }
     /// Unshredded keys wrapped by a master key older than `kek_version`.
     async fn subject_keys_below(
         &mut self,

@@ -12,10 +12,10 @@
 use crate::sql::{Dialect, Query};
 use crate::{LeafIndex, LeafRow, LedgerHead, SqlValue};
 
-/// Leaves kept before they are written. Small on purpose: SQLite looks up
-/// each numbered parameter's name by a linear scan, so binding a statement
-/// costs the square of its parameters (7 per leaf in the widest one).
-const MAX_PENDING: usize = 32;
+/// Leaves kept before they are written (7 parameters per leaf in the widest
+/// statement). The statements use plain placeholders on SQLite
+/// ([`Query::bulk`]), whose binding cost grows linearly.
+const MAX_PENDING: usize = 256;
 
 /// Appended but not yet written.
 #[derive(Debug, Default)]
@@ -43,10 +43,7 @@ impl PendingLedger {
     /// The statements writing everything pending (none when nothing is), in
     /// order; the buffer is empty afterwards.
     pub(crate) fn take(&mut self, d: Dialect) -> Vec<Query> {
-        let new = || match d {
-            Dialect::Sqlite => Query::new_sqlite(),
-            Dialect::Postgres => Query::new_postgres(),
-        };
+        let new = || Query::bulk(d);
         let mut out = Vec::new();
         let leaves = std::mem::take(&mut self.leaves);
         if !leaves.is_empty() {

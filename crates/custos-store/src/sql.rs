@@ -1,7 +1,7 @@
 //! SQL for every backend, built from the inventory. Identifiers come only from
 //! the inventory (static names), values always travel as bind parameters.
 
-use crate::{ColumnType, Condition, ListQuery, SqlValue, StoredRow, column_type};
+use crate::{ColumnType, Condition, ListQuery, NewRecords, SqlValue, StoredRow, column_type};
 use custos_domain::{Entity, inventory};
 use uuid::Uuid;
 
@@ -26,6 +26,11 @@ pub struct Query {
     /// SQLite ignores it.
     pub types: Vec<ColumnType>,
     dialect: Dialect,
+    /// SQLite only: plain `?` placeholders, bound in order. Statements with
+    /// many parameters use them: SQLite finds a numbered parameter's name by
+    /// a linear scan, so binding `?1…?N` costs the square of N, and plain
+    /// placeholders also let several statements travel as one (see [`concat`]).
+    anonymous: bool,
 }
 
 impl Query {
@@ -37,6 +42,15 @@ impl Query {
     /// An empty PostgreSQL statement.
     pub fn new_postgres() -> Query {
         Query::new(Dialect::Postgres)
+    }
+
+    /// An empty statement with many parameters, bound in the order they
+    /// appear (SQLite: plain `?` placeholders).
+    pub fn bulk(dialect: Dialect) -> Query {
+        Query {
+            anonymous: true,
+            ..Query::new(dialect)
+        }
     }
 
     /// Adds a bind value and returns its placeholder (for backend modules).
@@ -60,6 +74,7 @@ impl Query {
             binds: Vec::new(),
             types: Vec::new(),
             dialect,
+            anonymous: false,
         }
     }
 
@@ -79,6 +94,7 @@ impl Query {
         self.binds.push(v);
         self.types.push(ty);
         match self.dialect {
+            Dialect::Sqlite if self.anonymous => "?".to_string(),
             Dialect::Sqlite => format!("?{}", self.binds.len()),
             Dialect::Postgres => format!("${}", self.binds.len()),
         }
@@ -149,6 +165,143 @@ pub fn insert(d: Dialect, entity: Entity, row: &StoredRow) -> Query {
         marks.join(", ")
     );
     q
+}
+
+/// Most parameters put in one bulk statement: SQLite allows 32,766 and
+/// PostgreSQL 65,535; fewer keeps each statement's text small.
+const MAX_BULK_PARAMS: usize = 4096;
+
+/// The statements writing a batch of new records: their subjects' new data
+/// keys, the rows (one multi-row INSERT per entity and column set) and their
+/// blind-index entries, in that order.
+pub fn insert_new(d: Dialect, batch: &NewRecords) -> Vec<Query> {
+    let mut out = Vec::new();
+    let per = |width: usize| (MAX_BULK_PARAMS / width).max(1);
+    for chunk in batch.keys.chunks(per(7)) {
+        let mut q = Query::bulk(d);
+        let rows: Vec<String> = chunk
+            .iter()
+            .map(|k| {
+                let marks = [
+                    q.bind(uuid_value(k.subject_id)),
+                    q.bind(SqlValue::Int(k.dek_version)),
+                    q.bind(SqlValue::Text(k.kind.name().into())),
+                    q.bind_as(
+                        k.wrapped_key.clone().map_or(SqlValue::Null, SqlValue::Blob),
+                        ColumnType::Blob,
+                    ),
+                    q.bind(SqlValue::Int(k.kek_version)),
+                    q.bind(SqlValue::Int(k.created_at)),
+                    q.bind_as(
+                        k.shredded_at.map_or(SqlValue::Null, SqlValue::Int),
+                        ColumnType::Int,
+                    ),
+                ];
+                format!("({})", marks.join(", "))
+            })
+            .collect();
+        q.sql = format!(
+            "INSERT INTO subject_keys (subject_id, dek_version, kind, wrapped_key, kek_version, created_at, shredded_at) VALUES {}",
+            rows.join(", ")
+        );
+        out.push(q);
+    }
+    // Rows of one entity with the same columns share a statement.
+    let mut groups: Vec<(Entity, Vec<&'static str>, Vec<&StoredRow>)> = Vec::new();
+    for (entity, row) in &batch.rows {
+        let names: Vec<&'static str> = row
+            .columns
+            .iter()
+            .map(|(n, _)| *n)
+            .filter(|n| *n != "id" && *n != "subject_id")
+            .collect();
+        match groups
+            .iter_mut()
+            .find(|(e, n, _)| e == entity && *n == names)
+        {
+            Some(g) => g.2.push(row),
+            None => groups.push((*entity, names, vec![row])),
+        }
+    }
+    for (entity, names, rows) in groups {
+        for chunk in rows.chunks(per(names.len() + 2)) {
+            let mut q = Query::bulk(d);
+            let values: Vec<String> = chunk
+                .iter()
+                .map(|row| {
+                    let mut marks = vec![
+                        q.bind(uuid_value(row.id)),
+                        q.bind(row.subject_id.map(uuid_value).unwrap_or(SqlValue::Null)),
+                    ];
+                    for (name, v) in &row.columns {
+                        if *name != "id" && *name != "subject_id" {
+                            marks.push(q.bind_as(v.clone(), column_type_of(entity, name)));
+                        }
+                    }
+                    format!("({})", marks.join(", "))
+                })
+                .collect();
+            let mut cols = vec![ident("id"), ident("subject_id")];
+            cols.extend(names.iter().map(|n| ident(n)));
+            q.sql = format!(
+                "INSERT INTO {} ({}) VALUES {}",
+                ident(entity.plural()),
+                cols.join(", "),
+                values.join(", ")
+            );
+            out.push(q);
+        }
+    }
+    for chunk in batch.blind.chunks(per(5)) {
+        let mut q = Query::bulk(d);
+        let rows: Vec<String> = chunk
+            .iter()
+            .map(|b| {
+                let marks = [
+                    q.bind(SqlValue::Text(b.entity.name().into())),
+                    q.bind(SqlValue::Text(b.field.into())),
+                    q.bind(SqlValue::Blob(b.hash.clone())),
+                    q.bind(uuid_value(b.record_id)),
+                    q.bind(b.subject_id.map(uuid_value).unwrap_or(SqlValue::Null)),
+                ];
+                format!("({})", marks.join(", "))
+            })
+            .collect();
+        q.sql = format!(
+            "INSERT INTO blind_index (entity, field, hash, record_id, subject_id) VALUES {}",
+            rows.join(", ")
+        );
+        out.push(q);
+    }
+    out
+}
+
+/// SELECT of every data-key version of these subjects, by subject then version.
+pub fn subject_keys_of(d: Dialect, subjects: &[Uuid]) -> Query {
+    let mut q = Query::bulk(d);
+    let marks: Vec<String> = subjects.iter().map(|s| q.bind(uuid_value(*s))).collect();
+    q.sql = format!(
+        "SELECT subject_id, dek_version, kind, wrapped_key, kek_version, created_at, shredded_at \
+         FROM subject_keys WHERE subject_id IN ({}) ORDER BY subject_id, dek_version",
+        marks.join(", ")
+    );
+    q
+}
+
+/// Joins SQLite bulk statements into one, so they travel to the database in
+/// one round trip (their plain placeholders bind in order across them).
+/// `None` when there is nothing to run.
+pub fn concat(queries: Vec<Query>) -> Option<Query> {
+    let mut it = queries.into_iter();
+    let mut first = it.next()?;
+    for q in it {
+        debug_assert!(q.anonymous && first.anonymous && q.dialect == Dialect::Sqlite);
+        first.sql.push_str(";\n");
+        first.sql.push_str(&q.sql);
+        first.binds.extend(q.binds);
+        first.types.extend(q.types);
+    }
+    Some(first)
 }
 
 /// UPDATE of some columns.
@@ -332,6 +485,21 @@ fn condition(q: &mut Query, entity: Entity, c: &Condition) -> String {
             let h = q.bind(SqlValue::Blob(hash.clone()));
             format!(
                 "\"id\" IN (SELECT record_id FROM blind_index WHERE entity = {e} AND field = {f} AND hash = {h})"
+            )
+        }
+        Condition::BlindAny { field, hashes } => {
+            if hashes.is_empty() {
+                return "1 = 0".into();
+            }
+            let e = q.bind(SqlValue::Text(entity.name().into()));
+            let f = q.bind(SqlValue::Text((*field).into()));
+            let hs: Vec<String> = hashes
+                .iter()
+                .map(|h| q.bind(SqlValue::Blob(h.clone())))
+                .collect();
+            format!(
+                "\"id\" IN (SELECT record_id FROM blind_index WHERE entity = {e} AND field = {f} AND hash IN ({}))",
+                hs.join(", ")
             )
         }
         Condition::Contains(f, needle) => {

@@ -27,8 +27,8 @@ use crate::pending::PendingLedger;
 use crate::sql::{self, Dialect, Query};
 use crate::{
     ApiTokenRow, ChallengeRow, CheckpointRow, ColumnType, Condition, CredentialRow, EventFilter,
-    LeafIndex, LeafRow, LedgerHead, ListQuery, Result, SessionRow, SqlValue, Store, StoreError,
-    StoredRow, SubjectKeyRow, Tx, UserAuthRow,
+    LeafIndex, LeafRow, LedgerHead, ListQuery, NewRecords, Result, SessionRow, SqlValue, Store,
+    StoreError, StoredRow, SubjectKeyRow, Tx, UserAuthRow,
 };
 use async_trait::async_trait;
 use custos_domain::Entity;
@@ -623,6 +623,13 @@ impl Tx for PostgresTx {
         Ok(())
     }
 
+    async fn insert_new(&mut self, batch: &NewRecords) -> Result<()> {
+        for q in sql::insert_new(D, batch) {
+            bind_all(q).persistent(false).execute(&mut *self.tx).await?;
+        }
+        Ok(())
+    }
+
     async fn insert_subject_key(&mut self, row: &SubjectKeyRow) -> Result<()> {
         sqlx::query(
             "INSERT INTO subject_keys (subject_id, dek_version, kind, wrapped_key, kek_version, created_at, shredded_at) \
@@ -672,6 +679,20 @@ impl Tx for PostgresTx {
         .fetch_all(&mut *self.tx)
         .await?;
         rows.iter().map(decode_subject_key).collect()
+    }
+
+    async fn get_subject_keys_many(&mut self, subjects: &[Uuid]) -> Result<Vec<SubjectKeyRow>> {
+        let mut out = Vec::new();
+        for chunk in subjects.chunks(1000) {
+            let rows = bind_all(sql::subject_keys_of(D, chunk))
+                .persistent(false)
+                .fetch_all(&mut *self.tx)
+                .await?;
+            for r in &rows {
+                out.push(decode_subject_key(r)?);
+            }
+        }
+        Ok(out)
     }
 
     async fn subject_keys_below(

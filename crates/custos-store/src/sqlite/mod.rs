@@ -4,8 +4,8 @@ use crate::pending::PendingLedger;
 use crate::sql::{self, Dialect, Query};
 use crate::{
     ApiTokenRow, ChallengeRow, CheckpointRow, ColumnType, Condition, CredentialRow, EventFilter,
-    LeafIndex, LeafRow, LedgerHead, ListQuery, Result, SessionRow, SqlValue, Store, StoreError,
-    StoredRow, SubjectKeyRow, Tx, UserAuthRow,
+    LeafIndex, LeafRow, LedgerHead, ListQuery, NewRecords, Result, SessionRow, SqlValue, Store,
+    StoreError, StoredRow, SubjectKeyRow, Tx, UserAuthRow,
 };
 use async_trait::async_trait;
 use custos_domain::Entity;
@@ -373,8 +373,9 @@ impl SqliteTx {
     /// Writes the pending ledger appends (before commit and before any read
     /// of the ledger tables in this transaction).
     async fn flush_ledger(&mut self) -> Result<()> {
-        for q in self.pending.take(D) {
-            bind_all(q).execute(&mut *self.tx).await?;
+        // One round trip for everything pending.
+        if let Some(q) = sql::concat(self.pending.take(D)) {
+            bind_all(q).persistent(false).execute(&mut *self.tx).await?;
         }
         Ok(())
     }
@@ -483,6 +484,14 @@ impl Tx for SqliteTx {
         Ok(())
     }
 
+    async fn insert_new(&mut self, batch: &NewRecords) -> Result<()> {
+        // One round trip for the whole batch.
+        if let Some(q) = sql::concat(sql::insert_new(D, batch)) {
+            bind_all(q).persistent(false).execute(&mut *self.tx).await?;
+        }
+        Ok(())
+    }
+
     async fn insert_subject_key(&mut self, row: &SubjectKeyRow) -> Result<()> {
         sqlx::query(
             "INSERT INTO subject_keys (subject_id, dek_version, kind, wrapped_key, kek_version, created_at, shredded_at) \
@@ -530,6 +539,20 @@ impl Tx for SqliteTx {
         .fetch_all(&mut *self.tx)
         .await?;
         rows.iter().map(decode_subject_key).collect()
+    }
+
+    async fn get_subject_keys_many(&mut self, subjects: &[Uuid]) -> Result<Vec<SubjectKeyRow>> {
+        let mut out = Vec::new();
+        for chunk in subjects.chunks(1000) {
+            let rows = bind_all(sql::subject_keys_of(D, chunk))
+                .persistent(false)
+                .fetch_all(&mut *self.tx)
+                .await?;
+            for r in &rows {
+                out.push(decode_subject_key(r)?);
+            }
+        }
+        Ok(out)
     }
 
     async fn subject_keys_below(
