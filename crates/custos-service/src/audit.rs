@@ -1,5 +1,8 @@
 //! Appending to the audit ledger and reading it back. Every use case appends
-//! its event through [`Custos::append`] inside its own transaction.
+//! its event through [`Custos::append`] inside its own transaction; reads,
+//! which change nothing else, append theirs through [`Custos::append_read`],
+//! which writes the leaves of reads arriving together in one transaction
+//! (group commit) and returns once the caller's leaves are durable.
 
 use crate::{Custos, Principal, RequestMeta, Result, ServiceError};
 use custos_domain::value::{format_timestamp, to_unix_ms};
@@ -8,6 +11,18 @@ use custos_ledger::event::AuditEvent;
 use custos_ledger::merkle::Appender;
 use custos_store::{LeafRow, LedgerHead, Tx};
 use uuid::Uuid;
+
+/// The leaves of reads waiting to be written, and the turn to write them.
+#[derive(Default)]
+pub(crate) struct ReadAudit {
+    /// Waiting events, each group with who to tell when it is durable.
+    queue: std::sync::Mutex<Vec<(Vec<Event>, ReadDone)>>,
+    /// Held by whoever writes the queue; the others wait their turn, by
+    /// which time their leaves are usually written.
+    writer: tokio::sync::Mutex<()>,
+}
+
+type ReadDone = tokio::sync::oneshot::Sender<std::result::Result<(), String>>;
 
 /// An event being recorded. Holds ids and categories only, never values.
 #[derive(Debug, Clone)]
@@ -149,6 +164,74 @@ impl Custos {
 
     /// Records an event in a transaction of its own (refusals, failed sign-ins):
     /// the refused action changed nothing, but the attempt is still on record.
+    /// Records reads: appends `events` to the ledger and returns once they
+    /// are committed, so a read's data leaves only after its leaves are
+    /// durable (invariant 2). Reads arriving while a commit is under way are
+    /// written together by the next one: one transaction and one fsync for
+    /// many requests instead of one each. Call it after the read's own
+    /// transaction is closed, so waiting holds no connection.
+    pub(crate) async fn append_read(&self, events: Vec<Event>) -> Result<()> {
+        let (done, mut wait) = tokio::sync::oneshot::channel();
+        let reads = &self.inner.reads;
+        reads
+            .queue
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push((events, done));
+        let turn = reads.writer.lock().await;
+        // Whoever had the turn before may have written these leaves with
+        // theirs; only if not, this caller writes everything queued.
+        let outcome = match wait.try_recv() {
+            Err(tokio::sync::oneshot::error::TryRecvError::Empty) => {
+                let batch =
+                    std::mem::take(&mut *reads.queue.lock().unwrap_or_else(|e| e.into_inner()));
+                // Spawned, so a caller that goes away mid-write does not
+                // abandon the others' leaves.
+                let me = self.clone();
+                let _ = tokio::spawn(async move { me.write_reads(batch).await }).await;
+                drop(turn);
+                wait.await.ok()
+            }
+            Ok(r) => Some(r),
+            Err(tokio::sync::oneshot::error::TryRecvError::Closed) => None,
+        };
+        match outcome {
+            Some(Ok(())) => Ok(()),
+            Some(Err(msg)) => Err(ServiceError::Internal(msg)),
+            None => Err(ServiceError::Internal(
+                "the read's audit leaf was not written".into(),
+            )),
+        }
+    }
+
+    /// Writes queued reads' leaves in one transaction and tells each caller.
+    async fn write_reads(&self, batch: Vec<(Vec<Event>, ReadDone)>) {
+        let mut waiting = Vec::with_capacity(batch.len());
+        let started = std::time::Instant::now();
+        let n = batch.len();
+        let result = async {
+            let mut tx = self.inner.store.begin().await?;
+            for (events, done) in batch {
+                for e in events {
+                    self.append(tx.as_mut(), e).await?;
+                }
+                waiting.push(done);
+            }
+            tx.commit().await?;
+            Ok::<(), ServiceError>(())
+        }
+        .await
+        .map_err(|e| format!("recording the read failed: {e}"));
+        tracing::debug!(
+            reads = n,
+            micros = started.elapsed().as_micros() as u64,
+            "read leaves committed"
+        );
+        for done in waiting {
+            let _ = done.send(result.clone());
+        }
+    }
+
     pub(crate) async fn append_alone(&self, e: Event) -> Result<()> {
         let mut tx = self.inner.store.begin().await?;
         self.append(tx.as_mut(), e).await?;
@@ -181,6 +264,10 @@ impl Custos {
         action: &str,
         message: String,
     ) -> ServiceError {
+        if tx.is_read_only() {
+            drop(tx);
+            return self.refuse(p, action, message).await;
+        }
         let r = async {
             self.append(tx.as_mut(), Event::new(p, action).outcome("denied"))
                 .await?;
@@ -201,6 +288,16 @@ impl Custos {
         action: &str,
         id: Uuid,
     ) -> ServiceError {
+        if tx.is_read_only() {
+            drop(tx);
+            let ev = Event::new(p, action)
+                .record(entity, id)
+                .outcome("not_found");
+            return match self.append_read(vec![ev]).await {
+                Ok(()) => ServiceError::NotFound(entity.name()),
+                Err(e) => e,
+            };
+        }
         let r = async {
             self.append(
                 tx.as_mut(),

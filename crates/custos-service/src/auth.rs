@@ -37,6 +37,10 @@ pub const STEP_UP_REQUIRED: &str =
 /// The refusal of anything but enrolment in an enrolment session.
 pub const ENROLMENT_REQUIRED: &str = "a second factor is required for every account: set one up first (authenticator app or passkey)";
 
+/// How stale a session's last-seen time or a token's last use may get
+/// before a request writes it again: the idle timeout is checked against
+/// it, so it errs by at most this much, and most requests write nothing.
+const TOUCH_EVERY_MS: i64 = 60_000;
 const SESSION_PREFIX: &str = "css_";
 const TOKEN_PREFIX: &str = "cst_";
 const MFA_PREFIX: &str = "csm_";
@@ -1044,8 +1048,11 @@ impl Custos {
         }
         let hash = hash_token(token);
         let now = self.now_ms();
-        let mut tx = self.inner.store.begin().await?;
+        // Reads only: a request does not queue behind writers to be
+        // recognised. Last use is written separately, at most once a minute.
+        let mut tx = self.inner.store.begin_read().await?;
         let mut token_scopes = None;
+        let mut touch = None;
         let (user_id, via, verified_at, enrol, created) = if token.starts_with(SESSION_PREFIX) {
             let s = tx
                 .find_session(&hash)
@@ -1055,7 +1062,9 @@ impl Custos {
             if s.revoked_at.is_some() || now >= s.expires_at || now - s.last_seen_at >= idle {
                 return Err(ServiceError::Unauthenticated);
             }
-            tx.touch_session(s.id, now).await?;
+            if now - s.last_seen_at >= TOUCH_EVERY_MS {
+                touch = Some((s.id, true));
+            }
             (
                 s.user_id,
                 Via::Session(s.id),
@@ -1071,7 +1080,9 @@ impl Custos {
             if t.revoked_at.is_some() || t.expires_at.is_some_and(|e| now >= e) {
                 return Err(ServiceError::Unauthenticated);
             }
-            tx.touch_api_token(t.id, now).await?;
+            if t.last_used_at.is_none_or(|at| now - at >= TOUCH_EVERY_MS) {
+                touch = Some((t.id, false));
+            }
             token_scopes = t
                 .scopes
                 .map(|s| s.split(',').map(str::to_string).collect::<Vec<_>>());
@@ -1115,6 +1126,15 @@ impl Custos {
             }
         }
         tx.commit().await?;
+        if let Some((id, session)) = touch {
+            let mut tx = self.inner.store.begin().await?;
+            if session {
+                tx.touch_session(id, now).await?;
+            } else {
+                tx.touch_api_token(id, now).await?;
+            }
+            tx.commit().await?;
+        }
         Ok((
             Principal {
                 user_id,

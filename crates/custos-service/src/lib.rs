@@ -121,6 +121,8 @@ struct Inner {
     keys: keys::Keys,
     config: Config,
     erasure_journal: std::sync::RwLock<Option<keyops::ErasureJournal>>,
+    /// Reads' audit leaves waiting for their group commit.
+    reads: audit::ReadAudit,
 }
 
 impl std::fmt::Debug for Custos {
@@ -149,6 +151,7 @@ impl Custos {
                 keys,
                 config,
                 erasure_journal: std::sync::RwLock::new(None),
+                reads: audit::ReadAudit::default(),
             }),
         };
         custos.ensure_defaults().await?;

@@ -650,18 +650,11 @@ impl Custos {
     /// Reads one record.
     pub async fn get(&self, p: &Principal, entity: Entity, id: Uuid) -> Result<RecordView> {
         self.authorise(p, Operation::Read, entity).await?;
-        let mut tx = self.inner.store.begin().await?;
+        // A read transaction: the leaf is appended after it, by group commit.
+        let mut tx = self.inner.store.begin_read().await?;
         let action = format!("{}.read", entity.name());
         let Some(row) = tx.get_record(entity, id).await? else {
-            self.append(
-                tx.as_mut(),
-                Event::new(p, action)
-                    .record(entity, id)
-                    .outcome("not_found"),
-            )
-            .await?;
-            tx.commit().await?;
-            return Err(ServiceError::NotFound(entity.name()));
+            return Err(self.not_found_in(tx, p, entity, &action, id).await);
         };
         if let Some(msg) = out_of_scope(p, entity, &row) {
             return Err(self.refuse_in(tx, p, &action, msg).await);
@@ -670,7 +663,9 @@ impl Custos {
             let msg = "processing of this person's data is restricted (GDPR Art. 18); only the privacy officer may open it".to_string();
             return Err(self.refuse_in(tx, p, &action, msg).await);
         }
-        let opened = match self.open_row(tx.as_mut(), p, entity, &row).await {
+        let opened = self.open_row(tx.as_mut(), p, entity, &row).await;
+        drop(tx);
+        let opened = match opened {
             Ok(o) => o,
             Err(ServiceError::Gone(what)) => {
                 let ev = Event::new(p, action)
@@ -678,8 +673,7 @@ impl Custos {
                     .record(entity, id)
                     .outcome("not_found")
                     .detail("erased");
-                self.append(tx.as_mut(), ev).await?;
-                tx.commit().await?;
+                self.append_read(vec![ev]).await?;
                 return Err(ServiceError::Gone(what));
             }
             Err(e) => return Err(e),
@@ -688,8 +682,7 @@ impl Custos {
             .subject(row.subject_id)
             .record(entity, id)
             .categories(opened.categories.iter().copied());
-        self.append(tx.as_mut(), ev).await?;
-        tx.commit().await?;
+        self.append_read(vec![ev]).await?;
         Ok(opened.view)
     }
 
@@ -701,7 +694,8 @@ impl Custos {
         params: &ListParams,
     ) -> Result<Page<RecordView>> {
         self.authorise(p, Operation::Read, entity).await?;
-        let mut tx = self.inner.store.begin().await?;
+        // A read transaction: the leaves are appended after it, by group commit.
+        let mut tx = self.inner.store.begin_read().await?;
         let vctx = Self::validation_context(tx.as_mut(), entity).await?;
         if let Some(f) = inventory::field(entity, params.sort.field)
             && !p.can_read(f.category)
@@ -890,37 +884,39 @@ impl Custos {
                 filter_names.join(",")
             }
         );
+        drop(tx);
+        let mut events = Vec::new();
         if entity.subject_field().is_some() {
             // One leaf per person shown, so "who accessed this person" is complete.
             for (view, _, subject, cats) in &items {
-                let ev = Event::new(p, action.clone())
-                    .subject(*subject)
-                    .record(entity, view.id())
-                    .categories(cats.iter().copied())
-                    .detail(filter_detail.clone());
-                self.append(tx.as_mut(), ev).await?;
+                events.push(
+                    Event::new(p, action.clone())
+                        .subject(*subject)
+                        .record(entity, view.id())
+                        .categories(cats.iter().copied())
+                        .detail(filter_detail.clone()),
+                );
             }
             if items.is_empty() {
-                self.append(
-                    tx.as_mut(),
+                events.push(
                     Event::new(p, action)
                         .detail(filter_detail)
                         .detail("count=0"),
-                )
-                .await?;
+                );
             }
         } else {
             let cats: BTreeSet<DataCategory> = items
                 .iter()
                 .flat_map(|(_, _, _, c)| c.iter().copied())
                 .collect();
-            let ev = Event::new(p, action)
-                .categories(cats)
-                .detail(filter_detail)
-                .detail(format!("count={}", items.len()));
-            self.append(tx.as_mut(), ev).await?;
+            events.push(
+                Event::new(p, action)
+                    .categories(cats)
+                    .detail(filter_detail)
+                    .detail(format!("count={}", items.len())),
+            );
         }
-        tx.commit().await?;
+        self.append_read(events).await?;
         Ok(Page {
             items: items.into_iter().map(|(v, _, _, _)| v).collect(),
             next_cursor,

@@ -404,6 +404,8 @@ impl Custos {
         let mut after: Option<(SqlValue, Uuid)> = None;
         let mut made = 0u64;
         let batch = 5_000u64;
+        // Prepared activities, written 500 at a time in a few statements.
+        let mut records = custos_store::NewRecords::default();
         loop {
             let mut tx = self.inner.store.begin().await?;
             // Fill this batch from the pending contacts, paging in more
@@ -428,6 +430,9 @@ impl Custos {
                         .await?;
                     let Some(last) = page.last() else { break };
                     after = Some((last.get("created_at").clone(), last.id));
+                    // Their keys in one query, not one per person.
+                    let ids: Vec<Uuid> = page.iter().map(|r| r.id).collect();
+                    self.inner.keys.preload(tx.as_mut(), &ids).await?;
                     for row in page.iter().rev() {
                         let mut n = per_contact;
                         if extra > 0 {
@@ -461,13 +466,17 @@ impl Custos {
                 if *left == 0 {
                     pending.pop();
                 }
-                self.insert_validated(tx.as_mut(), p, Entity::Activity, a)
+                self.prepare_new(tx.as_mut(), p, Entity::Activity, a, &mut records)
                     .await?;
+                if records.rows.len() >= 500 {
+                    tx.insert_new(&std::mem::take(&mut records)).await?;
+                }
                 in_batch += 1;
             }
             if in_batch == 0 {
                 break;
             }
+            tx.insert_new(&std::mem::take(&mut records)).await?;
             tx.commit().await?;
             made += in_batch;
             progress(made, goal);

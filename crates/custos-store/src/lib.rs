@@ -436,6 +436,13 @@ pub struct LedgerHead {
 pub trait Store: Send + Sync + 'static {
     /// Starts a transaction that may write (SQLite: `BEGIN IMMEDIATE`).
     async fn begin(&self) -> Result<Box<dyn Tx>>;
+    /// Starts a transaction that only reads: it does not queue behind
+    /// writers (SQLite: a deferred `BEGIN` on its WAL snapshot; PostgreSQL:
+    /// `BEGIN READ ONLY` without the write lock). Appending to the ledger in
+    /// it is refused.
+    async fn begin_read(&self) -> Result<Box<dyn Tx>> {
+        self.begin().await
+    }
     /// The backend's name, for status output.
     fn backend(&self) -> &'static str;
     /// Files that hold the database, for status and tests (empty for servers).
@@ -454,6 +461,11 @@ pub trait Store: Send + Sync + 'static {
 pub trait Tx: Send {
     /// Makes every change of this transaction durable.
     async fn commit(self: Box<Self>) -> Result<()>;
+
+    /// Whether this transaction was started by [`Store::begin_read`].
+    fn is_read_only(&self) -> bool {
+        false
+    }
 
     // ---- records
     /// Inserts a record.

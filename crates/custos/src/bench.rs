@@ -163,10 +163,14 @@ pub async fn bench(options: BenchOptions) -> Result<ExitCode> {
     };
     let scratch = Scratch::create(options.database.as_deref()).await?;
     eprintln!(
-        "working in {} (removed at the end; delete it yourself if you interrupt the run)",
+        "working in {} (removed at the end, also when you interrupt the run with Ctrl-C)",
         scratch.dir.display()
     );
-    let result = run(&scratch, &sizes).await;
+    // Ctrl-C stops the run, and the scratch data is still removed.
+    let result = tokio::select! {
+        r = run(&scratch, &sizes) => r,
+        _ = tokio::signal::ctrl_c() => Err(anyhow!("interrupted; the scratch data was removed")),
+    };
     scratch.remove().await;
     let (figures, notes) = result?;
     print_table(&options, &sizes, &figures, &notes);

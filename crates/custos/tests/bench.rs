@@ -109,3 +109,47 @@ fn quick_bench_on_postgres_uses_a_scratch_database_and_drops_it() {
     });
     assert_eq!(left, 0, "the scratch database was dropped");
 }
+
+#[test]
+fn an_interrupted_bench_removes_its_scratch_data() {
+    use std::io::BufRead;
+    let tmp = tempfile::tempdir().unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_custos"))
+        .arg("--data-dir")
+        .arg(tmp.path().join("untouched"))
+        .env("TMPDIR", tmp.path())
+        .env_remove("CUSTOS_MASTER_KEY")
+        .env_remove("CUSTOS_DATABASE_URL")
+        .env("CUSTOS_LOG", "error")
+        // Big enough to be still running when interrupted.
+        .args(["bench", "--contacts", "2000000"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut err = std::io::BufReader::new(child.stderr.take().unwrap());
+    let mut line = String::new();
+    while !line.contains("importing") {
+        line.clear();
+        assert!(err.read_line(&mut line).unwrap() > 0, "bench ended early");
+    }
+    let made: Vec<_> = std::fs::read_dir(tmp.path()).unwrap().flatten().collect();
+    assert_eq!(made.len(), 1, "the scratch directory exists while running");
+    // Ctrl-C, as a person at the terminal would.
+    let killed = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let status = child.wait().unwrap();
+    assert!(
+        !status.success(),
+        "an interrupted bench does not report success"
+    );
+    let left: Vec<_> = std::fs::read_dir(tmp.path())
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name())
+        .collect();
+    assert!(left.is_empty(), "left behind: {left:?}");
+}

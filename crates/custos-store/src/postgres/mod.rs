@@ -329,6 +329,18 @@ impl Store for PostgresStore {
             tx,
             head: None,
             pending: PendingLedger::default(),
+            read_only: false,
+        }))
+    }
+
+    async fn begin_read(&self) -> Result<Box<dyn Tx>> {
+        // Without the write lock: readers do not queue behind writers.
+        let tx = self.pool.begin_with("BEGIN READ ONLY").await?;
+        Ok(Box::new(PostgresTx {
+            tx,
+            head: None,
+            pending: PendingLedger::default(),
+            read_only: true,
         }))
     }
 
@@ -374,6 +386,8 @@ struct PostgresTx {
     head: Option<LedgerHead>,
     /// Ledger appends not yet written (see `crate::pending`).
     pending: PendingLedger,
+    /// Started by `begin_read`: ledger appends are refused.
+    read_only: bool,
 }
 
 type PgQuery<'q> = sqlx::query::Query<'q, Postgres, sqlx::postgres::PgArguments>;
@@ -522,6 +536,10 @@ impl PostgresTx {
 
 #[async_trait]
 impl Tx for PostgresTx {
+    fn is_read_only(&self) -> bool {
+        self.read_only
+    }
+
     async fn commit(mut self: Box<Self>) -> Result<()> {
         self.flush_ledger().await?;
         self.tx.commit().await?;
@@ -1234,6 +1252,11 @@ impl Tx for PostgresTx {
         nodes: &[(u32, u64, [u8; 32])],
         head: &LedgerHead,
     ) -> Result<()> {
+        if self.read_only {
+            return Err(StoreError::Unsupported(
+                "a read transaction cannot append to the ledger".into(),
+            ));
+        }
         self.head = Some(head.clone());
         if self.pending.push(leaf, index, nodes, head) {
             self.flush_ledger().await?;

@@ -9,12 +9,17 @@ use crate::{
 };
 use async_trait::async_trait;
 use custos_domain::Entity;
+use sqlx::pool::PoolConnection;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
 };
-use sqlx::{AssertSqlSafe, Row, Sqlite, SqlitePool, Transaction};
+use sqlx::{
+    AssertSqlSafe, ConnectOptions, Connection, Row, Sqlite, SqliteConnection, SqlitePool,
+    Transaction,
+};
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 use uuid::Uuid;
 
@@ -54,6 +59,45 @@ const D: Dialect = Dialect::Sqlite;
 pub struct SqliteStore {
     pub(crate) pool: SqlitePool,
     path: Option<PathBuf>,
+    /// Connections for reads (a database file only; an in-memory database
+    /// is one connection, the pool's).
+    readers: Option<Arc<Readers>>,
+}
+
+/// Connections for reads, kept apart from sqlx's pool: sqlx pings a pooled
+/// connection each time it is given back (a round trip to the connection's
+/// worker thread), which cost a read as much as one of its queries. Reads
+/// hold no transaction, so a connection given back needs no clean-up.
+struct Readers {
+    opts: SqliteConnectOptions,
+    idle: std::sync::Mutex<Vec<SqliteConnection>>,
+    /// Bounds the connections open for reads.
+    permits: Arc<tokio::sync::Semaphore>,
+}
+
+impl std::fmt::Debug for Readers {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Readers").finish_non_exhaustive()
+    }
+}
+
+/// A read connection, back to [`Readers`] when dropped.
+struct ReadConn {
+    conn: Option<SqliteConnection>,
+    readers: Arc<Readers>,
+    _permit: tokio::sync::OwnedSemaphorePermit,
+}
+
+impl Drop for ReadConn {
+    fn drop(&mut self) {
+        if let Some(c) = self.conn.take() {
+            self.readers
+                .idle
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(c);
+        }
+    }
 }
 
 impl SqliteStore {
@@ -89,14 +133,33 @@ impl SqliteStore {
             // index, ledger) no longer fit in 2 MiB, and each insert then
             // re-read index pages from the OS. Only pages in use take memory.
             .pragma("cache_size", "-32768")
+            // Reads map the file instead of copying pages into each
+            // connection's cache: every commit empties the other
+            // connections' caches, and with many small audited writes a
+            // read would otherwise re-read its pages from the OS each time.
+            .pragma("mmap_size", "268435456")
             // Freed pages are overwritten, so deleted ciphertext does not linger.
             .pragma("secure_delete", "on");
         let pool = SqlitePoolOptions::new()
             .max_connections(max)
-            .connect_with(opts)
+            // A local file: no ping before each use (a round trip to the
+            // connection's worker thread per transaction).
+            .test_before_acquire(false)
+            .connect_with(opts.clone())
             .await
             .map_err(|e| StoreError::Unavailable(e.to_string()))?;
-        let store = SqliteStore { pool, path };
+        let readers = path.as_ref().map(|_| {
+            Arc::new(Readers {
+                opts: opts.clone(),
+                idle: std::sync::Mutex::new(Vec::new()),
+                permits: Arc::new(tokio::sync::Semaphore::new(max as usize)),
+            })
+        });
+        let store = SqliteStore {
+            pool,
+            path,
+            readers,
+        };
         store.migrate().await?;
         Ok(store)
     }
@@ -178,9 +241,40 @@ impl Store for SqliteStore {
         // audit leaf, and must not fail to upgrade a read snapshot half-way.
         let tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         Ok(Box::new(SqliteTx {
+            tx: Conn::Tx(tx),
+            head: None,
+            pending: PendingLedger::default(),
+            read_only: false,
+        }))
+    }
+
+    async fn begin_read(&self) -> Result<Box<dyn Tx>> {
+        // WAL readers do not wait for the writer.
+        let tx =
+            match &self.readers {
+                Some(readers) => {
+                    let permit =
+                        readers.permits.clone().acquire_owned().await.map_err(|_| {
+                            StoreError::Unavailable("the database is closed".into())
+                        })?;
+                    let idle = readers.idle.lock().unwrap_or_else(|e| e.into_inner()).pop();
+                    let conn = match idle {
+                        Some(c) => c,
+                        None => readers.opts.connect().await?,
+                    };
+                    Conn::Own(ReadConn {
+                        conn: Some(conn),
+                        readers: readers.clone(),
+                        _permit: permit,
+                    })
+                }
+                None => Conn::Read(self.pool.acquire().await?),
+            };
+        Ok(Box::new(SqliteTx {
             tx,
             head: None,
             pending: PendingLedger::default(),
+            read_only: true,
         }))
     }
 
@@ -200,6 +294,13 @@ impl Store for SqliteStore {
     }
 
     async fn close(&self) {
+        if let Some(readers) = &self.readers {
+            readers.permits.close();
+            let idle = std::mem::take(&mut *readers.idle.lock().unwrap_or_else(|e| e.into_inner()));
+            for c in idle {
+                let _ = c.close().await;
+            }
+        }
         self.pool.close().await;
     }
 
@@ -233,14 +334,52 @@ impl Store for SqliteStore {
     }
 }
 
+/// A transaction's connection: a write transaction, or, for reads, a pooled
+/// connection whose statements each read the latest committed state (no
+/// BEGIN and COMMIT: two fewer round trips to SQLite's worker thread per read).
+enum Conn {
+    Tx(Transaction<'static, Sqlite>),
+    Read(PoolConnection<Sqlite>),
+    Own(ReadConn),
+}
+
+impl std::ops::Deref for Conn {
+    type Target = SqliteConnection;
+    fn deref(&self) -> &SqliteConnection {
+        match self {
+            Conn::Tx(t) => t,
+            Conn::Read(c) => c,
+            Conn::Own(r) => r
+                .conn
+                .as_ref()
+                .unwrap_or_else(|| unreachable!("taken only on drop")),
+        }
+    }
+}
+
+impl std::ops::DerefMut for Conn {
+    fn deref_mut(&mut self) -> &mut SqliteConnection {
+        match self {
+            Conn::Tx(t) => t,
+            Conn::Read(c) => c,
+            Conn::Own(r) => r
+                .conn
+                .as_mut()
+                .unwrap_or_else(|| unreachable!("taken only on drop")),
+        }
+    }
+}
+
 struct SqliteTx {
-    tx: Transaction<'static, Sqlite>,
+    tx: Conn,
     /// The ledger head as of the last append in this transaction. BEGIN
     /// IMMEDIATE makes this connection the only writer until commit, so the
     /// cached head cannot go stale.
     head: Option<LedgerHead>,
     /// Ledger appends not yet written (see `crate::pending`).
     pending: PendingLedger,
+    /// Started by `begin_read`: ledger appends are refused.
+    read_only: bool,
 }
 
 type SqliteQuery<'q> = sqlx::query::Query<'q, Sqlite, sqlx::sqlite::SqliteArguments>;
@@ -257,6 +396,15 @@ fn bind_all(q: Query) -> SqliteQuery<'static> {
         };
     }
     query
+}
+
+/// Runs bulk statements. Those of one or a few records recur with the same
+/// text (one create) and are worth keeping prepared; big batches differ in
+/// length every time and would only push useful statements out of the cache.
+async fn execute_bulk(q: Query, conn: &mut SqliteConnection) -> Result<()> {
+    let keep = q.binds.len() <= 256;
+    bind_all(q).persistent(keep).execute(conn).await?;
+    Ok(())
 }
 
 fn uuid_col(row: &SqliteRow, idx: usize) -> Result<Option<Uuid>> {
@@ -375,7 +523,7 @@ impl SqliteTx {
     async fn flush_ledger(&mut self) -> Result<()> {
         // One round trip for everything pending.
         if let Some(q) = sql::concat(self.pending.take(D)) {
-            bind_all(q).persistent(false).execute(&mut *self.tx).await?;
+            execute_bulk(q, &mut self.tx).await?;
         }
         Ok(())
     }
@@ -383,9 +531,15 @@ impl SqliteTx {
 
 #[async_trait]
 impl Tx for SqliteTx {
+    fn is_read_only(&self) -> bool {
+        self.read_only
+    }
+
     async fn commit(mut self: Box<Self>) -> Result<()> {
         self.flush_ledger().await?;
-        self.tx.commit().await?;
+        if let Conn::Tx(tx) = self.tx {
+            tx.commit().await?;
+        }
         Ok(())
     }
 
@@ -485,9 +639,11 @@ impl Tx for SqliteTx {
     }
 
     async fn insert_new(&mut self, batch: &NewRecords) -> Result<()> {
-        // One round trip for the whole batch.
-        if let Some(q) = sql::concat(sql::insert_new(D, batch)) {
-            bind_all(q).persistent(false).execute(&mut *self.tx).await?;
+        // One round trip for the whole batch, with the ledger rows pending.
+        let mut queries = self.pending.take(D);
+        queries.extend(sql::insert_new(D, batch));
+        if let Some(q) = sql::concat(queries) {
+            execute_bulk(q, &mut self.tx).await?;
         }
         Ok(())
     }
@@ -1092,6 +1248,11 @@ impl Tx for SqliteTx {
         nodes: &[(u32, u64, [u8; 32])],
         head: &LedgerHead,
     ) -> Result<()> {
+        if self.read_only {
+            return Err(StoreError::Unsupported(
+                "a read transaction cannot append to the ledger".into(),
+            ));
+        }
         self.head = Some(head.clone());
         if self.pending.push(leaf, index, nodes, head) {
             self.flush_ledger().await?;
