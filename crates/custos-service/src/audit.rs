@@ -137,6 +137,7 @@ impl Custos {
             .map_err(|err| ServiceError::Internal(format!("audit event: {err}")))?;
         let hash = custos_ledger::leaf_hash(&data);
         let head = tx.ledger_head().await?;
+        let bytes = head.bytes + data.len() as u64;
         let mut app = Appender::from_frontier(head.size, head.frontier)
             .map_err(|err| ServiceError::Internal(format!("ledger head: {err}")))?;
         let index = app.size();
@@ -144,6 +145,7 @@ impl Custos {
         let new_head = LedgerHead {
             size: app.size(),
             frontier: app.frontier().to_vec(),
+            bytes,
         };
         let index_row = custos_store::LeafIndex {
             time_ms: to_unix_ms(now),

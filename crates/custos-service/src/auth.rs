@@ -1053,9 +1053,11 @@ impl Custos {
         let mut tx = self.inner.store.begin_read().await?;
         let mut token_scopes = None;
         let mut touch = None;
-        let (user_id, via, verified_at, enrol, created) = if token.starts_with(SESSION_PREFIX) {
-            let s = tx
-                .find_session(&hash)
+        // The token and its user's record come in one query.
+        let (user_id, via, verified_at, enrol, created, user) = if token.starts_with(SESSION_PREFIX)
+        {
+            let (s, user) = tx
+                .find_session_with_user(&hash)
                 .await?
                 .ok_or(ServiceError::Unauthenticated)?;
             let idle = self.inner.config.session_idle.as_millis() as i64;
@@ -1071,10 +1073,11 @@ impl Custos {
                 s.verified_at,
                 s.kind == "enrol",
                 Some(s.created_at),
+                user,
             )
         } else if token.starts_with(TOKEN_PREFIX) {
-            let t = tx
-                .find_api_token(&hash)
+            let (t, user) = tx
+                .find_api_token_with_user(&hash)
                 .await?
                 .ok_or(ServiceError::Unauthenticated)?;
             if t.revoked_at.is_some() || t.expires_at.is_some_and(|e| now >= e) {
@@ -1086,14 +1089,11 @@ impl Custos {
             token_scopes = t
                 .scopes
                 .map(|s| s.split(',').map(str::to_string).collect::<Vec<_>>());
-            (t.user_id, Via::ApiToken(t.id), None, false, None)
+            (t.user_id, Via::ApiToken(t.id), None, false, None, user)
         } else {
             return Err(ServiceError::Unauthenticated);
         };
-        let row = tx
-            .get_record(Entity::User, user_id)
-            .await?
-            .ok_or(ServiceError::Unauthenticated)?;
+        let row = user.ok_or(ServiceError::Unauthenticated)?;
         let role_name = match row.get("role") {
             custos_store::SqlValue::Text(r) => r.clone(),
             _ => return Err(ServiceError::Unauthenticated),

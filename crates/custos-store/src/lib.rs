@@ -429,6 +429,8 @@ pub struct LedgerHead {
     pub size: u64,
     /// Roots of the perfect subtrees that make up the tree, left to right.
     pub frontier: Vec<[u8; 32]>,
+    /// Total bytes of every leaf (the ledger's size on its status page).
+    pub bytes: u64,
 }
 
 /// A storage backend. It hands out transactions; everything else happens in one.
@@ -439,10 +441,9 @@ pub trait Store: Send + Sync + 'static {
     /// Starts a transaction that only reads: it does not queue behind
     /// writers (SQLite: a deferred `BEGIN` on its WAL snapshot; PostgreSQL:
     /// `BEGIN READ ONLY` without the write lock). Appending to the ledger in
-    /// it is refused.
-    async fn begin_read(&self) -> Result<Box<dyn Tx>> {
-        self.begin().await
-    }
+    /// it is refused. (No default: a wrapper that forgot it would quietly
+    /// turn every read into a write transaction.)
+    async fn begin_read(&self) -> Result<Box<dyn Tx>>;
     /// The backend's name, for status output.
     fn backend(&self) -> &'static str;
     /// Files that hold the database, for status and tests (empty for servers).
@@ -617,6 +618,30 @@ pub trait Tx: Send {
     async fn insert_api_token(&mut self, row: &ApiTokenRow) -> Result<()>;
     /// Finds an API token by hash.
     async fn find_api_token(&mut self, token_hash: &[u8]) -> Result<Option<ApiTokenRow>>;
+    /// Finds an API token by hash, with its user's record (`None` if the
+    /// user is gone): recognising a caller in one query.
+    async fn find_api_token_with_user(
+        &mut self,
+        token_hash: &[u8],
+    ) -> Result<Option<(ApiTokenRow, Option<StoredRow>)>> {
+        let Some(t) = self.find_api_token(token_hash).await? else {
+            return Ok(None);
+        };
+        let user = self.get_record(Entity::User, t.user_id).await?;
+        Ok(Some((t, user)))
+    }
+    /// Finds a session by hash, with its user's record (`None` if the user
+    /// is gone).
+    async fn find_session_with_user(
+        &mut self,
+        token_hash: &[u8],
+    ) -> Result<Option<(SessionRow, Option<StoredRow>)>> {
+        let Some(s) = self.find_session(token_hash).await? else {
+            return Ok(None);
+        };
+        let user = self.get_record(Entity::User, s.user_id).await?;
+        Ok(Some((s, user)))
+    }
     /// Records use of an API token.
     async fn touch_api_token(&mut self, id: Uuid, now_ms: i64) -> Result<()>;
     /// Sessions neither revoked nor past their absolute end at `now_ms`, of one
@@ -694,8 +719,6 @@ pub trait Tx: Send {
         start: u64,
         end: u64,
     ) -> Result<Vec<(u64, [u8; 32])>>;
-    /// Total bytes of stored leaves.
-    async fn ledger_bytes(&mut self) -> Result<u64>;
     /// Stores a signed checkpoint.
     async fn insert_checkpoint(&mut self, row: &CheckpointRow) -> Result<()>;
     /// All stored checkpoints, smallest size first.

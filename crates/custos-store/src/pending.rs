@@ -107,9 +107,10 @@ impl PendingLedger {
             let frontier = q.push(SqlValue::Blob(
                 head.frontier.iter().flatten().copied().collect(),
             ));
+            let bytes = q.push(SqlValue::Int(head.bytes as i64));
             q.sql = format!(
-                "INSERT INTO ledger_head (id, size, frontier) VALUES (1, {size}, {frontier}) \
-                 ON CONFLICT (id) DO UPDATE SET size = excluded.size, frontier = excluded.frontier"
+                "INSERT INTO ledger_head (id, size, frontier, bytes) VALUES (1, {size}, {frontier}, {bytes}) \
+                 ON CONFLICT (id) DO UPDATE SET size = excluded.size, frontier = excluded.frontier, bytes = excluded.bytes"
             );
             out.push(q);
         }
@@ -134,6 +135,7 @@ mod tests {
             let head = LedgerHead {
                 size: i + 1,
                 frontier: vec![[0; 32]],
+                bytes: i + 1,
             };
             assert!(!p.push(&leaf, &LeafIndex::default(), &[(1, i, [3; 32])], &head));
         }

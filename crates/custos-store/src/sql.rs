@@ -335,6 +335,27 @@ pub fn get(d: Dialect, entity: Entity, id: Uuid) -> Query {
     q
 }
 
+/// `SELECT` of a table's columns (`cols`, comma-separated) found by
+/// `token_hash`, joined with its user's record: the user's columns follow,
+/// all NULL when the user is gone.
+pub fn with_user(d: Dialect, table: &str, cols: &str) -> String {
+    let own: Vec<String> = cols.split(", ").map(|c| format!("t.{c}")).collect();
+    let user: Vec<String> = columns(Entity::User)
+        .iter()
+        .map(|c| format!("u.{}", ident(c)))
+        .collect();
+    let mark = match d {
+        Dialect::Sqlite => "?1",
+        Dialect::Postgres => "$1",
+    };
+    format!(
+        "SELECT {}, {} FROM {table} t LEFT JOIN {} u ON u.\"id\" = t.user_id WHERE t.token_hash = {mark}",
+        own.join(", "),
+        user.join(", "),
+        ident(Entity::User.plural())
+    )
+}
+
 /// DELETE of one record.
 pub fn delete(d: Dialect, entity: Entity, id: Uuid) -> Query {
     let mut q = Query::new(d);

@@ -209,6 +209,9 @@ impl Store for ScratchStore {
     async fn begin(&self) -> custos_store::Result<Box<dyn Tx>> {
         self.inner.begin().await
     }
+    async fn begin_read(&self) -> custos_store::Result<Box<dyn Tx>> {
+        self.inner.begin_read().await
+    }
     fn backend(&self) -> &'static str {
         self.inner.backend()
     }

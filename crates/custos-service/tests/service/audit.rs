@@ -3,9 +3,11 @@
 
 use crate::common::*;
 use custos_domain::{Entity, Role};
-use custos_service::{AuditEntry, ListParams, RequestMeta, VerifyReport};
+use custos_service::{AuditEntry, ListParams, Principal, RequestMeta, VerifyReport, Via};
+use custos_store::Store;
 use secrecy::SecretString;
 use serde_json::json;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Every personal value the audit tests put into Custos.
@@ -589,5 +591,116 @@ async fn each_entity_audits_create_read_list_update_delete() -> TestResult {
                 .all(|e| e.event.actor == format!("user:{}", m.user_id))
         );
     }
+    Ok(())
+}
+
+/// Reads arriving together are written to the ledger together (group
+/// commit), and each caller gets its data only once its own leaf is
+/// committed: right after its read returns, the ledger holds a read by that
+/// caller. Run on the suite's backend and on SQLite on disk, where reads use
+/// their own connections.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_reads_each_return_only_after_their_own_leaf_is_committed() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let on_disk: Arc<dyn Store> =
+        Arc::new(custos_store::SqliteStore::open(&dir.path().join("custos.db")).await?);
+    for env in [Env::new().await?, Env::over(on_disk).await?] {
+        let ada = env
+            .make_id(Entity::Contact, person("Augusta", "Byronova"))
+            .await?;
+        let start = env.ledger_size().await?;
+        let mut readers = tokio::task::JoinSet::new();
+        for _ in 0..24 {
+            let custos = env.custos.clone();
+            readers.spawn(async move {
+                let p = Principal::with_role(
+                    uuid::Uuid::now_v7(),
+                    Role::Admin,
+                    Via::Session(uuid::Uuid::now_v7()),
+                );
+                let seen = custos.get(&p, Entity::Contact, ada).await?;
+                assert_eq!(seen.id(), ada);
+                let cli = Principal::cli();
+                let size = custos.ledger_status(&cli).await?.size;
+                let entries = custos.audit_entries(&cli, start, size).await?;
+                let mine = entries
+                    .iter()
+                    .filter(|e| e.event.actor == p.actor() && e.event.action == "contact.read")
+                    .count();
+                assert_eq!(mine, 1, "this caller's read is on record when it returns");
+                Ok::<(), custos_service::ServiceError>(())
+            });
+        }
+        while let Some(done) = readers.join_next().await {
+            done??;
+        }
+        let reads = env
+            .events_since(start)
+            .await?
+            .iter()
+            .filter(|e| {
+                e.event.action == "contact.read"
+                    && e.event.record.as_deref() == Some(format!("contact:{ada}").as_str())
+            })
+            .count();
+        assert_eq!(reads, 24, "one leaf per read, none lost, none doubled");
+        assert!(matches!(
+            env.custos.audit_verify(|_, _| {}).await?,
+            VerifyReport::Ok { .. }
+        ));
+        env.custos.close().await;
+    }
+    Ok(())
+}
+
+/// A read transaction cannot append to the ledger: appends stay in write
+/// transactions, which keep them ordered.
+#[tokio::test]
+async fn a_read_transaction_refuses_ledger_appends() -> TestResult {
+    let env = Env::new().await?;
+    env.make_id(Entity::Company, company("Analytical Engines"))
+        .await?;
+    let before = env.ledger_size().await?;
+    let mut tx = env.store.begin_read().await?;
+    assert!(tx.is_read_only());
+    let head = tx.ledger_head().await?;
+    let leaf = custos_store::LeafRow {
+        index: head.size,
+        data: b"{}".to_vec(),
+        leaf_hash: vec![0; 32],
+    };
+    let next = custos_store::LedgerHead {
+        size: head.size + 1,
+        frontier: head.frontier.clone(),
+        bytes: head.bytes + 2,
+    };
+    let refused = tx
+        .append_leaf(&leaf, &custos_store::LeafIndex::default(), &[], &next)
+        .await;
+    assert!(refused.is_err(), "{refused:?}");
+    tx.commit().await?;
+    assert_eq!(env.ledger_size().await?, before, "nothing was appended");
+    Ok(())
+}
+
+/// The ledger's size in bytes is kept as a running total with its head, and
+/// equals the sum of the stored leaves.
+#[tokio::test]
+async fn the_ledger_size_in_bytes_is_the_sum_of_its_leaves() -> TestResult {
+    let env = Env::new().await?;
+    let sum = |leaves: Vec<Vec<u8>>| leaves.iter().map(|l| l.len() as u64).sum::<u64>();
+    let status = env.custos.ledger_status(&env.admin).await?;
+    assert_eq!(status.bytes, sum(env.raw_leaves().await?));
+    let ada = env
+        .make_id(Entity::Contact, person("Augusta", "Byronova"))
+        .await?;
+    env.custos.get(&env.admin, Entity::Contact, ada).await?;
+    env.make_id(Entity::Company, company("Analytical Engines"))
+        .await?;
+    let status = env.custos.ledger_status(&env.admin).await?;
+    let leaves = env.raw_leaves().await?;
+    assert!(status.size >= 3 && status.size == leaves.len() as u64);
+    assert!(status.bytes > 0);
+    assert_eq!(status.bytes, sum(leaves));
     Ok(())
 }

@@ -334,3 +334,63 @@ async fn users_make_tokens_for_themselves_only() -> TestResult {
     );
     Ok(())
 }
+
+/// Recognising a caller writes their session's last-seen time or their
+/// token's last use at most once a minute, so most requests write nothing;
+/// after a minute it is written again (the idle timeout is measured from it).
+#[tokio::test]
+async fn last_use_is_written_at_most_once_a_minute() -> TestResult {
+    let (env, user) = with_user().await?;
+    let now_ms = || custos_domain::value::to_unix_ms(custos_domain::Clock::now(&*env.clock));
+    let t0 = now_ms();
+    let login = env
+        .custos
+        .login(&meta(), EMAIL, &SecretString::from(PASSWORD))
+        .await?;
+    let token = env
+        .custos
+        .create_api_token(&env.admin, EMAIL, "ci", None)
+        .await?;
+    let last_use = || async {
+        let mut tx = env.store.begin().await?;
+        let s = tx.list_sessions(Some(user), now_ms(), 10).await?;
+        let t = tx.list_api_tokens(Some(user)).await?;
+        Ok::<_, Box<dyn std::error::Error>>((s[0].last_seen_at, t[0].last_used_at))
+    };
+    let both = |label: &str| {
+        let label = label.to_string();
+        let env = &env;
+        let session = login.token.expose_secret().to_string();
+        let api = token.token.expose_secret().to_string();
+        async move {
+            env.custos.authenticate(&session, &meta()).await?;
+            env.custos
+                .authenticate(&api, &meta())
+                .await
+                .map_err(|e| Box::<dyn std::error::Error>::from(format!("{label}: {e}")))?;
+            Ok::<_, Box<dyn std::error::Error>>(())
+        }
+    };
+    both("first use").await?;
+    assert_eq!(
+        last_use().await?,
+        (t0, Some(t0)),
+        "the first use is written"
+    );
+    env.clock.advance(Duration::from_secs(30));
+    both("30 s later").await?;
+    assert_eq!(
+        last_use().await?,
+        (t0, Some(t0)),
+        "not again within a minute"
+    );
+    env.clock.advance(Duration::from_secs(31));
+    both("61 s later").await?;
+    let now = t0 + 61_000;
+    assert_eq!(
+        last_use().await?,
+        (now, Some(now)),
+        "written again after a minute"
+    );
+    Ok(())
+}

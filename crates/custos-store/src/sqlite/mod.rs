@@ -50,6 +50,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "dsar_consent",
         include_str!("../../migrations/sqlite/0010_dsar_consent.sql"),
     ),
+    (
+        11,
+        "ledger_bytes",
+        include_str!("../../migrations/sqlite/0011_ledger_bytes.sql"),
+    ),
 ];
 
 const D: Dialect = Dialect::Sqlite;
@@ -414,10 +419,16 @@ fn uuid_col(row: &SqliteRow, idx: usize) -> Result<Option<Uuid>> {
 }
 
 fn decode_record(entity: Entity, row: &SqliteRow) -> Result<StoredRow> {
-    let id = uuid_col(row, 0)?.ok_or_else(|| StoreError::Corrupt("record without id".into()))?;
-    let subject_id = uuid_col(row, 1)?;
+    decode_record_at(entity, row, 0)
+}
+
+/// A record whose columns start at `at` in the row.
+fn decode_record_at(entity: Entity, row: &SqliteRow, at: usize) -> Result<StoredRow> {
+    let id = uuid_col(row, at)?.ok_or_else(|| StoreError::Corrupt("record without id".into()))?;
+    let subject_id = uuid_col(row, at + 1)?;
     let mut columns = Vec::new();
     for (i, name) in sql::columns(entity).into_iter().enumerate().skip(2) {
+        let i = at + i;
         let v = match sql::column_type_of(entity, name) {
             ColumnType::Text => row.try_get::<Option<String>, _>(i)?.map(SqlValue::Text),
             ColumnType::Int => row.try_get::<Option<i64>, _>(i)?.map(SqlValue::Int),
@@ -976,6 +987,40 @@ impl Tx for SqliteTx {
         row.map(|r| decode_token(&r)).transpose()
     }
 
+    async fn find_api_token_with_user(
+        &mut self,
+        token_hash: &[u8],
+    ) -> Result<Option<(ApiTokenRow, Option<StoredRow>)>> {
+        let row = sqlx::query(AssertSqlSafe(sql::with_user(D, "api_tokens", TOKEN_COLS)))
+            .bind(token_hash)
+            .fetch_optional(&mut *self.tx)
+            .await?;
+        let Some(r) = row else { return Ok(None) };
+        let at = TOKEN_COLS.split(", ").count();
+        let user = match uuid_col(&r, at)? {
+            Some(_) => Some(decode_record_at(Entity::User, &r, at)?),
+            None => None,
+        };
+        Ok(Some((decode_token(&r)?, user)))
+    }
+
+    async fn find_session_with_user(
+        &mut self,
+        token_hash: &[u8],
+    ) -> Result<Option<(SessionRow, Option<StoredRow>)>> {
+        let row = sqlx::query(AssertSqlSafe(sql::with_user(D, "sessions", SESSION_COLS)))
+            .bind(token_hash)
+            .fetch_optional(&mut *self.tx)
+            .await?;
+        let Some(r) = row else { return Ok(None) };
+        let at = SESSION_COLS.split(", ").count();
+        let user = match uuid_col(&r, at)? {
+            Some(_) => Some(decode_record_at(Entity::User, &r, at)?),
+            None => None,
+        };
+        Ok(Some((decode_session(&r)?, user)))
+    }
+
     async fn touch_api_token(&mut self, id: Uuid, now_ms: i64) -> Result<()> {
         sqlx::query("UPDATE api_tokens SET last_used_at = ?1 WHERE id = ?2")
             .bind(now_ms)
@@ -1223,7 +1268,7 @@ impl Tx for SqliteTx {
         if let Some(h) = &self.head {
             return Ok(h.clone());
         }
-        let row = sqlx::query("SELECT size, frontier FROM ledger_head WHERE id = 1")
+        let row = sqlx::query("SELECT size, frontier, bytes FROM ledger_head WHERE id = 1")
             .fetch_optional(&mut *self.tx)
             .await?;
         let Some(r) = row else {
@@ -1235,9 +1280,11 @@ impl Tx for SqliteTx {
             return Err(StoreError::Corrupt("ledger frontier".into()));
         }
         let frontier = blob.chunks(32).map(to_hash).collect::<Result<Vec<_>>>()?;
+        let bytes: i64 = r.try_get(2)?;
         Ok(LedgerHead {
             size: size.max(0) as u64,
             frontier,
+            bytes: bytes.max(0) as u64,
         })
     }
 
@@ -1316,14 +1363,6 @@ impl Tx for SqliteTx {
                 Ok((idx.max(0) as u64, to_hash(&h)?))
             })
             .collect()
-    }
-
-    async fn ledger_bytes(&mut self) -> Result<u64> {
-        self.flush_ledger().await?;
-        let n: i64 = sqlx::query_scalar("SELECT COALESCE(SUM(LENGTH(data)), 0) FROM ledger_leaves")
-            .fetch_one(&mut *self.tx)
-            .await?;
-        Ok(n.max(0) as u64)
     }
 
     async fn insert_checkpoint(&mut self, row: &CheckpointRow) -> Result<()> {

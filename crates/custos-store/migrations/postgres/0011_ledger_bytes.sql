@@ -1,0 +1,4 @@
+-- The ledger's total leaf bytes, kept with the head so its status does not
+-- sum every leaf.
+ALTER TABLE ledger_head ADD COLUMN bytes BIGINT NOT NULL DEFAULT 0;
+UPDATE ledger_head SET bytes = (SELECT COALESCE(SUM(octet_length(data)), 0) FROM ledger_leaves);
