@@ -257,25 +257,6 @@ impl Custos {
         Ok(self.open_row(tx, p, entity, row).await?.view)
     }
 
-    /// Whether the subject's processing is restricted for this caller: only the
-    /// privacy officer may process a restricted person's records (GDPR Art. 18).
-    pub(crate) async fn restricted_for(
-        &self,
-        tx: &mut dyn Tx,
-        p: &Principal,
-        subject: Option<Uuid>,
-    ) -> Result<bool> {
-        let Some(s) = subject else { return Ok(false) };
-        if p.role == custos_domain::Role::PrivacyOfficer {
-            return Ok(false);
-        }
-        Ok(tx
-            .active_flags(&[s])
-            .await?
-            .iter()
-            .any(|(_, f)| f == crate::dsar::flags::RESTRICTED))
-    }
-
     /// Opens a stored row for `p`: plain fields decoded, sealed fields opened when
     /// the role may read their category; masked otherwise (not even decrypted),
     /// or shown in a masked shape where the role's read level is `masked`.
@@ -653,13 +634,18 @@ impl Custos {
         // A read transaction: the leaf is appended after it, by group commit.
         let mut tx = self.inner.store.begin_read().await?;
         let action = format!("{}.read", entity.name());
-        let Some(row) = tx.get_record(entity, id).await? else {
+        // The record and its subject's processing flags in one query.
+        let Some((row, flags)) = tx.get_record_with_flags(entity, id).await? else {
             return Err(self.not_found_in(tx, p, entity, &action, id).await);
         };
         if let Some(msg) = out_of_scope(p, entity, &row) {
             return Err(self.refuse_in(tx, p, &action, msg).await);
         }
-        if self.restricted_for(tx.as_mut(), p, row.subject_id).await? {
+        // Only the privacy officer may process a restricted person's records
+        // (GDPR Art. 18).
+        if p.role != custos_domain::Role::PrivacyOfficer
+            && flags.iter().any(|f| f == crate::dsar::flags::RESTRICTED)
+        {
             let msg = "processing of this person's data is restricted (GDPR Art. 18); only the privacy officer may open it".to_string();
             return Err(self.refuse_in(tx, p, &action, msg).await);
         }

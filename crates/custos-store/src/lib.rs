@@ -482,6 +482,27 @@ pub trait Tx: Send {
     async fn delete_record(&mut self, entity: Entity, id: Uuid) -> Result<bool>;
     /// Reads one record.
     async fn get_record(&mut self, entity: Entity, id: Uuid) -> Result<Option<StoredRow>>;
+    /// Reads one record with its subject's active processing flags
+    /// (restriction, objection, legal hold), in one query.
+    async fn get_record_with_flags(
+        &mut self,
+        entity: Entity,
+        id: Uuid,
+    ) -> Result<Option<(StoredRow, Vec<String>)>> {
+        let Some(row) = self.get_record(entity, id).await? else {
+            return Ok(None);
+        };
+        let flags = match row.subject_id {
+            Some(s) => self
+                .active_flags(&[s])
+                .await?
+                .into_iter()
+                .map(|(_, f)| f)
+                .collect(),
+            None => Vec::new(),
+        };
+        Ok(Some((row, flags)))
+    }
     /// Reads a page of records.
     async fn list_records(&mut self, query: &ListQuery) -> Result<Vec<StoredRow>>;
     /// Counts records matching all conditions.

@@ -356,6 +356,24 @@ pub fn with_user(d: Dialect, table: &str, cols: &str) -> String {
     )
 }
 
+/// SELECT of one record with its subject's active processing flags
+/// (comma-separated, NULL when none) in a last column.
+pub fn get_with_flags(d: Dialect, entity: Entity, id: Uuid) -> Query {
+    let mut q = Query::new(d);
+    let idm = q.bind(uuid_value(id));
+    let agg = match d {
+        Dialect::Sqlite => "group_concat(f.flag, ',')",
+        Dialect::Postgres => "string_agg(f.flag, ',')",
+    };
+    q.sql = format!(
+        "SELECT {}, (SELECT {agg} FROM processing_flags f WHERE f.lifted_at IS NULL AND f.subject_id = r.\"subject_id\") \
+         FROM {} r WHERE r.\"id\" = {idm}",
+        select_list(entity),
+        ident(entity.plural())
+    );
+    q
+}
+
 /// DELETE of one record.
 pub fn delete(d: Dialect, entity: Entity, id: Uuid) -> Query {
     let mut q = Query::new(d);

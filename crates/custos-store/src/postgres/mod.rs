@@ -596,6 +596,22 @@ impl Tx for PostgresTx {
         row.map(|r| decode_record(entity, &r)).transpose()
     }
 
+    async fn get_record_with_flags(
+        &mut self,
+        entity: Entity,
+        id: Uuid,
+    ) -> Result<Option<(StoredRow, Vec<String>)>> {
+        let row = bind_all(sql::get_with_flags(D, entity, id))
+            .fetch_optional(&mut *self.tx)
+            .await?;
+        let Some(r) = row else { return Ok(None) };
+        let flags: Option<String> = r.try_get(sql::columns(entity).len())?;
+        let flags = flags
+            .map(|f| f.split(',').map(str::to_string).collect())
+            .unwrap_or_default();
+        Ok(Some((decode_record(entity, &r)?, flags)))
+    }
+
     async fn list_records(&mut self, query: &ListQuery) -> Result<Vec<StoredRow>> {
         let rows = bind_all(sql::list(D, query))
             .fetch_all(&mut *self.tx)

@@ -138,11 +138,6 @@ impl SqliteStore {
             // index, ledger) no longer fit in 2 MiB, and each insert then
             // re-read index pages from the OS. Only pages in use take memory.
             .pragma("cache_size", "-32768")
-            // Reads map the file instead of copying pages into each
-            // connection's cache: every commit empties the other
-            // connections' caches, and with many small audited writes a
-            // read would otherwise re-read its pages from the OS each time.
-            .pragma("mmap_size", "268435456")
             // Freed pages are overwritten, so deleted ciphertext does not linger.
             .pragma("secure_delete", "on");
         let pool = SqlitePoolOptions::new()
@@ -591,6 +586,22 @@ impl Tx for SqliteTx {
             .fetch_optional(&mut *self.tx)
             .await?;
         row.map(|r| decode_record(entity, &r)).transpose()
+    }
+
+    async fn get_record_with_flags(
+        &mut self,
+        entity: Entity,
+        id: Uuid,
+    ) -> Result<Option<(StoredRow, Vec<String>)>> {
+        let row = bind_all(sql::get_with_flags(D, entity, id))
+            .fetch_optional(&mut *self.tx)
+            .await?;
+        let Some(r) = row else { return Ok(None) };
+        let flags: Option<String> = r.try_get(sql::columns(entity).len())?;
+        let flags = flags
+            .map(|f| f.split(',').map(str::to_string).collect())
+            .unwrap_or_default();
+        Ok(Some((decode_record(entity, &r)?, flags)))
     }
 
     async fn list_records(&mut self, query: &ListQuery) -> Result<Vec<StoredRow>> {
