@@ -33,6 +33,16 @@ fn bench(tmp: &Path, database: Option<&str>) -> Output {
     cmd.args(["bench", "--quick"]).output().unwrap()
 }
 
+#[track_caller]
+fn assert_nothing_left(dir: &Path) {
+    let left: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name())
+        .collect();
+    assert!(left.is_empty(), "left behind: {left:?}");
+}
+
 /// The first number in a table cell.
 fn first_number(cell: &str) -> Option<f64> {
     let start = cell.find(|c: char| c.is_ascii_digit())?;
@@ -79,12 +89,7 @@ fn quick_bench_prints_every_figure_and_cleans_up() {
     let tmp = tempfile::tempdir().unwrap();
     let out = bench(tmp.path(), None);
     check_table(&out, "SQLite");
-    let left: Vec<_> = std::fs::read_dir(tmp.path())
-        .unwrap()
-        .flatten()
-        .map(|e| e.file_name())
-        .collect();
-    assert!(left.is_empty(), "left behind: {left:?}");
+    assert_nothing_left(tmp.path());
 }
 
 #[test]
@@ -146,10 +151,5 @@ fn an_interrupted_bench_removes_its_scratch_data() {
         !status.success(),
         "an interrupted bench does not report success"
     );
-    let left: Vec<_> = std::fs::read_dir(tmp.path())
-        .unwrap()
-        .flatten()
-        .map(|e| e.file_name())
-        .collect();
-    assert!(left.is_empty(), "left behind: {left:?}");
+    assert_nothing_left(tmp.path());
 }

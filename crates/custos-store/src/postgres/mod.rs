@@ -428,6 +428,16 @@ fn decode_record(entity: Entity, row: &PgRow) -> Result<StoredRow> {
     decode_record_at(entity, row, 0)
 }
 
+/// The user's record in the columns after a token's or session's own
+/// (`cols`); `None` when the user is gone.
+fn user_after(r: &PgRow, cols: &str) -> Result<Option<StoredRow>> {
+    let at = cols.split(", ").count();
+    match uuid_col(r, at)? {
+        Some(_) => decode_record_at(Entity::User, r, at).map(Some),
+        None => Ok(None),
+    }
+}
+
 /// A record whose columns start at `at` in the row.
 fn decode_record_at(entity: Entity, row: &PgRow, at: usize) -> Result<StoredRow> {
     let id = uuid_col(row, at)?.ok_or_else(|| StoreError::Corrupt("record without id".into()))?;
@@ -1015,13 +1025,8 @@ impl Tx for PostgresTx {
             .bind(token_hash)
             .fetch_optional(&mut *self.tx)
             .await?;
-        let Some(r) = row else { return Ok(None) };
-        let at = TOKEN_COLS.split(", ").count();
-        let user = match uuid_col(&r, at)? {
-            Some(_) => Some(decode_record_at(Entity::User, &r, at)?),
-            None => None,
-        };
-        Ok(Some((decode_token(&r)?, user)))
+        row.map(|r| Ok((decode_token(&r)?, user_after(&r, TOKEN_COLS)?)))
+            .transpose()
     }
 
     async fn find_session_with_user(
@@ -1032,13 +1037,8 @@ impl Tx for PostgresTx {
             .bind(token_hash)
             .fetch_optional(&mut *self.tx)
             .await?;
-        let Some(r) = row else { return Ok(None) };
-        let at = SESSION_COLS.split(", ").count();
-        let user = match uuid_col(&r, at)? {
-            Some(_) => Some(decode_record_at(Entity::User, &r, at)?),
-            None => None,
-        };
-        Ok(Some((decode_session(&r)?, user)))
+        row.map(|r| Ok((decode_session(&r)?, user_after(&r, SESSION_COLS)?)))
+            .transpose()
     }
 
     async fn touch_api_token(&mut self, id: Uuid, now_ms: i64) -> Result<()> {
