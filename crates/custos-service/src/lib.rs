@@ -65,7 +65,9 @@ pub struct Config {
     pub tenant: String,
     /// Expected number of rows per indexed field; sets blind-index truncation.
     pub expected_rows: u64,
-    /// A web session ends after this long without a request.
+    /// A web session ends after this long without a request. Requests
+    /// record the session's last-seen time at most once a minute, so it may
+    /// end up to a minute early, never late.
     pub session_idle: Duration,
     /// A web session ends this long after sign-in, whatever happens.
     pub session_absolute: Duration,
