@@ -1487,6 +1487,28 @@ mod tests {
         }
     }
 
+    /// The store finds a subject's blind-index entries by record id when the
+    /// subject is erased (there is no index by subject): that holds only
+    /// while every blind-indexed field belongs to a record that is its own
+    /// subject.
+    #[test]
+    fn blind_indexed_fields_belong_to_records_that_are_their_own_subject() {
+        let mut indexed = 0;
+        for f in FIELDS {
+            if matches!(f.protection, Protection::SealedIndexed { .. }) {
+                indexed += 1;
+                assert_eq!(
+                    f.entity.subject_field(),
+                    Some("id"),
+                    "{}.{} is blind-indexed, but its record is not its own subject",
+                    f.entity,
+                    f.name
+                );
+            }
+        }
+        assert!(indexed > 0);
+    }
+
     #[test]
     fn references_and_retention_anchors_name_real_fields() {
         for f in FIELDS {

@@ -239,7 +239,12 @@ impl Custos {
                 .collect(),
             ..Default::default()
         };
-        let mut tx = self.inner.store.begin().await?;
+        // A preview only reads; an import writes in bulk.
+        let mut tx = if dry_run {
+            self.inner.store.begin().await?
+        } else {
+            self.inner.store.begin_bulk().await?
+        };
         let vctx = Self::validation_context(tx.as_mut(), entity).await?;
 
         // Pass 1: validate every row; find duplicates in the file and in
@@ -368,42 +373,68 @@ impl Custos {
         }
 
         // Pass 2: write, in the one transaction, a chunk of records at a time
-        // in a few statements.
+        // in a few statements. While the store writes one chunk, the next is
+        // sealed (the store works on its own thread, or its own server).
         let mut companies: HashMap<String, Uuid> = HashMap::new();
         let mut done = total - valid.len() as u64;
-        let mut batch = NewRecords::default();
-        for (_, mut values, company) in valid {
-            if let Some(name) = company {
-                let cid = match companies.get(&name.to_lowercase()) {
-                    Some(id) => *id,
-                    None => {
-                        let id = match self.company_by_name(tx.as_mut(), &name).await? {
-                            Some(id) => id,
-                            None => {
-                                let mut cv = BTreeMap::new();
-                                cv.insert("name", Value::Text(name.clone()));
-                                report.companies_created += 1;
-                                self.insert_validated(tx.as_mut(), p, Entity::Company, cv)
-                                    .await?
-                                    .0
-                            }
-                        };
-                        companies.insert(name.to_lowercase(), id);
-                        id
-                    }
-                };
-                values.insert("company_id", Value::Uuid(cid));
+        let mut ready = NewRecords::default();
+        let mut valid = valid.into_iter().peekable();
+        while valid.peek().is_some() {
+            // What needs the store: companies by name, the subjects' keys.
+            let mut planned = Vec::with_capacity(CHUNK);
+            for (_, mut values, company) in valid.by_ref().take(CHUNK) {
+                if let Some(name) = company {
+                    let cid = match companies.get(&name.to_lowercase()) {
+                        Some(id) => *id,
+                        None => {
+                            let id = match self.company_by_name(tx.as_mut(), &name).await? {
+                                Some(id) => id,
+                                None => {
+                                    let mut cv = BTreeMap::new();
+                                    cv.insert("name", Value::Text(name.clone()));
+                                    report.companies_created += 1;
+                                    self.insert_validated(tx.as_mut(), p, Entity::Company, cv)
+                                        .await?
+                                        .0
+                                }
+                            };
+                            companies.insert(name.to_lowercase(), id);
+                            id
+                        }
+                    };
+                    values.insert("company_id", Value::Uuid(cid));
+                }
+                let key = self.record_key(tx.as_mut(), entity, &values).await?;
+                planned.push((values, key));
             }
-            self.prepare_new(tx.as_mut(), p, entity, values, &mut batch)
-                .await?;
-            report.imported += 1;
-            done += 1;
-            if batch.rows.len() >= CHUNK {
-                tx.insert_new(&std::mem::take(&mut batch)).await?;
+            let written = ready.rows.len() as u64;
+            let sealed = {
+                let mut write = std::pin::pin!(tx.insert_new(&ready));
+                // The first poll hands the statements to the store.
+                let first =
+                    std::future::poll_fn(|cx| std::task::Poll::Ready(write.as_mut().poll(cx)))
+                        .await;
+                let sealed: Result<Vec<_>> = planned
+                    .into_iter()
+                    .map(|(values, key)| self.seal_record(p, entity, values, key))
+                    .collect();
+                match first {
+                    std::task::Poll::Ready(r) => r?,
+                    std::task::Poll::Pending => write.await?,
+                }
+                sealed?
+            };
+            if written > 0 {
+                done += written;
                 progress(done, total);
             }
+            ready = NewRecords::default();
+            for record in sealed {
+                self.add_sealed(tx.as_mut(), record, &mut ready).await?;
+                report.imported += 1;
+            }
         }
-        tx.insert_new(&batch).await?;
+        tx.insert_new(&ready).await?;
         let ev = crate::audit::Event::new(p, format!("{}.import", entity.name())).detail(format!(
             "rows={} imported={} rejected={}",
             total,

@@ -27,6 +27,28 @@ pub(crate) struct NewRecord {
     pub(crate) new_key: Option<Arc<DataKey>>,
 }
 
+/// The data key a new record is sealed with ([`Custos::record_key`]).
+pub(crate) enum RecordKey {
+    /// The record is a new data subject: a key is made for it.
+    NewSubject,
+    /// The key of the record's subject (an existing person).
+    Subject(Uuid, Arc<DataKey>),
+    /// The record has no subject and nothing personal.
+    None,
+}
+
+/// A new record sealed and ready to join a batch ([`Custos::seal_record`]).
+pub(crate) struct SealedRecord {
+    entity: Entity,
+    row: StoredRow,
+    /// The new subject's key row, when the record is a new subject.
+    key_row: Option<custos_store::SubjectKeyRow>,
+    /// The new subject's key, to remember once written.
+    new_key: Option<Arc<DataKey>>,
+    blind: Vec<BlindEntry>,
+    event: Event,
+}
+
 /// A record as the caller may see it: values they may not read are masked.
 #[derive(Debug, Clone)]
 pub struct RecordView {
@@ -370,8 +392,7 @@ impl Custos {
                 .filter(|b| b.field == field)
                 .map(|b| b.hash.clone())
                 .collect();
-            tx.set_blind_index(entity, id, subject, field, &hashes)
-                .await?;
+            tx.set_blind_index(entity, id, field, &hashes).await?;
         }
         Ok(())
     }
@@ -420,7 +441,6 @@ impl Custos {
                     field: f.name,
                     hash,
                     record_id: id,
-                    subject_id: subject,
                 }));
             }
         }
@@ -548,25 +568,24 @@ impl Custos {
         tx: &mut dyn Tx,
         p: &Principal,
         entity: Entity,
-        mut values: BTreeMap<&'static str, Value>,
+        values: BTreeMap<&'static str, Value>,
         batch: &mut NewRecords,
     ) -> Result<NewRecord> {
-        let id = Uuid::now_v7();
-        let now = Value::Timestamp(self.now());
-        values.insert("created_at", now.clone());
-        values.insert("updated_at", now);
-        if inventory::field(entity, "owner_id").is_some()
-            && !values.contains_key("owner_id")
-            && p.user_id != Uuid::nil()
-        {
-            values.insert("owner_id", Value::Uuid(p.user_id));
-        }
-        let (subject, key, new_key) = match entity.subject_field() {
-            Some("id") => {
-                let (row, key) = self.inner.keys.new_subject_key(id, entity, self.now_ms())?;
-                batch.keys.push(row);
-                (Some(id), Some(key), true)
-            }
+        let key = self.record_key(tx, entity, &values).await?;
+        let sealed = self.seal_record(p, entity, values, key)?;
+        self.add_sealed(tx, sealed, batch).await
+    }
+
+    /// The first step of [`Custos::prepare_new`], the only one that reads:
+    /// the data key a new record is sealed with.
+    pub(crate) async fn record_key(
+        &self,
+        tx: &mut dyn Tx,
+        entity: Entity,
+        values: &BTreeMap<&'static str, Value>,
+    ) -> Result<RecordKey> {
+        match entity.subject_field() {
+            Some("id") => Ok(RecordKey::NewSubject),
             Some(field) => {
                 let subject = values
                     .get(field)
@@ -578,14 +597,45 @@ impl Custos {
                     .write_key(tx, subject, "contact", self.now_ms())
                     .await
                 {
-                    Ok(k) => (Some(subject), Some(k), false),
+                    Ok(k) => Ok(RecordKey::Subject(subject, k)),
                     Err(ServiceError::Gone(_)) => {
-                        return Err(ServiceError::invalid(field, "this contact was erased"));
+                        Err(ServiceError::invalid(field, "this contact was erased"))
                     }
-                    Err(e) => return Err(e),
+                    Err(e) => Err(e),
                 }
             }
-            None => (None, None, false),
+            None => Ok(RecordKey::None),
+        }
+    }
+
+    /// The second step of [`Custos::prepare_new`], with no storage at all
+    /// (so a bulk write can do it while the store writes the previous
+    /// batch): id, timestamps and owner set, a new subject's data key made,
+    /// values sealed, blind-index entries and the audit event made.
+    pub(crate) fn seal_record(
+        &self,
+        p: &Principal,
+        entity: Entity,
+        mut values: BTreeMap<&'static str, Value>,
+        key: RecordKey,
+    ) -> Result<SealedRecord> {
+        let id = Uuid::now_v7();
+        let now = Value::Timestamp(self.now());
+        values.insert("created_at", now.clone());
+        values.insert("updated_at", now);
+        if inventory::field(entity, "owner_id").is_some()
+            && !values.contains_key("owner_id")
+            && p.user_id != Uuid::nil()
+        {
+            values.insert("owner_id", Value::Uuid(p.user_id));
+        }
+        let (subject, key, key_row) = match key {
+            RecordKey::NewSubject => {
+                let (row, key) = self.inner.keys.new_subject_key(id, entity, self.now_ms())?;
+                (Some(id), Some(key), Some(row))
+            }
+            RecordKey::Subject(subject, key) => (Some(subject), Some(key), None),
+            RecordKey::None => (None, None, None),
         };
         let touched: BTreeSet<DataCategory> = values
             .keys()
@@ -593,6 +643,7 @@ impl Custos {
             .map(|f| f.category)
             .collect();
         let mut columns = Vec::new();
+        let mut blind = Vec::new();
         self.seal_new(
             entity,
             id,
@@ -600,16 +651,8 @@ impl Custos {
             key.as_deref(),
             &values,
             &mut columns,
-            &mut batch.blind,
+            &mut blind,
         )?;
-        batch.rows.push((
-            entity,
-            StoredRow {
-                id,
-                subject_id: subject,
-                columns,
-            },
-        ));
         let fields: Vec<&str> = values
             .keys()
             .copied()
@@ -620,12 +663,38 @@ impl Custos {
             .record(entity, id)
             .categories(touched)
             .detail(format!("fields={}", fields.join(",")));
-        self.append(tx, event).await?;
-        Ok(NewRecord {
-            id,
-            subject,
-            new_key: if new_key { key } else { None },
+        Ok(SealedRecord {
+            entity,
+            row: StoredRow {
+                id,
+                subject_id: subject,
+                columns,
+            },
+            new_key: key_row.is_some().then_some(key).flatten(),
+            key_row,
+            blind,
+            event,
         })
+    }
+
+    /// The last step of [`Custos::prepare_new`]: the sealed record joins
+    /// `batch`, and its audit leaf is appended to `tx`.
+    pub(crate) async fn add_sealed(
+        &self,
+        tx: &mut dyn Tx,
+        sealed: SealedRecord,
+        batch: &mut NewRecords,
+    ) -> Result<NewRecord> {
+        let made = NewRecord {
+            id: sealed.row.id,
+            subject: sealed.row.subject_id,
+            new_key: sealed.new_key,
+        };
+        batch.keys.extend(sealed.key_row);
+        batch.rows.push((sealed.entity, sealed.row));
+        batch.blind.extend(sealed.blind);
+        self.append(tx, sealed.event).await?;
+        Ok(made)
     }
 
     /// Reads one record.

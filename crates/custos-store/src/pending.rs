@@ -14,8 +14,9 @@ use crate::{LeafIndex, LeafRow, LedgerHead, SqlValue};
 
 /// Leaves kept before they are written (7 parameters per leaf in the widest
 /// statement). The statements use plain placeholders on SQLite
-/// ([`Query::bulk`]), whose binding cost grows linearly.
-const MAX_PENDING: usize = 256;
+/// ([`Query::bulk`]), whose binding cost grows linearly. More than an
+/// import's chunk of 500 records, so a chunk's leaves go with its rows.
+const MAX_PENDING: usize = 512;
 
 /// Appended but not yet written.
 #[derive(Debug, Default)]

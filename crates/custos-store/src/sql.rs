@@ -252,7 +252,13 @@ pub fn insert_new(d: Dialect, batch: &NewRecords) -> Vec<Query> {
             out.push(q);
         }
     }
-    for chunk in batch.blind.chunks(per(5)) {
+    // In index order: entries that land on the same page of the index are
+    // written together.
+    let mut blind: Vec<&crate::BlindEntry> = batch.blind.iter().collect();
+    blind.sort_by(|a, b| {
+        (a.entity.name(), a.field, &a.hash).cmp(&(b.entity.name(), b.field, &b.hash))
+    });
+    for chunk in blind.chunks(per(4)) {
         let mut q = Query::bulk(d);
         let rows: Vec<String> = chunk
             .iter()
@@ -262,14 +268,15 @@ pub fn insert_new(d: Dialect, batch: &NewRecords) -> Vec<Query> {
                     q.bind(SqlValue::Text(b.field.into())),
                     q.bind(SqlValue::Blob(b.hash.clone())),
                     q.bind(uuid_value(b.record_id)),
-                    q.bind(b.subject_id.map(uuid_value).unwrap_or(SqlValue::Null)),
                 ];
                 format!("({})", marks.join(", "))
             })
             .collect();
         q.sql = format!(
-            "INSERT INTO blind_index (entity, field, hash, record_id, subject_id) VALUES {}",
-            rows.join(", ")
+            "{} blind_index (entity, field, hash, record_id) VALUES {}{}",
+            insert_ignoring(d).0,
+            rows.join(", "),
+            insert_ignoring(d).1
         );
         out.push(q);
     }
@@ -398,12 +405,24 @@ pub fn delete_blind(d: Dialect, entity: Entity, record_id: Uuid, field: Option<&
     q
 }
 
+/// The start and end of an INSERT that skips a row already there. Blind-index
+/// rows are a set: a value twice in one field of a record is one entry. On
+/// SQLite, `OR IGNORE` also means the statement can never stop half-way, so
+/// SQLite keeps no statement journal for it: a multi-row insert at random
+/// places in the index otherwise copies every page it touches into that
+/// journal first (it was most of a bulk import's blind-index time).
+fn insert_ignoring(d: Dialect) -> (&'static str, &'static str) {
+    match d {
+        Dialect::Sqlite => ("INSERT OR IGNORE INTO", ""),
+        Dialect::Postgres => ("INSERT INTO", " ON CONFLICT DO NOTHING"),
+    }
+}
+
 /// INSERT of one blind-index row.
 pub fn insert_blind(
     d: Dialect,
     entity: Entity,
     record_id: Uuid,
-    subject_id: Option<Uuid>,
     field: &str,
     hash: &[u8],
 ) -> Query {
@@ -413,11 +432,12 @@ pub fn insert_blind(
         q.bind(SqlValue::Text(field.into())),
         q.bind(SqlValue::Blob(hash.to_vec())),
         q.bind(uuid_value(record_id)),
-        q.bind(subject_id.map(uuid_value).unwrap_or(SqlValue::Null)),
     ];
     q.sql = format!(
-        "INSERT INTO blind_index (entity, field, hash, record_id, subject_id) VALUES ({})",
-        marks.join(", ")
+        "{} blind_index (entity, field, hash, record_id) VALUES ({}){}",
+        insert_ignoring(d).0,
+        marks.join(", "),
+        insert_ignoring(d).1
     );
     q
 }
@@ -427,7 +447,6 @@ pub fn insert_blind_many(
     d: Dialect,
     entity: Entity,
     record_id: Uuid,
-    subject_id: Option<Uuid>,
     entries: &[(&'static str, Vec<u8>)],
 ) -> Query {
     let mut q = Query::new(d);
@@ -438,13 +457,14 @@ pub fn insert_blind_many(
             q.bind(SqlValue::Text((*field).into())),
             q.bind(SqlValue::Blob(hash.clone())),
             q.bind(uuid_value(record_id)),
-            q.bind(subject_id.map(uuid_value).unwrap_or(SqlValue::Null)),
         ];
         rows.push(format!("({})", marks.join(", ")));
     }
     q.sql = format!(
-        "INSERT INTO blind_index (entity, field, hash, record_id, subject_id) VALUES {}",
-        rows.join(", ")
+        "{} blind_index (entity, field, hash, record_id) VALUES {}{}",
+        insert_ignoring(d).0,
+        rows.join(", "),
+        insert_ignoring(d).1
     );
     q
 }

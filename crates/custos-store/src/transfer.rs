@@ -14,6 +14,7 @@
 use crate::postgres::{PostgresStore, WRITE_LOCK, redact_url};
 use crate::sqlite::SqliteStore;
 use crate::{Result, StoreError};
+use futures::TryStreamExt;
 use sqlx::postgres::PgArguments;
 use sqlx::{Arguments, AssertSqlSafe, ConnectOptions, Connection, Row};
 
@@ -272,42 +273,42 @@ pub async fn copy_sqlite_to_postgres(
             types.push(PgType::from_name(&ty.1)?);
         }
         let per_statement = batch.min(MAX_PARAMS / columns.len().max(1)).max(1);
-        let select = format!(
-            "SELECT rowid, {} FROM {table} WHERE rowid > ?1 ORDER BY rowid LIMIT ?2",
-            columns.join(", ")
-        );
+        // One pass over the table in the read snapshot (some tables have
+        // no rowid to page by), written in statements of `per_statement`.
+        let select = format!("SELECT {} FROM {table}", columns.join(", "));
         let full_insert = insert_sql(table, &columns, per_statement);
-        let mut after = i64::MIN;
         let mut table_rows = 0u64;
+        let mut stream = sqlx::query(AssertSqlSafe(select)).fetch(&mut *read);
+        let mut rows = Vec::with_capacity(per_statement);
         loop {
-            let rows = sqlx::query(AssertSqlSafe(select.clone()))
-                .bind(after)
-                .bind(per_statement as i64)
-                .fetch_all(&mut *read)
-                .await?;
-            let Some(last) = rows.last() else { break };
-            after = last.try_get(0)?;
-            let mut args = PgArguments::default();
-            for row in &rows {
-                for (i, ty) in types.iter().enumerate() {
-                    bind(&mut args, read_cell(row, i + 1, *ty)?)?;
+            let next = stream.try_next().await?;
+            let end = next.is_none();
+            rows.extend(next);
+            if rows.len() == per_statement || (end && !rows.is_empty()) {
+                let mut args = PgArguments::default();
+                for row in &rows {
+                    for (i, ty) in types.iter().enumerate() {
+                        bind(&mut args, read_cell(row, i, *ty)?)?;
+                    }
                 }
+                let sql = if rows.len() == per_statement {
+                    full_insert.clone()
+                } else {
+                    insert_sql(table, &columns, rows.len())
+                };
+                sqlx::query_with(AssertSqlSafe(sql), args)
+                    .execute(&mut *write)
+                    .await?;
+                table_rows += rows.len() as u64;
+                copied += rows.len() as u64;
+                progress(copied, total);
+                rows.clear();
             }
-            let sql = if rows.len() == per_statement {
-                full_insert.clone()
-            } else {
-                insert_sql(table, &columns, rows.len())
-            };
-            sqlx::query_with(AssertSqlSafe(sql), args)
-                .execute(&mut *write)
-                .await?;
-            table_rows += rows.len() as u64;
-            copied += rows.len() as u64;
-            progress(copied, total);
-            if rows.len() < per_statement {
+            if end {
                 break;
             }
         }
+        drop(stream);
         let landed: i64 =
             sqlx::query_scalar(AssertSqlSafe(format!("SELECT COUNT(*) FROM {table}")))
                 .fetch_one(&mut *write)

@@ -212,6 +212,9 @@ impl Store for ScratchStore {
     async fn begin_read(&self) -> custos_store::Result<Box<dyn Tx>> {
         self.inner.begin_read().await
     }
+    async fn begin_bulk(&self) -> custos_store::Result<Box<dyn Tx>> {
+        self.inner.begin_bulk().await
+    }
     fn backend(&self) -> &'static str {
         self.inner.backend()
     }

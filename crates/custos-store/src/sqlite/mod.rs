@@ -55,6 +55,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "ledger_bytes",
         include_str!("../../migrations/sqlite/0011_ledger_bytes.sql"),
     ),
+    (
+        12,
+        "blind_index_key",
+        include_str!("../../migrations/sqlite/0012_blind_index_key.sql"),
+    ),
 ];
 
 const D: Dialect = Dialect::Sqlite;
@@ -248,6 +253,26 @@ impl Store for SqliteStore {
         }))
     }
 
+    async fn begin_bulk(&self) -> Result<Box<dyn Tx>> {
+        // An in-memory database is one connection: the pool's.
+        let Some(readers) = &self.readers else {
+            return self.begin().await;
+        };
+        let mut conn = readers
+            .opts
+            .clone()
+            .pragma("cache_size", format!("-{}", crate::BULK_CACHE_MIB * 1024))
+            .connect()
+            .await?;
+        sqlx::raw_sql("BEGIN IMMEDIATE").execute(&mut conn).await?;
+        Ok(Box::new(SqliteTx {
+            tx: Conn::Bulk(conn),
+            head: None,
+            pending: PendingLedger::default(),
+            read_only: false,
+        }))
+    }
+
     async fn begin_read(&self) -> Result<Box<dyn Tx>> {
         // WAL readers do not wait for the writer.
         let tx =
@@ -341,6 +366,10 @@ enum Conn {
     Tx(Transaction<'static, Sqlite>),
     Read(PoolConnection<Sqlite>),
     Own(ReadConn),
+    /// A bulk write transaction's own connection, BEGIN IMMEDIATE sent.
+    /// Dropped without COMMIT, the connection closes and SQLite rolls the
+    /// transaction back.
+    Bulk(SqliteConnection),
 }
 
 impl std::ops::Deref for Conn {
@@ -349,6 +378,7 @@ impl std::ops::Deref for Conn {
         match self {
             Conn::Tx(t) => t,
             Conn::Read(c) => c,
+            Conn::Bulk(c) => c,
             Conn::Own(r) => r
                 .conn
                 .as_ref()
@@ -362,6 +392,7 @@ impl std::ops::DerefMut for Conn {
         match self {
             Conn::Tx(t) => t,
             Conn::Read(c) => c,
+            Conn::Bulk(c) => c,
             Conn::Own(r) => r
                 .conn
                 .as_mut()
@@ -553,8 +584,13 @@ impl Tx for SqliteTx {
 
     async fn commit(mut self: Box<Self>) -> Result<()> {
         self.flush_ledger().await?;
-        if let Conn::Tx(tx) = self.tx {
-            tx.commit().await?;
+        match self.tx {
+            Conn::Tx(tx) => tx.commit().await?,
+            Conn::Bulk(mut conn) => {
+                sqlx::raw_sql("COMMIT").execute(&mut conn).await?;
+                conn.close().await?;
+            }
+            Conn::Read(_) | Conn::Own(_) => {}
         }
         Ok(())
     }
@@ -635,7 +671,6 @@ impl Tx for SqliteTx {
         &mut self,
         entity: Entity,
         record_id: Uuid,
-        subject_id: Option<Uuid>,
         field: &'static str,
         hashes: &[Vec<u8>],
     ) -> Result<()> {
@@ -643,11 +678,9 @@ impl Tx for SqliteTx {
             .execute(&mut *self.tx)
             .await?;
         for h in hashes {
-            bind_all(sql::insert_blind(
-                D, entity, record_id, subject_id, field, h,
-            ))
-            .execute(&mut *self.tx)
-            .await?;
+            bind_all(sql::insert_blind(D, entity, record_id, field, h))
+                .execute(&mut *self.tx)
+                .await?;
         }
         Ok(())
     }
@@ -656,17 +689,14 @@ impl Tx for SqliteTx {
         &mut self,
         entity: Entity,
         record_id: Uuid,
-        subject_id: Option<Uuid>,
         entries: &[(&'static str, Vec<u8>)],
     ) -> Result<()> {
         if entries.is_empty() {
             return Ok(());
         }
-        bind_all(sql::insert_blind_many(
-            D, entity, record_id, subject_id, entries,
-        ))
-        .execute(&mut *self.tx)
-        .await?;
+        bind_all(sql::insert_blind_many(D, entity, record_id, entries))
+            .execute(&mut *self.tx)
+            .await?;
         Ok(())
     }
 
@@ -706,7 +736,9 @@ impl Tx for SqliteTx {
         .bind(&id)
         .execute(&mut *self.tx)
         .await?;
-        sqlx::query("DELETE FROM blind_index WHERE subject_id = ?1")
+        // Records with blind-indexed fields are their own subjects (a
+        // domain test checks it): the subject's entries are its record's.
+        sqlx::query("DELETE FROM blind_index WHERE record_id = ?1")
             .bind(&id)
             .execute(&mut *self.tx)
             .await?;
@@ -1536,5 +1568,142 @@ mod tests {
         }
         let mut tx = store.begin().await.expect("tx");
         assert_eq!(tx.get_setting("x").await.expect("get"), None);
+    }
+
+    /// Migration 12 turns the blind index into a clustered key without the
+    /// subject column: entries written by an older Custos stay findable,
+    /// once each, and erasing a subject still deletes its record's entries.
+    #[tokio::test]
+    async fn blind_index_entries_survive_migration_12_once_each() {
+        let dir = tempfile::tempdir().expect("dir");
+        let path = dir.path().join("old.db");
+        let (a, b) = (Uuid::now_v7().to_string(), Uuid::now_v7().to_string());
+        {
+            // A database at schema 11, as an older Custos left it.
+            let opts = SqliteConnectOptions::new()
+                .filename(&path)
+                .create_if_missing(true);
+            let mut conn = SqliteConnection::connect_with(&opts).await.expect("open");
+            sqlx::raw_sql(
+                "CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL)",
+            )
+            .execute(&mut conn)
+            .await
+            .expect("table");
+            for (version, name, sql) in MIGRATIONS.iter().filter(|m| m.0 <= 11) {
+                sqlx::raw_sql(AssertSqlSafe(*sql))
+                    .execute(&mut conn)
+                    .await
+                    .expect("migration");
+                sqlx::query("INSERT INTO schema_migrations (version, name) VALUES (?1, ?2)")
+                    .bind(version)
+                    .bind(*name)
+                    .execute(&mut conn)
+                    .await
+                    .expect("version");
+            }
+            for (field, hash, record) in [
+                ("email", vec![1u8, 2, 3], &a),
+                ("last_name", vec![4, 5, 6], &a),
+                ("last_name", vec![4, 5, 6], &a),
+                ("email", vec![1, 2, 3], &b),
+            ] {
+                sqlx::query(
+                    "INSERT INTO blind_index (entity, field, hash, record_id, subject_id) \
+                     VALUES ('contact', ?1, ?2, ?3, ?3)",
+                )
+                .bind(field)
+                .bind(hash)
+                .bind(record)
+                .execute(&mut conn)
+                .await
+                .expect("entry");
+            }
+            conn.close().await.expect("close");
+        }
+        let store = SqliteStore::open(&path).await.expect("migrate");
+        assert_eq!(
+            store.schema_version().await.expect("version"),
+            MIGRATIONS.iter().map(|m| m.0).max().unwrap_or(0)
+        );
+        let mut cols = store.table_columns("blind_index").await.expect("cols");
+        cols.sort();
+        assert_eq!(cols, ["entity", "field", "hash", "record_id"]);
+        let entries = |field: &'static str, hash: Vec<u8>| {
+            let pool = store.pool.clone();
+            async move {
+                let mut ids: Vec<String> = sqlx::query_scalar(
+                    "SELECT record_id FROM blind_index WHERE entity = 'contact' AND field = ?1 AND hash = ?2",
+                )
+                .bind(field)
+                .bind(hash)
+                .fetch_all(&pool)
+                .await
+                .expect("lookup");
+                ids.sort();
+                ids
+            }
+        };
+        let mut both = vec![a.clone(), b.clone()];
+        both.sort();
+        assert_eq!(entries("email", vec![1, 2, 3]).await, both);
+        assert_eq!(
+            entries("last_name", vec![4, 5, 6]).await,
+            std::slice::from_ref(&a)
+        );
+
+        // A value twice in one field is one entry; erasure goes by record.
+        let mut tx = store.begin().await.expect("tx");
+        let c = Uuid::now_v7();
+        tx.set_blind_index(
+            Entity::Contact,
+            c,
+            "first_name",
+            &[vec![7, 8, 9], vec![7, 8, 9]],
+        )
+        .await
+        .expect("set");
+        tx.shred_subject_key(Uuid::parse_str(&a).expect("uuid"), 1)
+            .await
+            .expect("shred");
+        tx.commit().await.expect("commit");
+        assert_eq!(entries("first_name", vec![7, 8, 9]).await, [c.to_string()]);
+        assert_eq!(
+            entries("email", vec![1, 2, 3]).await,
+            std::slice::from_ref(&b)
+        );
+        assert!(entries("last_name", vec![4, 5, 6]).await.is_empty());
+    }
+
+    /// A bulk transaction has a connection of its own: what it commits is
+    /// there, what it drops is rolled back, and the write lock is free again
+    /// at once either way.
+    #[tokio::test]
+    async fn a_bulk_transaction_commits_or_rolls_back_on_its_own_connection() {
+        let dir = tempfile::tempdir().expect("dir");
+        let store = SqliteStore::open(&dir.path().join("bulk.db"))
+            .await
+            .expect("open");
+        let mut tx = store.begin_bulk().await.expect("bulk");
+        tx.put_setting("kept", "1").await.expect("put");
+        tx.commit().await.expect("commit");
+
+        let mut tx = store.begin_bulk().await.expect("bulk");
+        tx.put_setting("dropped", "1").await.expect("put");
+        drop(tx);
+        // The lock is free: a plain write transaction starts and commits
+        // well within the 30 s busy timeout.
+        let started = std::time::Instant::now();
+        let mut tx = store.begin().await.expect("tx");
+        tx.put_setting("after", "1").await.expect("put");
+        tx.commit().await.expect("commit");
+        assert!(started.elapsed() < std::time::Duration::from_secs(10));
+
+        let mut tx = store.begin().await.expect("tx");
+        assert_eq!(
+            tx.get_setting("kept").await.expect("get").as_deref(),
+            Some("1")
+        );
+        assert_eq!(tx.get_setting("dropped").await.expect("get"), None);
     }
 }
