@@ -474,11 +474,15 @@ impl Keys {
             }
             _ => Vec::new(),
         };
-        normalised
+        // Each value once: a name token twice is one entry.
+        let mut hashes: Vec<Vec<u8>> = normalised
             .iter()
             .filter(|s| !s.is_empty())
             .map(|s| key.index(s, self.bits))
-            .collect()
+            .collect();
+        hashes.sort();
+        hashes.dedup();
+        hashes
     }
 
     /// The blind-index value for a search term (already normalised by the caller).

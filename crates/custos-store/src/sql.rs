@@ -273,10 +273,9 @@ pub fn insert_new(d: Dialect, batch: &NewRecords) -> Vec<Query> {
             })
             .collect();
         q.sql = format!(
-            "{} blind_index (entity, field, hash, record_id) VALUES {}{}",
-            insert_ignoring(d).0,
-            rows.join(", "),
-            insert_ignoring(d).1
+            "{} blind_index (entity, field, hash, record_id) VALUES {}",
+            insert_blind_into(d),
+            rows.join(", ")
         );
         out.push(q);
     }
@@ -405,16 +404,16 @@ pub fn delete_blind(d: Dialect, entity: Entity, record_id: Uuid, field: Option<&
     q
 }
 
-/// The start and end of an INSERT that skips a row already there. Blind-index
-/// rows are a set: a value twice in one field of a record is one entry. On
-/// SQLite, `OR IGNORE` also means the statement can never stop half-way, so
-/// SQLite keeps no statement journal for it: a multi-row insert at random
-/// places in the index otherwise copies every page it touches into that
-/// journal first (it was most of a bulk import's blind-index time).
-fn insert_ignoring(d: Dialect) -> (&'static str, &'static str) {
+/// The start of an INSERT of blind-index rows. They never break a
+/// constraint (never NULL; the service writes a value once per field), and on
+/// SQLite `OR IGNORE` says so: a statement that cannot stop half-way needs no
+/// statement journal. A multi-row insert at random places in the index
+/// otherwise copies every page it touches into that journal first, which was
+/// most of a bulk import's blind-index time.
+fn insert_blind_into(d: Dialect) -> &'static str {
     match d {
-        Dialect::Sqlite => ("INSERT OR IGNORE INTO", ""),
-        Dialect::Postgres => ("INSERT INTO", " ON CONFLICT DO NOTHING"),
+        Dialect::Sqlite => "INSERT OR IGNORE INTO",
+        Dialect::Postgres => "INSERT INTO",
     }
 }
 
@@ -434,10 +433,9 @@ pub fn insert_blind(
         q.bind(uuid_value(record_id)),
     ];
     q.sql = format!(
-        "{} blind_index (entity, field, hash, record_id) VALUES ({}){}",
-        insert_ignoring(d).0,
-        marks.join(", "),
-        insert_ignoring(d).1
+        "{} blind_index (entity, field, hash, record_id) VALUES ({})",
+        insert_blind_into(d),
+        marks.join(", ")
     );
     q
 }
@@ -461,10 +459,9 @@ pub fn insert_blind_many(
         rows.push(format!("({})", marks.join(", ")));
     }
     q.sql = format!(
-        "{} blind_index (entity, field, hash, record_id) VALUES {}{}",
-        insert_ignoring(d).0,
-        rows.join(", "),
-        insert_ignoring(d).1
+        "{} blind_index (entity, field, hash, record_id) VALUES {}",
+        insert_blind_into(d),
+        rows.join(", ")
     );
     q
 }
