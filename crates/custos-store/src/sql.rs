@@ -259,25 +259,12 @@ pub fn insert_new(d: Dialect, batch: &NewRecords) -> Vec<Query> {
         (a.entity.name(), a.field, &a.hash).cmp(&(b.entity.name(), b.field, &b.hash))
     });
     for chunk in blind.chunks(per(4)) {
-        let mut q = Query::bulk(d);
-        let rows: Vec<String> = chunk
-            .iter()
-            .map(|b| {
-                let marks = [
-                    q.bind(SqlValue::Text(b.entity.name().into())),
-                    q.bind(SqlValue::Text(b.field.into())),
-                    q.bind(SqlValue::Blob(b.hash.clone())),
-                    q.bind(uuid_value(b.record_id)),
-                ];
-                format!("({})", marks.join(", "))
-            })
-            .collect();
-        q.sql = format!(
-            "{} blind_index (entity, field, hash, record_id) VALUES {}",
-            insert_blind_into(d),
-            rows.join(", ")
-        );
-        out.push(q);
+        out.extend(insert_blind_rows(
+            d,
+            chunk
+                .iter()
+                .map(|b| (b.entity, b.field, b.hash.as_slice(), b.record_id)),
+        ));
     }
     out
 }
@@ -417,53 +404,42 @@ fn insert_blind_into(d: Dialect) -> &'static str {
     }
 }
 
-/// INSERT of one blind-index row.
-pub fn insert_blind(
+/// INSERT of blind-index rows (entity, field, hash, record id) in one
+/// statement; `None` when there are none.
+pub fn insert_blind_rows<'a>(
     d: Dialect,
-    entity: Entity,
-    record_id: Uuid,
-    field: &str,
-    hash: &[u8],
-) -> Query {
-    let mut q = Query::new(d);
-    let marks = [
-        q.bind(SqlValue::Text(entity.name().into())),
-        q.bind(SqlValue::Text(field.into())),
-        q.bind(SqlValue::Blob(hash.to_vec())),
-        q.bind(uuid_value(record_id)),
-    ];
-    q.sql = format!(
-        "{} blind_index (entity, field, hash, record_id) VALUES ({})",
-        insert_blind_into(d),
-        marks.join(", ")
-    );
-    q
-}
-
-/// INSERT of several blind-index entries of one record in one statement.
-pub fn insert_blind_many(
-    d: Dialect,
-    entity: Entity,
-    record_id: Uuid,
-    entries: &[(&'static str, Vec<u8>)],
-) -> Query {
-    let mut q = Query::new(d);
-    let mut rows = Vec::new();
-    for (field, hash) in entries {
-        let marks = [
-            q.bind(SqlValue::Text(entity.name().into())),
-            q.bind(SqlValue::Text((*field).into())),
-            q.bind(SqlValue::Blob(hash.clone())),
-            q.bind(uuid_value(record_id)),
-        ];
-        rows.push(format!("({})", marks.join(", ")));
+    rows: impl IntoIterator<Item = (Entity, &'a str, &'a [u8], Uuid)>,
+) -> Option<Query> {
+    let mut q = Query::bulk(d);
+    let values: Vec<String> = rows
+        .into_iter()
+        .map(|(entity, field, hash, record_id)| {
+            let marks = [
+                q.bind(SqlValue::Text(entity.name().into())),
+                q.bind(SqlValue::Text(field.into())),
+                q.bind(SqlValue::Blob(hash.to_vec())),
+                q.bind(uuid_value(record_id)),
+            ];
+            format!("({})", marks.join(", "))
+        })
+        .collect();
+    if values.is_empty() {
+        return None;
     }
     q.sql = format!(
         "{} blind_index (entity, field, hash, record_id) VALUES {}",
         insert_blind_into(d),
-        rows.join(", ")
+        values.join(", ")
     );
-    q
+    Some(q)
+}
+
+/// A record's active processing flags from the comma-separated last column
+/// of [`get_with_flags`].
+pub fn flag_list(joined: Option<String>) -> Vec<String> {
+    joined
+        .map(|f| f.split(',').map(str::to_string).collect())
+        .unwrap_or_default()
 }
 
 /// A LIKE pattern for a case-insensitive "contains". SQLite's lower() folds only

@@ -643,10 +643,7 @@ impl Tx for SqliteTx {
             .fetch_optional(&mut *self.tx)
             .await?;
         let Some(r) = row else { return Ok(None) };
-        let flags: Option<String> = r.try_get(sql::columns(entity).len())?;
-        let flags = flags
-            .map(|f| f.split(',').map(str::to_string).collect())
-            .unwrap_or_default();
+        let flags = sql::flag_list(r.try_get(sql::columns(entity).len())?);
         Ok(Some((decode_record(entity, &r)?, flags)))
     }
 
@@ -677,10 +674,11 @@ impl Tx for SqliteTx {
         bind_all(sql::delete_blind(D, entity, record_id, Some(field)))
             .execute(&mut *self.tx)
             .await?;
-        for h in hashes {
-            bind_all(sql::insert_blind(D, entity, record_id, field, h))
-                .execute(&mut *self.tx)
-                .await?;
+        let rows = hashes
+            .iter()
+            .map(|h| (entity, field, h.as_slice(), record_id));
+        if let Some(q) = sql::insert_blind_rows(D, rows) {
+            bind_all(q).execute(&mut *self.tx).await?;
         }
         Ok(())
     }
@@ -691,12 +689,12 @@ impl Tx for SqliteTx {
         record_id: Uuid,
         entries: &[(&'static str, Vec<u8>)],
     ) -> Result<()> {
-        if entries.is_empty() {
-            return Ok(());
+        let rows = entries
+            .iter()
+            .map(|(field, h)| (entity, *field, h.as_slice(), record_id));
+        if let Some(q) = sql::insert_blind_rows(D, rows) {
+            bind_all(q).execute(&mut *self.tx).await?;
         }
-        bind_all(sql::insert_blind_many(D, entity, record_id, entries))
-            .execute(&mut *self.tx)
-            .await?;
         Ok(())
     }
 
