@@ -12,6 +12,7 @@ use custos_domain::{Entity, Value};
 use custos_store::{Condition, ListQuery, NewRecords, Sort, SqlValue};
 use serde_json::{Map, Value as Json};
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::hash::{DefaultHasher, Hash, Hasher};
 use uuid::Uuid;
 
 /// Rows checked, and records written, per round of statements.
@@ -170,11 +171,100 @@ fn map_headers(entity: Entity, headers: &[String]) -> Result<Vec<Column>> {
     }
 }
 
+/// Where an import's rows come from. An import reads them twice: once to
+/// check every row, once to write the valid ones. In between it keeps only
+/// which lines were rejected (and, for contacts, the emails seen), so a file
+/// of any length is imported in the memory of a few chunks of rows.
+///
+/// [`ImportSource::rewind`] starts again at the first data row, and the
+/// second reading must give the same rows as the first: if it does not (the
+/// file was edited meanwhile), the import fails and writes nothing.
+pub trait ImportSource: Send {
+    /// How many data rows there are (for progress; the header not counted).
+    fn row_count(&self) -> u64;
+    /// Goes back to the first data row.
+    fn rewind(&mut self) -> std::result::Result<(), String>;
+    /// The next data row, `None` after the last, or why it cannot be read.
+    fn next_row(&mut self) -> Option<std::result::Result<Vec<String>, String>>;
+}
+
+/// Rows already in memory: an upload, generated rows.
+pub struct RowsInMemory<'a> {
+    rows: &'a [Vec<String>],
+    next: usize,
+}
+
+impl<'a> RowsInMemory<'a> {
+    /// A source over `rows` (the data rows after the header).
+    pub fn new(rows: &'a [Vec<String>]) -> Self {
+        RowsInMemory { rows, next: 0 }
+    }
+}
+
+impl ImportSource for RowsInMemory<'_> {
+    fn row_count(&self) -> u64 {
+        self.rows.len() as u64
+    }
+
+    fn rewind(&mut self) -> std::result::Result<(), String> {
+        self.next = 0;
+        Ok(())
+    }
+
+    fn next_row(&mut self) -> Option<std::result::Result<Vec<String>, String>> {
+        let row = self.rows.get(self.next)?.clone();
+        self.next += 1;
+        Some(Ok(row))
+    }
+}
+
+/// Which pass an import's progress is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ImportStage {
+    /// Checking every row; nothing written yet.
+    Checking,
+    /// Writing the valid rows.
+    Writing,
+}
+
+/// Reads up to [`CHUNK`] rows, numbered by line (the header is line 1), and
+/// folds each into `digest` so the two readings can be compared.
+fn read_chunk(
+    source: &mut dyn ImportSource,
+    next_line: &mut u64,
+    digest: &mut DefaultHasher,
+) -> Result<Vec<(u64, Vec<String>)>> {
+    let mut out = Vec::with_capacity(CHUNK);
+    while out.len() < CHUNK {
+        match source.next_row() {
+            None => break,
+            Some(Err(msg)) => return Err(ServiceError::invalid("file", msg)),
+            Some(Ok(row)) => {
+                row.hash(digest);
+                out.push((*next_line, row));
+                *next_line += 1;
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// The error when the second reading of the rows differs from the first.
+fn rows_changed() -> ServiceError {
+    ServiceError::Conflict(
+        "the rows changed while they were being imported (was the file edited?); nothing was imported"
+            .into(),
+    )
+}
+
+/// A row's checked values and its company name.
+type ParsedRow = (BTreeMap<&'static str, Value>, Option<String>);
+
 impl Custos {
-    /// Imports rows of `entity` (contacts or companies). `rows` are the data
-    /// rows after the header. With `skip_invalid` the valid rows are imported
-    /// and the others reported; without it, any invalid row means nothing is
-    /// imported. `progress` gets (rows done, total).
+    /// Imports rows of `entity` (contacts, companies or orders). `rows` are
+    /// the data rows after the header. With `skip_invalid` the valid rows are
+    /// imported and the others reported; without it, any invalid row means
+    /// nothing is imported. `progress` gets (pass, rows done, rows in all).
     pub async fn import(
         &self,
         p: &Principal,
@@ -182,9 +272,33 @@ impl Custos {
         headers: &[String],
         rows: &[Vec<String>],
         skip_invalid: bool,
-        progress: impl FnMut(u64, u64),
+        progress: impl FnMut(ImportStage, u64, u64),
     ) -> Result<ImportReport> {
-        self.import_rows(p, entity, headers, rows, skip_invalid, false, progress)
+        let mut source = RowsInMemory::new(rows);
+        self.import_rows(
+            p,
+            entity,
+            headers,
+            &mut source,
+            skip_invalid,
+            false,
+            progress,
+        )
+        .await
+    }
+
+    /// [`Custos::import`] from a source read twice (a file), never held in
+    /// memory whole.
+    pub async fn import_from(
+        &self,
+        p: &Principal,
+        entity: Entity,
+        headers: &[String],
+        source: &mut dyn ImportSource,
+        skip_invalid: bool,
+        progress: impl FnMut(ImportStage, u64, u64),
+    ) -> Result<ImportReport> {
+        self.import_rows(p, entity, headers, source, skip_invalid, false, progress)
             .await
     }
 
@@ -197,7 +311,8 @@ impl Custos {
         headers: &[String],
         rows: &[Vec<String>],
     ) -> Result<ImportReport> {
-        self.import_rows(p, entity, headers, rows, true, true, |_, _| {})
+        let mut source = RowsInMemory::new(rows);
+        self.import_rows(p, entity, headers, &mut source, true, true, |_, _, _| {})
             .await
     }
 
@@ -207,10 +322,10 @@ impl Custos {
         p: &Principal,
         entity: Entity,
         headers: &[String],
-        rows: &[Vec<String>],
+        source: &mut dyn ImportSource,
         skip_invalid: bool,
         dry_run: bool,
-        mut progress: impl FnMut(u64, u64),
+        mut progress: impl FnMut(ImportStage, u64, u64),
     ) -> Result<ImportReport> {
         if !matches!(entity, Entity::Contact | Entity::Company | Entity::Order) {
             return Err(ServiceError::invalid(
@@ -229,9 +344,7 @@ impl Custos {
                 .await);
         }
         let columns = map_headers(entity, headers)?;
-        let total = rows.len() as u64;
         let mut report = ImportReport {
-            rows: total,
             columns: headers
                 .iter()
                 .zip(&columns)
@@ -239,6 +352,10 @@ impl Custos {
                 .collect(),
             ..Default::default()
         };
+        source
+            .rewind()
+            .map_err(|m| ServiceError::invalid("file", m))?;
+        let expected = source.row_count();
         // A preview only reads; an import writes in bulk.
         let mut tx = if dry_run {
             self.inner.store.begin().await?
@@ -247,68 +364,30 @@ impl Custos {
         };
         let vctx = Self::validation_context(tx.as_mut(), entity).await?;
 
-        // Pass 1: validate every row; find duplicates in the file and in
+        // Pass 1: check every row; find duplicates in the file and in
         // Custos. Lookups by email go a chunk of rows at a time, one query
-        // each, not one per row.
-        let mut valid: Vec<(u64, BTreeMap<&'static str, Value>, Option<String>)> = Vec::new();
+        // each, not one per row. Only the rejections are kept.
+        let mut first_reading = DefaultHasher::new();
+        let mut next_line = 2;
         let mut emails_in_file: HashMap<String, u64> = HashMap::new();
-        for (c, chunk) in rows.chunks(CHUNK).enumerate() {
-            // Each row's values as JSON, with its lookup columns.
-            let mut parsed: Vec<(u64, RowObject)> = Vec::new();
-            for (k, row) in chunk.iter().enumerate() {
-                let line = (c * CHUNK + k) as u64 + 2;
-                if row.len() != columns.len() {
-                    report.rejected.push(RowError {
-                        line,
-                        field: String::new(),
-                        reason: format!(
-                            "has {} values, the header has {}",
-                            row.len(),
-                            columns.len()
-                        ),
-                    });
-                    continue;
-                }
-                parsed.push((line, row_object(entity, &columns, row)));
+        loop {
+            let chunk = read_chunk(source, &mut next_line, &mut first_reading)?;
+            if chunk.is_empty() {
+                break;
             }
-            // An order names its contact by email: found by blind index.
-            let wanted: Vec<String> = parsed
-                .iter()
-                .filter_map(|(_, r)| r.contact_email.as_deref().map(normalize::email))
-                .collect();
-            let contacts = self.contacts_by_email(tx.as_mut(), &wanted).await?;
+            report.rows += chunk.len() as u64;
+            let (parsed, contacts) = self
+                .parse_chunk(tx.as_mut(), entity, &columns, &vctx, chunk)
+                .await?;
             let mut checked = Vec::new();
-            for (line, row) in parsed {
-                let (mut obj, company) = (row.obj, row.company);
-                if let Some(email) = row.contact_email {
-                    match contacts.get(&normalize::email(&email)) {
-                        Some(id) => {
-                            obj.insert("contact_id".into(), Json::String(id.to_string()));
-                        }
-                        None => {
-                            report.rejected.push(RowError {
-                                line,
-                                field: "contact_email".into(),
-                                reason: "no contact has this email".into(),
-                            });
-                            continue;
-                        }
+            for (line, outcome) in parsed {
+                let values = match outcome {
+                    Ok((values, _)) => values,
+                    Err(errors) => {
+                        report.rejected.extend(errors);
+                        continue;
                     }
-                }
-                let values =
-                    match validate::parse_input(entity, &Json::Object(obj), Mode::Create, &vctx) {
-                        Ok(v) => v,
-                        Err(errors) => {
-                            for e in errors {
-                                report.rejected.push(RowError {
-                                    line,
-                                    field: e.field,
-                                    reason: e.message,
-                                });
-                            }
-                            continue;
-                        }
-                    };
+                };
                 let mut norm = None;
                 if let Some(Value::Text(email)) = values.get("email") {
                     let n = normalize::email(email);
@@ -323,11 +402,11 @@ impl Custos {
                     emails_in_file.insert(n.clone(), line);
                     norm = Some(n);
                 }
-                checked.push((line, values, company, norm));
+                checked.push((line, values, norm));
             }
-            let wanted: Vec<String> = checked.iter().filter_map(|r| r.3.clone()).collect();
+            let wanted: Vec<String> = checked.iter().filter_map(|r| r.2.clone()).collect();
             let existing = self.contacts_by_email(tx.as_mut(), &wanted).await?;
-            for (line, values, company, norm) in checked {
+            for (line, values, norm) in checked {
                 if let Some(id) = norm.and_then(|n| existing.get(&n)) {
                     report.rejected.push(RowError {
                         line,
@@ -348,12 +427,18 @@ impl Custos {
                     });
                     continue;
                 }
-                valid.push((line, values, company));
+                report.valid += 1;
             }
+            progress(
+                ImportStage::Checking,
+                report.rows,
+                expected.max(report.rows),
+            );
         }
+        drop(emails_in_file);
         // By line, as the file reads (a row's problems keep their order).
         report.rejected.sort_by_key(|e| e.line);
-        report.valid = valid.len() as u64;
+        let total = report.rows;
         if dry_run {
             // The check looked people up by email: it is on record too.
             let ev = crate::audit::Event::new(p, format!("{}.import_check", entity.name())).detail(
@@ -372,17 +457,41 @@ impl Custos {
             return Ok(report);
         }
 
-        // Pass 2: write, in the one transaction, a chunk of records at a time
-        // in a few statements. While the store writes one chunk, the next is
-        // sealed (the store works on its own thread, or its own server).
+        // Pass 2: read the rows again, leave out the rejected lines, and
+        // write the others in the one transaction, a chunk of records at a
+        // time in a few statements. While the store writes one chunk, the
+        // next is sealed (the store works on its own thread, or its own
+        // server). A row that no longer passes means the rows changed.
+        source
+            .rewind()
+            .map_err(|m| ServiceError::invalid("file", m))?;
+        let rejected_lines: Vec<u64> = {
+            let mut l: Vec<u64> = report.rejected.iter().map(|e| e.line).collect();
+            l.dedup();
+            l
+        };
+        let mut rejected_lines = rejected_lines.into_iter().peekable();
+        let mut second_reading = DefaultHasher::new();
+        let mut next_line = 2;
         let mut companies: HashMap<String, Uuid> = HashMap::new();
-        let mut done = total - valid.len() as u64;
+        let mut done = total - report.valid;
         let mut ready = NewRecords::default();
-        let mut valid = valid.into_iter().peekable();
-        while valid.peek().is_some() {
+        loop {
+            let mut chunk = read_chunk(source, &mut next_line, &mut second_reading)?;
+            if chunk.is_empty() {
+                break;
+            }
+            chunk.retain(|(line, _)| {
+                while rejected_lines.next_if(|l| l < line).is_some() {}
+                rejected_lines.next_if_eq(line).is_none()
+            });
+            let (parsed, _) = self
+                .parse_chunk(tx.as_mut(), entity, &columns, &vctx, chunk)
+                .await?;
             // What needs the store: companies by name, the subjects' keys.
-            let mut planned = Vec::with_capacity(CHUNK);
-            for (_, mut values, company) in valid.by_ref().take(CHUNK) {
+            let mut planned = Vec::with_capacity(parsed.len());
+            for (_, outcome) in parsed {
+                let (mut values, company) = outcome.map_err(|_| rows_changed())?;
                 if let Some(name) = company {
                     let cid = match companies.get(&name.to_lowercase()) {
                         Some(id) => *id,
@@ -426,7 +535,7 @@ impl Custos {
             };
             if written > 0 {
                 done += written;
-                progress(done, total);
+                progress(ImportStage::Writing, done, total);
             }
             ready = NewRecords::default();
             for record in sealed {
@@ -435,6 +544,13 @@ impl Custos {
             }
         }
         tx.insert_new(&ready).await?;
+        if next_line - 2 != total
+            || report.imported != report.valid
+            || second_reading.finish() != first_reading.finish()
+        {
+            // Dropping the transaction rolls every write back.
+            return Err(rows_changed());
+        }
         let ev = crate::audit::Event::new(p, format!("{}.import", entity.name())).detail(format!(
             "rows={} imported={} rejected={}",
             total,
@@ -443,9 +559,81 @@ impl Custos {
         ));
         self.append(tx.as_mut(), ev).await?;
         tx.commit().await?;
-        progress(total, total);
+        progress(ImportStage::Writing, total, total);
         report.committed = true;
         Ok(report)
+    }
+
+    /// Parses a chunk of rows: each row's values checked against the
+    /// inventory (or its problems), and the contacts its rows name by email
+    /// (orders), found by blind index in one lookup.
+    async fn parse_chunk(
+        &self,
+        tx: &mut dyn custos_store::Tx,
+        entity: Entity,
+        columns: &[Column],
+        vctx: &validate::ValidationContext,
+        chunk: Vec<(u64, Vec<String>)>,
+    ) -> Result<(
+        Vec<(u64, std::result::Result<ParsedRow, Vec<RowError>>)>,
+        HashMap<String, Uuid>,
+    )> {
+        let mut out = Vec::with_capacity(chunk.len());
+        let mut objects = Vec::with_capacity(chunk.len());
+        for (line, row) in chunk {
+            if row.len() == columns.len() {
+                objects.push((line, row_object(entity, columns, &row)));
+            } else {
+                let reason = format!("has {} values, the header has {}", row.len(), columns.len());
+                out.push((
+                    line,
+                    Err(vec![RowError {
+                        line,
+                        field: String::new(),
+                        reason,
+                    }]),
+                ));
+            }
+        }
+        // An order names its contact by email: found by blind index.
+        let wanted: Vec<String> = objects
+            .iter()
+            .filter_map(|(_, r)| r.contact_email.as_deref().map(normalize::email))
+            .collect();
+        let contacts = self.contacts_by_email(tx, &wanted).await?;
+        for (line, row) in objects {
+            let mut obj = row.obj;
+            if let Some(email) = row.contact_email {
+                match contacts.get(&normalize::email(&email)) {
+                    Some(id) => {
+                        obj.insert("contact_id".into(), Json::String(id.to_string()));
+                    }
+                    None => {
+                        let e = RowError {
+                            line,
+                            field: "contact_email".into(),
+                            reason: "no contact has this email".into(),
+                        };
+                        out.push((line, Err(vec![e])));
+                        continue;
+                    }
+                }
+            }
+            let outcome = validate::parse_input(entity, &Json::Object(obj), Mode::Create, vctx)
+                .map(|values| (values, row.company))
+                .map_err(|errors| {
+                    errors
+                        .into_iter()
+                        .map(|e| RowError {
+                            line,
+                            field: e.field,
+                            reason: e.message,
+                        })
+                        .collect()
+                });
+            out.push((line, outcome));
+        }
+        Ok((out, contacts))
     }
 
     /// The contacts with these (normalised) emails, by email: the first

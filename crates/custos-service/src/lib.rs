@@ -36,7 +36,7 @@ pub use dashboard::{
 };
 pub use dsar::{OpenedRequest, Opener, PORTAL_PER_HOUR, PublicStatus, RequestView, flags};
 pub use error::{Result, ServiceError};
-pub use import::{ImportReport, RowError};
+pub use import::{ImportReport, ImportSource, ImportStage, RowError, RowsInMemory};
 pub use invite::{INVITE_TTL_MS, Invitation};
 pub use keyops::{BackupInfo, ErasureJournal, ErasureReport, KeyReport, MasterVersionStatus};
 pub use keys::{KeyReload, KeyStatus};

@@ -19,6 +19,8 @@ mod crud;
 mod erasure;
 #[path = "service/identity.rs"]
 mod identity;
+#[path = "service/import.rs"]
+mod import;
 #[path = "service/permissions.rs"]
 mod permissions;
 #[path = "service/pipeline.rs"]

@@ -7,7 +7,7 @@
 use crate::setup::{self, Paths};
 use anyhow::{Context, Result, anyhow, bail};
 use custos_domain::{Entity, Role};
-use custos_service::{Custos, ListParams, Opener, Principal, Via};
+use custos_service::{Custos, ImportSource, ImportStage, ListParams, Opener, Principal, Via};
 use custos_store::{PostgresStore, SqlValue, SqliteStore, Store, StoredRow};
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::json;
@@ -42,8 +42,6 @@ struct Sizes {
     searches: u64,
     /// Seconds of HTTP load.
     http_seconds: u64,
-    /// Import rows per call (one transaction each).
-    import_chunk: u64,
 }
 
 /// One row of the table.
@@ -138,6 +136,43 @@ fn email(i: u64) -> String {
     format!("bench{i}@example.com")
 }
 
+/// The contacts the benchmark imports, made as they are read (row `i` is
+/// the same in both readings), like a CSV file that is never held whole.
+struct BenchRows {
+    rows: u64,
+    next: u64,
+}
+
+impl ImportSource for BenchRows {
+    fn row_count(&self) -> u64 {
+        self.rows
+    }
+
+    fn rewind(&mut self) -> std::result::Result<(), String> {
+        self.next = 0;
+        Ok(())
+    }
+
+    fn next_row(&mut self) -> Option<std::result::Result<Vec<String>, String>> {
+        let i = self.next;
+        if i >= self.rows {
+            return None;
+        }
+        self.next += 1;
+        Some(Ok(vec![
+            ["Ada", "Grace", "Linus", "Zoë", "Jürgen", "Haruto"][(i % 6) as usize].into(),
+            format!("Example{}", i % 997),
+            email(i),
+            format!("+44 20 7946 {:04}", i % 10_000),
+            if i.is_multiple_of(3) {
+                "vip".into()
+            } else {
+                String::new()
+            },
+        ]))
+    }
+}
+
 /// `custos bench`.
 pub async fn bench(options: BenchOptions) -> Result<ExitCode> {
     let contacts = if options.quick { 200 } else { options.contacts };
@@ -159,7 +194,6 @@ pub async fn bench(options: BenchOptions) -> Result<ExitCode> {
         creates: if options.quick { 20 } else { 1000 },
         searches: if options.quick { 20 } else { 1000 },
         http_seconds: if options.quick { 2 } else { 15 },
-        import_chunk: 50_000,
     };
     let scratch = Scratch::create(options.database.as_deref()).await?;
     eprintln!(
@@ -184,8 +218,9 @@ async fn run(scratch: &Scratch, sizes: &Sizes) -> Result<(Vec<Figure>, Vec<Strin
     let mut figures = Vec::new();
     let mut notes = Vec::new();
 
-    // 2. Bulk import through the real import path, in chunks of one
-    // transaction each; this is also how the contacts are loaded.
+    // 2. Bulk import through the real import path: one import of every
+    // contact (one transaction), its rows made as they are read, as
+    // `custos import` reads a file. This is also how the contacts are loaded.
     eprintln!("importing {} contacts…", sizes.contacts);
     let progress = bar("contacts", sizes.contacts);
     let headers: Vec<String> = ["first_name", "last_name", "email", "phone", "tags"]
@@ -193,39 +228,31 @@ async fn run(scratch: &Scratch, sizes: &Sizes) -> Result<(Vec<Figure>, Vec<Strin
         .map(|s| s.to_string())
         .collect();
     let started = Instant::now();
-    let mut done = 0u64;
-    while done < sizes.contacts {
-        let end = (done + sizes.import_chunk).min(sizes.contacts);
-        let rows: Vec<Vec<String>> = (done..end)
-            .map(|i| {
-                vec![
-                    ["Ada", "Grace", "Linus", "Zoë", "Jürgen", "Haruto"][(i % 6) as usize].into(),
-                    format!("Example{}", i % 997),
-                    email(i),
-                    format!("+44 20 7946 {:04}", i % 10_000),
-                    if i % 3 == 0 {
-                        "vip".into()
-                    } else {
-                        String::new()
-                    },
-                ]
-            })
-            .collect();
-        let base = done;
-        let report = custos
-            .import(&cli, Entity::Contact, &headers, &rows, false, |d, _| {
-                if let Some(b) = &progress {
-                    b.set_position(base + d);
+    let mut source = BenchRows {
+        rows: sizes.contacts,
+        next: 0,
+    };
+    let report = custos
+        .import_from(
+            &cli,
+            Entity::Contact,
+            &headers,
+            &mut source,
+            false,
+            |stage, d, _| {
+                if let Some(b) = &progress
+                    && stage == ImportStage::Writing
+                {
+                    b.set_position(d);
                 }
-            })
-            .await?;
-        if !report.committed || report.imported != end - done {
-            bail!(
-                "the benchmark import was refused: {:?}",
-                report.rejected.first()
-            );
-        }
-        done = end;
+            },
+        )
+        .await?;
+    if !report.committed || report.imported != sizes.contacts {
+        bail!(
+            "the benchmark import was refused: {:?}",
+            report.rejected.first()
+        );
     }
     let import = started.elapsed();
     if let Some(b) = progress {

@@ -3,7 +3,7 @@
 use crate::setup::{self, Paths};
 use anyhow::{Context, Result, anyhow, bail};
 use custos_domain::Entity;
-use custos_service::Principal;
+use custos_service::{ImportSource, ImportStage, Principal};
 use std::path::Path;
 use std::process::ExitCode;
 
@@ -15,6 +15,94 @@ pub fn rejected_path(file: &Path) -> std::path::PathBuf {
         .unwrap_or_else(|| "import".into());
     let stem = name.strip_suffix(".csv").unwrap_or(&name).to_string();
     file.with_file_name(format!("{stem}.rejected.csv"))
+}
+
+/// A CSV file read a chunk at a time, twice (once to check, once to write):
+/// the import never holds the whole file.
+struct CsvRows {
+    path: std::path::PathBuf,
+    headers: Vec<String>,
+    rows: u64,
+    reader: csv::Reader<std::fs::File>,
+    record: csv::StringRecord,
+    /// The line of the next row (the header is line 1).
+    line: u64,
+}
+
+impl CsvRows {
+    fn reader(path: &Path) -> Result<(csv::Reader<std::fs::File>, Vec<String>)> {
+        let mut reader = csv::ReaderBuilder::new()
+            .flexible(true)
+            .trim(csv::Trim::None)
+            .from_path(path)
+            .with_context(|| format!("cannot read {}", path.display()))?;
+        let headers = reader
+            .headers()
+            .map_err(|e| anyhow!("{}: the header row is not valid CSV ({e})", path.display()))?
+            .iter()
+            .map(str::to_string)
+            .collect();
+        Ok((reader, headers))
+    }
+
+    /// Opens `path` and reads it through once, so that a file that is not
+    /// valid CSV is refused before anything starts and the progress bar
+    /// knows its length.
+    fn open(path: &Path) -> Result<CsvRows> {
+        let (mut reader, headers) = Self::reader(path)?;
+        let mut record = csv::StringRecord::new();
+        let mut rows = 0u64;
+        loop {
+            match reader.read_record(&mut record) {
+                Ok(true) => rows += 1,
+                Ok(false) => break,
+                Err(e) => bail!("{} line {}: not valid CSV ({e})", path.display(), rows + 2),
+            }
+        }
+        let (reader, _) = Self::reader(path)?;
+        Ok(CsvRows {
+            path: path.to_path_buf(),
+            headers,
+            rows,
+            reader,
+            record: csv::StringRecord::new(),
+            line: 2,
+        })
+    }
+}
+
+impl ImportSource for CsvRows {
+    fn row_count(&self) -> u64 {
+        self.rows
+    }
+
+    fn rewind(&mut self) -> std::result::Result<(), String> {
+        let (reader, headers) = Self::reader(&self.path).map_err(|e| e.to_string())?;
+        if headers != self.headers {
+            return Err(format!(
+                "{}: the header row changed while importing",
+                self.path.display()
+            ));
+        }
+        self.reader = reader;
+        self.line = 2;
+        Ok(())
+    }
+
+    fn next_row(&mut self) -> Option<std::result::Result<Vec<String>, String>> {
+        match self.reader.read_record(&mut self.record) {
+            Ok(true) => {
+                self.line += 1;
+                Some(Ok(self.record.iter().map(str::to_string).collect()))
+            }
+            Ok(false) => None,
+            Err(e) => Some(Err(format!(
+                "{} line {}: not valid CSV ({e})",
+                self.path.display(),
+                self.line
+            ))),
+        }
+    }
 }
 
 /// `custos import contacts|companies|orders FILE`.
@@ -30,34 +118,29 @@ pub async fn import(
         "orders" => Entity::Order,
         other => bail!("cannot import {other}: use contacts, companies or orders"),
     };
-    let mut reader = csv::ReaderBuilder::new()
-        .flexible(true)
-        .trim(csv::Trim::None)
-        .from_path(file)
-        .with_context(|| format!("cannot read {}", file.display()))?;
-    let headers: Vec<String> = reader
-        .headers()
-        .map_err(|e| anyhow!("{}: the header row is not valid CSV ({e})", file.display()))?
-        .iter()
-        .map(str::to_string)
-        .collect();
-    let mut rows = Vec::new();
-    for (i, rec) in reader.records().enumerate() {
-        let rec =
-            rec.map_err(|e| anyhow!("{} line {}: not valid CSV ({e})", file.display(), i + 2))?;
-        rows.push(rec.iter().map(str::to_string).collect::<Vec<_>>());
-    }
+    let mut source = CsvRows::open(file)?;
+    let headers = source.headers.clone();
     let (custos, _) = setup::open(paths, false).await?;
     let progress = crate::cli::progress_bar("rows");
+    let mut last_stage = None;
     let report = custos
-        .import(
+        .import_from(
             &Principal::cli(),
             entity,
             &headers,
-            &rows,
+            &mut source,
             skip_invalid,
-            |done, total| {
+            |stage, done, total| {
                 if let Some(b) = &progress {
+                    if last_stage != Some(stage) {
+                        // A new pass: its own rate and time left.
+                        last_stage = Some(stage);
+                        b.reset();
+                        b.set_message(match stage {
+                            ImportStage::Checking => " checked",
+                            ImportStage::Writing => " imported",
+                        });
+                    }
                     b.set_length(total);
                     b.set_position(done);
                 }

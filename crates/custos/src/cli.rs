@@ -497,7 +497,8 @@ pub(crate) fn progress_bar(unit: &str) -> Option<indicatif::ProgressBar> {
         return None;
     }
     let bar = indicatif::ProgressBar::new(0);
-    let template = format!("{{bar:40}} {{pos}}/{{len}} {unit} ({{per_sec}}, {{eta}} left)");
+    // The message, when set, says what is counted (" checked").
+    let template = format!("{{bar:40}} {{pos}}/{{len}} {unit}{{msg}} ({{per_sec}}, {{eta}} left)");
     if let Ok(style) = indicatif::ProgressStyle::with_template(&template) {
         bar.set_style(style);
     }

@@ -150,6 +150,24 @@ fn bad_files_get_one_clear_line() {
         err.contains("shoe size") && err.lines().count() == 1,
         "{err}"
     );
+    // A row that is not UTF-8 text: refused before anything is read in.
+    let entries = |dir: &Path| -> u64 {
+        let status = text(&custos(dir, &["audit", "verify"]).stdout);
+        status.split_whitespace().nth(2).unwrap().parse().unwrap()
+    };
+    let before = entries(&dir);
+    let f = tmp.path().join("latin1.csv");
+    let mut bytes = b"first_name,last_name,email\nAnn,Lee,ann@y.example\n".to_vec();
+    bytes.extend_from_slice(b"Ren\xe9,Roy,rene@y.example\n");
+    std::fs::write(&f, bytes).unwrap();
+    let out = custos(&dir, &["import", "contacts", f.to_str().unwrap()]);
+    assert!(!out.status.success());
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("line 3: not valid CSV") && err.lines().count() == 1,
+        "{err}"
+    );
+    assert_eq!(entries(&dir), before, "nothing was imported");
     let out = custos(
         &dir,
         &[

@@ -19,7 +19,7 @@ use axum::routing::{get, post};
 use axum::{Form, Router};
 use custos_domain::Entity;
 use custos_domain::policy::{self, Operation};
-use custos_service::{ImportReport, RowError};
+use custos_service::{ImportReport, ImportStage, RowError};
 use std::collections::HashMap;
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
@@ -50,8 +50,8 @@ pub fn routes(r: Router<AppState>) -> Router<AppState> {
 enum State_ {
     /// Checked, waiting for the confirmation.
     Checked,
-    /// Importing: rows done of total.
-    Running(u64, u64),
+    /// Importing: which pass, rows done of total.
+    Running(ImportStage, u64, u64),
     /// Finished.
     Done(ImportReport),
     /// Failed with this message.
@@ -129,6 +129,8 @@ struct JobContent {
     errors: Vec<RowError>,
     more_errors: usize,
     rejected: usize,
+    /// While running: the rows are being checked again (nothing written yet).
+    checking: bool,
     done: u64,
     total: u64,
     percent: u64,
@@ -381,7 +383,7 @@ async fn job_page(State(st): State<AppState>, ctx: Ctx, Path(id): Path<String>) 
 fn build_page(id: Uuid, job: &Job) -> JobContent {
     let (state, done, total, report) = match &job.state {
         State_::Checked => ("checked", 0, job.check.rows, &job.check),
-        State_::Running(d, t) => ("running", *d, *t, &job.check),
+        State_::Running(_, d, t) => ("running", *d, *t, &job.check),
         State_::Done(r) => ("done", r.rows, r.rows, r),
         State_::Failed(_) => ("failed", 0, job.check.rows, &job.check),
     };
@@ -420,6 +422,7 @@ fn build_page(id: Uuid, job: &Job) -> JobContent {
             .collect(),
         more_errors: report.rejected.len().saturating_sub(LISTED_ERRORS),
         rejected: report.rejected.len(),
+        checking: matches!(job.state, State_::Running(ImportStage::Checking, ..)),
         done,
         total,
         percent: (done * 100).checked_div(total).unwrap_or(0),
@@ -450,7 +453,7 @@ async fn start(
         let mut g = lock();
         match g.get_mut(&id).filter(|j| j.user == user) {
             Some(job) if matches!(job.state, State_::Checked) => {
-                job.state = State_::Running(0, job.rows.len() as u64);
+                job.state = State_::Running(ImportStage::Checking, 0, job.rows.len() as u64);
                 job.touched = Instant::now();
                 Some(Ok((
                     job.entity,
@@ -471,11 +474,18 @@ async fn start(
     let p = ctx.caller.principal.clone();
     tokio::spawn(async move {
         let result = custos
-            .import(&p, entity, &headers, &rows, skip_invalid, |done, total| {
-                if let Some(j) = lock().get_mut(&id) {
-                    j.state = State_::Running(done, total);
-                }
-            })
+            .import(
+                &p,
+                entity,
+                &headers,
+                &rows,
+                skip_invalid,
+                |stage, done, total| {
+                    if let Some(j) = lock().get_mut(&id) {
+                        j.state = State_::Running(stage, done, total);
+                    }
+                },
+            )
             .await;
         if let Some(j) = lock().get_mut(&id) {
             j.touched = Instant::now();
