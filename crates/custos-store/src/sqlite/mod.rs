@@ -588,6 +588,16 @@ impl Tx for SqliteTx {
             Conn::Tx(tx) => tx.commit().await?,
             Conn::Bulk(mut conn) => {
                 sqlx::raw_sql("COMMIT").execute(&mut conn).await?;
+                // A bulk write leaves a write-ahead log as large as what it
+                // wrote (gigabytes after a million rows). Copy it into the
+                // database and truncate it now, so the disk space comes back
+                // and later reads and writes do not work past it. Readers in
+                // the middle of a transaction can keep it from finishing;
+                // it is then left to the usual checkpoints: the write is
+                // committed either way, so a failure here is not an error.
+                let _ = sqlx::raw_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+                    .execute(&mut conn)
+                    .await;
                 conn.close().await?;
             }
             Conn::Read(_) | Conn::Own(_) => {}
@@ -1698,5 +1708,43 @@ mod tests {
             Some("1")
         );
         assert_eq!(tx.get_setting("dropped").await.expect("get"), None);
+    }
+
+    #[tokio::test]
+    async fn a_bulk_write_leaves_no_write_ahead_log_behind() {
+        let dir = tempfile::tempdir().expect("dir");
+        let path = dir.path().join("bulk.db");
+        let wal = dir.path().join("bulk.db-wal");
+        let store = SqliteStore::open(&path).await.expect("open");
+        // A plain write first, so the log has frames and a reader has a
+        // connection open (the store's own, as in a running server).
+        let mut tx = store.begin().await.expect("tx");
+        tx.put_setting("before", "1").await.expect("put");
+        tx.commit().await.expect("commit");
+        let mut tx = store.begin_read().await.expect("read");
+        assert_eq!(
+            tx.get_setting("before").await.expect("get").as_deref(),
+            Some("1")
+        );
+        drop(tx);
+        // A bulk write of a few megabytes of values.
+        let mut tx = store.begin_bulk().await.expect("bulk");
+        for i in 0..2000 {
+            tx.put_setting(&format!("bulk{i}"), &"x".repeat(2000))
+                .await
+                .expect("put");
+        }
+        tx.commit().await.expect("commit");
+        let len = std::fs::metadata(&wal).map(|m| m.len()).unwrap_or(0);
+        assert_eq!(len, 0, "the log was copied into the database and truncated");
+        // Everything is still there, through the store's other connections.
+        let mut tx = store.begin_read().await.expect("read");
+        assert_eq!(
+            tx.get_setting("bulk1999")
+                .await
+                .expect("get")
+                .map(|v| v.len()),
+            Some(2000)
+        );
     }
 }
