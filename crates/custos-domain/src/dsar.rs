@@ -15,6 +15,34 @@ pub const KINDS: [&str; 8] = [
     "limit_sensitive",
 ];
 
+/// The grounds on which a request may be refused, each with the sentence the
+/// person is given: the requester's identity could not be confirmed (GDPR
+/// Art. 12(6), CCPA 1798.140(ak)), the request is manifestly unfounded or
+/// excessive (GDPR Art. 12(5)), or an exemption in law applies (for example
+/// GDPR Art. 17(3), records the law requires to be kept).
+pub const REJECT_GROUNDS: [(&str, &str); 3] = [
+    (
+        "identity_not_verified",
+        "We could not confirm that the request came from the person it is about.",
+    ),
+    (
+        "manifestly_unfounded",
+        "The request is manifestly unfounded or excessive.",
+    ),
+    (
+        "exemption",
+        "An exemption in law applies to what was asked.",
+    ),
+];
+
+/// The sentence for a refusal ground, if it is one.
+pub fn reject_ground(ground: &str) -> Option<&'static str> {
+    REJECT_GROUNDS
+        .iter()
+        .find(|(g, _)| *g == ground)
+        .map(|(_, text)| *text)
+}
+
 /// Purposes the consent ledger records. `marketing_email`, `profiling` and
 /// `sharing_partners` need consent (opt-in); `sale_share` is CCPA's opt-out
 /// model: allowed until the person opts out (or sends Global Privacy Control).

@@ -106,6 +106,9 @@ pub struct PublicStatus {
     pub due_at: String,
     /// Closed (RFC 3339).
     pub closed_at: Option<String>,
+    /// For a refused request, the ground (one of [`dsar::REJECT_GROUNDS`]);
+    /// the explanation itself is sent to the person, not shown here.
+    pub rejection_ground: Option<String>,
 }
 
 fn text(r: &Record, f: &str) -> String {
@@ -619,6 +622,9 @@ impl Custos {
     pub async fn dsar_match(&self, p: &Principal, id: Uuid, contact: Uuid) -> Result<RequestView> {
         let mut tx = self.privacy_tx(p, "request.match").await?;
         let rec = self.load_request(tx.as_mut(), id).await?;
+        if matches!(text(&rec, "state").as_str(), "fulfilled" | "rejected") {
+            return Err(ServiceError::Conflict("the request is closed".into()));
+        }
         let candidates = self
             .match_contacts(tx.as_mut(), &text(&rec, "requester_email"))
             .await?;
@@ -672,6 +678,61 @@ impl Custos {
         let ev = Event::new(p, "request.extend")
             .subject(Some(id))
             .record(Entity::Request, id);
+        self.append(tx.as_mut(), ev).await?;
+        let rec = self.load_request(tx.as_mut(), id).await?;
+        let view = self.view_of(tx.as_mut(), &rec).await?;
+        tx.commit().await?;
+        Ok(view)
+    }
+
+    /// Refuses a request that is still open, on one of the grounds the law
+    /// gives ([`dsar::REJECT_GROUNDS`]), with the explanation the person is
+    /// sent. The request is closed; nothing about the person is changed.
+    pub async fn dsar_reject(
+        &self,
+        p: &Principal,
+        id: Uuid,
+        ground: &str,
+        explanation: &str,
+    ) -> Result<RequestView> {
+        let explanation = explanation.trim();
+        let mut errors = Vec::new();
+        if dsar::reject_ground(ground).is_none() {
+            let names: Vec<&str> = dsar::REJECT_GROUNDS.iter().map(|(g, _)| *g).collect();
+            errors.push(custos_domain::FieldError::new(
+                "ground",
+                format!("must be one of {}", names.join(", ")),
+            ));
+        }
+        if explanation.chars().count() < 5 || explanation.chars().count() > 2000 {
+            errors.push(custos_domain::FieldError::new(
+                "explanation",
+                "say why (5 to 2,000 characters); the person is told",
+            ));
+        }
+        if !errors.is_empty() {
+            return Err(ServiceError::Invalid(errors));
+        }
+        let mut tx = self.privacy_tx(p, "request.reject").await?;
+        let rec = self.load_request(tx.as_mut(), id).await?;
+        if matches!(text(&rec, "state").as_str(), "fulfilled" | "rejected") {
+            return Err(ServiceError::Conflict("the request is closed".into()));
+        }
+        let result = json!({
+            "done": [],
+            "kept": [],
+            "note": "the request was refused",
+            "rejected": {"ground": ground, "explanation": explanation},
+        });
+        let mut values = BTreeMap::new();
+        values.insert("state", Value::Text("rejected".into()));
+        values.insert("closed_at", Value::Timestamp(self.now()));
+        values.insert("result", Value::Text(result.to_string()));
+        self.save_request(tx.as_mut(), id, values).await?;
+        let ev = Event::new(p, "request.reject")
+            .subject(Some(id))
+            .record(Entity::Request, id)
+            .detail(format!("ground={ground}"));
         self.append(tx.as_mut(), ev).await?;
         let rec = self.load_request(tx.as_mut(), id).await?;
         let view = self.view_of(tx.as_mut(), &rec).await?;
@@ -1102,6 +1163,11 @@ impl Custos {
             received_at: ts(&rec, "received_at").unwrap_or_default(),
             due_at: ts(&rec, "due_at").unwrap_or_default(),
             closed_at: ts(&rec, "closed_at"),
+            rejection_ground: rec
+                .get("result")
+                .as_text()
+                .and_then(|r| serde_json::from_str::<Json>(r).ok())
+                .and_then(|r| r["rejected"]["ground"].as_str().map(str::to_string)),
         })
     }
 

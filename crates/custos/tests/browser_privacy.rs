@@ -301,6 +301,33 @@ async fn privacy_requests_and_the_portal_in_the_browser() {
     run.check("privacy overview", Some("privacy-15-overview"), true)
         .await;
 
+    // A request refused on a legal ground, from its page.
+    let r = api_post(
+        &s,
+        &po,
+        "/api/v1/dsar",
+        json!({"kind": "erasure", "regime": "gdpr", "subject_email": "ada@engines.example"}),
+    )
+    .await;
+    run.go(&format!(
+        "/app/privacy/requests/{}",
+        r["id"].as_str().unwrap()
+    ))
+    .await;
+    run.wait_for("Refuse the request").await;
+    run.click("#reject summary").await;
+    run.choose("#f-ground", "manifestly_unfounded").await;
+    run.fill(
+        "#f-explanation",
+        "The same request arrived four times this week; we answered it on Monday.",
+    )
+    .await;
+    run.click("#reject button.danger").await;
+    let html = run.wait_for("Request refused and closed").await;
+    assert!(html.contains("The request is manifestly unfounded or excessive."));
+    run.check("request refused", Some("privacy-17-refused"), true)
+        .await;
+
     // The public portal: no account, the notice, a request and its status.
     run.c.delete_all_cookies().await.unwrap();
     run.go("/privacy").await;

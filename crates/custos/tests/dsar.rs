@@ -615,3 +615,127 @@ async fn the_public_portal_refuses_a_flood_from_one_address() {
     let (_, events) = po.get("/api/v1/audit/events?action=portal.throttled").await;
     assert_eq!(events["events"].as_array().unwrap().len(), 2, "{events}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_is_refused_on_a_legal_ground_and_closed() {
+    let s = TestServer::start().await;
+    let sales = Api {
+        s: &s,
+        token: s.token_for(Role::Sales).await,
+    };
+    let po = Api {
+        s: &s,
+        token: s.token_for(Role::PrivacyOfficer).await,
+    };
+    let p = person(&sales, "Refused", "refused@dsar.example").await;
+    let (st, r) = po
+        .post(
+            "/api/v1/dsar",
+            json!({"kind": "erasure", "regime": "gdpr", "subject_email": "refused@dsar.example"}),
+        )
+        .await;
+    assert_eq!(st, 201, "{r}");
+    let id = r["id"].as_str().unwrap();
+    let status_url = r["status_url"]
+        .as_str()
+        .unwrap()
+        .replace("/privacy/requests/", "/api/v1/privacy/requests/");
+    let reject = format!("/api/v1/dsar/{id}/reject");
+
+    // Bad input names its fields and changes nothing.
+    let (st, e) = po
+        .post(&reject, json!({"ground": "because", "explanation": "no"}))
+        .await;
+    assert_eq!(st, 422, "{e}");
+    let fields: Vec<&str> = e["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x["field"].as_str().unwrap())
+        .collect();
+    assert_eq!(fields, ["ground", "explanation"]);
+    let (st, e) = po
+        .post(
+            &reject,
+            json!({"ground": "exemption", "explanation": "long enough", "extra": 1}),
+        )
+        .await;
+    assert_eq!(st, 422, "{e}");
+    assert_eq!(
+        po.get(&format!("/api/v1/dsar/{id}")).await.1["state"],
+        "received"
+    );
+
+    // Only the privacy officer may refuse.
+    let body = json!({"ground": "identity_not_verified", "explanation": "The code was never read back to us."});
+    assert_eq!(sales.post(&reject, body.clone()).await.0, 403);
+
+    // Refused while still unverified: closed, with the ground and explanation.
+    let (st, v) = po.post(&reject, body.clone()).await;
+    assert_eq!(st, 200, "{v}");
+    assert_eq!(v["state"], "rejected");
+    assert_eq!(v["clock"], "closed");
+    assert!(v["closed_at"].is_string());
+    assert_eq!(v["result"]["rejected"]["ground"], "identity_not_verified");
+    assert_eq!(
+        v["result"]["rejected"]["explanation"],
+        "The code was never read back to us."
+    );
+
+    // A closed request takes no further step.
+    assert_eq!(po.post(&reject, body).await.0, 409);
+    let verify =
+        json!({"method": "operator_attested", "reason": "called back on the number we hold"});
+    let (st, _) = po.post(&format!("/api/v1/dsar/{id}/verify"), verify).await;
+    assert_eq!(st, 409, "a refused request is not verified afterwards");
+    assert_eq!(
+        po.post(&format!("/api/v1/dsar/{id}/fulfil"), json!({}))
+            .await
+            .0,
+        409
+    );
+    let (st, _) = po
+        .post(
+            &format!("/api/v1/dsar/{id}/extend"),
+            json!({"reason": "more time please"}),
+        )
+        .await;
+    assert_eq!(st, 409);
+
+    // Nothing about the person changed: the erasure was not carried out.
+    let (st, c) = sales.get(&format!("/api/v1/contacts/{}", p.id)).await;
+    assert_eq!(st, 200, "{c}");
+    assert_eq!(c["email"], "refused@dsar.example");
+
+    // The person's status link shows the ground, not the explanation.
+    let got = s.client().get(s.url(&status_url)).send().await.unwrap();
+    assert_eq!(got.status(), 200);
+    let public: Value = got.json().await.unwrap();
+    assert_eq!(public["state"], "rejected");
+    assert_eq!(public["rejection_ground"], "identity_not_verified");
+    assert!(!public.to_string().contains("never read back"));
+
+    // The refusal is on record, with its ground.
+    let (st, ev) = po.get(&format!("/api/v1/dsar/{id}/evidence")).await;
+    assert_eq!(st, 200, "{ev}");
+    let steps = ev["timeline"].as_array().unwrap();
+    let refusal = steps
+        .iter()
+        .find(|e| e["event"]["action"] == "request.reject")
+        .expect("the refusal is in the evidence pack");
+    assert_eq!(refusal["event"]["outcome"], "success", "{refusal}");
+    assert!(
+        refusal["event"]["detail"]
+            .as_str()
+            .unwrap()
+            .contains("ground=identity_not_verified")
+    );
+    // Matching a contact to a closed request is refused too.
+    let (st, _) = po
+        .post(
+            &format!("/api/v1/dsar/{id}/match"),
+            json!({"contact_id": p.id}),
+        )
+        .await;
+    assert_eq!(st, 409);
+}

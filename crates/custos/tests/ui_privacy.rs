@@ -565,6 +565,10 @@ async fn privacy_forms_without_the_right_token_or_from_another_site_change_nothi
             vec![("extension_reason", "forged extension")],
         ),
         (format!("{page}/match"), vec![("contact_id", &ada.contact)]),
+        (
+            format!("{page}/reject"),
+            vec![("ground", "exemption"), ("explanation", "forged refusal")],
+        ),
         (format!("{page}/fulfil"), vec![]),
         (format!("{page}/lift"), vec![]),
         (
@@ -979,4 +983,90 @@ async fn ambiguous_matches_are_chosen_restrictions_lifted_and_sales_only_log_req
     assert!(html.contains("id=\"verification-code\"") && html.contains("token=cds_"));
     assert!(!html.contains("Open the request"));
     assert_eq!(po.requests().await.len(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_is_refused_from_its_page_with_a_ground_the_person_sees() {
+    let s = TestServer::start().await;
+    let sales = Api {
+        s: &s,
+        token: s.token_for(Role::Sales).await,
+    };
+    let po = Api {
+        s: &s,
+        token: s.token_for(Role::PrivacyOfficer).await,
+    };
+    seed(&sales, "Ada", "ada@refuse.example").await;
+    let (id, _, status_path) = api_request(&po, "access", "ada@refuse.example").await;
+    let (b, csrf) = sign_in(&s, Role::PrivacyOfficer).await;
+    let page = format!("/app/privacy/requests/{id}");
+    let html = ok_page(&b, &s, &page).await;
+    assert!(html.contains("id=\"reject-h\"") && html.contains("Refuse this request"));
+    assert!(html.contains("value=\"manifestly_unfounded\""));
+
+    // Too short an explanation: the form comes back with the error and the values.
+    let r = b
+        .post(s.url(&format!("{page}/reject")))
+        .form(&[
+            ("csrf", csrf.as_str()),
+            ("ground", "manifestly_unfounded"),
+            ("explanation", "no"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 422);
+    let html = text(r).await;
+    assert!(
+        html.contains("id=\"e-explanation\""),
+        "the error is by its field"
+    );
+    assert!(html.contains("value=\"manifestly_unfounded\" selected"));
+    assert_eq!(
+        po.get(&format!("/api/v1/dsar/{id}")).await["state"],
+        "received"
+    );
+
+    let why = "This is the fourth identical request this week; we answered it on Monday.";
+    let r = b
+        .post(s.url(&format!("{page}/reject")))
+        .form(&[
+            ("csrf", csrf.as_str()),
+            ("ground", "manifestly_unfounded"),
+            ("explanation", why),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303);
+    let html = ok_page(&b, &s, &page).await;
+    assert!(html.contains("Request refused and closed"), "the flash");
+    assert!(html.contains("Not verified: the request was refused first."));
+    assert!(html.contains("The request is manifestly unfounded or excessive."));
+    assert!(html.contains(why), "the explanation is shown to staff");
+    assert!(!html.contains("id=\"reject-h\""), "no second refusal");
+    assert!(
+        !html.contains("id=\"extend-h\""),
+        "a closed request is not extended"
+    );
+    assert!(
+        html.contains("Request refused: The request is manifestly unfounded or excessive"),
+        "the timeline names the step"
+    );
+    assert_eq!(
+        po.get(&format!("/api/v1/dsar/{id}")).await["state"],
+        "rejected"
+    );
+
+    // The person's status page says why in general terms, and where to complain.
+    let r = s.client().get(s.url(&status_path)).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let html = text(r).await;
+    assert!(html.contains("Closed without action"));
+    assert!(html.contains("Why: The request is manifestly unfounded or excessive."));
+    assert!(html.contains("supervisory authority"));
+    assert!(
+        !html.contains("fourth identical"),
+        "the explanation goes by email, not here"
+    );
 }

@@ -421,6 +421,15 @@ fn privacy_paths(paths: &mut Map<String, Value>, schemas: &mut Map<String, Value
         "requestBody": body(json!({"type": "object", "additionalProperties": false, "required": ["reason"], "properties": {"reason": {"type": "string"}}})),
         "responses": one("Extended", &[400, 401, 403, 404, 409, 413, 415, 422])
     }}));
+    let grounds: Vec<&str> = custos_domain::dsar::REJECT_GROUNDS
+        .iter()
+        .map(|(g, _)| *g)
+        .collect();
+    paths.insert("/api/v1/dsar/{id}/reject".into(), json!({"parameters": [id_path("id")], "post": {
+        "tags": ["privacy"], "summary": "Refuse an open request on a ground the law gives, with the explanation the person is sent; closes it and changes no personal data", "operationId": "dsar_reject",
+        "requestBody": body(json!({"type": "object", "additionalProperties": false, "required": ["ground", "explanation"], "properties": {"ground": {"type": "string", "enum": grounds}, "explanation": {"type": "string", "minLength": 5, "maxLength": 2000}}})),
+        "responses": one("Rejected; `result.rejected` holds the ground and explanation", &[400, 401, 403, 404, 409, 413, 415, 422])
+    }}));
     paths.insert("/api/v1/dsar/{id}/fulfil".into(), json!({"parameters": [id_path("id")], "post": {
         "tags": ["privacy"], "summary": "Carry out a verified request", "operationId": "dsar_fulfil",
         "responses": one("Fulfilled; `result` says what was done and kept", &[401, 403, 404, 409, 410, 422])

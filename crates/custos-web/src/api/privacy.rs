@@ -22,6 +22,7 @@ pub fn router() -> Router<AppState> {
         .route("/api/v1/dsar/{id}/verify", post(verify))
         .route("/api/v1/dsar/{id}/match", post(match_contact))
         .route("/api/v1/dsar/{id}/extend", post(extend))
+        .route("/api/v1/dsar/{id}/reject", post(reject))
         .route("/api/v1/dsar/{id}/fulfil", post(fulfil))
         .route("/api/v1/dsar/{id}/lift", post(lift))
         .route("/api/v1/dsar/{id}/package", get(package))
@@ -142,6 +143,22 @@ async fn extend(
     only_fields(&b, &["reason"])?;
     let reason = string_field(&b, "reason", 2000)?;
     Ok(Json(st.custos.dsar_extend(&p, parse_id(&id)?, &reason).await?).into_response())
+}
+
+async fn reject(
+    State(st): State<AppState>,
+    ApiCaller(p): ApiCaller,
+    PathId(id): PathId,
+    JsonBody(b): JsonBody,
+) -> ApiResult<Response> {
+    only_fields(&b, &["ground", "explanation"])?;
+    let ground = string_field(&b, "ground", 64)?;
+    let explanation = string_field(&b, "explanation", 2000)?;
+    let view = st
+        .custos
+        .dsar_reject(&p, parse_id(&id)?, &ground, &explanation)
+        .await?;
+    Ok(Json(view).into_response())
 }
 
 async fn fulfil(

@@ -527,6 +527,8 @@ struct StatusPage {
     due_iso: String,
     closed: String,
     closed_iso: String,
+    /// For a refused request: the ground, in a sentence.
+    ground: &'static str,
 }
 
 #[derive(Template)]
@@ -606,6 +608,11 @@ async fn status(
         due_iso: s.due_at.clone(),
         closed: s.closed_at.as_deref().map(when).unwrap_or_default(),
         closed_iso: s.closed_at.clone().unwrap_or_default(),
+        ground: s
+            .rejection_ground
+            .as_deref()
+            .and_then(custos_domain::dsar::reject_ground)
+            .unwrap_or_default(),
     };
     page(&p, &headers, tok.as_deref(), StatusCode::OK)
 }

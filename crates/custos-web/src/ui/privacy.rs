@@ -58,6 +58,7 @@ pub fn routes(r: Router<AppState>) -> Router<AppState> {
         .route("/app/privacy/requests/{id}/verify", post(verify))
         .route("/app/privacy/requests/{id}/match", post(match_contact))
         .route("/app/privacy/requests/{id}/extend", post(extend))
+        .route("/app/privacy/requests/{id}/reject", post(reject))
         .route(
             "/app/privacy/requests/{id}/fulfil",
             get(fulfil_page).post(fulfil),
@@ -203,6 +204,9 @@ pub fn flash_text(code: &str) -> Option<Flash> {
         "privacy.verified" => ok("Identity verified."),
         "privacy.matched" => ok("Request matched to the contact."),
         "privacy.extended" => ok("Due date extended. Tell the person why."),
+        "privacy.rejected" => ok(
+            "Request refused and closed. Write to the person with the explanation and their right to complain to a supervisory authority.",
+        ),
         "privacy.fulfilled" => ok("Request fulfilled."),
         "privacy.lifted" => ok("Restriction lifted."),
         "privacy.consent" => ok("Consent recorded."),
@@ -782,6 +786,8 @@ pub struct Outcome {
     pub note: String,
     /// Whether the flag was already in force.
     pub already: bool,
+    /// For a refused request: the ground, in words, and the explanation.
+    pub rejection: Option<(String, String)>,
 }
 
 /// A sentence's first letter in upper case, the rest untouched.
@@ -831,6 +837,17 @@ fn outcome_of(result: Option<&Json>) -> Option<Outcome> {
             .collect(),
         note: upper_first(r["note"].as_str().unwrap_or_default()),
         already: r["already_in_force"].as_bool().unwrap_or(false),
+        rejection: r["rejected"]["ground"].as_str().map(|g| {
+            (
+                custos_domain::dsar::reject_ground(g)
+                    .unwrap_or("No ground recorded.")
+                    .to_string(),
+                r["rejected"]["explanation"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string(),
+            )
+        }),
     })
 }
 
@@ -870,6 +887,8 @@ struct RequestPage {
     reason_field: FormField,
     extend_field: Option<FormField>,
     extended_due: String,
+    /// The refusal form (empty once the request is closed).
+    reject_fields: Vec<FormField>,
     can_fulfil: bool,
     fulfil_note: String,
     can_lift: bool,
@@ -919,6 +938,12 @@ fn step_text(action: &str, outcome: &str, detail: &str) -> String {
         },
         ("request.match", _) => "Matched to a contact".into(),
         ("request.extend", _) => "Due date extended, with a reason".into(),
+        ("request.reject", _) => format!(
+            "Request refused: {}",
+            custos_domain::dsar::reject_ground(&kv("ground"))
+                .unwrap_or("no ground recorded")
+                .trim_end_matches('.')
+        ),
         ("request.fulfil", _) => "Request fulfilled".into(),
         ("subject.erase", _) => "The person's data key was destroyed (erasure)".into(),
         ("subject.flag", _) => format!("Processing flag set: {}", kv("flag").replace('_', " ")),
@@ -992,6 +1017,34 @@ fn verify_fields() -> (FormField, FormField) {
     (code, reason)
 }
 
+/// The fields of the refusal form: the ground, and what the person is told.
+fn reject_fields() -> Vec<FormField> {
+    let mut ground = form_field(
+        "ground",
+        "Ground for refusing",
+        "The law allows a refusal only on one of these grounds.",
+        "select",
+        true,
+        0,
+    );
+    ground.options = custos_domain::dsar::REJECT_GROUNDS
+        .iter()
+        .map(|(g, text)| (g.to_string(), text.trim_end_matches('.').to_string()))
+        .collect();
+    if let Some((g, _)) = custos_domain::dsar::REJECT_GROUNDS.first() {
+        ground.value = g.to_string();
+    }
+    let explanation = form_field(
+        "explanation",
+        "Explanation for the person",
+        "What you will write to them: why, in plain words. They must also be told they may complain to a supervisory authority.",
+        "textarea",
+        true,
+        2000,
+    );
+    vec![ground, explanation]
+}
+
 fn extend_field() -> FormField {
     form_field(
         "extension_reason",
@@ -1031,6 +1084,8 @@ async fn detail_page(
             name,
             href,
         });
+    } else if v.state == "rejected" {
+        contact_note = "Not matched: the request was refused first.".into();
     } else if v.candidates.is_empty() {
         contact_note = "No contact holds this email. Fulfilling the request answers that no personal data about the person is held.".into();
     } else if v.candidates.len() == 1 {
@@ -1060,15 +1115,20 @@ async fn detail_page(
     let closed = matches!(v.state.as_str(), "fulfilled" | "rejected");
     let (mut code_field, mut reason_field) = verify_fields();
     let mut extend = (!closed && v.extension_reason.is_none()).then(extend_field);
+    let mut reject = if closed { Vec::new() } else { reject_fields() };
     let mut summary = Vec::new();
     if let Some(r) = rejected {
         summary = r.summary;
-        for f in r.fields {
-            match (r.form, f.name) {
-                ("verify", "code") => code_field = f,
-                ("verify", "reason") => reason_field = f,
-                ("extend", _) => extend = Some(f),
-                _ => {}
+        if r.form == "reject" {
+            reject = r.fields;
+        } else {
+            for f in r.fields {
+                match (r.form, f.name) {
+                    ("verify", "code") => code_field = f,
+                    ("verify", "reason") => reason_field = f,
+                    ("extend", _) => extend = Some(f),
+                    _ => {}
+                }
             }
         }
     }
@@ -1083,6 +1143,7 @@ async fn detail_page(
             when_text(at),
             v.verification_reason.clone().unwrap_or_default()
         ),
+        _ if v.state == "rejected" => "Not verified: the request was refused first.".into(),
         _ => "Not verified yet. Nothing is disclosed or erased before it is.".into(),
     };
     let (can_fulfil, fulfil_note) = match v.state.as_str() {
@@ -1140,6 +1201,7 @@ async fn detail_page(
         reason_field,
         extend_field: extend,
         extended_due,
+        reject_fields: reject,
         can_fulfil,
         fulfil_note,
         can_lift,
@@ -1271,6 +1333,53 @@ async fn extend(
             let summary = place_errors(&mut fs, &errs);
             let rejected = Rejected {
                 form: "extend",
+                fields: fs,
+                summary,
+            };
+            detail_page(
+                &st,
+                &ctx,
+                id,
+                Some(rejected),
+                StatusCode::UNPROCESSABLE_ENTITY,
+            )
+            .await
+        }
+        Err(e) => ctx.error(&st, e).await,
+    }
+}
+
+async fn reject(
+    State(st): State<AppState>,
+    ctx: Ctx,
+    Path(id): Path<String>,
+    Form(form): Form<Pairs>,
+) -> Response {
+    if let Err(r) = ctx.check_form(&st, &form).await {
+        return r;
+    }
+    let Some(id) = parse_id(&id) else {
+        return ctx.error(&st, ServiceError::NotFound("request")).await;
+    };
+    let ground = get_pair(&form, "ground").unwrap_or_default();
+    let explanation = get_pair(&form, "explanation").unwrap_or_default();
+    match st
+        .custos
+        .dsar_reject(&ctx.caller.principal, id, ground, explanation)
+        .await
+    {
+        Ok(_) => redirect_with_flash(&format!("/app/privacy/requests/{id}"), "privacy.rejected"),
+        Err(ServiceError::Invalid(errs)) => {
+            let mut fs = reject_fields();
+            for f in &mut fs {
+                f.value = match f.name {
+                    "ground" => ground.to_string(),
+                    _ => explanation.to_string(),
+                };
+            }
+            let summary = place_errors(&mut fs, &errs);
+            let rejected = Rejected {
+                form: "reject",
                 fields: fs,
                 summary,
             };
