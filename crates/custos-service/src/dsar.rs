@@ -636,10 +636,22 @@ impl Custos {
         }
         let mut values = BTreeMap::new();
         values.insert("contact_id", Value::Uuid(contact));
-        self.save_request(tx.as_mut(), id, values).await?;
         let ev = Event::new(p, "request.match")
             .subject(Some(id))
             .record(Entity::Request, id);
+        self.save_step(tx, id, values, ev).await
+    }
+
+    /// Saves a step's changes to a request and its audit leaf, commits, and
+    /// answers with the request as it now stands.
+    async fn save_step(
+        &self,
+        mut tx: Box<dyn Tx>,
+        id: Uuid,
+        values: BTreeMap<&'static str, Value>,
+        ev: Event,
+    ) -> Result<RequestView> {
+        self.save_request(tx.as_mut(), id, values).await?;
         self.append(tx.as_mut(), ev).await?;
         let rec = self.load_request(tx.as_mut(), id).await?;
         let view = self.view_of(tx.as_mut(), &rec).await?;
@@ -674,15 +686,10 @@ impl Custos {
         let mut values = BTreeMap::new();
         values.insert("due_at", Value::Timestamp(regime.extended(*due)));
         values.insert("extension_reason", Value::Text(reason.to_string()));
-        self.save_request(tx.as_mut(), id, values).await?;
         let ev = Event::new(p, "request.extend")
             .subject(Some(id))
             .record(Entity::Request, id);
-        self.append(tx.as_mut(), ev).await?;
-        let rec = self.load_request(tx.as_mut(), id).await?;
-        let view = self.view_of(tx.as_mut(), &rec).await?;
-        tx.commit().await?;
-        Ok(view)
+        self.save_step(tx, id, values, ev).await
     }
 
     /// Refuses a request that is still open, on one of the grounds the law
@@ -728,16 +735,11 @@ impl Custos {
         values.insert("state", Value::Text("rejected".into()));
         values.insert("closed_at", Value::Timestamp(self.now()));
         values.insert("result", Value::Text(result.to_string()));
-        self.save_request(tx.as_mut(), id, values).await?;
         let ev = Event::new(p, "request.reject")
             .subject(Some(id))
             .record(Entity::Request, id)
             .detail(format!("ground={ground}"));
-        self.append(tx.as_mut(), ev).await?;
-        let rec = self.load_request(tx.as_mut(), id).await?;
-        let view = self.view_of(tx.as_mut(), &rec).await?;
-        tx.commit().await?;
-        Ok(view)
+        self.save_step(tx, id, values, ev).await
     }
 
     /// Carries out a verified request, driven by the inventory; the result says

@@ -1056,6 +1056,31 @@ fn extend_field() -> FormField {
     )
 }
 
+/// The request page again, with a form's values and its errors by field.
+async fn form_refused(
+    st: &AppState,
+    ctx: &Ctx,
+    id: Uuid,
+    form: &'static str,
+    mut fields: Vec<FormField>,
+    errors: &[custos_domain::FieldError],
+) -> Response {
+    let summary = place_errors(&mut fields, errors);
+    let rejected = Rejected {
+        form,
+        fields,
+        summary,
+    };
+    detail_page(
+        st,
+        ctx,
+        id,
+        Some(rejected),
+        StatusCode::UNPROCESSABLE_ENTITY,
+    )
+    .await
+}
+
 async fn detail_page(
     st: &AppState,
     ctx: &Ctx,
@@ -1253,21 +1278,8 @@ async fn verify(
             let (mut code, mut reason) = verify_fields();
             code.value = get_pair(&form, "code").unwrap_or_default().to_string();
             reason.value = get_pair(&form, "reason").unwrap_or_default().to_string();
-            let mut fs = vec![code, reason];
-            let summary = place_errors(&mut fs, &errs);
-            let rejected = Rejected {
-                form: "verify",
-                fields: fs,
-                summary,
-            };
-            detail_page(
-                &st,
-                &ctx,
-                id,
-                Some(rejected),
-                StatusCode::UNPROCESSABLE_ENTITY,
-            )
-            .await
+            let fs = vec![code, reason];
+            form_refused(&st, &ctx, id, "verify", fs, &errs).await
         }
         Err(e) => ctx.error(&st, e).await,
     }
@@ -1329,21 +1341,8 @@ async fn extend(
                 .into_iter()
                 .map(|e| custos_domain::FieldError::new("extension_reason", e.message))
                 .collect();
-            let mut fs = vec![f];
-            let summary = place_errors(&mut fs, &errs);
-            let rejected = Rejected {
-                form: "extend",
-                fields: fs,
-                summary,
-            };
-            detail_page(
-                &st,
-                &ctx,
-                id,
-                Some(rejected),
-                StatusCode::UNPROCESSABLE_ENTITY,
-            )
-            .await
+            let fs = vec![f];
+            form_refused(&st, &ctx, id, "extend", fs, &errs).await
         }
         Err(e) => ctx.error(&st, e).await,
     }
@@ -1377,20 +1376,7 @@ async fn reject(
                     _ => explanation.to_string(),
                 };
             }
-            let summary = place_errors(&mut fs, &errs);
-            let rejected = Rejected {
-                form: "reject",
-                fields: fs,
-                summary,
-            };
-            detail_page(
-                &st,
-                &ctx,
-                id,
-                Some(rejected),
-                StatusCode::UNPROCESSABLE_ENTITY,
-            )
-            .await
+            form_refused(&st, &ctx, id, "reject", fs, &errs).await
         }
         Err(e) => ctx.error(&st, e).await,
     }
