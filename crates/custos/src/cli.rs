@@ -108,8 +108,11 @@ pub enum Command {
     /// means nothing is imported.
     ///
     /// The import is one transaction: a failure or Ctrl-C leaves nothing
-    /// half-imported. With the embedded database it uses up to 256 MiB of
-    /// memory for the database cache while it writes, plus the file's rows.
+    /// half-imported. The file is read twice, once to check every row and
+    /// once to write, and never held in memory whole; do not edit it while
+    /// the import runs (a change between the readings stops the import, and
+    /// nothing is written). With the embedded database the import uses up to
+    /// 256 MiB of memory for the database cache while it writes.
     Import {
         /// contacts, companies or orders.
         #[arg(value_parser = ["contacts", "companies", "orders"])]
