@@ -129,6 +129,15 @@ fn secrets_of(r: &Record) -> BTreeMap<String, String> {
         .unwrap_or_default()
 }
 
+/// The check of a reason the person is told (an extension, a refusal):
+/// 5 to 2,000 characters, after trimming.
+fn told_why(field: &str, text: &str) -> Option<custos_domain::FieldError> {
+    let n = text.chars().count();
+    (!(5..=2000).contains(&n)).then(|| {
+        custos_domain::FieldError::new(field, "say why (5 to 2,000 characters); the person is told")
+    })
+}
+
 fn code_hash(code: &str) -> String {
     hex::encode(custos_crypto::sha256(
         format!("custos/dsar-code:{code}").as_bytes(),
@@ -662,11 +671,8 @@ impl Custos {
     /// Extends the due date once, as the law allows, with a recorded reason.
     pub async fn dsar_extend(&self, p: &Principal, id: Uuid, reason: &str) -> Result<RequestView> {
         let reason = reason.trim();
-        if reason.chars().count() < 5 || reason.chars().count() > 2000 {
-            return Err(ServiceError::invalid(
-                "reason",
-                "say why (5 to 2,000 characters); the person is told",
-            ));
+        if let Some(e) = told_why("reason", reason) {
+            return Err(ServiceError::Invalid(vec![e]));
         }
         let mut tx = self.privacy_tx(p, "request.extend").await?;
         let rec = self.load_request(tx.as_mut(), id).await?;
@@ -711,12 +717,7 @@ impl Custos {
                 format!("must be one of {}", names.join(", ")),
             ));
         }
-        if explanation.chars().count() < 5 || explanation.chars().count() > 2000 {
-            errors.push(custos_domain::FieldError::new(
-                "explanation",
-                "say why (5 to 2,000 characters); the person is told",
-            ));
-        }
+        errors.extend(told_why("explanation", explanation));
         if !errors.is_empty() {
             return Err(ServiceError::Invalid(errors));
         }

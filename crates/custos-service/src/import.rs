@@ -275,16 +275,8 @@ impl Custos {
         progress: impl FnMut(ImportStage, u64, u64),
     ) -> Result<ImportReport> {
         let mut source = RowsInMemory::new(rows);
-        self.import_rows(
-            p,
-            entity,
-            headers,
-            &mut source,
-            skip_invalid,
-            false,
-            progress,
-        )
-        .await
+        self.import_from(p, entity, headers, &mut source, skip_invalid, progress)
+            .await
     }
 
     /// [`Custos::import`] from a source read twice (a file), never held in

@@ -59,14 +59,14 @@ impl CsvRows {
                 Err(e) => bail!("{} line {}: not valid CSV ({e})", path.display(), rows + 2),
             }
         }
-        let (reader, _) = Self::reader(path)?;
+        // At the end of the file: the import rewinds before each reading.
         Ok(CsvRows {
             path: path.to_path_buf(),
             headers,
             rows,
             reader,
-            record: csv::StringRecord::new(),
-            line: 2,
+            record,
+            line: rows + 2,
         })
     }
 }

@@ -79,6 +79,24 @@ fn rows(n: usize) -> Vec<Vec<String>> {
         .collect()
 }
 
+/// Imports contacts from `source` as the administrator, without progress.
+async fn import_contacts(
+    env: &Env,
+    source: &mut TwoReadings,
+    skip_invalid: bool,
+) -> Result<custos_service::ImportReport, ServiceError> {
+    env.custos
+        .import_from(
+            &env.admin,
+            Entity::Contact,
+            &headers(),
+            source,
+            skip_invalid,
+            |_, _, _| {},
+        )
+        .await
+}
+
 async fn contacts(env: &Env) -> TestResult<u64> {
     Ok(env
         .table_counts()
@@ -106,17 +124,7 @@ async fn rows_that_change_between_the_readings_import_nothing() -> TestResult {
     for second in [edited, longer, shorter] {
         let before = env.ledger_size().await?;
         let mut source = TwoReadings::new(rows(1200), second);
-        let got = env
-            .custos
-            .import_from(
-                &env.admin,
-                Entity::Contact,
-                &headers(),
-                &mut source,
-                false,
-                |_, _, _| {},
-            )
-            .await;
+        let got = import_contacts(&env, &mut source, false).await;
         assert!(
             matches!(&got, Err(ServiceError::Conflict(m)) if m.contains("changed")),
             "{got:?}"
@@ -133,17 +141,7 @@ async fn a_row_that_cannot_be_read_stops_the_import_with_its_reason() -> TestRes
     let env = Env::new().await?;
     let mut source = TwoReadings::new(rows(1200), rows(1200));
     source.broken_at = Some(700);
-    let got = env
-        .custos
-        .import_from(
-            &env.admin,
-            Entity::Contact,
-            &headers(),
-            &mut source,
-            true,
-            |_, _, _| {},
-        )
-        .await;
+    let got = import_contacts(&env, &mut source, true).await;
     match got {
         Err(ServiceError::Invalid(errors)) => {
             assert_eq!(errors[0].field, "file");
