@@ -490,7 +490,10 @@ mod tests {
 
         // Counting is exact on plain filters and declines on sealed ones.
         let params = ListParams::parse(Entity::Deal, &[("stage".into(), "lead".into())]).unwrap();
-        assert_eq!(c.count(&p, Entity::Deal, &params).await.unwrap(), Some(2));
+        assert_eq!(
+            c.count(&p, Entity::Deal, &params).await.unwrap(),
+            Some(crate::ListSize::Exactly(2))
+        );
         let params =
             ListParams::parse(Entity::Contact, &[("email".into(), "a@b.example".into())]).unwrap();
         assert_eq!(c.count(&p, Entity::Contact, &params).await.unwrap(), None);

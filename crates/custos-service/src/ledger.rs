@@ -164,13 +164,14 @@ impl Custos {
         // A running total kept with the head, not a sum over every leaf.
         let bytes = head.bytes;
         let app = Appender::from_frontier(head.size, head.frontier).map_err(internal)?;
-        let cps = tx.checkpoints().await?;
+        let checkpoints = tx.checkpoint_count().await?;
+        let latest = tx.latest_checkpoint().await?;
         Ok(LedgerStatus {
             size: app.size(),
             root_hex: hex::encode(app.root()),
             bytes,
-            checkpoints: cps.len() as u64,
-            latest_checkpoint_size: cps.last().map(|c| c.size),
+            checkpoints,
+            latest_checkpoint_size: latest.map(|c| c.size),
         })
     }
 
@@ -272,9 +273,8 @@ impl Custos {
         let mut tx = self.inner.store.begin().await?;
         let head = tx.ledger_head().await?;
         let app = Appender::from_frontier(head.size, head.frontier).map_err(internal)?;
-        let cps = tx.checkpoints().await?;
-        let latest = cps.last();
-        if let Some(last) = latest {
+        let latest = tx.latest_checkpoint().await?;
+        if let Some(last) = &latest {
             if last.size >= app.size() {
                 return Ok(last.note.clone());
             }

@@ -49,7 +49,7 @@ pub use principal::{Principal, RequestMeta, Via};
 pub use query::{ListParams, Page};
 pub use records::RecordView;
 pub use roles::{RoleInput, RoleView};
-pub use search::{SearchGroup, SearchKind, SearchResults, search_kind};
+pub use search::{COUNT_LIMIT, ListSize, SearchGroup, SearchKind, SearchResults, search_kind};
 pub use seed::SeedReport;
 
 use custos_crypto::MasterKeyring;

@@ -79,6 +79,30 @@ pub fn search_kind(q: &str) -> SearchKind {
     }
 }
 
+/// Where counting a list stops. A list's total is shown on every page of
+/// it; counting ten million activities would read them all each time,
+/// while counting to this limit costs the same however big the table is.
+pub const COUNT_LIMIT: u64 = 10_000;
+
+/// How many records a list holds: exactly, up to [`COUNT_LIMIT`]; past it,
+/// only that there are more.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ListSize {
+    /// This many.
+    Exactly(u64),
+    /// More than this many ([`COUNT_LIMIT`]).
+    MoreThan(u64),
+}
+
+impl ListSize {
+    /// The exact number, or the limit it is more than.
+    pub fn at_least(self) -> u64 {
+        match self {
+            ListSize::Exactly(n) | ListSize::MoreThan(n) => n,
+        }
+    }
+}
+
 impl Custos {
     /// The global search: `q` is an email, a phone number or words.
     pub async fn search(&self, p: &Principal, q: &str) -> Result<SearchResults> {
@@ -182,15 +206,16 @@ impl Custos {
         Ok(SearchResults { kind, groups })
     }
 
-    /// How many records a list with these filters holds, or `None` when the
-    /// filters match on sealed data (blind indexes only give candidates, which
-    /// the list confirms one by one as it opens them). Audited like a list.
+    /// How many records a list with these filters holds, counted up to
+    /// [`COUNT_LIMIT`], or `None` when the filters match on sealed data
+    /// (blind indexes only give candidates, which the list confirms one by
+    /// one as it opens them). Audited like a list.
     pub async fn count(
         &self,
         p: &Principal,
         entity: Entity,
         params: &ListParams,
-    ) -> Result<Option<u64>> {
+    ) -> Result<Option<ListSize>> {
         let action = format!("{}.count", entity.name());
         if !policy::allows(p.role, Operation::Read, entity) {
             self.append_alone(Event::new(p, action).outcome("denied"))
@@ -201,7 +226,9 @@ impl Custos {
                 entity.plural()
             )));
         }
-        let mut tx = self.inner.store.begin().await?;
+        // A read: counted on a read connection, its leaf then written by
+        // group commit with other reads' (see `Custos::list`).
+        let mut tx = self.inner.store.begin_read().await?;
         let vctx = Self::validation_context(tx.as_mut(), entity).await?;
         let mut conditions = Vec::new();
         for (name, raw) in &params.filters {
@@ -248,7 +275,14 @@ impl Custos {
             }
         }
         conditions.extend(crate::records::scope_condition(p, entity));
-        let n = tx.count_records(entity, &conditions).await?;
+        let counted = tx
+            .count_records_up_to(entity, &conditions, COUNT_LIMIT + 1)
+            .await?;
+        let size = if counted > COUNT_LIMIT {
+            ListSize::MoreThan(COUNT_LIMIT)
+        } else {
+            ListSize::Exactly(counted)
+        };
         let names: Vec<&str> = params
             .filters
             .iter()
@@ -262,10 +296,13 @@ impl Custos {
         };
         let ev = Event::new(p, action)
             .detail(format!("filters={filters}"))
-            .detail(format!("count={n}"));
-        self.append(tx.as_mut(), ev).await?;
-        tx.commit().await?;
-        Ok(Some(n))
+            .detail(match size {
+                ListSize::Exactly(n) => format!("count={n}"),
+                ListSize::MoreThan(n) => format!("count={n}+"),
+            });
+        drop(tx);
+        self.append_read(vec![ev]).await?;
+        Ok(Some(size))
     }
 }
 

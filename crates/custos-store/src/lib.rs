@@ -517,6 +517,14 @@ pub trait Tx: Send {
     async fn list_records(&mut self, query: &ListQuery) -> Result<Vec<StoredRow>>;
     /// Counts records matching all conditions.
     async fn count_records(&mut self, entity: Entity, conditions: &[Condition]) -> Result<u64>;
+    /// Counts records matching all conditions, stopping at `limit`: the
+    /// answer is `limit` when at least that many match.
+    async fn count_records_up_to(
+        &mut self,
+        entity: Entity,
+        conditions: &[Condition],
+        limit: u64,
+    ) -> Result<u64>;
     /// Replaces the blind-index entries of one field of one record.
     async fn set_blind_index(
         &mut self,
@@ -747,6 +755,10 @@ pub trait Tx: Send {
     async fn insert_checkpoint(&mut self, row: &CheckpointRow) -> Result<()>;
     /// All stored checkpoints, smallest size first.
     async fn checkpoints(&mut self) -> Result<Vec<CheckpointRow>>;
+    /// The checkpoint of the largest size, if any.
+    async fn latest_checkpoint(&mut self) -> Result<Option<CheckpointRow>>;
+    /// How many checkpoints are stored (a count kept with the ledger head).
+    async fn checkpoint_count(&mut self) -> Result<u64>;
     /// Leaves with `start <= index < end`, in order.
     async fn ledger_leaves(&mut self, start: u64, end: u64) -> Result<Vec<LeafRow>>;
     /// The root of the perfect subtree at `level`, `index`, if stored.

@@ -42,6 +42,8 @@ struct Sizes {
     searches: u64,
     /// Seconds of HTTP load.
     http_seconds: u64,
+    /// Loads of each list page measured.
+    page_loads: u64,
 }
 
 /// One row of the table.
@@ -194,6 +196,7 @@ pub async fn bench(options: BenchOptions) -> Result<ExitCode> {
         creates: if options.quick { 20 } else { 1000 },
         searches: if options.quick { 20 } else { 1000 },
         http_seconds: if options.quick { 2 } else { 15 },
+        page_loads: if options.quick { 3 } else { 25 },
     };
     let scratch = Scratch::create(options.database.as_deref()).await?;
     eprintln!(
@@ -382,6 +385,63 @@ async fn run(scratch: &Scratch, sizes: &Sizes) -> Result<(Vec<Figure>, Vec<Strin
         verdict: verdict(p50 <= Duration::from_millis(1)),
     });
 
+    // 9. List pages at N: the first page and one in the middle of each
+    // list, in several orders, with the total the page shows (counted up to
+    // its limit), as the web UI asks for them.
+    eprintln!("measuring list pages…");
+    let mut pages = Vec::new();
+    let mut slowest = (Duration::ZERO, String::new());
+    let lists = [
+        (Entity::Contact, "created_at", true),
+        (Entity::Activity, "occurred_at", true),
+        (Entity::Activity, "due_at", false),
+        (Entity::Activity, "kind", false),
+    ];
+    for (entity, field, descending) in lists {
+        let sort = if descending {
+            format!("-{field}")
+        } else {
+            field.to_string()
+        };
+        let first = ListParams::parse(entity, &[("sort".into(), sort.clone())])?;
+        let middle = ListParams {
+            after: Some((middle_of(&custos, &cli, entity, field).await?, Uuid::nil())),
+            ..first.clone()
+        };
+        for (which, params) in [("first", &first), ("middle", &middle)] {
+            for _ in 0..sizes.page_loads {
+                let t = Instant::now();
+                let page = custos.list(&cli, entity, params).await?;
+                custos.count(&cli, entity, &first).await?;
+                let took = t.elapsed();
+                if page.items.is_empty() {
+                    bail!("the {which} page of {} by {sort} is empty", entity.plural());
+                }
+                if took > slowest.0 {
+                    slowest = (
+                        took,
+                        format!("{which} page of {} by {sort}", entity.plural()),
+                    );
+                }
+                pages.push(took);
+            }
+        }
+    }
+    pages.sort();
+    figures.push(Figure {
+        name: "9. list page (a page of 50 and its total), p50 / p99",
+        result: format!(
+            "{:.3} ms / {:.3} ms ({} loads of first and middle pages: contacts newest first, activities by occurred, due date and kind; slowest {:.1} ms, {})",
+            ms(quantile(&pages, 0.5)),
+            ms(quantile(&pages, 0.99)),
+            pages.len(),
+            ms(slowest.0),
+            slowest.1
+        ),
+        goal: "(no goal; the same at any N)",
+        verdict: "",
+    });
+
     // 6. Subject access export of the focus person.
     eprintln!("measuring a subject access export…");
     let po = Principal::with_role(Uuid::nil(), Role::PrivacyOfficer, Via::Cli);
@@ -516,6 +576,37 @@ async fn run(scratch: &Scratch, sizes: &Sizes) -> Result<(Vec<Figure>, Vec<Strin
 
 /// Finds contacts by exact email as the API does; returns the first id and
 /// how many matched.
+/// A sort value half-way through a list: between the first and the last
+/// value of `field` (a number), or the middle kind of activity.
+async fn middle_of(
+    custos: &Custos,
+    p: &Principal,
+    entity: Entity,
+    field: &str,
+) -> Result<SqlValue> {
+    if field == "kind" {
+        return Ok(SqlValue::Text("email".into()));
+    }
+    let mut ends = Vec::new();
+    for sort in [field.to_string(), format!("-{field}")] {
+        let params = ListParams::parse(
+            entity,
+            &[("sort".into(), sort), ("limit".into(), "1".into())],
+        )?;
+        let page = custos.list(p, entity, &params).await?;
+        let value = page.items.first().and_then(|r| match r.record.get(field) {
+            custos_domain::Value::Timestamp(t) => Some(custos_domain::value::to_unix_ms(*t)),
+            _ => None,
+        });
+        ends.push(value);
+    }
+    Ok(match (ends[0], ends[1]) {
+        (Some(a), Some(b)) => SqlValue::Int(a + (b - a) / 2),
+        // A column no row has a value in sorts as its sentinel.
+        _ => SqlValue::Int(i64::MIN),
+    })
+}
+
 async fn find_by_email(custos: &Custos, p: &Principal, email: &str) -> Result<(Uuid, usize)> {
     let params = ListParams::parse(Entity::Contact, &[("email".into(), email.into())])?;
     let page = custos.list(p, Entity::Contact, &params).await?;

@@ -7,7 +7,7 @@
 use std::path::Path;
 use std::process::{Command, Output};
 
-const FIGURES: [&str; 8] = [
+const FIGURES: [&str; 9] = [
     "1. create contact: full privacy vs plain insert",
     "2. bulk import",
     "3. exact search by email",
@@ -16,6 +16,7 @@ const FIGURES: [&str; 8] = [
     "6. subject access export",
     "7. erasure",
     "8. server memory",
+    "9. list page",
 ];
 
 fn bench(tmp: &Path, database: Option<&str>) -> Output {

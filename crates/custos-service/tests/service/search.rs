@@ -485,3 +485,55 @@ async fn company_search_folds_case_beyond_ascii() -> TestResult {
     );
     Ok(())
 }
+
+/// A list's total is exact up to the counting limit and only "more than" it
+/// past it; a filter that matches fewer is counted exactly, and both counts
+/// are audited.
+#[tokio::test]
+async fn a_list_is_counted_exactly_up_to_the_limit_and_no_further() -> TestResult {
+    use custos_service::{COUNT_LIMIT, ListSize};
+    let env = Env::new().await?;
+    let rows: Vec<Vec<String>> = (0..=COUNT_LIMIT)
+        .map(|i| vec![format!("Firm {i:05}"), format!("firm{i}.example")])
+        .collect();
+    let headers = vec!["name".to_string(), "domain".to_string()];
+    let report = env
+        .custos
+        .import(
+            &env.admin,
+            Entity::Company,
+            &headers,
+            &rows,
+            false,
+            |_, _, _| {},
+        )
+        .await?;
+    assert_eq!(report.imported, COUNT_LIMIT + 1);
+    let start = env.ledger_size().await?;
+    let all = ListParams::parse(Entity::Company, &[])?;
+    assert_eq!(
+        env.custos.count(&env.admin, Entity::Company, &all).await?,
+        Some(ListSize::MoreThan(COUNT_LIMIT))
+    );
+    let one = ListParams::parse(
+        Entity::Company,
+        &[("domain".to_string(), "firm7.example".to_string())],
+    )?;
+    assert_eq!(
+        env.custos.count(&env.admin, Entity::Company, &one).await?,
+        Some(ListSize::Exactly(1))
+    );
+    let details: Vec<String> = env
+        .events_since(start)
+        .await?
+        .iter()
+        .filter(|e| e.event.action == "company.count")
+        .map(|e| e.event.detail.clone().unwrap_or_default())
+        .collect();
+    assert!(
+        details[0].contains(&format!("count={COUNT_LIMIT}+")),
+        "{details:?}"
+    );
+    assert!(details[1].ends_with("count=1"), "{details:?}");
+    Ok(())
+}

@@ -77,6 +77,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "blind_index_key",
         include_str!("../../migrations/postgres/0012_blind_index_key.sql"),
     ),
+    (
+        13,
+        "sort_indexes",
+        include_str!("../../migrations/postgres/0013_sort_indexes.sql"),
+    ),
 ];
 
 /// The version the newest migration brings the schema to.
@@ -554,7 +559,24 @@ fn decode_token(r: &PgRow) -> Result<ApiTokenRow> {
     })
 }
 
+fn decode_checkpoint(r: &PgRow) -> Result<CheckpointRow> {
+    let size: i64 = r.try_get(0)?;
+    Ok(CheckpointRow {
+        size: size.max(0) as u64,
+        root: r.try_get(1)?,
+        note: r.try_get(2)?,
+        created_at: r.try_get(3)?,
+    })
+}
+
 impl PostgresTx {
+    /// Runs a COUNT query.
+    async fn count(&mut self, q: Query) -> Result<u64> {
+        let row = bind_all(q).fetch_one(&mut *self.tx).await?;
+        let n: i64 = row.try_get(0)?;
+        Ok(n.max(0) as u64)
+    }
+
     /// Writes the pending ledger appends (before commit and before any read
     /// of the ledger tables in this transaction).
     async fn flush_ledger(&mut self) -> Result<()> {
@@ -639,11 +661,17 @@ impl Tx for PostgresTx {
     }
 
     async fn count_records(&mut self, entity: Entity, conditions: &[Condition]) -> Result<u64> {
-        let row = bind_all(sql::count(D, entity, conditions))
-            .fetch_one(&mut *self.tx)
-            .await?;
-        let n: i64 = row.try_get(0)?;
-        Ok(n.max(0) as u64)
+        self.count(sql::count(D, entity, conditions, None)).await
+    }
+
+    async fn count_records_up_to(
+        &mut self,
+        entity: Entity,
+        conditions: &[Condition],
+        limit: u64,
+    ) -> Result<u64> {
+        self.count(sql::count(D, entity, conditions, Some(limit)))
+            .await
     }
 
     async fn set_blind_index(
@@ -1401,6 +1429,11 @@ impl Tx for PostgresTx {
         .bind(row.created_at)
         .execute(&mut *self.tx)
         .await?;
+        // Counted with the head, so the ledger's status does not count
+        // every checkpoint (one a minute while the ledger grows).
+        sqlx::query("UPDATE ledger_head SET checkpoints = checkpoints + 1 WHERE id = 1")
+            .execute(&mut *self.tx)
+            .await?;
         Ok(())
     }
 
@@ -1410,17 +1443,23 @@ impl Tx for PostgresTx {
         )
         .fetch_all(&mut *self.tx)
         .await?;
-        rows.iter()
-            .map(|r| {
-                let size: i64 = r.try_get(0)?;
-                Ok(CheckpointRow {
-                    size: size.max(0) as u64,
-                    root: r.try_get(1)?,
-                    note: r.try_get(2)?,
-                    created_at: r.try_get(3)?,
-                })
-            })
-            .collect()
+        rows.iter().map(decode_checkpoint).collect()
+    }
+
+    async fn latest_checkpoint(&mut self) -> Result<Option<CheckpointRow>> {
+        let row = sqlx::query(
+            "SELECT size, root, note, created_at FROM ledger_checkpoints ORDER BY size DESC LIMIT 1",
+        )
+        .fetch_optional(&mut *self.tx)
+        .await?;
+        row.as_ref().map(decode_checkpoint).transpose()
+    }
+
+    async fn checkpoint_count(&mut self) -> Result<u64> {
+        let n: Option<i64> = sqlx::query_scalar("SELECT checkpoints FROM ledger_head WHERE id = 1")
+            .fetch_optional(&mut *self.tx)
+            .await?;
+        Ok(n.unwrap_or(0).max(0) as u64)
     }
 
     async fn ledger_leaves(&mut self, start: u64, end: u64) -> Result<Vec<LeafRow>> {
@@ -1527,6 +1566,24 @@ mod tests {
             );
             for f in inventory::fields(entity) {
                 assert!(cols.contains(&f.name.to_string()));
+            }
+            // Sortable columns sort bare exactly when declared NOT NULL.
+            let not_null: Vec<String> = sqlx::query_scalar(
+                "SELECT column_name::text FROM information_schema.columns \
+                 WHERE table_schema = current_schema() AND table_name = $1 AND is_nullable = 'NO'",
+            )
+            .bind(entity.plural())
+            .fetch_all(&store.pool)
+            .await
+            .expect("not null");
+            for f in inventory::fields(entity).filter(|f| f.sortable) {
+                assert_eq!(
+                    sql::never_null(entity, f.name),
+                    not_null.iter().any(|c| c == f.name),
+                    "{}.{}",
+                    entity.plural(),
+                    f.name
+                );
             }
         }
         // Every table, column and index of the SQLite schema, and no other.

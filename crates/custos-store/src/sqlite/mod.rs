@@ -60,6 +60,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "blind_index_key",
         include_str!("../../migrations/sqlite/0012_blind_index_key.sql"),
     ),
+    (
+        13,
+        "sort_indexes",
+        include_str!("../../migrations/sqlite/0013_sort_indexes.sql"),
+    ),
 ];
 
 const D: Dialect = Dialect::Sqlite;
@@ -564,7 +569,24 @@ fn decode_token(r: &SqliteRow) -> Result<ApiTokenRow> {
     })
 }
 
+fn decode_checkpoint(r: &SqliteRow) -> Result<CheckpointRow> {
+    let size: i64 = r.try_get(0)?;
+    Ok(CheckpointRow {
+        size: size.max(0) as u64,
+        root: r.try_get(1)?,
+        note: r.try_get(2)?,
+        created_at: r.try_get(3)?,
+    })
+}
+
 impl SqliteTx {
+    /// Runs a COUNT query.
+    async fn count(&mut self, q: Query) -> Result<u64> {
+        let row = bind_all(q).fetch_one(&mut *self.tx).await?;
+        let n: i64 = row.try_get(0)?;
+        Ok(n.max(0) as u64)
+    }
+
     /// Writes the pending ledger appends (before commit and before any read
     /// of the ledger tables in this transaction).
     async fn flush_ledger(&mut self) -> Result<()> {
@@ -667,11 +689,17 @@ impl Tx for SqliteTx {
     }
 
     async fn count_records(&mut self, entity: Entity, conditions: &[Condition]) -> Result<u64> {
-        let row = bind_all(sql::count(D, entity, conditions))
-            .fetch_one(&mut *self.tx)
-            .await?;
-        let n: i64 = row.try_get(0)?;
-        Ok(n.max(0) as u64)
+        self.count(sql::count(D, entity, conditions, None)).await
+    }
+
+    async fn count_records_up_to(
+        &mut self,
+        entity: Entity,
+        conditions: &[Condition],
+        limit: u64,
+    ) -> Result<u64> {
+        self.count(sql::count(D, entity, conditions, Some(limit)))
+            .await
     }
 
     async fn set_blind_index(
@@ -1426,6 +1454,11 @@ impl Tx for SqliteTx {
         .bind(row.created_at)
         .execute(&mut *self.tx)
         .await?;
+        // Counted with the head, so the ledger's status does not count
+        // every checkpoint (one a minute while the ledger grows).
+        sqlx::query("UPDATE ledger_head SET checkpoints = checkpoints + 1 WHERE id = 1")
+            .execute(&mut *self.tx)
+            .await?;
         Ok(())
     }
 
@@ -1435,17 +1468,23 @@ impl Tx for SqliteTx {
         )
         .fetch_all(&mut *self.tx)
         .await?;
-        rows.iter()
-            .map(|r| {
-                let size: i64 = r.try_get(0)?;
-                Ok(CheckpointRow {
-                    size: size.max(0) as u64,
-                    root: r.try_get(1)?,
-                    note: r.try_get(2)?,
-                    created_at: r.try_get(3)?,
-                })
-            })
-            .collect()
+        rows.iter().map(decode_checkpoint).collect()
+    }
+
+    async fn latest_checkpoint(&mut self) -> Result<Option<CheckpointRow>> {
+        let row = sqlx::query(
+            "SELECT size, root, note, created_at FROM ledger_checkpoints ORDER BY size DESC LIMIT 1",
+        )
+        .fetch_optional(&mut *self.tx)
+        .await?;
+        row.as_ref().map(decode_checkpoint).transpose()
+    }
+
+    async fn checkpoint_count(&mut self) -> Result<u64> {
+        let n: Option<i64> = sqlx::query_scalar("SELECT checkpoints FROM ledger_head WHERE id = 1")
+            .fetch_optional(&mut *self.tx)
+            .await?;
+        Ok(n.unwrap_or(0).max(0) as u64)
     }
 
     async fn ledger_leaves(&mut self, start: u64, end: u64) -> Result<Vec<LeafRow>> {
@@ -1581,6 +1620,145 @@ mod tests {
     /// Migration 12 drops the blind index's subject column: entries written
     /// by an older Custos stay findable, once each, and erasing a subject
     /// still deletes its record's entries.
+    /// The sortable columns that sort bare are exactly those declared NOT
+    /// NULL: a bare sort of a column with NULLs would lose rows at page
+    /// boundaries, and a COALESCE sort of one without would miss its index.
+    #[tokio::test]
+    async fn sortable_columns_sort_bare_exactly_when_declared_not_null() {
+        let store = SqliteStore::memory().await.expect("open");
+        for entity in Entity::ALL {
+            let not_null: Vec<String> =
+                sqlx::query_scalar("SELECT name FROM pragma_table_info(?1) WHERE \"notnull\" = 1")
+                    .bind(entity.plural())
+                    .fetch_all(&store.pool)
+                    .await
+                    .expect("columns");
+            for f in inventory::fields(entity).filter(|f| f.sortable) {
+                assert_eq!(
+                    sql::never_null(entity, f.name),
+                    not_null.iter().any(|c| c == f.name),
+                    "{}.{}",
+                    entity.plural(),
+                    f.name
+                );
+            }
+        }
+    }
+
+    /// Migration 13 counts the checkpoints already stored into the head;
+    /// each new checkpoint adds one, and the latest is the largest.
+    #[tokio::test]
+    async fn checkpoints_are_counted_with_the_head_from_migration_13_on() {
+        let dir = tempfile::tempdir().expect("dir");
+        let path = dir.path().join("old.db");
+        {
+            // A database at schema 12 with a ledger and two checkpoints.
+            let opts = SqliteConnectOptions::new()
+                .filename(&path)
+                .create_if_missing(true);
+            let mut conn = SqliteConnection::connect_with(&opts).await.expect("open");
+            sqlx::raw_sql(
+                "CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL)",
+            )
+            .execute(&mut conn)
+            .await
+            .expect("table");
+            for (version, name, sql) in MIGRATIONS.iter().filter(|m| m.0 <= 12) {
+                sqlx::raw_sql(AssertSqlSafe(*sql))
+                    .execute(&mut conn)
+                    .await
+                    .expect("migration");
+                sqlx::query("INSERT INTO schema_migrations (version, name) VALUES (?1, ?2)")
+                    .bind(version)
+                    .bind(*name)
+                    .execute(&mut conn)
+                    .await
+                    .expect("version");
+            }
+            sqlx::raw_sql(
+                "INSERT INTO ledger_head (id, size, frontier, bytes) VALUES (1, 9, x'', 0); \
+                 INSERT INTO ledger_checkpoints (size, root, note, created_at) VALUES (4, x'00', 'four', 1), (9, x'01', 'nine', 2);",
+            )
+            .execute(&mut conn)
+            .await
+            .expect("ledger");
+            conn.close().await.expect("close");
+        }
+        let store = SqliteStore::open(&path).await.expect("migrate");
+        let mut tx = store.begin().await.expect("tx");
+        assert_eq!(tx.checkpoint_count().await.expect("count"), 2);
+        assert_eq!(
+            tx.latest_checkpoint()
+                .await
+                .expect("latest")
+                .map(|c| c.note),
+            Some("nine".to_string())
+        );
+        tx.insert_checkpoint(&CheckpointRow {
+            size: 12,
+            root: vec![2],
+            note: "twelve".into(),
+            created_at: 3,
+        })
+        .await
+        .expect("insert");
+        assert_eq!(tx.checkpoint_count().await.expect("count"), 3);
+        assert_eq!(
+            tx.latest_checkpoint()
+                .await
+                .expect("latest")
+                .map(|c| c.size),
+            Some(12)
+        );
+        assert_eq!(tx.checkpoints().await.expect("all").len(), 3);
+    }
+
+    /// A count up to a limit stops there; below it, it is exact.
+    #[tokio::test]
+    async fn a_count_up_to_a_limit_stops_there() {
+        let store = SqliteStore::memory().await.expect("open");
+        let mut tx = store.begin().await.expect("tx");
+        for n in 0..5 {
+            let id = Uuid::now_v7();
+            let row = StoredRow {
+                id,
+                subject_id: None,
+                columns: vec![
+                    ("name", SqlValue::Text(format!("Company {n}"))),
+                    ("created_at", SqlValue::Int(n)),
+                    ("updated_at", SqlValue::Int(n)),
+                ],
+            };
+            tx.insert_record(Entity::Company, &row)
+                .await
+                .expect("insert");
+        }
+        let all: &[Condition] = &[];
+        assert_eq!(
+            tx.count_records_up_to(Entity::Company, all, 3)
+                .await
+                .expect("count"),
+            3
+        );
+        assert_eq!(
+            tx.count_records_up_to(Entity::Company, all, 10)
+                .await
+                .expect("count"),
+            5
+        );
+        let some = [Condition::AtLeast("created_at", SqlValue::Int(3))];
+        assert_eq!(
+            tx.count_records_up_to(Entity::Company, &some, 10)
+                .await
+                .expect("count"),
+            2
+        );
+        assert_eq!(
+            tx.count_records(Entity::Company, all).await.expect("count"),
+            5
+        );
+    }
+
     #[tokio::test]
     async fn blind_index_entries_survive_migration_12_once_each() {
         let dir = tempfile::tempdir().expect("dir");

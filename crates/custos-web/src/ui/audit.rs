@@ -79,18 +79,7 @@ fn href(path: &str, pairs: &[(String, String)]) -> String {
     )
 }
 
-/// A number with thousands separators.
-fn grouped(n: u64) -> String {
-    let s = n.to_string();
-    let mut out = String::new();
-    for (i, c) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
-}
+use super::fields::grouped;
 
 fn plural(n: u64, one: &str, many: &str) -> String {
     if n == 1 {

@@ -26,14 +26,23 @@ pub fn money(hundredths: i64) -> String {
         None => ("", plain.as_str()),
     };
     let (int, frac) = rest.split_once('.').unwrap_or((rest, "00"));
-    let mut grouped = String::new();
-    for (i, ch) in int.chars().enumerate() {
-        if i > 0 && (int.len() - i) % 3 == 0 {
-            grouped.push(',');
+    format!("{sign}{}.{frac}", group_digits(int))
+}
+
+/// A number with thousands separators: 1234567 → `1,234,567`.
+pub fn grouped(n: u64) -> String {
+    group_digits(&n.to_string())
+}
+
+fn group_digits(digits: &str) -> String {
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
         }
-        grouped.push(ch);
+        out.push(c);
     }
-    format!("{sign}{grouped}.{frac}")
+    out
 }
 
 /// A time as people read it, in UTC: `2026-01-31 09:30 UTC`.

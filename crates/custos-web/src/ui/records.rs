@@ -16,7 +16,7 @@ use axum::{Form, Router};
 use custos_domain::inventory::{self, FieldDecl, FieldKind, Protection};
 use custos_domain::policy::{self, Operation};
 use custos_domain::{Entity, Value};
-use custos_service::{ListParams, Principal, RecordView, ServiceError};
+use custos_service::{ListParams, ListSize, Principal, RecordView, ServiceError};
 use std::collections::HashMap;
 use uuid::Uuid;
 
@@ -527,7 +527,7 @@ async fn list_page(
     let label = plural_label(entity).to_lowercase();
     let count_text = match (items.is_empty(), count) {
         (true, _) => String::new(),
-        (false, Some(n)) => format!("Showing {first}–{last} of {n} {label}"),
+        (false, Some(n)) => format!("Showing {first}–{last} of {} {label}", size_text(n)),
         // Matches on sealed data are confirmed one by one, so there is no total.
         (false, None) if back.is_empty() && next_cursor.is_none() => {
             format!("{} found", fields_count(items.len() as u64, entity))
@@ -1558,16 +1558,29 @@ async fn count_of(
     entity: Entity,
     field: &str,
     id: Uuid,
-) -> Result<u64, ServiceError> {
+) -> Result<ListSize, ServiceError> {
     let params = ListParams::parse(entity, &[(field.to_string(), id.to_string())])?;
-    Ok(st.custos.count(p, entity, &params).await?.unwrap_or(0))
+    Ok(st
+        .custos
+        .count(p, entity, &params)
+        .await?
+        .unwrap_or(ListSize::Exactly(0)))
 }
 
-fn n_things(n: u64, one: &str, many: &str) -> String {
-    if n == 1 {
+/// "1,234", or "more than 10,000" past the counting limit.
+fn size_text(n: ListSize) -> String {
+    match n {
+        ListSize::Exactly(n) => fields::grouped(n),
+        ListSize::MoreThan(n) => format!("more than {}", fields::grouped(n)),
+    }
+}
+
+/// "1 order", "3 orders", "more than 10,000 orders".
+fn n_things(n: ListSize, one: &str, many: &str) -> String {
+    if n == ListSize::Exactly(1) {
         format!("1 {one}")
     } else {
-        format!("{n} {many}")
+        format!("{} {many}", size_text(n))
     }
 }
 
@@ -1602,15 +1615,15 @@ async fn delete_page(
                 let orders = count_of(&st, p, Entity::Order, "contact_id", id).await?;
                 let acts = count_of(&st, p, Entity::Activity, "contact_id", id).await?;
                 let deals = count_of(&st, p, Entity::Deal, "contact_id", id).await?;
-                if orders > 0 {
+                if orders.at_least() > 0 {
                     blocked = Some(format!(
                         "{title} has {} kept for accounting, so this contact cannot be deleted. To remove the person, erase them through a data-subject request: their personal details are then destroyed while the orders stay, no longer linked to a readable identity.",
                         n_things(orders, "order", "orders")
                     ));
                 } else {
                     consequences.push(format!("{title} and their personal details are deleted, and their encryption key is destroyed."));
-                    consequences.push(format!("Their {} deleted with them.", if acts == 1 { "1 activity is".to_string() } else { format!("{acts} activities are") }));
-                    if deals > 0 {
+                    consequences.push(format!("Their {} deleted with them.", if acts == ListSize::Exactly(1) { "1 activity is".to_string() } else { format!("{} activities are", size_text(acts)) }));
+                    if deals.at_least() > 0 {
                         consequences.push(format!("{} stay, no longer linked to this contact.", n_things(deals, "deal", "deals")));
                     }
                 }
