@@ -2,7 +2,7 @@
 //! several locales with companies, deals, activities and orders. It goes
 //! through the same sealing and auditing path as real data.
 
-use crate::{Custos, Principal, Result};
+use crate::{Custos, Principal, Result, ServiceError};
 use custos_domain::validate::DEFAULT_STAGES;
 use custos_domain::{Entity, Value};
 use custos_store::{ListQuery, Sort, SqlValue};
@@ -379,18 +379,26 @@ impl Custos {
         Ok(report)
     }
 
-    /// Adds about `total` fake activities spread evenly over the existing
-    /// contacts, plus `focus.1` more for the contact `focus.0` (for measuring
-    /// one person's export among many). Batches of 5,000 activities, each
-    /// batch one transaction, through the same sealing and audit path as
-    /// real data. `progress` gets (activities made, activities to make).
-    pub async fn seed_activities(
+    /// Adds about `total` fake activities or orders (`entity`) spread evenly
+    /// over the existing contacts, plus `focus.1` more for the contact
+    /// `focus.0` (for measuring one person's export among many). Batches of
+    /// 5,000 records, each batch one transaction, through the same sealing
+    /// and audit path as real data. `progress` gets (records made, records
+    /// to make).
+    pub async fn seed_related(
         &self,
         p: &Principal,
+        entity: Entity,
         total: u64,
         focus: Option<(Uuid, u64)>,
         mut progress: impl FnMut(u64, u64),
     ) -> Result<u64> {
+        if !matches!(entity, Entity::Activity | Entity::Order) {
+            return Err(ServiceError::invalid(
+                "entity",
+                "fake records are activities or orders",
+            ));
+        }
         let now = self.now();
         let mut rng = Rng(0x2545_F491_4F6C_DD1D ^ total);
         let contacts = {
@@ -448,25 +456,12 @@ impl Custos {
                 let Some((contact, left)) = pending.last_mut() else {
                     break;
                 };
-                let mut a = BTreeMap::new();
-                a.insert("contact_id", Value::Uuid(*contact));
-                a.insert(
-                    "kind",
-                    Value::Text(
-                        ["note", "call", "email", "meeting", "task"][rng.below(5) as usize]
-                            .to_string(),
-                    ),
-                );
-                a.insert("body", Value::Text(rng.pick(NOTES).to_string()));
-                a.insert(
-                    "occurred_at",
-                    Value::Timestamp(now - time::Duration::hours(rng.below(24 * 365) as i64)),
-                );
+                let a = fake_related(entity, *contact, &mut rng, now);
                 *left -= 1;
                 if *left == 0 {
                     pending.pop();
                 }
-                self.prepare_new(tx.as_mut(), p, Entity::Activity, a, &mut records)
+                self.prepare_new(tx.as_mut(), p, entity, a, &mut records)
                     .await?;
                 if records.rows.len() >= 500 {
                     tx.insert_new(&std::mem::take(&mut records)).await?;
@@ -483,4 +478,53 @@ impl Custos {
         }
         Ok(made)
     }
+}
+
+/// One fake activity (of any kind, some of them tasks due soon) or order
+/// (placed in the last two years, most of them completed) of `contact`.
+fn fake_related(
+    entity: Entity,
+    contact: Uuid,
+    rng: &mut Rng,
+    now: time::OffsetDateTime,
+) -> BTreeMap<&'static str, Value> {
+    let mut r = BTreeMap::new();
+    r.insert("contact_id", Value::Uuid(contact));
+    if entity == Entity::Order {
+        let placed = now - time::Duration::hours(rng.below(24 * 730) as i64);
+        let status = [
+            "pending",
+            "paid",
+            "shipped",
+            "completed",
+            "completed",
+            "completed",
+        ][rng.below(6) as usize];
+        r.insert("status", Value::Text(status.to_string()));
+        r.insert("total", Value::Money((rng.below(100_000) + 500) as i64));
+        r.insert("currency", Value::Text("EUR".into()));
+        r.insert("placed_at", Value::Timestamp(placed));
+        if status == "completed" {
+            r.insert(
+                "completed_at",
+                Value::Timestamp(placed + time::Duration::days(2)),
+            );
+        }
+        return r;
+    }
+    let kind = ["note", "call", "email", "meeting", "task"][rng.below(5) as usize];
+    r.insert("kind", Value::Text(kind.to_string()));
+    r.insert("body", Value::Text(rng.pick(NOTES).to_string()));
+    r.insert(
+        "occurred_at",
+        Value::Timestamp(now - time::Duration::hours(rng.below(24 * 365) as i64)),
+    );
+    if kind == "task" {
+        r.insert(
+            "due_at",
+            Value::Timestamp(now + time::Duration::hours(rng.below(24 * 60) as i64 - 24 * 30)),
+        );
+        r.insert("done", Value::Bool(rng.below(4) != 0));
+    }
+    r
 }

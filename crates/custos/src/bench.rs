@@ -24,6 +24,8 @@ pub struct BenchOptions {
     pub contacts: u64,
     /// Activities to load (default 10 per contact).
     pub activities: Option<u64>,
+    /// Orders to load (default 1 per contact).
+    pub orders: Option<u64>,
     /// A PostgreSQL server URL: bench a scratch database there instead of SQLite.
     pub database: Option<String>,
     /// Tiny sizes, to check the command works.
@@ -34,6 +36,7 @@ pub struct BenchOptions {
 struct Sizes {
     contacts: u64,
     activities: u64,
+    orders: u64,
     /// Activities of the one person whose export is measured.
     focus_activities: u64,
     /// Creates per kind for the create ratio.
@@ -189,9 +192,18 @@ pub async fn bench(options: BenchOptions) -> Result<ExitCode> {
     if activities > 100_000_000 {
         bail!("--activities must be at most 100,000,000");
     }
+    let orders = match (options.quick, options.orders) {
+        (true, _) => contacts,
+        (false, Some(o)) => o,
+        (false, None) => contacts,
+    };
+    if orders > 100_000_000 {
+        bail!("--orders must be at most 100,000,000");
+    }
     let sizes = Sizes {
         contacts,
         activities,
+        orders,
         focus_activities: if options.quick { 20 } else { 1000 },
         creates: if options.quick { 20 } else { 1000 },
         searches: if options.quick { 20 } else { 1000 },
@@ -286,8 +298,9 @@ async fn run(scratch: &Scratch, sizes: &Sizes) -> Result<(Vec<Figure>, Vec<Strin
     let progress = bar("activities", sizes.activities + sizes.focus_activities);
     let started = Instant::now();
     let made = custos
-        .seed_activities(
+        .seed_related(
             &cli,
+            Entity::Activity,
             sizes.activities,
             Some((focus, sizes.focus_activities)),
             |d, _| {
@@ -303,6 +316,27 @@ async fn run(scratch: &Scratch, sizes: &Sizes) -> Result<(Vec<Figure>, Vec<Strin
     let seeding = started.elapsed();
     notes.push(format!(
         "Loading: {made} activities (sealed, audited) in {:.1} s, {:.0}/s.",
+        seeding.as_secs_f64(),
+        made as f64 / seeding.as_secs_f64()
+    ));
+
+    // Orders, one per contact by default, through the same path.
+    eprintln!("adding {} orders…", sizes.orders);
+    let progress = bar("orders", sizes.orders);
+    let started = Instant::now();
+    let made = custos
+        .seed_related(&cli, Entity::Order, sizes.orders, None, |d, _| {
+            if let Some(b) = &progress {
+                b.set_position(d);
+            }
+        })
+        .await?;
+    if let Some(b) = progress {
+        b.finish_and_clear();
+    }
+    let seeding = started.elapsed();
+    notes.push(format!(
+        "Loading: {made} orders (sealed, audited) in {:.1} s, {:.0}/s.",
         seeding.as_secs_f64(),
         made as f64 / seeding.as_secs_f64()
     ));
@@ -396,6 +430,8 @@ async fn run(scratch: &Scratch, sizes: &Sizes) -> Result<(Vec<Figure>, Vec<Strin
         (Entity::Activity, "occurred_at", true),
         (Entity::Activity, "due_at", false),
         (Entity::Activity, "kind", false),
+        (Entity::Order, "total", true),
+        (Entity::Order, "completed_at", true),
     ];
     for (entity, field, descending) in lists {
         let sort = if descending {
@@ -431,7 +467,7 @@ async fn run(scratch: &Scratch, sizes: &Sizes) -> Result<(Vec<Figure>, Vec<Strin
     figures.push(Figure {
         name: "9. list page (a page of 50 and its total), p50 / p99",
         result: format!(
-            "{:.3} ms / {:.3} ms ({} loads of first and middle pages: contacts newest first, activities by occurred, due date and kind; slowest {:.1} ms, {})",
+            "{:.3} ms / {:.3} ms ({} loads of first and middle pages: contacts newest first, activities by occurred, due date and kind, orders by total and completion; slowest {:.1} ms, {})",
             ms(quantile(&pages, 0.5)),
             ms(quantile(&pages, 0.99)),
             pages.len(),
@@ -577,7 +613,7 @@ async fn run(scratch: &Scratch, sizes: &Sizes) -> Result<(Vec<Figure>, Vec<Strin
 /// Finds contacts by exact email as the API does; returns the first id and
 /// how many matched.
 /// A sort value half-way through a list: between the first and the last
-/// value of `field` (a number), or the middle kind of activity.
+/// value of `field` (a time or an amount), or the middle kind of activity.
 async fn middle_of(
     custos: &Custos,
     p: &Principal,
@@ -596,14 +632,17 @@ async fn middle_of(
         let page = custos.list(p, entity, &params).await?;
         let value = page.items.first().and_then(|r| match r.record.get(field) {
             custos_domain::Value::Timestamp(t) => Some(custos_domain::value::to_unix_ms(*t)),
+            custos_domain::Value::Money(m) => Some(*m),
             _ => None,
         });
         ends.push(value);
     }
     Ok(match (ends[0], ends[1]) {
         (Some(a), Some(b)) => SqlValue::Int(a + (b - a) / 2),
+        // One end is the rows without a value (they sort as the lowest).
+        (Some(v), None) | (None, Some(v)) => SqlValue::Int(v),
         // A column no row has a value in sorts as its sentinel.
-        _ => SqlValue::Int(i64::MIN),
+        (None, None) => SqlValue::Int(i64::MIN),
     })
 }
 
@@ -927,10 +966,11 @@ fn print_table(options: &BenchOptions, sizes: &Sizes, figures: &[Figure], notes:
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "custos bench: {backend}; {} contacts, {} activities ({} for the exported person); {cores} cores{}",
+        "custos bench: {backend}; {} contacts, {} activities ({} for the exported person), {} orders; {cores} cores{}",
         sizes.contacts,
         sizes.activities,
         sizes.focus_activities,
+        sizes.orders,
         if options.quick { "; --quick sizes" } else { "" }
     );
     let _ = writeln!(out);

@@ -135,13 +135,14 @@ pub enum Command {
     /// table, each beside its goal. Never fails on time.
     ///
     /// Works in a temporary data directory (removed afterwards), never in
-    /// --data-dir. Loads N contacts through the import path and 10 × N
-    /// activities, then measures: create contact with full privacy vs a plain
-    /// insert, bulk import rows/s, exact search by email (p50/p99), HTTPS GET of
-    /// a contact with keep-alive (with wrk if it is on PATH), ledger verify vs
-    /// raw SHA-256, a subject access export, an erasure, and server memory.
-    /// The full size (1M contacts, 10M activities) takes a long while; start
-    /// with --contacts 10000.
+    /// --data-dir. Loads N contacts through the import path, 10 × N
+    /// activities and N orders, then measures: create contact with full
+    /// privacy vs a plain insert, bulk import rows/s, exact search by email
+    /// (p50/p99), HTTPS GET of a contact with keep-alive (with wrk if it is on
+    /// PATH), ledger verify vs raw SHA-256, a subject access export, an
+    /// erasure, server memory, and list pages (first and middle pages in
+    /// several orders, with their totals). The full size (1M contacts, 10M
+    /// activities, 1M orders) takes a long while; start with --contacts 10000.
     ///
     /// With --database postgres://… it benches PostgreSQL: it creates a scratch
     /// database on that server (the user needs CREATEDB) and drops it after;
@@ -153,6 +154,9 @@ pub enum Command {
         /// How many activities to load (default: 10 per contact).
         #[arg(long)]
         activities: Option<u64>,
+        /// How many orders to load (default: 1 per contact).
+        #[arg(long)]
+        orders: Option<u64>,
         /// Tiny sizes (200 contacts), to check that everything runs.
         #[arg(long)]
         quick: bool,
@@ -478,11 +482,13 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Bench {
             contacts,
             activities,
+            orders,
             quick,
         } => {
             crate::bench::bench(crate::bench::BenchOptions {
                 contacts,
                 activities,
+                orders,
                 database: paths.database.clone(),
                 quick,
             })
