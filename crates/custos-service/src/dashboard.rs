@@ -188,11 +188,11 @@ impl Custos {
         // cases, one leaf per person shown.
         let due = match due {
             Some(mut d) => {
+                // Read together, shown in the order they are due.
+                let mut found = self.get_many(p, Entity::Activity, &due_ids).await?;
                 for id in due_ids {
-                    match self.get(p, Entity::Activity, id).await {
-                        Ok(v) => d.items.push(v),
-                        Err(ServiceError::Gone(_) | ServiceError::NotFound(_)) => {}
-                        Err(e) => return Err(e),
+                    if let Some(i) = found.iter().position(|v| v.id() == id) {
+                        d.items.push(found.swap_remove(i));
                     }
                 }
                 Some(d)

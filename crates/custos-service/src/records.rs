@@ -741,6 +741,90 @@ impl Custos {
         Ok(opened.view)
     }
 
+    /// Reads several records at once: the records a page names (a list's
+    /// companies and contacts) in one query and one batch of audit leaves,
+    /// each recorded as a read of that record, as [`Custos::get`] records
+    /// it. Records that do not exist, are outside the caller's scope, are
+    /// restricted (for anyone but the privacy officer) or were erased are
+    /// left out, as a list leaves them out.
+    pub async fn get_many(
+        &self,
+        p: &Principal,
+        entity: Entity,
+        ids: &[Uuid],
+    ) -> Result<Vec<RecordView>> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.authorise(p, Operation::Read, entity).await?;
+        let action = format!("{}.read", entity.name());
+        let mut tx = self.inner.store.begin_read().await?;
+        let mut views = Vec::new();
+        let mut events = Vec::new();
+        for chunk in ids.chunks(500) {
+            let mut conditions = vec![Condition::IdIn(chunk.to_vec())];
+            conditions.extend(scope_condition(p, entity));
+            let rows = tx
+                .list_records(&ListQuery {
+                    entity,
+                    conditions,
+                    sort: custos_store::Sort {
+                        field: "created_at",
+                        descending: false,
+                    },
+                    after: None,
+                    limit: chunk.len() as u32,
+                })
+                .await?;
+            let restricted = self.restricted_among(tx.as_mut(), p, &rows).await?;
+            let subjects: Vec<Uuid> = rows.iter().filter_map(|r| r.subject_id).collect();
+            self.inner.keys.preload(tx.as_mut(), &subjects).await?;
+            for row in &rows {
+                if row.subject_id.is_some_and(|s| restricted.contains(&s)) {
+                    continue;
+                }
+                let opened = match self.open_row(tx.as_mut(), p, entity, row).await {
+                    Ok(o) => o,
+                    Err(ServiceError::Gone(_)) => continue,
+                    Err(e) => return Err(e),
+                };
+                events.push(
+                    Event::new(p, action.clone())
+                        .subject(row.subject_id)
+                        .record(entity, row.id)
+                        .categories(opened.categories.iter().copied()),
+                );
+                views.push(opened.view);
+            }
+        }
+        drop(tx);
+        if !events.is_empty() {
+            self.append_read(events).await?;
+        }
+        Ok(views)
+    }
+
+    /// The subjects among these rows whose processing is restricted, whom
+    /// only the privacy officer may see (GDPR Art. 18).
+    async fn restricted_among(
+        &self,
+        tx: &mut dyn Tx,
+        p: &Principal,
+        rows: &[StoredRow],
+    ) -> Result<BTreeSet<Uuid>> {
+        if p.role == custos_domain::Role::PrivacyOfficer {
+            return Ok(BTreeSet::new());
+        }
+        let subjects: Vec<Uuid> = rows.iter().filter_map(|r| r.subject_id).collect();
+        Ok(tx
+            .active_flags(&subjects)
+            .await?
+            .into_iter()
+            .filter(|(_, f)| f == crate::dsar::flags::RESTRICTED)
+            .map(|(s, _)| s)
+            .collect())
+    }
+
     /// Lists records with filters, search, sorting and keyset pagination.
     pub async fn list(
         &self,
@@ -860,17 +944,7 @@ impl Custos {
             let full = rows.len() as u32 == batch;
             // Restricted people are left out of lists and searches, except for
             // the privacy officer.
-            let restricted: BTreeSet<Uuid> = if p.role == custos_domain::Role::PrivacyOfficer {
-                BTreeSet::new()
-            } else {
-                let subjects: Vec<Uuid> = rows.iter().filter_map(|r| r.subject_id).collect();
-                tx.active_flags(&subjects)
-                    .await?
-                    .into_iter()
-                    .filter(|(_, f)| f == crate::dsar::flags::RESTRICTED)
-                    .map(|(s, _)| s)
-                    .collect()
-            };
+            let restricted = self.restricted_among(tx.as_mut(), p, &rows).await?;
             // The page's keys in one query, not one per person.
             let subjects: Vec<Uuid> = rows.iter().filter_map(|r| r.subject_id).collect();
             self.inner.keys.preload(tx.as_mut(), &subjects).await?;

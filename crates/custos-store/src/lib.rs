@@ -761,6 +761,9 @@ pub trait Tx: Send {
     async fn checkpoint_count(&mut self) -> Result<u64>;
     /// Leaves with `start <= index < end`, in order.
     async fn ledger_leaves(&mut self, start: u64, end: u64) -> Result<Vec<LeafRow>>;
+    /// The leaves at these indexes (those that exist), in index order: a
+    /// page of audit search results in one query.
+    async fn ledger_leaves_at(&mut self, indexes: &[u64]) -> Result<Vec<LeafRow>>;
     /// The root of the perfect subtree at `level`, `index`, if stored.
     async fn ledger_node(&mut self, level: u32, index: u64) -> Result<Option<[u8; 32]>>;
 }

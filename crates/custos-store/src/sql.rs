@@ -282,6 +282,20 @@ pub fn subject_keys_of(d: Dialect, subjects: &[Uuid]) -> Query {
     q
 }
 
+/// SELECT of the ledger leaves at these indexes, in index order.
+pub fn leaves_at(d: Dialect, indexes: &[u64]) -> Query {
+    let mut q = Query::new(d);
+    let marks: Vec<String> = indexes
+        .iter()
+        .map(|i| q.bind(SqlValue::Int(i64::try_from(*i).unwrap_or(i64::MAX))))
+        .collect();
+    q.sql = format!(
+        "SELECT idx, data, leaf_hash FROM ledger_leaves WHERE idx IN ({}) ORDER BY idx",
+        marks.join(", ")
+    );
+    q
+}
+
 /// Joins SQLite bulk statements into one, so they travel to the database in
 /// one round trip (their plain placeholders bind in order across them).
 /// `None` when there is nothing to run.

@@ -324,7 +324,7 @@ async fn run(scratch: &Scratch, sizes: &Sizes) -> Result<(Vec<Figure>, Vec<Strin
     eprintln!("adding {} orders…", sizes.orders);
     let progress = bar("orders", sizes.orders);
     let started = Instant::now();
-    let made = custos
+    let orders_made = custos
         .seed_related(&cli, Entity::Order, sizes.orders, None, |d, _| {
             if let Some(b) = &progress {
                 b.set_position(d);
@@ -336,9 +336,9 @@ async fn run(scratch: &Scratch, sizes: &Sizes) -> Result<(Vec<Figure>, Vec<Strin
     }
     let seeding = started.elapsed();
     notes.push(format!(
-        "Loading: {made} orders (sealed, audited) in {:.1} s, {:.0}/s.",
+        "Loading: {orders_made} orders (sealed, audited) in {:.1} s, {:.0}/s.",
         seeding.as_secs_f64(),
-        made as f64 / seeding.as_secs_f64()
+        orders_made as f64 / seeding.as_secs_f64()
     ));
 
     // 1. Create contact with full privacy vs the same insert without

@@ -75,6 +75,13 @@ fn check_table(out: &Output, backend: &str) {
         assert!(n.is_finite() && n > 0.0, "{row}");
         assert!(!cells[2].trim().is_empty(), "no goal column in {row}");
     }
+    // --quick: 200 contacts, 400 activities and 20 more for the exported
+    // person; the export is of one person among all the activities.
+    let export = stdout
+        .lines()
+        .find(|l| l.contains("6. subject access export"))
+        .unwrap();
+    assert!(export.contains("among 420"), "{export}");
     let http = stdout
         .lines()
         .find(|l| l.contains("4. GET contact"))

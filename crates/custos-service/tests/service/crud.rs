@@ -442,3 +442,50 @@ async fn a_one_key_cache_still_opens_every_record() -> TestResult {
     }
     Ok(())
 }
+
+/// Reading several records at once (the names a page shows) returns those
+/// that exist, leaves out the others, and records one read per record, as
+/// reading them one by one would.
+#[tokio::test]
+async fn several_records_are_read_at_once_each_read_on_record() -> TestResult {
+    let env = Env::new().await?;
+    let a = env.make_id(Entity::Company, company("Alpha Ltd")).await?;
+    let b = env.make_id(Entity::Company, company("Beta Ltd")).await?;
+    let c = env.make_id(Entity::Company, company("Gamma Ltd")).await?;
+    let start = env.ledger_size().await?;
+    let missing = Uuid::now_v7();
+    let views = env
+        .custos
+        .get_many(&env.admin, Entity::Company, &[a, missing, c])
+        .await?;
+    let mut got: Vec<Uuid> = views.iter().map(|v| v.id()).collect();
+    got.sort();
+    assert_eq!(got, sorted(vec![a, c]));
+    let names: Vec<String> = views
+        .iter()
+        .map(|v| v.record.get("name").display())
+        .collect();
+    assert!(names.contains(&"Alpha Ltd".to_string()), "{names:?}");
+    let reads: Vec<String> = env
+        .events_since(start)
+        .await?
+        .iter()
+        .filter(|e| e.event.action == "company.read")
+        .filter_map(|e| e.event.record.clone())
+        .collect();
+    assert_eq!(reads.len(), 2, "{reads:?}");
+    for id in [a, c] {
+        assert!(reads.contains(&format!("company:{id}")), "{reads:?}");
+    }
+    assert!(!reads.iter().any(|r| r.contains(&b.to_string())));
+    // Nothing asked, nothing read and nothing on record.
+    let before = env.ledger_size().await?;
+    assert!(
+        env.custos
+            .get_many(&env.admin, Entity::Company, &[])
+            .await?
+            .is_empty()
+    );
+    assert_eq!(env.ledger_size().await?, before);
+    Ok(())
+}

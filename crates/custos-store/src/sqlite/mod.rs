@@ -181,6 +181,9 @@ impl SqliteStore {
         )
         .execute(&mut *conn)
         .await?;
+        let upgrade: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM schema_migrations")
+            .fetch_one(&mut *conn)
+            .await?;
         drop(conn);
         for (version, name, sql) in MIGRATIONS {
             let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
@@ -190,6 +193,11 @@ impl SqliteStore {
                     .fetch_optional(&mut *tx)
                     .await?;
             if done.is_none() {
+                // Built once, but on millions of rows a new index takes
+                // minutes: an upgrade says what the pause at start-up is.
+                if upgrade > 0 {
+                    tracing::info!(version, name, "applying database migration");
+                }
                 sqlx::raw_sql(AssertSqlSafe(*sql)).execute(&mut *tx).await?;
                 sqlx::query("INSERT INTO schema_migrations (version, name) VALUES (?1, ?2)")
                     .bind(version)
@@ -566,6 +574,15 @@ fn decode_token(r: &SqliteRow) -> Result<ApiTokenRow> {
         expires_at: r.try_get(6)?,
         revoked_at: r.try_get(7)?,
         scopes: r.try_get(8)?,
+    })
+}
+
+fn decode_leaf(r: &SqliteRow) -> Result<LeafRow> {
+    let idx: i64 = r.try_get(0)?;
+    Ok(LeafRow {
+        index: idx.max(0) as u64,
+        data: r.try_get(1)?,
+        leaf_hash: r.try_get(2)?,
     })
 }
 
@@ -1494,16 +1511,25 @@ impl Tx for SqliteTx {
             .bind(end as i64)
             .fetch_all(&mut *self.tx)
             .await?;
-        rows.iter()
-            .map(|r| {
-                let idx: i64 = r.try_get(0)?;
-                Ok(LeafRow {
-                    index: idx.max(0) as u64,
-                    data: r.try_get(1)?,
-                    leaf_hash: r.try_get(2)?,
-                })
-            })
-            .collect()
+        rows.iter().map(decode_leaf).collect()
+    }
+
+    async fn ledger_leaves_at(&mut self, indexes: &[u64]) -> Result<Vec<LeafRow>> {
+        if indexes.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.flush_ledger().await?;
+        let mut out = Vec::with_capacity(indexes.len());
+        for chunk in indexes.chunks(500) {
+            let rows = bind_all(sql::leaves_at(D, chunk))
+                .fetch_all(&mut *self.tx)
+                .await?;
+            for r in &rows {
+                out.push(decode_leaf(r)?);
+            }
+        }
+        out.sort_by_key(|l| l.index);
+        Ok(out)
     }
 
     async fn ledger_node(&mut self, level: u32, index: u64) -> Result<Option<[u8; 32]>> {

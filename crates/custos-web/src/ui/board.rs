@@ -12,6 +12,7 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use axum::routing::{get, post};
 use axum::{Form, Router};
+use custos_domain::inventory;
 use custos_domain::policy::Operation;
 use custos_domain::{Entity, Value};
 use custos_service::{Amounts, ListParams, ServiceError};
@@ -99,6 +100,10 @@ async fn board(State(st): State<AppState>, ctx: Ctx) -> Response {
     }
     let truncated = cursor.is_some();
     let mut names = Names::new(&st, p);
+    let company = inventory::field(Entity::Deal, "company_id");
+    names
+        .preload(&deals, &company.into_iter().collect::<Vec<_>>())
+        .await;
     let mut columns: Vec<Column> = stages
         .iter()
         .map(|s| Column {

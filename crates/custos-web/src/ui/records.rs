@@ -154,6 +154,42 @@ impl<'a> Names<'a> {
         self.cache.insert(view.id(), Some(fields::title(view)));
     }
 
+    /// Reads the records that these views name in these fields (the
+    /// companies and contacts a page shows) and that are not known yet: one
+    /// read of each kind for the whole page, not one per row. Only the
+    /// fields shown: every name read is on the audit record as a read.
+    pub async fn preload(&mut self, views: &[RecordView], shown: &[&'static FieldDecl]) {
+        let mut wanted: Vec<(Entity, Vec<Uuid>)> = Vec::new();
+        for v in views {
+            for f in shown {
+                if let (FieldKind::Ref { entity }, Value::Uuid(id)) = (f.kind, v.record.get(f.name))
+                    && entity != Entity::User
+                    && !self.cache.contains_key(id)
+                {
+                    match wanted.iter_mut().find(|(e, _)| *e == entity) {
+                        Some((_, ids)) => ids.push(*id),
+                        None => wanted.push((entity, vec![*id])),
+                    }
+                }
+            }
+        }
+        for (entity, mut ids) in wanted {
+            ids.sort();
+            ids.dedup();
+            // A failure leaves the names to be read one by one.
+            let Ok(found) = self.st.custos.get_many(self.p, entity, &ids).await else {
+                continue;
+            };
+            for v in &found {
+                self.know(v);
+            }
+            // The others cannot be read by this caller.
+            for id in ids {
+                self.cache.entry(id).or_insert(None);
+            }
+        }
+    }
+
     /// The name of a record, or `None` when it cannot be read.
     pub async fn name(&mut self, entity: Entity, id: Uuid) -> Option<String> {
         if let Some(n) = self.cache.get(&id) {
@@ -249,6 +285,7 @@ pub async fn rows(
     for v in items {
         names.know(v);
     }
+    names.preload(items, columns).await;
     for v in items {
         let title = match entity {
             Entity::Activity => {
