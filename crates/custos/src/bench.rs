@@ -293,53 +293,17 @@ async fn run(scratch: &Scratch, sizes: &Sizes) -> Result<(Vec<Figure>, Vec<Strin
     // The person whose export is measured, found as staff would.
     let focus = find_by_email(&custos, &cli, &email(0)).await?.0;
 
-    // Activities, spread over everyone, and 1k for the focus person.
-    eprintln!("adding {} activities…", sizes.activities);
-    let progress = bar("activities", sizes.activities + sizes.focus_activities);
-    let started = Instant::now();
-    let made = custos
-        .seed_related(
-            &cli,
-            Entity::Activity,
-            sizes.activities,
-            Some((focus, sizes.focus_activities)),
-            |d, _| {
-                if let Some(b) = &progress {
-                    b.set_position(d);
-                }
-            },
-        )
-        .await?;
-    if let Some(b) = progress {
-        b.finish_and_clear();
-    }
-    let seeding = started.elapsed();
-    notes.push(format!(
-        "Loading: {made} activities (sealed, audited) in {:.1} s, {:.0}/s.",
-        seeding.as_secs_f64(),
-        made as f64 / seeding.as_secs_f64()
-    ));
-
-    // Orders, one per contact by default, through the same path.
-    eprintln!("adding {} orders…", sizes.orders);
-    let progress = bar("orders", sizes.orders);
-    let started = Instant::now();
-    let orders_made = custos
-        .seed_related(&cli, Entity::Order, sizes.orders, None, |d, _| {
-            if let Some(b) = &progress {
-                b.set_position(d);
-            }
-        })
-        .await?;
-    if let Some(b) = progress {
-        b.finish_and_clear();
-    }
-    let seeding = started.elapsed();
-    notes.push(format!(
-        "Loading: {orders_made} orders (sealed, audited) in {:.1} s, {:.0}/s.",
-        seeding.as_secs_f64(),
-        orders_made as f64 / seeding.as_secs_f64()
-    ));
+    // Activities, spread over everyone, and 1k for the focus person; then
+    // orders, one per contact by default, through the same path.
+    let made = load(
+        &custos,
+        Entity::Activity,
+        sizes.activities,
+        Some((focus, sizes.focus_activities)),
+        &mut notes,
+    )
+    .await?;
+    load(&custos, Entity::Order, sizes.orders, None, &mut notes).await?;
 
     // 1. Create contact with full privacy vs the same insert without
     // sealing, blind index or ledger, alternating in rounds, one transaction
@@ -612,6 +576,39 @@ async fn run(scratch: &Scratch, sizes: &Sizes) -> Result<(Vec<Figure>, Vec<Strin
 
 /// Finds contacts by exact email as the API does; returns the first id and
 /// how many matched.
+/// Loads `total` fake activities or orders (and `focus.1` more for one
+/// person) through the sealing and auditing path, with a progress bar;
+/// notes the rate. Returns how many were made.
+async fn load(
+    custos: &Custos,
+    entity: Entity,
+    total: u64,
+    focus: Option<(Uuid, u64)>,
+    notes: &mut Vec<String>,
+) -> Result<u64> {
+    let what = entity.plural();
+    eprintln!("adding {total} {what}…");
+    let progress = bar(what, total + focus.map_or(0, |f| f.1));
+    let started = Instant::now();
+    let made = custos
+        .seed_related(&Principal::cli(), entity, total, focus, |d, _| {
+            if let Some(b) = &progress {
+                b.set_position(d);
+            }
+        })
+        .await?;
+    if let Some(b) = progress {
+        b.finish_and_clear();
+    }
+    let seeding = started.elapsed();
+    notes.push(format!(
+        "Loading: {made} {what} (sealed, audited) in {:.1} s, {:.0}/s.",
+        seeding.as_secs_f64(),
+        made as f64 / seeding.as_secs_f64()
+    ));
+    Ok(made)
+}
+
 /// A sort value half-way through a list: between the first and the last
 /// value of `field` (a time or an amount), or the middle kind of activity.
 async fn middle_of(

@@ -19,6 +19,7 @@
 
 mod common;
 
+use common::browser::api_post as post;
 use custos_domain::{Entity, Role, inventory};
 use custos_testkit::{Backend, TestServer, backend};
 use serde_json::{Value, json};
@@ -211,19 +212,6 @@ async fn visit(
     found.extend(problems);
     *explained += n;
     statements.len()
-}
-
-async fn post(s: &TestServer, token: &str, path: &str, body: Value) -> Value {
-    let r = s
-        .client()
-        .post(s.url(path))
-        .bearer_auth(token)
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 201, "{path}: {}", r.text().await.unwrap());
-    r.json().await.unwrap()
 }
 
 async fn get_json(s: &TestServer, token: &str, path: &str) -> Value {

@@ -1646,6 +1646,33 @@ mod tests {
     /// Migration 12 drops the blind index's subject column: entries written
     /// by an older Custos stay findable, once each, and erasing a subject
     /// still deletes its record's entries.
+    /// A new database file at schema `version`, as an older Custos left it.
+    async fn database_at(path: &std::path::Path, version: i64) -> SqliteConnection {
+        let opts = SqliteConnectOptions::new()
+            .filename(path)
+            .create_if_missing(true);
+        let mut conn = SqliteConnection::connect_with(&opts).await.expect("open");
+        sqlx::raw_sql(
+            "CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL)",
+        )
+        .execute(&mut conn)
+        .await
+        .expect("table");
+        for (v, name, sql) in MIGRATIONS.iter().filter(|m| m.0 <= version) {
+            sqlx::raw_sql(AssertSqlSafe(*sql))
+                .execute(&mut conn)
+                .await
+                .expect("migration");
+            sqlx::query("INSERT INTO schema_migrations (version, name) VALUES (?1, ?2)")
+                .bind(v)
+                .bind(*name)
+                .execute(&mut conn)
+                .await
+                .expect("version");
+        }
+        conn
+    }
+
     /// The sortable columns that sort bare are exactly those declared NOT
     /// NULL: a bare sort of a column with NULLs would lose rows at page
     /// boundaries, and a COALESCE sort of one without would miss its index.
@@ -1679,28 +1706,7 @@ mod tests {
         let path = dir.path().join("old.db");
         {
             // A database at schema 12 with a ledger and two checkpoints.
-            let opts = SqliteConnectOptions::new()
-                .filename(&path)
-                .create_if_missing(true);
-            let mut conn = SqliteConnection::connect_with(&opts).await.expect("open");
-            sqlx::raw_sql(
-                "CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL)",
-            )
-            .execute(&mut conn)
-            .await
-            .expect("table");
-            for (version, name, sql) in MIGRATIONS.iter().filter(|m| m.0 <= 12) {
-                sqlx::raw_sql(AssertSqlSafe(*sql))
-                    .execute(&mut conn)
-                    .await
-                    .expect("migration");
-                sqlx::query("INSERT INTO schema_migrations (version, name) VALUES (?1, ?2)")
-                    .bind(version)
-                    .bind(*name)
-                    .execute(&mut conn)
-                    .await
-                    .expect("version");
-            }
+            let mut conn = database_at(&path, 12).await;
             sqlx::raw_sql(
                 "INSERT INTO ledger_head (id, size, frontier, bytes) VALUES (1, 9, x'', 0); \
                  INSERT INTO ledger_checkpoints (size, root, note, created_at) VALUES (4, x'00', 'four', 1), (9, x'01', 'nine', 2);",
@@ -1792,28 +1798,7 @@ mod tests {
         let (a, b) = (Uuid::now_v7().to_string(), Uuid::now_v7().to_string());
         {
             // A database at schema 11, as an older Custos left it.
-            let opts = SqliteConnectOptions::new()
-                .filename(&path)
-                .create_if_missing(true);
-            let mut conn = SqliteConnection::connect_with(&opts).await.expect("open");
-            sqlx::raw_sql(
-                "CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL)",
-            )
-            .execute(&mut conn)
-            .await
-            .expect("table");
-            for (version, name, sql) in MIGRATIONS.iter().filter(|m| m.0 <= 11) {
-                sqlx::raw_sql(AssertSqlSafe(*sql))
-                    .execute(&mut conn)
-                    .await
-                    .expect("migration");
-                sqlx::query("INSERT INTO schema_migrations (version, name) VALUES (?1, ?2)")
-                    .bind(version)
-                    .bind(*name)
-                    .execute(&mut conn)
-                    .await
-                    .expect("version");
-            }
+            let mut conn = database_at(&path, 11).await;
             for (field, hash, record) in [
                 ("email", vec![1u8, 2, 3], &a),
                 ("last_name", vec![4, 5, 6], &a),
