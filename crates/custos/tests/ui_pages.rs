@@ -401,6 +401,43 @@ async fn a_rejected_form_keeps_its_values_and_names_the_field_and_flashes_surviv
     assert!(html.contains("Grace Hopper") && html.contains("exact email"));
 }
 
+/// Past 10,000 records a list's total is not counted to the end: the page
+/// says "more than 10,000" (and a list with fewer says the exact number,
+/// with thousands separators).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_long_list_says_more_than_ten_thousand() {
+    let s = TestServer::start().await;
+    let headers = vec!["name".to_string()];
+    let rows: Vec<Vec<String>> = (0..=10_000).map(|i| vec![format!("Firm {i:05}")]).collect();
+    let cli = custos_service::Principal::cli();
+    let report = s
+        .custos
+        .import(
+            &cli,
+            custos_domain::Entity::Company,
+            &headers,
+            &rows,
+            false,
+            |_, _, _| {},
+        )
+        .await
+        .unwrap();
+    assert_eq!(report.imported, 10_001);
+    let (b, _) = sign_in(&s, Role::Manager).await;
+    let page = |path: &'static str| {
+        let b = b.clone();
+        let url = s.url(path);
+        async move { b.get(url).send().await.unwrap().text().await.unwrap() }
+    };
+    let html = page("/app/companies").await;
+    assert!(
+        html.contains("Showing 1–25 of more than 10,000 companies"),
+        "{html}"
+    );
+    let html = page("/app/companies?name=Firm%2001234").await;
+    assert!(html.contains("Showing 1 of 1 company"), "{html}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn lists_page_forward_and_back_with_counts_and_sort_by_column() {
     let s = TestServer::start().await;

@@ -564,6 +564,7 @@ async fn list_page(
     let label = plural_label(entity).to_lowercase();
     let count_text = match (items.is_empty(), count) {
         (true, _) => String::new(),
+        (false, Some(ListSize::Exactly(1))) => format!("Showing 1 of 1 {}", entity.name()),
         (false, Some(n)) => format!("Showing {first}–{last} of {} {label}", size_text(n)),
         // Matches on sealed data are confirmed one by one, so there is no total.
         (false, None) if back.is_empty() && next_cursor.is_none() => {
