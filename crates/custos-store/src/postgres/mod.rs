@@ -1751,6 +1751,115 @@ mod tests {
         drop_scratch(&server, &name, store).await;
     }
 
+    /// Migrations 12 and 13 on a database that holds data, as an older
+    /// Custos left it: repeated blind-index entries become one and the
+    /// subject column goes (12); the stored checkpoints are counted into the
+    /// head (13).
+    #[tokio::test]
+    async fn migrations_12_and_13_keep_the_data_of_an_older_database() {
+        let server = match std::env::var("CUSTOS_TEST_POSTGRES_URL") {
+            Ok(u)
+                if !u.is_empty()
+                    && std::env::var("CUSTOS_TEST_BACKEND").as_deref() != Ok("sqlite") =>
+            {
+                u
+            }
+            _ => {
+                eprintln!("skipped: the migration test needs CUSTOS_TEST_POSTGRES_URL");
+                return;
+            }
+        };
+        let name = format!("custos_test_{}", Uuid::now_v7().simple());
+        let url = PostgresStore::create_database(&server, &name)
+            .await
+            .expect("create database");
+        let (a, b) = (Uuid::now_v7().to_string(), Uuid::now_v7().to_string());
+        {
+            let mut conn = PostgresStore::options(&url)
+                .expect("url")
+                .connect()
+                .await
+                .expect("connect");
+            sqlx::raw_sql(
+                "CREATE TABLE schema_migrations (version BIGINT PRIMARY KEY, name TEXT NOT NULL)",
+            )
+            .execute(&mut conn)
+            .await
+            .expect("table");
+            for (version, name, sql) in MIGRATIONS.iter().filter(|m| m.0 <= 11) {
+                sqlx::raw_sql(AssertSqlSafe(*sql))
+                    .execute(&mut conn)
+                    .await
+                    .expect("migration");
+                sqlx::query("INSERT INTO schema_migrations (version, name) VALUES ($1, $2)")
+                    .bind(version)
+                    .bind(*name)
+                    .execute(&mut conn)
+                    .await
+                    .expect("version");
+            }
+            for (field, hash, record) in [
+                ("email", vec![1u8, 2, 3], &a),
+                ("last_name", vec![4, 5, 6], &a),
+                ("last_name", vec![4, 5, 6], &a),
+                ("email", vec![1, 2, 3], &b),
+            ] {
+                sqlx::query(
+                    "INSERT INTO blind_index (entity, field, hash, record_id, subject_id) \
+                     VALUES ('contact', $1, $2, $3, $3)",
+                )
+                .bind(field)
+                .bind(hash)
+                .bind(record)
+                .execute(&mut conn)
+                .await
+                .expect("entry");
+            }
+            sqlx::raw_sql(
+                "INSERT INTO ledger_head (id, size, frontier, bytes) VALUES (1, 9, ''::bytea, 0); \
+                 INSERT INTO ledger_checkpoints (size, root, note, created_at) VALUES (4, '\\x00', 'four', 1), (9, '\\x01', 'nine', 2);",
+            )
+            .execute(&mut conn)
+            .await
+            .expect("ledger");
+            conn.close().await.expect("close");
+        }
+        let store = PostgresStore::connect(&url).await.expect("migrate");
+        assert_eq!(
+            store.schema_version().await.expect("version"),
+            latest_version()
+        );
+        let mut cols = store.table_columns("blind_index").await.expect("cols");
+        cols.sort();
+        assert_eq!(cols, ["entity", "field", "hash", "record_id"]);
+        let entries: Vec<(String, String)> =
+            sqlx::query_as("SELECT field, record_id FROM blind_index ORDER BY field, record_id")
+                .fetch_all(&store.pool)
+                .await
+                .expect("entries");
+        let mut expected = vec![
+            ("email".to_string(), a.clone()),
+            ("email".to_string(), b.clone()),
+            ("last_name".to_string(), a.clone()),
+        ];
+        expected.sort();
+        assert_eq!(entries, expected);
+        let mut tx = store.begin().await.expect("tx");
+        assert_eq!(tx.checkpoint_count().await.expect("count"), 2);
+        assert_eq!(
+            tx.latest_checkpoint()
+                .await
+                .expect("latest")
+                .map(|c| c.note),
+            Some("nine".to_string())
+        );
+        drop(tx);
+        store.close().await;
+        PostgresStore::drop_database(&server, &name)
+            .await
+            .expect("drop database");
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
     async fn transactions_of_two_pools_never_interleave() {
         // Two pools stand for two `custos serve` processes: each transaction
