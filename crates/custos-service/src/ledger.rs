@@ -745,45 +745,39 @@ impl Custos {
             nodes: HashMap::new(),
         };
         let mut leaves = Vec::with_capacity(found.len());
-        let mut i = 0;
-        while i < found.len() {
-            // Read runs of consecutive indexes at once.
-            let mut j = i + 1;
-            while j < found.len() && found[j] == found[j - 1] + 1 {
-                j += 1;
-            }
-            let rows = tx.ledger_leaves(found[i], found[j - 1] + 1).await?;
-            if rows.len() != j - i {
-                return Err(internal(format!(
-                    "leaves {} to {} are missing",
-                    found[i],
-                    found[j - 1]
-                )));
-            }
-            for l in rows {
-                let event = decode_leaf(l.index, &l.data)?;
-                let leaf_hash = custos_ledger::leaf_hash(&l.data);
-                let index = l.index;
-                let proof = with_cache(tx.as_mut(), &mut cache, |r| {
-                    merkle::inclusion_proof_at(r, index, size)
-                })
-                .await?;
-                merkle::verify_inclusion(&leaf_hash, index, size, &proof, &cp.root).map_err(
-                    |e| {
-                        internal(format!(
-                            "leaf {index} does not verify against the checkpoint: {e}"
-                        ))
-                    },
-                )?;
-                leaves.push(ExportedLeaf {
-                    index,
-                    data: l.data,
-                    event,
-                    leaf_hash,
-                    proof,
-                });
-            }
-            i = j;
+        // Every matching leaf in a few queries, whatever their indexes.
+        let rows = tx.ledger_leaves_at(&found).await?;
+        if let Some(gone) = found
+            .iter()
+            .zip(
+                rows.iter()
+                    .map(|l| Some(l.index))
+                    .chain(std::iter::repeat(None)),
+            )
+            .find(|(want, got)| Some(**want) != *got)
+        {
+            return Err(internal(format!("leaf {} is missing", gone.0)));
+        }
+        for l in rows {
+            let event = decode_leaf(l.index, &l.data)?;
+            let leaf_hash = custos_ledger::leaf_hash(&l.data);
+            let index = l.index;
+            let proof = with_cache(tx.as_mut(), &mut cache, |r| {
+                merkle::inclusion_proof_at(r, index, size)
+            })
+            .await?;
+            merkle::verify_inclusion(&leaf_hash, index, size, &proof, &cp.root).map_err(|e| {
+                internal(format!(
+                    "leaf {index} does not verify against the checkpoint: {e}"
+                ))
+            })?;
+            leaves.push(ExportedLeaf {
+                index,
+                data: l.data,
+                event,
+                leaf_hash,
+                proof,
+            });
         }
         drop(tx);
         let (first, last) = (found[0], found[found.len() - 1]);
