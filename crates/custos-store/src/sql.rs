@@ -753,6 +753,56 @@ mod tests {
     }
 
     #[test]
+    fn a_required_column_sorts_bare_and_a_nullable_one_through_its_indexed_expression() {
+        let page = |field: &'static str| {
+            list(
+                Dialect::Sqlite,
+                &ListQuery {
+                    entity: Entity::Deal,
+                    conditions: Vec::new(),
+                    sort: Sort {
+                        field,
+                        descending: false,
+                    },
+                    after: Some((SqlValue::Int(5), Uuid::nil())),
+                    limit: 51,
+                },
+            )
+            .sql
+        };
+        // Required (NOT NULL): the (stage, id) index serves it as it is.
+        let stage = page("stage");
+        assert!(
+            stage.contains("ORDER BY \"stage\" ASC, \"id\" ASC"),
+            "{stage}"
+        );
+        assert!(
+            stage.contains("\"stage\" >= ?1 AND (\"stage\", \"id\") > (?1, ?2)"),
+            "{stage}"
+        );
+        // Optional: the expression migration 13 indexes, bounded alone first.
+        let amount = page("amount");
+        let key = format!("COALESCE(\"amount\", {})", i64::MIN);
+        assert!(amount.contains(&format!("ORDER BY {key} ASC")), "{amount}");
+        assert!(
+            amount.contains(&format!("{key} >= ?1 AND ({key}, \"id\") > (?1, ?2)")),
+            "{amount}"
+        );
+        let migration = include_str!("../migrations/sqlite/0013_sort_indexes.sql");
+        assert!(migration.contains(&format!("deals ({}, id)", key.replace('"', ""))));
+    }
+
+    #[test]
+    fn a_count_up_to_a_limit_counts_a_limited_subquery() {
+        let q = count(Dialect::Postgres, Entity::Order, &[], Some(10_001));
+        assert_eq!(
+            q.sql,
+            "SELECT COUNT(*) FROM (SELECT 1 FROM \"orders\" LIMIT $1) AS counted"
+        );
+        assert_eq!(q.binds, vec![SqlValue::Int(10_001)]);
+    }
+
+    #[test]
     fn empty_id_list_matches_nothing() {
         let q = count(
             Dialect::Sqlite,
