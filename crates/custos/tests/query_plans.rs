@@ -353,6 +353,13 @@ async fn every_page_and_list_finds_its_rows_through_indexes() {
         "/app/deals/board".into(),
         "/app/search?q=ada1%40engines.example".into(),
         "/app/search?q=Engines".into(),
+        "/app/import".into(),
+        "/app/security".into(),
+        "/app/admin/users".into(),
+        "/app/admin/sessions".into(),
+        "/app/admin/tokens".into(),
+        "/app/admin/roles".into(),
+        "/privacy".into(),
     ];
     for (e, rid) in &records {
         ui.push(format!("/app/{}", e.plural()));
