@@ -82,6 +82,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "sort_indexes",
         include_str!("../../migrations/postgres/0013_sort_indexes.sql"),
     ),
+    (
+        14,
+        "owner_indexes",
+        include_str!("../../migrations/postgres/0014_owner_indexes.sql"),
+    ),
 ];
 
 /// The version the newest migration brings the schema to.

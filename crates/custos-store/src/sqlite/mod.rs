@@ -65,6 +65,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "sort_indexes",
         include_str!("../../migrations/sqlite/0013_sort_indexes.sql"),
     ),
+    (
+        14,
+        "owner_indexes",
+        include_str!("../../migrations/sqlite/0014_owner_indexes.sql"),
+    ),
 ];
 
 const D: Dialect = Dialect::Sqlite;
