@@ -749,14 +749,9 @@ impl Custos {
         let rows = tx.ledger_leaves_at(&found).await?;
         if let Some(gone) = found
             .iter()
-            .zip(
-                rows.iter()
-                    .map(|l| Some(l.index))
-                    .chain(std::iter::repeat(None)),
-            )
-            .find(|(want, got)| Some(**want) != *got)
+            .find(|i| rows.binary_search_by_key(*i, |l| l.index).is_err())
         {
-            return Err(internal(format!("leaf {} is missing", gone.0)));
+            return Err(internal(format!("leaf {gone} is missing")));
         }
         for l in rows {
             let event = decode_leaf(l.index, &l.data)?;

@@ -13,24 +13,12 @@
 
 mod common;
 
-use common::browser::{api_post, cdp, network_requests, open};
+use common::browser::{api_get, api_post, cdp, network_requests, open};
 use custos_domain::Role;
 use custos_testkit::{PASSWORD, TestServer};
 use fantoccini::Locator;
-use serde_json::{Value, json};
+use serde_json::json;
 use std::time::Instant;
-
-async fn api_get(s: &TestServer, token: &str, path: &str) -> Value {
-    let r = s
-        .client()
-        .get(s.url(path))
-        .bearer_auth(token)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200, "{path}");
-    r.json().await.unwrap()
-}
 
 /// A contact with an activity and an order kept for accounting.
 async fn person(s: &TestServer, token: &str, first: &str, last: &str, email: &str) -> String {

@@ -19,7 +19,7 @@
 
 mod common;
 
-use common::browser::api_post as post;
+use common::browser::{api_get, api_post as post};
 use custos_domain::{Entity, Role, inventory};
 use custos_testkit::{Backend, TestServer, backend};
 use serde_json::{Value, json};
@@ -250,18 +250,6 @@ async fn own_records_user(s: &TestServer) -> reqwest::Client {
     common::ui::sign_in_existing(s, email).await.0
 }
 
-async fn get_json(s: &TestServer, token: &str, path: &str) -> Value {
-    let r = s
-        .client()
-        .get(s.url(path))
-        .bearer_auth(token)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200, "{path}");
-    r.json().await.unwrap()
-}
-
 fn id(v: &Value) -> String {
     v["id"].as_str().unwrap().to_string()
 }
@@ -306,7 +294,7 @@ async fn every_page_and_list_finds_its_rows_through_indexes() {
     let po = s.token_for(Role::PrivacyOfficer).await;
     let sales_email = "sales-plans@staff.example";
     let sales = s.token_for_email(Role::Sales, sales_email).await;
-    let me = get_json(&s, &sales, "/api/v1/me").await;
+    let me = api_get(&s, &sales, "/api/v1/me").await;
     let owner = me["id"].as_str().expect("the user's id").to_string();
     let (sales_ui, _) = common::ui::sign_in_existing(&s, sales_email).await;
     let records = seed(&s, &admin, &owner, 0).await;
@@ -343,17 +331,17 @@ async fn every_page_and_list_finds_its_rows_through_indexes() {
         for f in inventory::fields(entity).filter(|f| f.sortable) {
             for sort in [f.name.to_string(), format!("-{}", f.name)] {
                 let first = format!("/api/v1/{plural}?sort={sort}&limit=1");
-                let page = get_json(&s, &admin, &first).await;
+                let page = api_get(&s, &admin, &first).await;
                 let cursor = page["next_cursor"].as_str().expect("a second page");
                 let next = format!("{first}&cursor={cursor}");
-                get_json(&s, &admin, &next).await;
+                api_get(&s, &admin, &next).await;
                 visit(&db, &next, &mut found, &mut explained).await;
                 pages += 1;
             }
         }
         for (e, rid) in records.iter().filter(|(e, _)| *e == entity) {
             let path = format!("/api/v1/{}/{rid}", e.plural());
-            get_json(&s, &admin, &path).await;
+            api_get(&s, &admin, &path).await;
             visit(&db, &path, &mut found, &mut explained).await;
             pages += 1;
         }
@@ -380,7 +368,7 @@ async fn every_page_and_list_finds_its_rows_through_indexes() {
         } else {
             &admin
         };
-        get_json(&s, token, &path).await;
+        api_get(&s, token, &path).await;
         visit(&db, &path, &mut found, &mut explained).await;
         pages += 1;
     }

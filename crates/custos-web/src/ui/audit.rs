@@ -79,15 +79,7 @@ fn href(path: &str, pairs: &[(String, String)]) -> String {
     )
 }
 
-use super::fields::grouped;
-
-fn plural(n: u64, one: &str, many: &str) -> String {
-    if n == 1 {
-        format!("1 {one}")
-    } else {
-        format!("{} {many}", grouped(n))
-    }
-}
+use super::fields::{grouped, plural};
 
 fn bytes_text(b: u64) -> String {
     const K: f64 = 1024.0;

@@ -101,9 +101,7 @@ async fn board(State(st): State<AppState>, ctx: Ctx) -> Response {
     let truncated = cursor.is_some();
     let mut names = Names::new(&st, p);
     let company = inventory::field(Entity::Deal, "company_id");
-    names
-        .preload(&deals, &company.into_iter().collect::<Vec<_>>())
-        .await;
+    names.preload(&deals, company.as_slice()).await;
     let mut columns: Vec<Column> = stages
         .iter()
         .map(|s| Column {

@@ -34,6 +34,15 @@ pub fn grouped(n: u64) -> String {
     group_digits(&n.to_string())
 }
 
+/// "1 entry", "1,234 entries".
+pub fn plural(n: u64, one: &str, many: &str) -> String {
+    if n == 1 {
+        format!("1 {one}")
+    } else {
+        format!("{} {many}", grouped(n))
+    }
+}
+
 fn group_digits(digits: &str) -> String {
     let mut out = String::new();
     for (i, c) in digits.chars().enumerate() {

@@ -1249,17 +1249,30 @@ async fn detail(State(st): State<AppState>, ctx: Ctx, Path(id): Path<String>) ->
     detail_page(&st, &ctx, id, None, StatusCode::OK).await
 }
 
+/// The request a step's form was posted for: the form's CSRF token checked
+/// first, then the id in the path (an unknown one is "not found").
+async fn posted_request(
+    st: &AppState,
+    ctx: &Ctx,
+    id: &str,
+    form: &Pairs,
+) -> Result<Uuid, Response> {
+    ctx.check_form(st, form).await?;
+    match parse_id(id) {
+        Some(id) => Ok(id),
+        None => Err(ctx.error(st, ServiceError::NotFound("request")).await),
+    }
+}
+
 async fn verify(
     State(st): State<AppState>,
     ctx: Ctx,
     Path(id): Path<String>,
     Form(form): Form<Pairs>,
 ) -> Response {
-    if let Err(r) = ctx.check_form(&st, &form).await {
-        return r;
-    }
-    let Some(id) = parse_id(&id) else {
-        return ctx.error(&st, ServiceError::NotFound("request")).await;
+    let id = match posted_request(&st, &ctx, &id, &form).await {
+        Ok(id) => id,
+        Err(r) => return r,
     };
     let method = get_pair(&form, "method").unwrap_or_default();
     let body = match method {
@@ -1291,11 +1304,9 @@ async fn match_contact(
     Path(id): Path<String>,
     Form(form): Form<Pairs>,
 ) -> Response {
-    if let Err(r) = ctx.check_form(&st, &form).await {
-        return r;
-    }
-    let Some(id) = parse_id(&id) else {
-        return ctx.error(&st, ServiceError::NotFound("request")).await;
+    let id = match posted_request(&st, &ctx, &id, &form).await {
+        Ok(id) => id,
+        Err(r) => return r,
     };
     let Some(contact) = get_pair(&form, "contact_id").and_then(parse_id) else {
         return ctx
@@ -1321,11 +1332,9 @@ async fn extend(
     Path(id): Path<String>,
     Form(form): Form<Pairs>,
 ) -> Response {
-    if let Err(r) = ctx.check_form(&st, &form).await {
-        return r;
-    }
-    let Some(id) = parse_id(&id) else {
-        return ctx.error(&st, ServiceError::NotFound("request")).await;
+    let id = match posted_request(&st, &ctx, &id, &form).await {
+        Ok(id) => id,
+        Err(r) => return r,
     };
     let reason = get_pair(&form, "extension_reason").unwrap_or_default();
     match st
@@ -1354,11 +1363,9 @@ async fn reject(
     Path(id): Path<String>,
     Form(form): Form<Pairs>,
 ) -> Response {
-    if let Err(r) = ctx.check_form(&st, &form).await {
-        return r;
-    }
-    let Some(id) = parse_id(&id) else {
-        return ctx.error(&st, ServiceError::NotFound("request")).await;
+    let id = match posted_request(&st, &ctx, &id, &form).await {
+        Ok(id) => id,
+        Err(r) => return r,
     };
     let ground = get_pair(&form, "ground").unwrap_or_default();
     let explanation = get_pair(&form, "explanation").unwrap_or_default();
@@ -1515,11 +1522,9 @@ async fn fulfil(
     Path(id): Path<String>,
     Form(form): Form<Pairs>,
 ) -> Response {
-    if let Err(r) = ctx.check_form(&st, &form).await {
-        return r;
-    }
-    let Some(id) = parse_id(&id) else {
-        return ctx.error(&st, ServiceError::NotFound("request")).await;
+    let id = match posted_request(&st, &ctx, &id, &form).await {
+        Ok(id) => id,
+        Err(r) => return r,
     };
     match st.custos.dsar_fulfil(&ctx.caller.principal, id).await {
         Ok(_) => redirect_with_flash(&format!("/app/privacy/requests/{id}"), "privacy.fulfilled"),
@@ -1541,11 +1546,9 @@ async fn lift(
     Path(id): Path<String>,
     Form(form): Form<Pairs>,
 ) -> Response {
-    if let Err(r) = ctx.check_form(&st, &form).await {
-        return r;
-    }
-    let Some(id) = parse_id(&id) else {
-        return ctx.error(&st, ServiceError::NotFound("request")).await;
+    let id = match posted_request(&st, &ctx, &id, &form).await {
+        Ok(id) => id,
+        Err(r) => return r,
     };
     match st.custos.dsar_lift(&ctx.caller.principal, id).await {
         Ok(_) => redirect_with_flash(&format!("/app/privacy/requests/{id}"), "privacy.lifted"),

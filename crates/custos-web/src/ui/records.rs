@@ -1615,10 +1615,9 @@ fn size_text(n: ListSize) -> String {
 
 /// "1 order", "3 orders", "more than 10,000 orders".
 fn n_things(n: ListSize, one: &str, many: &str) -> String {
-    if n == ListSize::Exactly(1) {
-        format!("1 {one}")
-    } else {
-        format!("{} {many}", size_text(n))
+    match n {
+        ListSize::Exactly(n) => fields::plural(n, one, many),
+        ListSize::MoreThan(_) => format!("{} {many}", size_text(n)),
     }
 }
 

@@ -290,6 +290,19 @@ impl Run {
     }
 }
 
+/// GET of an API path with a bearer token; the answer must be 200.
+pub async fn api_get(s: &TestServer, token: &str, path: &str) -> Value {
+    let r = s
+        .client()
+        .get(s.url(path))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "{path}");
+    r.json().await.unwrap()
+}
+
 pub async fn api_post(s: &TestServer, token: &str, path: &str, body: Value) -> Value {
     let r = s
         .client()
