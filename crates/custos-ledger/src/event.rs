@@ -10,8 +10,6 @@
 //! Events name people and records only by opaque ids (invariant 3: the ledger
 //! holds no personal data), so the formats of the id-like fields are checked.
 
-use std::net::IpAddr;
-
 use serde::{Deserialize, Serialize};
 
 /// The only event schema version this crate writes and reads.
@@ -251,6 +249,8 @@ mod canonical {
 
     struct Scan<'a> {
         b: &'a [u8],
+        /// The same bytes, checked as UTF-8 once for all the strings in them.
+        text: &'a str,
         pos: usize,
     }
 
@@ -282,7 +282,9 @@ mod canonical {
                 escaped = true;
                 self.pos = at + 2;
             }
-            let raw = std::str::from_utf8(&self.b[start..self.pos]).ok()?;
+            // Both ends sit next to an ASCII quote, so on character
+            // boundaries.
+            let raw = self.text.get(start..self.pos)?;
             self.pos += 1;
             if !escaped {
                 return Some(Cow::Borrowed(raw));
@@ -314,7 +316,11 @@ mod canonical {
     }
 
     fn scan(data: &[u8]) -> Option<()> {
-        let mut s = Scan { b: data, pos: 0 };
+        let mut s = Scan {
+            b: data,
+            text: std::str::from_utf8(data).ok()?,
+            pos: 0,
+        };
         s.lit(b"{\"v\":1,\"time\":")?;
         let time = s.string()?;
         s.lit(b",\"actor\":")?;
@@ -412,8 +418,35 @@ fn check_text(field: &'static str, value: &str) -> Result<(), EventError> {
 }
 
 /// Whether `text` is the canonical textual form of an IP address, without
-/// allocating (the verifier checks this on every leaf).
+/// allocating (the verifier checks this on every leaf). Text without a colon
+/// can only be IPv4, whose one textual form is checked by hand; IPv6 is
+/// parsed and formatted again.
 fn is_canonical_ip(text: &str) -> bool {
+    if text.contains(':') {
+        is_canonical_ipv6(text)
+    } else {
+        is_canonical_ipv4(text)
+    }
+}
+
+/// Four decimal numbers up to 255 separated by dots, without leading zeros:
+/// how `Ipv4Addr` prints.
+fn is_canonical_ipv4(text: &str) -> bool {
+    let mut parts = 0;
+    for part in text.split('.') {
+        parts += 1;
+        let b = part.as_bytes();
+        let digits = matches!(b.len(), 1..=3) && b.iter().all(u8::is_ascii_digit);
+        let canonical =
+            digits && (b.len() == 1 || b[0] != b'0') && part.parse::<u16>().is_ok_and(|v| v <= 255);
+        if !canonical || parts > 4 {
+            return false;
+        }
+    }
+    parts == 4
+}
+
+fn is_canonical_ipv6(text: &str) -> bool {
     use std::fmt::Write;
     /// Formats into a stack buffer; longer output than fits fails.
     struct Buf {
@@ -429,7 +462,7 @@ fn is_canonical_ip(text: &str) -> bool {
             Ok(())
         }
     }
-    let Ok(ip) = text.parse::<IpAddr>() else {
+    let Ok(ip) = text.parse::<std::net::Ipv6Addr>() else {
         return false;
     };
     let mut buf = Buf {
@@ -556,5 +589,49 @@ mod tests {
         assert!(is_forbidden_char('\u{202E}'));
         assert!(!is_forbidden_char('é'));
         assert!(!is_forbidden_char(' '));
+    }
+
+    /// The hand-written IPv4 check accepts exactly what the standard
+    /// library prints: the same verdict as parsing and printing again.
+    #[test]
+    fn canonical_ipv4_matches_the_standard_library() {
+        let reference = |t: &str| {
+            t.parse::<std::net::IpAddr>()
+                .is_ok_and(|ip| ip.to_string() == t)
+        };
+        let mut cases: Vec<String> = [
+            "0.0.0.0",
+            "255.255.255.255",
+            "256.1.1.1",
+            "1.2.3",
+            "1.2.3.4.5",
+            "",
+            ".",
+            "1..2.3",
+            "1.2.3.4.",
+            "+1.2.3.4",
+            " 1.2.3.4",
+            "1.2.3.04",
+            "00.1.1.1",
+            "1.2.3.1000",
+            "1.2.3.0x1",
+            "1.2.3.-1",
+            "١.2.3.4",
+            "::ffff:1.2.3.4",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        for a in [
+            "0", "00", "7", "10", "010", "99", "199", "255", "256", "300", "999", "0255",
+        ] {
+            for b in ["0", "1", "01", "255", "256"] {
+                cases.push(format!("{a}.{b}.{a}.{b}"));
+                cases.push(format!("{b}.{a}.1.{a}"));
+            }
+        }
+        for case in &cases {
+            assert_eq!(is_canonical_ip(case), reference(case), "{case:?}");
+        }
     }
 }

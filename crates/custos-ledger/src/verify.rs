@@ -10,6 +10,8 @@
 //! the signed checkpoints held outside the store then expose.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use crate::checkpoint::Checkpoint;
 use crate::event::{AuditEvent, EventError};
@@ -92,6 +94,62 @@ fn check_leaf(l: &StoredLeaf<'_>) -> Result<Hash, TamperKind> {
     }
     AuditEvent::check_canonical(l.data).map_err(TamperKind::BadEvent)?;
     Ok(hash)
+}
+
+/// Whether a stored leaf claiming `index` is the one `expected` there.
+fn check_index(expected: u64, index: u64) -> Result<(), TamperError> {
+    if index > expected {
+        return Err(TamperError {
+            index: expected,
+            kind: TamperKind::Gap { found: index },
+        });
+    }
+    if index < expected {
+        return Err(TamperError {
+            index,
+            kind: TamperKind::OutOfOrder { expected },
+        });
+    }
+    Ok(())
+}
+
+/// Leaves per chunk of a batch checked on two threads: small enough that
+/// neither thread waits long for the other at the end of a batch, large
+/// enough that handing chunks out costs nothing.
+const CHUNK: usize = 256;
+
+/// A chunk of leaves checked: the hashes of its leaves up to the first
+/// problem, and that problem.
+struct Checked {
+    hashes: Vec<Hash>,
+    error: Option<TamperError>,
+}
+
+/// Checks a chunk of leaves whose first should carry index `first`, in
+/// order, up to its first problem.
+fn check_chunk(first: u64, leaves: &[StoredLeaf<'_>]) -> Checked {
+    let mut hashes = Vec::with_capacity(leaves.len());
+    for (expected, leaf) in (first..).zip(leaves) {
+        let checked = check_index(expected, leaf.index).and_then(|()| {
+            check_leaf(leaf).map_err(|kind| TamperError {
+                index: leaf.index,
+                kind,
+            })
+        });
+        match checked {
+            Ok(hash) => hashes.push(hash),
+            Err(error) => {
+                return Checked {
+                    hashes,
+                    error: Some(error),
+                };
+            }
+        }
+    }
+    Checked {
+        hashes,
+        error: None,
+    }
 }
 
 /// Consumes the stored log in index order and recomputes its tree.
@@ -182,68 +240,77 @@ impl LogVerifier {
         if !parallel {
             return self.push_checked(leaves, leaves.iter().map(check_leaf));
         }
-        // Two halves of the work at once: another thread checks every leaf's
-        // canonical form, while this one hashes the leaves and grows the
-        // tree. The verdict is settled in index order afterwards; on a
-        // problem the tree is rebuilt from its state before the batch up to
-        // the first bad leaf, exactly as `push` would have left it.
-        let before = self.clone();
-        let (canonical, mine) = std::thread::scope(|scope| {
-            let worker = scope.spawn(|| {
-                leaves.iter().enumerate().find_map(|(i, l)| {
-                    AuditEvent::check_canonical(l.data)
-                        .err()
-                        .map(|e| (i, TamperKind::BadEvent(e)))
-                })
-            });
-            let mut hashes = Vec::with_capacity(leaves.len());
-            let mut failed = None;
-            for (i, leaf) in leaves.iter().enumerate() {
-                if let Err(e) = self.check_index(leaf.index) {
-                    failed = Some((i, e));
-                    break;
-                }
-                let hash = leaf_hash(leaf.data);
-                if leaf.leaf_hash.is_some_and(|stored| *stored != hash) {
-                    let e = TamperError {
-                        index: leaf.index,
-                        kind: TamperKind::HashMismatch,
-                    };
-                    failed = Some((i, e));
-                    break;
-                }
-                self.add(hash);
-                hashes.push(hash);
-            }
-            let canonical = match worker.join() {
-                Ok(found) => found,
-                Err(panic) => std::panic::resume_unwind(panic),
+        // The batch is cut into chunks that this thread and one more take in
+        // turn, each checking a whole chunk (index, leaf hash, canonical
+        // form). This thread also grows the tree from the chunks done so
+        // far, in index order, between its own chunks, so the two threads
+        // share all the work rather than one waiting on the other. A leaf's
+        // expected index follows from its place in the batch, so chunks can
+        // be checked in any order; the first problem in index order stops
+        // the tree there, exactly as `push` would have.
+        let start = self.tree.size();
+        let chunks: Vec<&[StoredLeaf<'_>]> = leaves.chunks(CHUNK).collect();
+        let done: Vec<OnceLock<Checked>> = chunks.iter().map(|_| OnceLock::new()).collect();
+        let next = AtomicUsize::new(0);
+        let stop = AtomicBool::new(false);
+        // Checks the next chunk nobody has taken; false when none is left
+        // (or a problem was found, after which later chunks do not matter:
+        // every earlier chunk was taken before it).
+        let work = || {
+            let i = next.fetch_add(1, Ordering::Relaxed);
+            let Some(chunk) = chunks.get(i) else {
+                return false;
             };
-            (canonical, (hashes, failed))
-        });
-        let (hashes, failed) = mine;
-        // The first problem in index order; at the same leaf, the index and
-        // hash checks come first, as in `push`.
-        let first = match (failed, canonical) {
-            (Some((i, e)), Some((j, _))) if i <= j => Some((i, e)),
-            (_, Some((j, kind))) => Some((
-                j,
-                TamperError {
-                    index: leaves[j].index,
-                    kind,
-                },
-            )),
-            (Some((i, e)), None) => Some((i, e)),
-            (None, None) => None,
+            if stop.load(Ordering::Relaxed) {
+                return false;
+            }
+            let checked = check_chunk(start + (i * CHUNK) as u64, chunk);
+            if checked.error.is_some() {
+                stop.store(true, Ordering::Relaxed);
+            }
+            // Each chunk index is handed out once, so the cell is empty.
+            let _ = done[i].set(checked);
+            true
         };
-        let Some((at, error)) = first else {
-            return Ok(());
-        };
-        *self = before;
-        for hash in &hashes[..at] {
-            self.add(*hash);
+        std::thread::scope(|scope| {
+            let worker = scope.spawn(|| while work() {});
+            let mut taken = 0;
+            let mut more = true;
+            while more {
+                more = work();
+                if let Some(error) = self.take_done(&done, &mut taken) {
+                    // The worker finishes its chunk and stops; the scope
+                    // waits for it.
+                    return Err(error);
+                }
+            }
+            if let Err(panic) = worker.join() {
+                std::panic::resume_unwind(panic);
+            }
+            if let Some(error) = self.take_done(&done, &mut taken) {
+                return Err(error);
+            }
+            // Every chunk up to a problem is done by now; should one not
+            // be, its leaves are checked here, one by one.
+            let rest = leaves.get(taken * CHUNK..).unwrap_or_default();
+            self.push_checked(rest, rest.iter().map(check_leaf))
+        })
+    }
+
+    /// Grows the tree from the chunks done so far, in order from chunk
+    /// `taken`, up to the first that is not done yet or holds a problem
+    /// (returned, with the leaves before it taken).
+    fn take_done(&mut self, done: &[OnceLock<Checked>], taken: &mut usize) -> Option<TamperError> {
+        while let Some(checked) = done.get(*taken).and_then(OnceLock::get) {
+            for hash in &checked.hashes {
+                self.add(*hash);
+            }
+            *taken += 1;
+            if let Some(error) = &checked.error {
+                return Some(error.clone());
+            }
         }
-        Err(error)
+        None
     }
 
     /// Adds leaves already hashed and checked (`checked`, in order), after
@@ -266,20 +333,7 @@ impl LogVerifier {
 
     /// Whether `index` is the one expected next.
     fn check_index(&self, index: u64) -> Result<(), TamperError> {
-        let expected = self.tree.size();
-        if index > expected {
-            return Err(TamperError {
-                index: expected,
-                kind: TamperKind::Gap { found: index },
-            });
-        }
-        if index < expected {
-            return Err(TamperError {
-                index,
-                kind: TamperKind::OutOfOrder { expected },
-            });
-        }
-        Ok(())
+        check_index(self.tree.size(), index)
     }
 
     /// The number of leaves verified so far.
