@@ -8,6 +8,8 @@
 
 mod pending;
 pub mod postgres;
+#[cfg(test)]
+mod shared_tests;
 pub mod sql;
 pub mod sqlite;
 pub mod transfer;
@@ -488,6 +490,14 @@ pub trait Tx: Send {
         id: Uuid,
         columns: &[(&'static str, SqlValue)],
     ) -> Result<bool>;
+    /// Sets the same columns to the same values on several records, a few
+    /// hundred per statement; returns how many records changed.
+    async fn update_records(
+        &mut self,
+        entity: Entity,
+        ids: &[Uuid],
+        columns: &[(&'static str, SqlValue)],
+    ) -> Result<u64>;
     /// Deletes a record and its blind-index rows; false when it does not exist.
     async fn delete_record(&mut self, entity: Entity, id: Uuid) -> Result<bool>;
     /// Reads one record.

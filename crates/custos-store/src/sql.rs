@@ -315,20 +315,44 @@ pub fn concat(queries: Vec<Query>) -> Option<Query> {
 /// UPDATE of some columns.
 pub fn update(d: Dialect, entity: Entity, id: Uuid, columns: &[(&'static str, SqlValue)]) -> Query {
     let mut q = Query::new(d);
-    let sets: Vec<String> = columns
+    let sets = set_list(&mut q, entity, columns);
+    let idm = q.bind(uuid_value(id));
+    q.sql = format!(
+        "UPDATE {} SET {sets} WHERE \"id\" = {idm}",
+        ident(entity.plural())
+    );
+    q
+}
+
+/// UPDATE of the same columns to the same values on several records, in one
+/// statement (callers keep `ids` to a few hundred).
+pub fn update_many(
+    d: Dialect,
+    entity: Entity,
+    ids: &[Uuid],
+    columns: &[(&'static str, SqlValue)],
+) -> Query {
+    let mut q = Query::bulk(d);
+    let sets = set_list(&mut q, entity, columns);
+    let marks: Vec<String> = ids.iter().map(|id| q.bind(uuid_value(*id))).collect();
+    q.sql = format!(
+        "UPDATE {} SET {sets} WHERE \"id\" IN ({})",
+        ident(entity.plural()),
+        marks.join(", ")
+    );
+    q
+}
+
+/// `"column" = placeholder, …` of an UPDATE.
+fn set_list(q: &mut Query, entity: Entity, columns: &[(&'static str, SqlValue)]) -> String {
+    columns
         .iter()
         .map(|(n, v)| {
             let mark = q.bind_as(v.clone(), column_type_of(entity, n));
             format!("{} = {mark}", ident(n))
         })
-        .collect();
-    let idm = q.bind(uuid_value(id));
-    q.sql = format!(
-        "UPDATE {} SET {} WHERE \"id\" = {idm}",
-        ident(entity.plural()),
-        sets.join(", ")
-    );
-    q
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// SELECT of one record by id.

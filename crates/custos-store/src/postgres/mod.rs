@@ -640,6 +640,25 @@ impl Tx for PostgresTx {
         Ok(r.rows_affected() > 0)
     }
 
+    async fn update_records(
+        &mut self,
+        entity: Entity,
+        ids: &[Uuid],
+        columns: &[(&'static str, SqlValue)],
+    ) -> Result<u64> {
+        let mut changed = 0;
+        if columns.is_empty() {
+            return Ok(changed);
+        }
+        for chunk in ids.chunks(500) {
+            let r = bind_all(sql::update_many(D, entity, chunk, columns))
+                .execute(&mut *self.tx)
+                .await?;
+            changed += r.rows_affected();
+        }
+        Ok(changed)
+    }
+
     async fn delete_record(&mut self, entity: Entity, id: Uuid) -> Result<bool> {
         bind_all(sql::delete_blind(D, entity, id, None))
             .execute(&mut *self.tx)
@@ -1905,6 +1924,16 @@ mod tests {
         drop(tx);
         second.close().await;
         drop_scratch(&server, &name, first).await;
+    }
+
+    #[tokio::test]
+    async fn update_records_changes_exactly_the_named_records() {
+        let Some((server, name, store)) = scratch("the PostgreSQL update_records test").await
+        else {
+            return;
+        };
+        crate::shared_tests::update_records_changes_exactly_the_named_records(&store).await;
+        drop_scratch(&server, &name, store).await;
     }
 
     #[tokio::test]

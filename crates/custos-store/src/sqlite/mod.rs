@@ -82,6 +82,51 @@ pub struct SqliteStore {
     /// Connections for reads (a database file only; an in-memory database
     /// is one connection, the pool's).
     readers: Option<Arc<Readers>>,
+    /// The connection for writes (a database file only).
+    writer: Option<Arc<Writer>>,
+}
+
+/// The one connection this process writes through, kept apart from sqlx's
+/// pool like [`Readers`]. SQLite lets one writer at a time anyway: taking
+/// turns here costs nothing, where writers on several connections wait in
+/// SQLite's busy handler, which sleeps and retries. Other processes on the
+/// same file (the command line while the server runs) still wait in the
+/// busy handler.
+struct Writer {
+    opts: SqliteConnectOptions,
+    /// `None` before the first write and after a transaction was given up
+    /// (its connection is closed, which rolls it back).
+    conn: Arc<tokio::sync::Mutex<Option<SqliteConnection>>>,
+    /// How long a write waits for its turn ([`WRITE_TURN`]).
+    turn: Duration,
+}
+
+impl std::fmt::Debug for Writer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Writer").finish_non_exhaustive()
+    }
+}
+
+/// How long a write waits for its turn: as long as SQLite's busy handler
+/// waits for another process. A write started while the same task holds
+/// one would otherwise wait for ever.
+const WRITE_TURN: Duration = Duration::from_secs(30);
+
+/// The write connection in a transaction (BEGIN IMMEDIATE sent), held
+/// until the transaction ends. Dropped without COMMIT (an error, or a
+/// request given up half-way), the connection is closed, which makes SQLite
+/// roll the transaction back, and the next write opens a new one.
+struct WriteConn {
+    guard: tokio::sync::OwnedMutexGuard<Option<SqliteConnection>>,
+    open: bool,
+}
+
+impl Drop for WriteConn {
+    fn drop(&mut self) {
+        if self.open {
+            drop(self.guard.take());
+        }
+    }
 }
 
 /// Connections for reads, kept apart from sqlx's pool: sqlx pings a pooled
@@ -170,10 +215,18 @@ impl SqliteStore {
                 permits: Arc::new(tokio::sync::Semaphore::new(max as usize)),
             })
         });
+        let writer = path.as_ref().map(|_| {
+            Arc::new(Writer {
+                opts: opts.clone(),
+                conn: Arc::new(tokio::sync::Mutex::new(None)),
+                turn: WRITE_TURN,
+            })
+        });
         let store = SqliteStore {
             pool,
             path,
             readers,
+            writer,
         };
         store.migrate().await?;
         Ok(store)
@@ -262,9 +315,26 @@ impl Store for SqliteStore {
     async fn begin(&self) -> Result<Box<dyn Tx>> {
         // IMMEDIATE takes the write lock up front: a use case reads, then writes its
         // audit leaf, and must not fail to upgrade a read snapshot half-way.
-        let tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let tx = match &self.writer {
+            Some(writer) => {
+                let mut guard = tokio::time::timeout(writer.turn, writer.conn.clone().lock_owned())
+                    .await
+                    .map_err(|_| {
+                        StoreError::Unavailable(
+                            "the database stayed busy with another write".into(),
+                        )
+                    })?;
+                let conn = match guard.as_mut() {
+                    Some(conn) => conn,
+                    None => guard.insert(writer.opts.connect().await?),
+                };
+                sqlx::raw_sql("BEGIN IMMEDIATE").execute(conn).await?;
+                Conn::Write(WriteConn { guard, open: true })
+            }
+            None => Conn::Tx(self.pool.begin_with("BEGIN IMMEDIATE").await?),
+        };
         Ok(Box::new(SqliteTx {
-            tx: Conn::Tx(tx),
+            tx,
             head: None,
             pending: PendingLedger::default(),
             read_only: false,
@@ -337,6 +407,11 @@ impl Store for SqliteStore {
     }
 
     async fn close(&self) {
+        if let Some(writer) = &self.writer
+            && let Some(c) = writer.conn.lock().await.take()
+        {
+            let _ = c.close().await;
+        }
         if let Some(readers) = &self.readers {
             readers.permits.close();
             let idle = std::mem::take(&mut *readers.idle.lock().unwrap_or_else(|e| e.into_inner()));
@@ -384,6 +459,7 @@ enum Conn {
     Tx(Transaction<'static, Sqlite>),
     Read(PoolConnection<Sqlite>),
     Own(ReadConn),
+    Write(WriteConn),
     /// A bulk write transaction's own connection, BEGIN IMMEDIATE sent.
     /// Dropped without COMMIT, the connection closes and SQLite rolls the
     /// transaction back.
@@ -401,6 +477,10 @@ impl std::ops::Deref for Conn {
                 .conn
                 .as_ref()
                 .unwrap_or_else(|| unreachable!("taken only on drop")),
+            Conn::Write(w) => w
+                .guard
+                .as_ref()
+                .unwrap_or_else(|| unreachable!("set before a transaction, taken only on drop")),
         }
     }
 }
@@ -415,6 +495,10 @@ impl std::ops::DerefMut for Conn {
                 .conn
                 .as_mut()
                 .unwrap_or_else(|| unreachable!("taken only on drop")),
+            Conn::Write(w) => w
+                .guard
+                .as_mut()
+                .unwrap_or_else(|| unreachable!("set before a transaction, taken only on drop")),
         }
     }
 }
@@ -627,10 +711,34 @@ impl Tx for SqliteTx {
     }
 
     async fn commit(mut self: Box<Self>) -> Result<()> {
-        self.flush_ledger().await?;
+        let pending = sql::concat(self.pending.take(D));
         match self.tx {
-            Conn::Tx(tx) => tx.commit().await?,
+            Conn::Tx(mut tx) => {
+                if let Some(q) = pending {
+                    execute_bulk(q, &mut tx).await?;
+                }
+                tx.commit().await?;
+            }
+            Conn::Write(mut w) => {
+                let conn = w.guard.as_mut().ok_or_else(|| {
+                    StoreError::Unavailable("the write connection was closed".into())
+                })?;
+                // The pending ledger rows and the COMMIT in one round trip.
+                match pending {
+                    Some(mut q) => {
+                        q.sql.push_str(";\nCOMMIT");
+                        execute_bulk(q, conn).await?;
+                    }
+                    None => {
+                        sqlx::raw_sql("COMMIT").execute(conn).await?;
+                    }
+                }
+                w.open = false;
+            }
             Conn::Bulk(mut conn) => {
+                if let Some(q) = pending {
+                    execute_bulk(q, &mut conn).await?;
+                }
                 sqlx::raw_sql("COMMIT").execute(&mut conn).await?;
                 // A bulk write leaves a write-ahead log as large as what it
                 // wrote (gigabytes after a million rows). Copy it into the
@@ -644,6 +752,7 @@ impl Tx for SqliteTx {
                     .await;
                 conn.close().await?;
             }
+            // A read transaction appends nothing (`append_leaf` refuses).
             Conn::Read(_) | Conn::Own(_) => {}
         }
         Ok(())
@@ -669,6 +778,25 @@ impl Tx for SqliteTx {
             .execute(&mut *self.tx)
             .await?;
         Ok(r.rows_affected() > 0)
+    }
+
+    async fn update_records(
+        &mut self,
+        entity: Entity,
+        ids: &[Uuid],
+        columns: &[(&'static str, SqlValue)],
+    ) -> Result<u64> {
+        let mut changed = 0;
+        if columns.is_empty() {
+            return Ok(changed);
+        }
+        for chunk in ids.chunks(500) {
+            let r = bind_all(sql::update_many(D, entity, chunk, columns))
+                .execute(&mut *self.tx)
+                .await?;
+            changed += r.rows_affected();
+        }
+        Ok(changed)
     }
 
     async fn delete_record(&mut self, entity: Entity, id: Uuid) -> Result<bool> {
@@ -1902,6 +2030,141 @@ mod tests {
             Some("1")
         );
         assert_eq!(tx.get_setting("dropped").await.expect("get"), None);
+    }
+
+    #[tokio::test]
+    async fn update_records_changes_exactly_the_named_records() {
+        let dir = tempfile::tempdir().expect("dir");
+        let store = SqliteStore::open(&dir.path().join("update.db"))
+            .await
+            .expect("open");
+        crate::shared_tests::update_records_changes_exactly_the_named_records(&store).await;
+    }
+
+    /// A leaf appended in a write transaction: its ledger rows wait in the
+    /// transaction's pending batch until commit.
+    async fn append_one(tx: &mut dyn Tx, index: u64, what: &str) {
+        let data = format!("leaf {what}").into_bytes();
+        let leaf = LeafRow {
+            index,
+            leaf_hash: vec![index as u8; 32],
+            data,
+        };
+        let entry = LeafIndex {
+            time_ms: 1,
+            actor: "cli".into(),
+            action: what.into(),
+            subject_id: None,
+            record: None,
+            outcome: "success".into(),
+        };
+        let head = LedgerHead {
+            size: index + 1,
+            frontier: vec![[index as u8; 32]],
+            bytes: 10 * (index + 1),
+        };
+        tx.append_leaf(&leaf, &entry, &[], &head)
+            .await
+            .expect("append");
+    }
+
+    /// Writes go through one connection of their own. A transaction given
+    /// up without COMMIT (an error, a request dropped half-way) is rolled
+    /// back, its pending ledger rows with it, and the next write works at
+    /// once on a new connection; a commit writes the pending ledger rows
+    /// and commits in one go.
+    #[tokio::test]
+    async fn the_write_connection_commits_pending_rows_and_rolls_back_what_is_dropped() {
+        let dir = tempfile::tempdir().expect("dir");
+        let store = SqliteStore::open(&dir.path().join("write.db"))
+            .await
+            .expect("open");
+        let mut tx = store.begin().await.expect("tx");
+        tx.put_setting("kept", "1").await.expect("put");
+        append_one(tx.as_mut(), 0, "kept").await;
+        tx.commit().await.expect("commit");
+
+        let mut tx = store.begin().await.expect("tx");
+        tx.put_setting("dropped", "1").await.expect("put");
+        append_one(tx.as_mut(), 1, "dropped").await;
+        drop(tx);
+
+        let started = std::time::Instant::now();
+        let mut tx = store.begin().await.expect("tx after a dropped one");
+        assert!(started.elapsed() < Duration::from_secs(10));
+        assert_eq!(tx.ledger_head().await.expect("head").size, 1);
+        tx.put_setting("after", "1").await.expect("put");
+        tx.commit().await.expect("commit");
+
+        let mut tx = store.begin_read().await.expect("read");
+        assert_eq!(
+            tx.get_setting("kept").await.expect("get").as_deref(),
+            Some("1")
+        );
+        assert_eq!(tx.get_setting("dropped").await.expect("get"), None);
+        assert_eq!(
+            tx.get_setting("after").await.expect("get").as_deref(),
+            Some("1")
+        );
+        let leaves = tx.ledger_leaves_at(&[0, 1]).await.expect("leaves");
+        assert_eq!(leaves.len(), 1);
+        assert_eq!(leaves[0].data, b"leaf kept");
+    }
+
+    /// Writers of one process take turns on the write connection: many at
+    /// once all commit, none fails on a busy database.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_writers_take_turns_and_all_commit() {
+        let dir = tempfile::tempdir().expect("dir");
+        let store = SqliteStore::open(&dir.path().join("turns.db"))
+            .await
+            .expect("open");
+        let mut tasks = Vec::new();
+        for i in 0..32 {
+            let store = store.clone();
+            tasks.push(tokio::spawn(async move {
+                let mut tx = store.begin().await?;
+                tx.put_setting(&format!("w{i}"), "1").await?;
+                tokio::task::yield_now().await;
+                tx.commit().await
+            }));
+        }
+        for t in tasks {
+            t.await.expect("task").expect("write");
+        }
+        let mut tx = store.begin_read().await.expect("read");
+        for i in 0..32 {
+            assert_eq!(
+                tx.get_setting(&format!("w{i}"))
+                    .await
+                    .expect("get")
+                    .as_deref(),
+                Some("1")
+            );
+        }
+    }
+
+    /// A write that cannot get its turn (here: started while the same task
+    /// holds one) fails with a clear error once the turn's wait is over,
+    /// instead of waiting for ever.
+    #[tokio::test]
+    async fn a_write_that_never_gets_its_turn_fails_clearly() {
+        let dir = tempfile::tempdir().expect("dir");
+        let mut store = SqliteStore::open(&dir.path().join("turn.db"))
+            .await
+            .expect("open");
+        let writer = store.writer.take().expect("a file has a writer");
+        store.writer = Some(Arc::new(Writer {
+            opts: writer.opts.clone(),
+            conn: writer.conn.clone(),
+            turn: Duration::from_millis(200),
+        }));
+        let held = store.begin().await.expect("tx");
+        let err = store.begin().await.err().expect("no second turn");
+        assert!(matches!(err, StoreError::Unavailable(_)), "{err}");
+        assert!(err.to_string().contains("busy"), "{err}");
+        drop(held);
+        store.begin().await.expect("the turn is free again");
     }
 
     #[tokio::test]
