@@ -193,30 +193,13 @@ impl LogVerifier {
         data: &[u8],
         stored_leaf_hash: Option<&Hash>,
     ) -> Result<(), TamperError> {
-        let expected = self.tree.size();
-        if index > expected {
-            return Err(TamperError {
-                index: expected,
-                kind: TamperKind::Gap { found: index },
-            });
-        }
-        if index < expected {
-            return Err(TamperError {
-                index,
-                kind: TamperKind::OutOfOrder { expected },
-            });
-        }
-        let hash = leaf_hash(data);
-        if stored_leaf_hash.is_some_and(|stored| *stored != hash) {
-            return Err(TamperError {
-                index,
-                kind: TamperKind::HashMismatch,
-            });
-        }
-        AuditEvent::check_canonical(data).map_err(|e| TamperError {
+        self.check_index(index)?;
+        let leaf = StoredLeaf {
             index,
-            kind: TamperKind::BadEvent(e),
-        })?;
+            data,
+            leaf_hash: stored_leaf_hash,
+        };
+        let hash = check_leaf(&leaf).map_err(|kind| TamperError { index, kind })?;
         self.add(hash);
         Ok(())
     }
