@@ -1006,10 +1006,9 @@ impl Custos {
                 Condition::Eq("contact_id", SqlValue::Text(contact.to_string()))
             };
             let mut items = Vec::new();
-            for rid in self.ids_where(tx.as_mut(), entity, cond).await? {
-                let Some(row) = tx.get_record(entity, rid).await? else {
-                    continue;
-                };
+            // The rows as listed: no second read per record.
+            for row in self.rows_where(tx.as_mut(), entity, cond).await? {
+                let rid = row.id;
                 let record = match self.open_internal(tx.as_mut(), entity, &row).await {
                     Ok(r) => r,
                     Err(ServiceError::Gone(_)) => continue,

@@ -6,7 +6,7 @@ use crate::{Custos, Principal, Result, ServiceError};
 use custos_crypto::MasterKeyring;
 use custos_domain::inventory::{self, OnErasure};
 use custos_domain::{Entity, Role};
-use custos_store::{Condition, ListQuery, Sort, SqlValue, Tx};
+use custos_store::{Condition, ListQuery, Sort, SqlValue, StoredRow, Tx};
 use uuid::Uuid;
 
 const SYSTEM_KEY: &str = "system_key";
@@ -338,6 +338,18 @@ impl Custos {
         entity: Entity,
         cond: Condition,
     ) -> Result<Vec<Uuid>> {
+        let rows = self.rows_where(tx, entity, cond).await?;
+        Ok(rows.into_iter().map(|r| r.id).collect())
+    }
+
+    /// Every stored row of `entity` matching `cond`, oldest first, read 500
+    /// at a time.
+    pub(crate) async fn rows_where(
+        &self,
+        tx: &mut dyn Tx,
+        entity: Entity,
+        cond: Condition,
+    ) -> Result<Vec<StoredRow>> {
         let mut out = Vec::new();
         let mut after = None;
         loop {
@@ -353,10 +365,10 @@ impl Custos {
             };
             let rows = tx.list_records(&q).await?;
             let n = rows.len();
-            for r in &rows {
-                out.push(r.id);
-                after = Some((r.get("created_at").clone(), r.id));
+            if let Some(last) = rows.last() {
+                after = Some((last.get("created_at").clone(), last.id));
             }
+            out.extend(rows);
             if n < 500 {
                 return Ok(out);
             }

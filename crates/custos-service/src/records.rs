@@ -1297,9 +1297,10 @@ impl Custos {
                     self.append(tx.as_mut(), ev).await?;
                 }
                 let now = SqlValue::Int(self.now_ms());
-                for deal in self.ids_where(tx.as_mut(), Entity::Deal, link).await? {
-                    let cols = [("contact_id", SqlValue::Null), ("updated_at", now.clone())];
-                    tx.update_record(Entity::Deal, deal, &cols).await?;
+                let deals = self.ids_where(tx.as_mut(), Entity::Deal, link).await?;
+                let cols = [("contact_id", SqlValue::Null), ("updated_at", now)];
+                tx.update_records(Entity::Deal, &deals, &cols).await?;
+                for deal in deals {
                     let ev = Event::new(p, "deal.update")
                         .record(Entity::Deal, deal)
                         .detail("fields=contact_id cascade=contact");
@@ -1313,9 +1314,10 @@ impl Custos {
                 let link = Condition::Eq("company_id", SqlValue::Text(id.to_string()));
                 let now = SqlValue::Int(self.now_ms());
                 for e in [Entity::Contact, Entity::Deal] {
-                    for rid in self.ids_where(tx.as_mut(), e, link.clone()).await? {
-                        let cols = [("company_id", SqlValue::Null), ("updated_at", now.clone())];
-                        tx.update_record(e, rid, &cols).await?;
+                    let ids = self.ids_where(tx.as_mut(), e, link.clone()).await?;
+                    let cols = [("company_id", SqlValue::Null), ("updated_at", now.clone())];
+                    tx.update_records(e, &ids, &cols).await?;
+                    for rid in ids {
                         let subject = (e == Entity::Contact).then_some(rid);
                         let ev = Event::new(p, format!("{}.update", e.name()))
                             .subject(subject)
