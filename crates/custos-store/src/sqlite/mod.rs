@@ -711,34 +711,17 @@ impl Tx for SqliteTx {
     }
 
     async fn commit(mut self: Box<Self>) -> Result<()> {
-        let pending = sql::concat(self.pending.take(D));
+        self.flush_ledger().await?;
         match self.tx {
-            Conn::Tx(mut tx) => {
-                if let Some(q) = pending {
-                    execute_bulk(q, &mut tx).await?;
-                }
-                tx.commit().await?;
-            }
+            Conn::Tx(tx) => tx.commit().await?,
             Conn::Write(mut w) => {
                 let conn = w.guard.as_mut().ok_or_else(|| {
                     StoreError::Unavailable("the write connection was closed".into())
                 })?;
-                // The pending ledger rows and the COMMIT in one round trip.
-                match pending {
-                    Some(mut q) => {
-                        q.sql.push_str(";\nCOMMIT");
-                        execute_bulk(q, conn).await?;
-                    }
-                    None => {
-                        sqlx::raw_sql("COMMIT").execute(conn).await?;
-                    }
-                }
+                sqlx::raw_sql("COMMIT").execute(conn).await?;
                 w.open = false;
             }
             Conn::Bulk(mut conn) => {
-                if let Some(q) = pending {
-                    execute_bulk(q, &mut conn).await?;
-                }
                 sqlx::raw_sql("COMMIT").execute(&mut conn).await?;
                 // A bulk write leaves a write-ahead log as large as what it
                 // wrote (gigabytes after a million rows). Copy it into the
