@@ -1298,7 +1298,12 @@ impl Custos {
             Event::new(p, "request.list").detail(format!("filter={filter} count={}", items.len()));
         self.append(tx.as_mut(), ev).await?;
         tx.commit().await?;
-        Ok((crate::Page { items, next_cursor }, total))
+        let page = crate::Page {
+            items,
+            next_cursor,
+            partial: false,
+        };
+        Ok((page, total))
     }
 
     /// The store conditions of a queue filter; the clocks follow

@@ -91,7 +91,17 @@ pub struct Config {
     /// the relying-party id with any port (and `http://localhost` when the id
     /// is `localhost`, a secure context).
     pub webauthn_origins: Vec<String>,
+    /// A list filtered on something no index answers (a status, a kind, a
+    /// currency, a text search) reads its rows in the list's order, this many
+    /// at a time, and at most [`LIST_WINDOWS`] windows in one request; a rare
+    /// value then gives a short page that says where to search on, not a
+    /// request that reads ten million rows.
+    pub list_window: u32,
 }
+
+/// How many windows of [`Config::list_window`] rows one list request reads
+/// at most.
+pub const LIST_WINDOWS: u32 = 5;
 
 impl Default for Config {
     fn default() -> Self {
@@ -107,6 +117,7 @@ impl Default for Config {
             step_up_window: Duration::from_secs(10 * 60),
             webauthn_rp_id: "localhost".to_string(),
             webauthn_origins: Vec::new(),
+            list_window: 10_000,
         }
     }
 }

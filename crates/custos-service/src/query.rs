@@ -35,6 +35,10 @@ pub struct Page<T> {
     pub items: Vec<T>,
     /// Cursor for the next page, if there is one.
     pub next_cursor: Option<String>,
+    /// The page stopped short: its filters match rarely, and it read as
+    /// many rows as one request reads ([`crate::Config::list_window`]).
+    /// `next_cursor` searches on from there.
+    pub partial: bool,
 }
 
 #[derive(Serialize, Deserialize)]

@@ -932,6 +932,9 @@ impl Custos {
         let mut after = params.after.clone();
         let batch = params.limit + 1;
         let mut company_names: BTreeMap<Uuid, String> = BTreeMap::new();
+        // Where a search that read its last window stopped, if it did.
+        let mut stopped_at = None;
+        let mut windows = 0;
         for _ in 0..100 {
             let query = ListQuery {
                 entity,
@@ -940,7 +943,10 @@ impl Custos {
                 after: after.clone(),
                 limit: batch,
             };
-            let rows = tx.list_records(&query).await?;
+            let window = tx
+                .list_records_within(&query, self.inner.config.list_window)
+                .await?;
+            let rows = window.rows;
             let full = rows.len() as u32 == batch;
             // Restricted people are left out of lists and searches, except for
             // the privacy officer.
@@ -986,17 +992,30 @@ impl Custos {
                     break;
                 }
             }
-            if items.len() as u32 > params.limit || !full {
+            if items.len() as u32 > params.limit {
+                break;
+            }
+            if let Some(end) = window.resume {
+                // The window ended before the page filled: search on from its
+                // last row, up to LIST_WINDOWS windows in this request.
+                windows += 1;
+                if windows == crate::LIST_WINDOWS {
+                    stopped_at = Some(end);
+                    break;
+                }
+                after = Some(end);
+            } else if !full {
                 break;
             }
         }
+        let partial = stopped_at.is_some();
         let next_cursor = if items.len() as u32 > params.limit {
             items.truncate(params.limit as usize);
             items
                 .last()
                 .map(|(v, sort_value, _, _)| params.cursor_after(sort_value, v.id()))
         } else {
-            None
+            stopped_at.map(|(value, id)| params.cursor_after(&value, id))
         };
         let action = format!("{}.list", entity.name());
         let filter_names: Vec<&str> = params
@@ -1049,6 +1068,7 @@ impl Custos {
         Ok(Page {
             items: items.into_iter().map(|(v, _, _, _)| v).collect(),
             next_cursor,
+            partial,
         })
     }
 

@@ -191,6 +191,7 @@ impl Custos {
                 Err(ServiceError::Invalid(_)) if kind != SearchKind::Words => crate::query::Page {
                     items: Vec::new(),
                     next_cursor: None,
+                    partial: false,
                 },
                 Err(e) => return Err(e),
             };
@@ -209,7 +210,9 @@ impl Custos {
     /// How many records a list with these filters holds, counted up to
     /// [`COUNT_LIMIT`], or `None` when the filters match on sealed data
     /// (blind indexes only give candidates, which the list confirms one by
-    /// one as it opens them). Audited like a list.
+    /// one as it opens them) or when counting would read far more rows than
+    /// it counts (a text search, a column without an index: see
+    /// `custos_store::sql::count_bounded`). Audited like a list.
     pub async fn count(
         &self,
         p: &Principal,
@@ -275,6 +278,12 @@ impl Custos {
             }
         }
         conditions.extend(crate::records::scope_condition(p, entity));
+        // A text search or a column without an index may match few rows of
+        // millions: the list finds them a window at a time, a count would
+        // read them all. Such a list shows no total.
+        if !custos_store::sql::count_bounded(entity, &conditions) {
+            return Ok(None);
+        }
         let counted = tx
             .count_records_up_to(entity, &conditions, COUNT_LIMIT + 1)
             .await?;

@@ -200,6 +200,18 @@ pub struct ListQuery {
     pub limit: u32,
 }
 
+/// One page of a list read a window at a time (see
+/// [`Tx::list_records_within`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ListWindow {
+    /// The matching rows, in the list's order, at most the query's limit.
+    pub rows: Vec<StoredRow>,
+    /// Set when the window ended before the page was full and more rows
+    /// follow: the (sort value, id) of the window's last row, where the next
+    /// read goes on.
+    pub resume: Option<(SqlValue, Uuid)>,
+}
+
 /// The wrapped data key of one data subject.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SubjectKeyRow {
@@ -525,6 +537,11 @@ pub trait Tx: Send {
     }
     /// Reads a page of records.
     async fn list_records(&mut self, query: &ListQuery) -> Result<Vec<StoredRow>>;
+    /// Lists records as [`Tx::list_records`] does, but reads at most `window`
+    /// rows of the list when no index answers its conditions
+    /// ([`sql::windowed`]): a filter on a rare value then reads a window, not
+    /// the table, and says where the next window starts.
+    async fn list_records_within(&mut self, query: &ListQuery, window: u32) -> Result<ListWindow>;
     /// Counts records matching all conditions.
     async fn count_records(&mut self, entity: Entity, conditions: &[Condition]) -> Result<u64>;
     /// Counts records matching all conditions, stopping at `limit`: the

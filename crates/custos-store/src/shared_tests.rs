@@ -72,3 +72,159 @@ pub(crate) async fn update_records_changes_exactly_the_named_records(store: &dyn
         assert_eq!(row.get("name"), &SqlValue::Text(format!("Company {i}")));
     }
 }
+
+/// Reads a whole list through `list_records_within`, a window of `window`
+/// rows at a time, pages of `limit`; returns the ids in order and how many
+/// reads ended their window early (`resume`).
+async fn read_windowed(
+    store: &dyn Store,
+    query: &crate::ListQuery,
+    window: u32,
+) -> (Vec<Uuid>, usize) {
+    let mut tx = store.begin_read().await.expect("read");
+    let mut ids = Vec::new();
+    let mut resumed = 0;
+    let mut after = None;
+    for _ in 0..1000 {
+        let q = crate::ListQuery {
+            after: after.clone(),
+            ..query.clone()
+        };
+        let page = tx.list_records_within(&q, window).await.expect("list");
+        assert!(page.rows.len() <= q.limit as usize);
+        ids.extend(page.rows.iter().map(|r| r.id));
+        if let Some(end) = page.resume {
+            // A window ends early only with a page that is not full.
+            assert!(page.rows.len() < q.limit as usize);
+            resumed += 1;
+            after = Some(end);
+        } else if page.rows.len() == q.limit as usize {
+            let last = page.rows.last().expect("row");
+            after = Some((last.get(q.sort.field).clone(), last.id));
+        } else {
+            return (ids, resumed);
+        }
+    }
+    panic!("the list never ended");
+}
+
+/// A list whose conditions no index answers (a text search, a value of a
+/// column of few values) is read a window at a time and still yields every
+/// match once, in order; a list a reference narrows is read in one go.
+pub(crate) async fn windowed_lists_find_every_match_in_order(store: &dyn Store) {
+    use crate::{Condition, ListQuery, Sort};
+    let contact = Uuid::now_v7();
+    let mut tx = store.begin().await.expect("tx");
+    let mut rare = Vec::new();
+    for i in 0..60i64 {
+        let id = Uuid::now_v7();
+        // Every thirteenth company is "Rare", the others "Common".
+        let name = if i % 13 == 5 { "Rare" } else { "Common" };
+        if name == "Rare" {
+            rare.push(id);
+        }
+        let row = StoredRow {
+            id,
+            subject_id: None,
+            columns: vec![
+                ("name", SqlValue::Text(format!("{name} {i}"))),
+                ("created_at", SqlValue::Int(1000 + i)),
+                ("updated_at", SqlValue::Int(1000 + i)),
+            ],
+        };
+        tx.insert_record(Entity::Company, &row)
+            .await
+            .expect("insert");
+    }
+    let mut tasks = Vec::new();
+    let mut mine = Vec::new();
+    for i in 0..40i64 {
+        let id = Uuid::now_v7();
+        let kind = if i % 10 == 3 { "task" } else { "note" };
+        // Half the activities are about one contact.
+        let about = if i % 2 == 0 { contact } else { Uuid::now_v7() };
+        if kind == "task" {
+            tasks.push(id);
+            if about == contact {
+                mine.push(id);
+            }
+        }
+        let row = StoredRow {
+            id,
+            subject_id: Some(about),
+            columns: vec![
+                ("contact_id", SqlValue::Text(about.to_string())),
+                ("kind", SqlValue::Text(kind.into())),
+                ("occurred_at", SqlValue::Int(i)),
+                ("created_at", SqlValue::Int(2000 + i)),
+                ("updated_at", SqlValue::Int(2000 + i)),
+            ],
+        };
+        tx.insert_record(Entity::Activity, &row)
+            .await
+            .expect("insert");
+    }
+    tx.commit().await.expect("commit");
+
+    let newest_first = Sort {
+        field: "created_at",
+        descending: true,
+    };
+    // Five matches among 60 rows, windows of 7: most windows end early.
+    let search = ListQuery {
+        entity: Entity::Company,
+        conditions: vec![Condition::Contains("name", "rare".into())],
+        sort: newest_first,
+        after: None,
+        limit: 2,
+    };
+    assert!(crate::sql::windowed(&search));
+    let (ids, resumed) = read_windowed(store, &search, 7).await;
+    let mut want = rare.clone();
+    want.reverse();
+    assert_eq!(ids, want);
+    assert!(resumed >= 5, "only {resumed} windows ended early");
+    // A window as long as the table: one read, no resumption.
+    let (ids, resumed) = read_windowed(store, &search, 1000).await;
+    assert_eq!((ids, resumed), (want, 0));
+
+    // A value of a column of few values, oldest first.
+    let by_kind = ListQuery {
+        entity: Entity::Activity,
+        conditions: vec![Condition::Eq("kind", SqlValue::Text("task".into()))],
+        sort: Sort {
+            field: "created_at",
+            descending: false,
+        },
+        after: None,
+        limit: 3,
+    };
+    assert!(crate::sql::windowed(&by_kind));
+    let (ids, resumed) = read_windowed(store, &by_kind, 4).await;
+    assert_eq!(ids, tasks);
+    assert!(resumed > 0);
+    // Sorted by that column, its index answers it: no windows.
+    let sorted_by_kind = ListQuery {
+        sort: Sort {
+            field: "kind",
+            descending: false,
+        },
+        ..by_kind.clone()
+    };
+    assert!(!crate::sql::windowed(&sorted_by_kind));
+    let (ids, resumed) = read_windowed(store, &sorted_by_kind, 4).await;
+    let mut want = tasks.clone();
+    want.sort();
+    assert_eq!((ids, resumed), (want, 0));
+    // With the contact as well, the reference narrows it: no windows.
+    let of_contact = ListQuery {
+        conditions: vec![
+            Condition::Eq("kind", SqlValue::Text("task".into())),
+            Condition::Eq("contact_id", SqlValue::Text(contact.to_string())),
+        ],
+        ..by_kind
+    };
+    assert!(!crate::sql::windowed(&of_contact));
+    let (ids, resumed) = read_windowed(store, &of_contact, 4).await;
+    assert_eq!((ids, resumed), (mine, 0));
+}

@@ -2,7 +2,7 @@
 //! the inventory (static names), values always travel as bind parameters.
 
 use crate::{ColumnType, Condition, ListQuery, NewRecords, SqlValue, StoredRow, column_type};
-use custos_domain::inventory::Presence;
+use custos_domain::inventory::{FieldKind, Presence};
 use custos_domain::{Entity, inventory};
 use uuid::Uuid;
 
@@ -32,6 +32,10 @@ pub struct Query {
     /// a linear scan, so binding `?1…?N` costs the square of N, and plain
     /// placeholders also let several statements travel as one (see [`concat`]).
     anonymous: bool,
+    /// SQLite only: in a list in the order of this field, an equality on a
+    /// column of few values (see [`broad`]) is written `+col = ?`, so the
+    /// planner never picks that column's index for it (see [`list_until`]).
+    hint_sort: Option<&'static str>,
 }
 
 impl Query {
@@ -76,6 +80,7 @@ impl Query {
             types: Vec::new(),
             dialect,
             anonymous: false,
+            hint_sort: None,
         }
     }
 
@@ -555,7 +560,12 @@ fn condition(q: &mut Query, entity: Entity, c: &Condition) -> String {
     match c {
         Condition::Eq(f, v) => {
             let mark = q.bind_as(v.clone(), column_type_of(entity, f));
-            format!("{} = {mark}", ident(f))
+            let hinted = q.dialect == Dialect::Sqlite
+                && q.hint_sort.is_some_and(|s| s != *f)
+                && broad(entity, f);
+            // Unary plus: the same value, but not a column an index can answer.
+            let plus = if hinted { "+" } else { "" };
+            format!("{plus}{} = {mark}", ident(f))
         }
         Condition::IsNull(f) => format!("{} IS NULL", ident(f)),
         Condition::AtLeast(f, v) => {
@@ -638,16 +648,126 @@ fn where_clause(q: &mut Query, entity: Entity, conditions: &[Condition]) -> Vec<
     conditions.iter().map(|c| condition(q, entity, c)).collect()
 }
 
+/// Whether a column holds one of a few values (a kind, a stage, a status, a
+/// currency, yes or no): each value is a large share of the table, so an
+/// index on such a column is no way to find one page of it.
+pub fn broad(entity: Entity, column: &str) -> bool {
+    inventory::field(entity, column).is_some_and(|f| {
+        matches!(
+            f.kind,
+            FieldKind::Enum { .. } | FieldKind::Stage | FieldKind::Currency | FieldKind::Bool
+        )
+    })
+}
+
+/// Whether both schemas have an index that starts with this column of an
+/// entity's table: the id, references to records and owners, every sortable
+/// column (migration 13)
+/// and whether a task is done (the dashboard's open tasks). A test of each
+/// backend checks this against the schema.
+pub fn indexed(entity: Entity, column: &str) -> bool {
+    column == "id"
+        || (entity, column) == (Entity::Activity, "done")
+        || inventory::field(entity, column).is_some_and(|f| {
+            f.sortable
+                || f.name == "owner_id"
+                || matches!(f.kind, FieldKind::Ref { entity } if entity != Entity::User)
+        })
+}
+
+/// Whether an index finds the rows of this condition directly, so that a list
+/// in `sort` order under it reads about as many rows as match: a reference,
+/// a blind-index hash, a list of ids, a value of a sortable column, a value of
+/// a column of few values when the list is sorted by that column. A column of
+/// few values in another order, a text search or a range does not.
+fn narrows(entity: Entity, sort: &str, c: &Condition) -> bool {
+    match c {
+        Condition::Eq(f, _) if broad(entity, f) => *f == sort,
+        Condition::Eq(f, _) => indexed(entity, f),
+        Condition::IsNull(_)
+        | Condition::AtLeast(..)
+        | Condition::Before(..)
+        | Condition::Contains(..) => false,
+        Condition::Blind { .. }
+        | Condition::BlindAny { .. }
+        | Condition::IdIn(_)
+        | Condition::RefContains { .. } => true,
+        Condition::And(cs) => cs.iter().any(|c| narrows(entity, sort, c)),
+        Condition::Or(cs) => !cs.is_empty() && cs.iter().all(|c| narrows(entity, sort, c)),
+    }
+}
+
+/// Whether a list reads its rows in its own order, testing each against its
+/// conditions (none of which an index answers, see [`narrows`]). Such a list
+/// may read far for a rare value, so it is read a window at a time
+/// ([`window_end`], [`list_until`]).
+pub fn windowed(query: &ListQuery) -> bool {
+    !query.conditions.is_empty()
+        && !query
+            .conditions
+            .iter()
+            .any(|c| narrows(query.entity, query.sort.field, c))
+}
+
+/// Whether counting the rows under these conditions, up to a limit, reads
+/// about as many rows as it counts: no conditions, one an index answers
+/// directly, or only values of indexed columns. A text search or a value of
+/// a column without an index may read the whole table for a few matches.
+pub fn count_bounded(entity: Entity, conditions: &[Condition]) -> bool {
+    conditions.iter().any(|c| narrows(entity, "", c))
+        || conditions
+            .iter()
+            .all(|c| matches!(c, Condition::Eq(f, _) if indexed(entity, f)))
+}
+
 /// SELECT of a page of records with keyset pagination.
 pub fn list(d: Dialect, query: &ListQuery) -> Query {
+    list_query(d, query, None, false)
+}
+
+/// SELECT of the row `window` rows into a list (after its cursor, in its
+/// order, whatever its conditions) and of the row after it: where a window of
+/// a [`windowed`] list ends, and whether the list goes on after it. No row:
+/// the list ends within the window; one row: the list ends with the window.
+pub fn window_end(d: Dialect, query: &ListQuery, window: u32) -> Query {
+    let bare = ListQuery {
+        conditions: Vec::new(),
+        limit: 2,
+        ..query.clone()
+    };
+    let mut q = list_query(d, &bare, None, false);
+    q.sql
+        .push_str(&format!(" OFFSET {}", window.saturating_sub(1)));
+    q
+}
+
+/// SELECT of a page of records with keyset pagination that ends at `until`
+/// (that row included): the rows of a window ([`window_end`]) that match. On
+/// SQLite an equality on a column of few values is kept from the planner
+/// (see [`broad`]) unless the list is sorted by it: with no statistics it
+/// would take that column's index and sort every row of the value, a million
+/// orders of one status, where walking the list's order stops at a page.
+pub fn list_until(d: Dialect, query: &ListQuery, until: Option<&(SqlValue, Uuid)>) -> Query {
+    list_query(d, query, until, true)
+}
+
+fn list_query(
+    d: Dialect,
+    query: &ListQuery,
+    until: Option<&(SqlValue, Uuid)>,
+    hint: bool,
+) -> Query {
     let mut q = Query::new(d);
+    if hint {
+        q.hint_sort = Some(query.sort.field);
+    }
     let entity = query.entity;
     let mut wheres = where_clause(&mut q, entity, &query.conditions);
     let key = sort_expr(entity, query.sort.field);
-    let (cmp, dir) = if query.sort.descending {
-        ("<", "DESC")
+    let (cmp, back, dir) = if query.sort.descending {
+        ("<", ">", "DESC")
     } else {
-        (">", "ASC")
+        (">", "<", "ASC")
     };
     if let Some((v, id)) = &query.after {
         let vm = q.bind(sort_sentinel(entity, query.sort.field, v));
@@ -657,6 +777,12 @@ pub fn list(d: Dialect, query: &ListQuery) -> Query {
         // expression, and would walk such an index from its start.
         wheres.push(format!("{key} {cmp}= {vm}"));
         wheres.push(format!("({key}, \"id\") {cmp} ({vm}, {im})"));
+    }
+    if let Some((v, id)) = until {
+        let vm = q.bind(sort_sentinel(entity, query.sort.field, v));
+        let im = q.bind(uuid_value(*id));
+        wheres.push(format!("{key} {back}= {vm}"));
+        wheres.push(format!("({key}, \"id\") {back}= ({vm}, {im})"));
     }
     let wh = if wheres.is_empty() {
         String::new()
@@ -835,5 +961,95 @@ mod tests {
             None,
         );
         assert!(q.sql.ends_with("WHERE 1 = 0"));
+    }
+
+    #[test]
+    fn a_window_keeps_columns_of_few_values_from_the_sqlite_planner() {
+        let query = |field| ListQuery {
+            entity: Entity::Order,
+            conditions: vec![
+                Condition::Eq("status", SqlValue::Text("completed".into())),
+                Condition::Eq("total", SqlValue::Int(5)),
+            ],
+            sort: Sort {
+                field,
+                descending: true,
+            },
+            after: None,
+            limit: 51,
+        };
+        let end = (SqlValue::Int(7), Uuid::nil());
+        let q = list_until(Dialect::Sqlite, &query("created_at"), Some(&end));
+        // The status is a filter, the total (a column of many values) may
+        // use its index, and the page stops at the window's end.
+        assert!(
+            q.sql.contains("+\"status\" = ?1 AND \"total\" = ?2"),
+            "{}",
+            q.sql
+        );
+        assert!(
+            q.sql
+                .contains("\"created_at\" >= ?3 AND (\"created_at\", \"id\") >= (?3, ?4)"),
+            "{}",
+            q.sql
+        );
+        // Sorted by the status, its index is the way to the page.
+        let q = list_until(Dialect::Sqlite, &query("status"), None);
+        assert!(q.sql.contains("WHERE \"status\" = ?1"), "{}", q.sql);
+        // PostgreSQL plans by statistics; plain lists are unchanged.
+        let q = list_until(Dialect::Postgres, &query("created_at"), None);
+        assert!(q.sql.contains("WHERE \"status\" = $1"), "{}", q.sql);
+        let q = list(Dialect::Sqlite, &query("created_at"));
+        assert!(q.sql.contains("WHERE \"status\" = ?1"), "{}", q.sql);
+        // The window's end: the row `window` rows on, whatever the filters.
+        let q = window_end(Dialect::Sqlite, &query("created_at"), 500);
+        assert!(!q.sql.contains("WHERE"), "{}", q.sql);
+        assert!(q.sql.ends_with("LIMIT ?1 OFFSET 499"), "{}", q.sql);
+    }
+
+    #[test]
+    fn lists_and_counts_know_which_conditions_an_index_answers() {
+        let list = |entity, conditions, field| ListQuery {
+            entity,
+            conditions,
+            sort: Sort {
+                field,
+                descending: true,
+            },
+            after: None,
+            limit: 51,
+        };
+        let kind = || Condition::Eq("kind", SqlValue::Text("task".into()));
+        let contact = || Condition::Eq("contact_id", SqlValue::Text("c".into()));
+        let search = || Condition::Contains("title", "x".into());
+        let currency = || Condition::Eq("currency", SqlValue::Text("EUR".into()));
+        // No conditions: a plain page.
+        assert!(!windowed(&list(Entity::Activity, vec![], "created_at")));
+        assert!(windowed(&list(
+            Entity::Activity,
+            vec![kind()],
+            "created_at"
+        )));
+        assert!(!windowed(&list(Entity::Activity, vec![kind()], "kind")));
+        assert!(!windowed(&list(
+            Entity::Activity,
+            vec![kind(), contact()],
+            "created_at"
+        )));
+        assert!(windowed(&list(Entity::Deal, vec![search()], "created_at")));
+        // An owner's records (a role's scope) narrow any list.
+        let scope = Condition::Or(vec![Condition::Eq("owner_id", SqlValue::Text("u".into()))]);
+        assert!(!windowed(&list(
+            Entity::Deal,
+            vec![search(), scope.clone()],
+            "created_at"
+        )));
+        // Counts: an indexed column of few values counts through its index;
+        // a column without one, or a text search, may read the whole table.
+        assert!(count_bounded(Entity::Activity, &[]));
+        assert!(count_bounded(Entity::Activity, &[kind()]));
+        assert!(!count_bounded(Entity::Order, &[currency()]));
+        assert!(!count_bounded(Entity::Deal, &[search()]));
+        assert!(count_bounded(Entity::Deal, &[search(), scope]));
     }
 }

@@ -20,6 +20,7 @@
 mod common;
 
 use common::browser::{api_get, api_post as post};
+use custos_domain::inventory::FieldKind;
 use custos_domain::{Entity, Role, inventory};
 use custos_testkit::{Backend, TestServer, backend};
 use serde_json::{Value, json};
@@ -148,7 +149,32 @@ fn problems(sql: &str, plan: &[String]) -> Vec<String> {
             out.push(format!("reads every row of {table}: {d}"));
         }
     }
+    // A page found through the index of a column of few values (a status, a
+    // kind, a stage) and then sorted: it sorts every row of that value, a
+    // million orders of one status.
+    // Known and left open (noted on issue 8): the dashboard's tile of tasks
+    // due soon sorts every open task due before its horizon, overdue ones
+    // included; no index gives open tasks in the tile's order yet.
+    let due_tasks_tile = sql.contains("(\"done\" IS NULL OR \"done\" = ");
+    if sorts_all && !due_tasks_tile {
+        for d in plan {
+            if let Some(col) = broad_search(d) {
+                out.push(format!("sorts every row of one {col}: {d}"));
+            }
+        }
+    }
     out
+}
+
+/// The column of few values a plan line searches by, as in
+/// "SEARCH orders USING INDEX orders_status (status=?)".
+fn broad_search(line: &str) -> Option<String> {
+    let rest = line.strip_prefix("SEARCH ")?;
+    let table = rest.split_whitespace().next()?;
+    let entity = Entity::ALL.into_iter().find(|e| e.plural() == table)?;
+    let inside = &rest[rest.find('(')? + 1..];
+    let col = inside.split(['=', ' ', '>', '<', ')']).next()?;
+    custos_store::sql::broad(entity, col).then(|| col.to_string())
 }
 
 /// The table a name in a plan stands for: the table itself, or the table an
@@ -405,7 +431,28 @@ async fn every_page_and_list_finds_its_rows_through_indexes() {
                 ui.push(format!("/app/{}?sort={sort}", entity.plural()));
             }
         }
+        // The filter selects (a status, a kind, a stage, yes or no) and the
+        // API's currency filter, in the default order, sorted by that
+        // column, and in another order.
+        for f in inventory::fields(entity) {
+            let value = match f.kind {
+                FieldKind::Enum { values } => values[0],
+                FieldKind::Stage => "proposal",
+                FieldKind::Bool => "true",
+                FieldKind::Currency => "EUR",
+                _ => continue,
+            };
+            let base = format!("/app/{}?{}={value}", entity.plural(), f.name);
+            ui.push(base.clone());
+            ui.push(format!("{base}&sort=-updated_at"));
+            if f.sortable {
+                ui.push(format!("{base}&sort={}", f.name));
+            }
+        }
     }
+    ui.push("/app/companies?q=engines".into());
+    ui.push("/app/deals?q=renewal".into());
+    ui.push("/app/contacts?q=Engines".into());
     let privacy = [
         "/app/audit".to_string(),
         format!("/app/audit?subject_id={contact}"),

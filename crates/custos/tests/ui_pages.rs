@@ -509,6 +509,68 @@ async fn lists_page_forward_and_back_with_counts_and_sort_by_column() {
     assert!(html.contains("No companies match these filters"));
 }
 
+/// A rare filter on a long list: the page stops where one request stops
+/// reading, says so, and "Search further" goes on; the numbers count what
+/// was shown, and Previous comes back to the same records.
+#[tokio::test]
+async fn a_rare_filter_searches_further_page_by_page() {
+    let s = TestServer::start_with(custos_service::Config {
+        // 5 windows of 3: a request reads 15 companies at most.
+        list_window: 3,
+        ..custos_testkit::password_only()
+    })
+    .await;
+    let admin = s.token_for(Role::Admin).await;
+    // Oldest first: "Rare 1" among the first 15 read, "Rare 2" and
+    // "Rare 3" beyond the next 15.
+    for i in 0..45 {
+        let name = match i {
+            2 => "Rare 1".to_string(),
+            35 => "Rare 2".to_string(),
+            40 => "Rare 3".to_string(),
+            _ => format!("Company {i:02}"),
+        };
+        api_post(&s, &admin, "/api/v1/companies", json!({"name": name})).await;
+    }
+    let (b, _) = sign_in(&s, Role::Manager).await;
+    let get = |path: String| {
+        let b = b.clone();
+        let url = s.url(&path);
+        async move { b.get(url).send().await.unwrap().text().await.unwrap() }
+    };
+    let html = get("/app/companies?q=rare&sort=created_at".into()).await;
+    assert!(
+        html.contains(">Rare 1<") && !html.contains(">Rare 2<"),
+        "{html}"
+    );
+    assert!(
+        html.contains("Showing 1–1 companies: this filter matches few"),
+        "{html}"
+    );
+    assert!(html.contains("Search further →"), "{html}");
+    // Companies 15 to 29: no match in this part of the list.
+    let html = get(link(&html, "rel=\"next\"")).await;
+    assert!(
+        html.contains("No companies found in this part of the list"),
+        "{html}"
+    );
+    let html = get(link(&html, "rel=\"next\"")).await;
+    assert!(
+        html.contains(">Rare 2<") && html.contains(">Rare 3<"),
+        "{html}"
+    );
+    assert!(html.contains("Showing 2–3 companies"), "{html}");
+    assert!(!html.contains("rel=\"next\""), "the list ends here");
+    // Back through the empty part to the first page.
+    let html = get(link(&html, "rel=\"prev\"")).await;
+    assert!(html.contains("No companies found in this part"), "{html}");
+    let html = get(link(&html, "rel=\"prev\"")).await;
+    assert!(
+        html.contains(">Rare 1<") && html.contains("Showing 1–1"),
+        "{html}"
+    );
+}
+
 fn link(html: &str, marker: &str) -> String {
     let at = html.find(marker).expect("link");
     let start = html[..at].rfind("href=\"").unwrap() + 6;

@@ -489,3 +489,83 @@ async fn several_records_are_read_at_once_each_read_on_record() -> TestResult {
     assert_eq!(env.ledger_size().await?, before);
     Ok(())
 }
+
+/// A filter that matches rarely, on a column no index answers, reads a few
+/// windows of the list per request: a page may stop short (`partial`, with
+/// a cursor to search on), and following the cursors finds every match once,
+/// newest first. Such a list shows no total.
+#[tokio::test]
+async fn a_rare_text_search_reads_the_list_a_window_at_a_time() -> TestResult {
+    use custos_service::{LIST_WINDOWS, ListParams};
+    let config = custos_service::Config {
+        list_window: 4,
+        ..Default::default()
+    };
+    let env = Env::with_config(custos_testkit::test_store().await, config).await?;
+    let mut rare = Vec::new();
+    for i in 0..60 {
+        // Every thirteenth company is "Rare …": at most two in the 20 rows
+        // (LIST_WINDOWS windows of 4) one request reads.
+        let name = if i % 13 == 5 {
+            format!("Rare Works {i}")
+        } else {
+            format!("Common Trading {i}")
+        };
+        let id = env.make_id(Entity::Company, company(&name)).await?;
+        if name.starts_with("Rare") {
+            rare.push(id);
+        }
+    }
+    assert_eq!(LIST_WINDOWS * 4, 20);
+    let mut found = Vec::new();
+    let mut partial = 0;
+    let mut cursor: Option<String> = None;
+    for _ in 0..100 {
+        let mut raw = params(&[("q", "rare works"), ("limit", "3")]);
+        if let Some(c) = &cursor {
+            raw.push(("cursor".to_string(), c.clone()));
+        }
+        let page = env
+            .custos
+            .list(
+                &env.admin,
+                Entity::Company,
+                &ListParams::parse(Entity::Company, &raw)?,
+            )
+            .await?;
+        assert!(page.items.len() <= 3);
+        if page.partial {
+            partial += 1;
+            assert!(page.items.len() < 3, "a partial page is short");
+            assert!(
+                page.next_cursor.is_some(),
+                "a partial page says where to go on"
+            );
+        }
+        found.extend(page.items.iter().map(|v| v.id()));
+        match page.next_cursor {
+            Some(c) => cursor = Some(c),
+            None => break,
+        }
+    }
+    // Newest first: the reverse of creation.
+    rare.reverse();
+    assert_eq!(found, rare);
+    // 60 rows, 20 a request: at least two requests stopped short.
+    assert!(partial >= 2, "{partial} partial pages");
+    let count = env
+        .custos
+        .count(
+            &env.admin,
+            Entity::Company,
+            &ListParams::parse(Entity::Company, &params(&[("q", "rare works")]))?,
+        )
+        .await?;
+    assert_eq!(count, None, "a text search shows no total");
+    // A narrow list is not windowed: a name's exact index.
+    let common = env
+        .list_all(&env.admin, Entity::Company, &[("name", "Common Trading 7")])
+        .await?;
+    assert_eq!(common.len(), 1);
+    Ok(())
+}

@@ -27,8 +27,8 @@ use crate::pending::PendingLedger;
 use crate::sql::{self, Dialect, Query};
 use crate::{
     ApiTokenRow, ChallengeRow, CheckpointRow, ColumnType, Condition, CredentialRow, EventFilter,
-    LeafIndex, LeafRow, LedgerHead, ListQuery, NewRecords, Result, SessionRow, SqlValue, Store,
-    StoreError, StoredRow, SubjectKeyRow, Tx, UserAuthRow,
+    LeafIndex, LeafRow, LedgerHead, ListQuery, ListWindow, NewRecords, Result, SessionRow,
+    SqlValue, Store, StoreError, StoredRow, SubjectKeyRow, Tx, UserAuthRow,
 };
 use async_trait::async_trait;
 use custos_domain::Entity;
@@ -696,6 +696,33 @@ impl Tx for PostgresTx {
         rows.iter()
             .map(|r| decode_record(query.entity, r))
             .collect()
+    }
+
+    async fn list_records_within(&mut self, query: &ListQuery, window: u32) -> Result<ListWindow> {
+        // The window's last row, and whether more rows follow it.
+        let (end, more) = if sql::windowed(query) {
+            let rows = bind_all(sql::window_end(D, query, window))
+                .fetch_all(&mut *self.tx)
+                .await?;
+            match rows.first() {
+                Some(r) => {
+                    let row = decode_record(query.entity, r)?;
+                    let end = (row.get(query.sort.field).clone(), row.id);
+                    (Some(end), rows.len() > 1)
+                }
+                None => (None, false),
+            }
+        } else {
+            (None, false)
+        };
+        let rows = bind_all(sql::list_until(D, query, end.as_ref()))
+            .fetch_all(&mut *self.tx)
+            .await?
+            .iter()
+            .map(|r| decode_record(query.entity, r))
+            .collect::<Result<Vec<_>>>()?;
+        let resume = end.filter(|_| more && rows.len() < query.limit as usize);
+        Ok(ListWindow { rows, resume })
     }
 
     async fn count_records(&mut self, entity: Entity, conditions: &[Condition]) -> Result<u64> {
@@ -1933,6 +1960,15 @@ mod tests {
             return;
         };
         crate::shared_tests::update_records_changes_exactly_the_named_records(&store).await;
+        drop_scratch(&server, &name, store).await;
+    }
+
+    #[tokio::test]
+    async fn windowed_lists_find_every_match_in_order() {
+        let Some((server, name, store)) = scratch("the PostgreSQL windowed list test").await else {
+            return;
+        };
+        crate::shared_tests::windowed_lists_find_every_match_in_order(&store).await;
         drop_scratch(&server, &name, store).await;
     }
 

@@ -4,8 +4,8 @@ use crate::pending::PendingLedger;
 use crate::sql::{self, Dialect, Query};
 use crate::{
     ApiTokenRow, ChallengeRow, CheckpointRow, ColumnType, Condition, CredentialRow, EventFilter,
-    LeafIndex, LeafRow, LedgerHead, ListQuery, NewRecords, Result, SessionRow, SqlValue, Store,
-    StoreError, StoredRow, SubjectKeyRow, Tx, UserAuthRow,
+    LeafIndex, LeafRow, LedgerHead, ListQuery, ListWindow, NewRecords, Result, SessionRow,
+    SqlValue, Store, StoreError, StoredRow, SubjectKeyRow, Tx, UserAuthRow,
 };
 use async_trait::async_trait;
 use custos_domain::Entity;
@@ -819,6 +819,33 @@ impl Tx for SqliteTx {
         rows.iter()
             .map(|r| decode_record(query.entity, r))
             .collect()
+    }
+
+    async fn list_records_within(&mut self, query: &ListQuery, window: u32) -> Result<ListWindow> {
+        // The window's last row, and whether more rows follow it.
+        let (end, more) = if sql::windowed(query) {
+            let rows = bind_all(sql::window_end(D, query, window))
+                .fetch_all(&mut *self.tx)
+                .await?;
+            match rows.first() {
+                Some(r) => {
+                    let row = decode_record(query.entity, r)?;
+                    let end = (row.get(query.sort.field).clone(), row.id);
+                    (Some(end), rows.len() > 1)
+                }
+                None => (None, false),
+            }
+        } else {
+            (None, false)
+        };
+        let rows = bind_all(sql::list_until(D, query, end.as_ref()))
+            .fetch_all(&mut *self.tx)
+            .await?
+            .iter()
+            .map(|r| decode_record(query.entity, r))
+            .collect::<Result<Vec<_>>>()?;
+        let resume = end.filter(|_| more && rows.len() < query.limit as usize);
+        Ok(ListWindow { rows, resume })
     }
 
     async fn count_records(&mut self, entity: Entity, conditions: &[Condition]) -> Result<u64> {
@@ -1814,6 +1841,54 @@ mod tests {
         }
     }
 
+    /// Every column `sql::indexed` names leads an index of its table (bare,
+    /// or inside the COALESCE a list sorts by): the windowed lists and the
+    /// bounded counts rely on it. PostgreSQL has the same indexes (its schema
+    /// test compares them).
+    #[tokio::test]
+    async fn columns_called_indexed_lead_an_index() {
+        let store = SqliteStore::memory().await.expect("open");
+        let mut checked = 0;
+        for entity in Entity::CRM
+            .iter()
+            .chain(&[Entity::Request, Entity::Consent])
+        {
+            let defs: Vec<String> = sqlx::query_scalar(
+                "SELECT sql FROM sqlite_master WHERE type = 'index' AND tbl_name = ?1 \
+                 AND sql IS NOT NULL",
+            )
+            .bind(entity.plural())
+            .fetch_all(&store.pool)
+            .await
+            .expect("indexes");
+            // The first column or expression of each index, as written.
+            let leads: Vec<String> = defs
+                .iter()
+                .filter_map(|d| {
+                    let inner = &d[d.find('(')? + 1..];
+                    let inner = inner
+                        .trim_start()
+                        .strip_prefix("COALESCE(")
+                        .unwrap_or(inner);
+                    let end = inner.find([',', ')'])?;
+                    Some(inner[..end].trim().trim_matches('"').to_string())
+                })
+                .collect();
+            for f in inventory::fields(*entity).filter(|f| f.name != "id") {
+                if sql::indexed(*entity, f.name) {
+                    checked += 1;
+                    assert!(
+                        leads.iter().any(|l| l == f.name),
+                        "{}.{} is called indexed, but no index starts with it: {defs:?}",
+                        entity.plural(),
+                        f.name
+                    );
+                }
+            }
+        }
+        assert!(checked > 20, "only {checked} columns checked");
+    }
+
     /// Migration 13 counts the checkpoints already stored into the head;
     /// each new checkpoint adds one, and the latest is the largest.
     #[tokio::test]
@@ -2022,6 +2097,12 @@ mod tests {
             .await
             .expect("open");
         crate::shared_tests::update_records_changes_exactly_the_named_records(&store).await;
+    }
+
+    #[tokio::test]
+    async fn windowed_lists_find_every_match_in_order() {
+        let store = SqliteStore::memory().await.expect("open");
+        crate::shared_tests::windowed_lists_find_every_match_in_order(&store).await;
     }
 
     /// A leaf appended in a write transaction: its ledger rows wait in the

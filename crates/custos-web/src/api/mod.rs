@@ -79,7 +79,10 @@ async fn list(
     let params = ListParams::parse(entity, &q)?;
     let page = st.custos.list(&p, entity, &params).await?;
     let items: Vec<_> = page.items.iter().map(|v| v.to_json()).collect();
-    Ok(Json(json!({"items": items, "next_cursor": page.next_cursor})).into_response())
+    Ok(
+        Json(json!({"items": items, "next_cursor": page.next_cursor, "partial": page.partial}))
+            .into_response(),
+    )
 }
 
 async fn create(

@@ -205,7 +205,8 @@ pub fn document() -> Value {
             format!("{name}List"),
             json!({"type": "object", "properties": {
                 "items": {"type": "array", "items": {"$ref": format!("#/components/schemas/{name}")}},
-                "next_cursor": {"type": ["string", "null"]}
+                "next_cursor": {"type": ["string", "null"]},
+                "partial": {"type": "boolean", "description": "The page stopped short of `limit`: its filters match few records, and one request reads a bounded part of the list. Pass next_cursor to search further."}
             }, "required": ["items", "next_cursor"]}),
         );
         let one = json!({"$ref": format!("#/components/schemas/{name}")});

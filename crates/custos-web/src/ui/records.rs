@@ -371,6 +371,9 @@ struct ListPage {
     filter_method: &'static str,
     filter_action: String,
     filtered: bool,
+    /// The page stopped short of a full page (see `Page::partial`): "Next"
+    /// searches further.
+    partial: bool,
     title_column: Column,
     columns: Vec<Column>,
     rows: Vec<Row>,
@@ -382,7 +385,7 @@ struct ListPage {
 }
 
 /// Parameters the UI adds to the service's list parameters.
-const UI_PARAMS: [&str; 3] = ["back", "csrf", "cursor"];
+const UI_PARAMS: [&str; 4] = ["back", "csrf", "cursor", "shown"];
 
 /// Whether a filter matches on personal data and so must not travel in a URL.
 fn personal_filter(entity: Entity, name: &str) -> bool {
@@ -442,6 +445,11 @@ async fn list_page(
         .filter(|s| !s.is_empty())
         .map(|s| s.split('.').map(str::to_string).collect())
         .unwrap_or_default();
+    // How many records the pages before this one showed: a page that stops
+    // short (a rare filter, see `Page::partial`) shows fewer than a page.
+    let shown: u64 = get_pair(&pairs, "shown")
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(back.len() as u64 * u64::from(PAGE_SIZE));
     let mut service_pairs = filters_in.clone();
     if let Some(s) = &sort {
         service_pairs.push(("sort".into(), s.clone()));
@@ -454,24 +462,24 @@ async fn list_page(
     count_pairs.retain(|(k, _)| k != "limit");
 
     let mut errors = Vec::new();
-    let (items, next_cursor, count) = match ListParams::parse(entity, &service_pairs) {
+    let (items, next_cursor, partial, count) = match ListParams::parse(entity, &service_pairs) {
         Ok(params) => match st.custos.list(p, entity, &params).await {
             Ok(page) => {
                 let count = match ListParams::parse(entity, &count_pairs) {
                     Ok(cp) => st.custos.count(p, entity, &cp).await.ok().flatten(),
                     Err(_) => None,
                 };
-                (page.items, page.next_cursor, count)
+                (page.items, page.next_cursor, page.partial, count)
             }
             Err(ServiceError::Invalid(errs)) => {
                 errors.extend(errs.into_iter().map(|e| describe_error(entity, &e)));
-                (Vec::new(), None, None)
+                (Vec::new(), None, false, None)
             }
             Err(e) => return ctx.error(st, e).await,
         },
         Err(ServiceError::Invalid(errs)) => {
             errors.extend(errs.into_iter().map(|e| describe_error(entity, &e)));
-            (Vec::new(), None, None)
+            (Vec::new(), None, false, None)
         }
         Err(e) => return ctx.error(st, e).await,
     };
@@ -530,8 +538,12 @@ async fn list_page(
     let rows = rows(entity, &items, &field_columns, &mut names, p).await;
 
     // Keyset pagination: "back" holds the cursors of the pages before this one
-    // ("~" for the first page), so Previous needs no reversed query.
-    let here = cursor.clone().unwrap_or_else(|| "~".to_string());
+    // ("~" for the first page), each with how many records the pages before
+    // it showed ("cursor~shown"), so Previous needs no reversed query.
+    let here = match &cursor {
+        Some(c) => format!("{c}~{shown}"),
+        None => "~".to_string(),
+    };
     let mut keep = filters_in.clone();
     if let Some(s) = &sort {
         keep.push(("sort".into(), s.clone()));
@@ -543,12 +555,19 @@ async fn list_page(
         let mut b = back.clone();
         b.push(here.clone());
         q.push(("back".into(), b.join(".")));
+        q.push(("shown".into(), (shown + items.len() as u64).to_string()));
         pager.next = Some(q);
     }
     if let Some((prev, rest)) = back.split_last() {
         let mut q = keep.clone();
         if prev != "~" {
-            q.push(("cursor".into(), prev.clone()));
+            let (c, before) = match prev.rsplit_once('~') {
+                Some((c, n)) => (c.to_string(), n.parse::<u64>().ok()),
+                None => (prev.clone(), None),
+            };
+            q.push(("cursor".into(), c));
+            let before = before.unwrap_or(rest.len() as u64 * u64::from(PAGE_SIZE));
+            q.push(("shown".into(), before.to_string()));
         }
         if !rest.is_empty() {
             q.push(("back".into(), rest.join(".")));
@@ -559,11 +578,16 @@ async fn list_page(
         pager.next_href = pager.next.as_ref().map(|q| href(&base, q));
         pager.prev_href = pager.prev.as_ref().map(|q| href(&base, q));
     }
-    let first = back.len() as u64 * u64::from(PAGE_SIZE) + 1;
+    let first = shown + 1;
     let last = first + items.len() as u64 - 1;
     let label = plural_label(entity).to_lowercase();
     let count_text = match (items.is_empty(), count) {
         (true, _) => String::new(),
+        // Rare matches: the page stopped where one request stops reading.
+        (false, _) if partial => format!(
+            "Showing {first}–{last} {label}: this filter matches few of them, so Custos \
+             searched part of the list. “Search further” looks through the next part."
+        ),
         (false, Some(ListSize::Exactly(1))) => format!("Showing 1 of 1 {}", entity.name()),
         (false, Some(n)) => format!("Showing {first}–{last} of {} {label}", size_text(n)),
         // Matches on sealed data are confirmed one by one, so there is no total.
@@ -594,6 +618,7 @@ async fn list_page(
             base.clone()
         },
         filtered: !filters_in.is_empty(),
+        partial,
         title_column,
         columns,
         rows,
