@@ -10,7 +10,7 @@ use crate::{Custos, Principal, Result, ServiceError};
 use custos_domain::policy::{self, Operation};
 use custos_domain::value::{from_unix_ms, to_unix_ms};
 use custos_domain::{DataCategory, Entity};
-use custos_store::{Condition, ListQuery, Sort, SqlValue, StoredRow, Tx};
+use custos_store::{Condition, GroupRow, ListQuery, Sort, SqlValue, StoredRow, Tx};
 use std::collections::BTreeMap;
 use time::{Date, Duration, Month, OffsetDateTime, Time};
 use uuid::Uuid;
@@ -125,6 +125,15 @@ fn midnight_ms(d: Date) -> i64 {
     to_unix_ms(d.with_time(Time::MIDNIGHT).assume_utc())
 }
 
+/// Adds a group of deals (see `Tx::group_records`) to a count and its
+/// amounts: a currency appears once some deal in it has an amount.
+fn add_group(slot: &mut (u64, Amounts), g: &GroupRow) {
+    slot.0 += g.count;
+    if g.valued > 0 {
+        *slot.1.entry(g.key[2].clone()).or_insert(0) += g.sum;
+    }
+}
+
 fn add(amounts: &mut Amounts, row: &StoredRow) {
     if let Some(a) = int(row.get("amount")) {
         let currency = text(row.get("currency")).map(str::to_string);
@@ -146,7 +155,10 @@ impl Custos {
             )));
         }
         let money = p.can_read(DataCategory::Financial);
-        let mut tx = self.inner.store.begin().await?;
+        // A read: figures from a read connection, the leaf then written by
+        // group commit with other reads' (see `Custos::list`), so the home
+        // page never holds up a write.
+        let mut tx = self.inner.store.begin_read().await?;
         let pipeline = if see_deals {
             let scope = crate::records::scope_condition(p, Entity::Deal);
             Some(
@@ -181,8 +193,8 @@ impl Custos {
         let ev = Event::new(p, "dashboard.read")
             .categories(categories)
             .detail(format!("tiles={}", tiles.join(",")));
-        self.append(tx.as_mut(), ev).await?;
-        tx.commit().await?;
+        drop(tx);
+        self.append_read(vec![ev]).await?;
 
         // The activities named on the dashboard are read through the audited use
         // cases, one leaf per person shown.
@@ -238,13 +250,51 @@ impl Custos {
         }
         months.reverse();
         let mut won: Vec<(u64, Amounts)> = vec![(0, Amounts::new()); months.len()];
+        // Every deal counted and summed by stage, close date and currency,
+        // from one index alone (migration 15): a few rows per day of closes,
+        // not a row per deal.
+        let scoped: Vec<Condition> = scope.iter().cloned().collect();
+        let groups = tx
+            .group_records(
+                Entity::Deal,
+                &scoped,
+                &["stage", "close_date", "currency"],
+                "amount",
+            )
+            .await?;
+        for g in &groups {
+            let stage = g.key[0].clone().unwrap_or_default();
+            let slot = by_stage.entry(stage.clone()).or_default();
+            add_group(slot, g);
+            // Won when it closed (deals without a close date below).
+            if stage == "won"
+                && let Some(d) = g.key[1]
+                    .as_deref()
+                    .and_then(custos_domain::validate::parse_date)
+                && let Some(i) = months.iter().position(|m| *m == month_start(d))
+            {
+                add_group(&mut won[i], g);
+            }
+        }
+        // Won deals without a close date count as won when they last
+        // changed: only those changed since the first month shown, found
+        // through the time they changed (not through every won deal).
+        let mut undated = scoped.clone();
+        undated.push(Condition::Unindexed(Box::new(Condition::And(vec![
+            Condition::Eq("stage", SqlValue::Text("won".into())),
+            Condition::IsNull("close_date"),
+        ]))));
+        undated.push(Condition::AtLeast(
+            "updated_at",
+            SqlValue::Int(midnight_ms(months[0])),
+        ));
         let mut after: Option<(SqlValue, Uuid)> = None;
         loop {
             let q = ListQuery {
                 entity: Entity::Deal,
-                conditions: scope.iter().cloned().collect(),
+                conditions: undated.clone(),
                 sort: Sort {
-                    field: "created_at",
+                    field: "updated_at",
                     descending: false,
                 },
                 after: after.clone(),
@@ -252,26 +302,15 @@ impl Custos {
             };
             let rows = tx.list_records(&q).await?;
             for row in &rows {
-                after = Some((row.get("created_at").clone(), row.id));
-                let stage = text(row.get("stage")).unwrap_or_default().to_string();
-                let slot = by_stage.entry(stage.clone()).or_default();
-                slot.0 += 1;
-                add(&mut slot.1, row);
-                if stage == "won" {
-                    // Won when it closed; without a close date, when it last changed.
-                    let closed = text(row.get("close_date"))
-                        .and_then(custos_domain::validate::parse_date)
-                        .or_else(|| {
-                            int(row.get("updated_at"))
-                                .and_then(from_unix_ms)
-                                .map(|t| t.date())
-                        });
-                    if let Some(d) = closed
-                        && let Some(i) = months.iter().position(|m| *m == month_start(d))
-                    {
-                        won[i].0 += 1;
-                        add(&mut won[i].1, row);
-                    }
+                after = Some((row.get("updated_at").clone(), row.id));
+                let changed = int(row.get("updated_at"))
+                    .and_then(from_unix_ms)
+                    .map(|t| t.date());
+                if let Some(d) = changed
+                    && let Some(i) = months.iter().position(|m| *m == month_start(d))
+                {
+                    won[i].0 += 1;
+                    add(&mut won[i].1, row);
                 }
             }
             if rows.len() < 500 {
@@ -343,18 +382,37 @@ impl Custos {
             c.push(Condition::Before("due_at", SqlValue::Int(end)));
             by_day.push(tx.count_records(Entity::Activity, &c).await?);
         }
-        let rows = tx
-            .list_records(&ListQuery {
-                entity: Entity::Activity,
-                conditions: due,
-                sort: Sort {
-                    field: "due_at",
-                    descending: false,
-                },
-                after: None,
-                limit: TILE_ITEMS,
-            })
-            .await?;
+        // The first few, soonest first: open is "done" NULL or false, each a
+        // range of one index (migration 15) read in due order, merged here.
+        let mut rows = Vec::new();
+        for open in [
+            Condition::IsNull("done"),
+            Condition::Eq("done", SqlValue::Bool(false)),
+        ] {
+            let mut c = vec![
+                Condition::Eq("kind", SqlValue::Text("task".into())),
+                open,
+                // A task without a due time sorts as the lowest: not due.
+                Condition::SortKeyAfter("due_at", SqlValue::Int(i64::MIN)),
+                Condition::SortKeyBefore("due_at", SqlValue::Int(horizon)),
+            ];
+            c.extend(scope.clone());
+            rows.extend(
+                tx.list_records(&ListQuery {
+                    entity: Entity::Activity,
+                    conditions: c,
+                    sort: Sort {
+                        field: "due_at",
+                        descending: false,
+                    },
+                    after: None,
+                    limit: TILE_ITEMS,
+                })
+                .await?,
+            );
+        }
+        rows.sort_by_key(|r| (int(r.get("due_at")), r.id));
+        rows.truncate(TILE_ITEMS as usize);
         let ids = rows.iter().map(|r| r.id).collect();
         Ok((
             ids,
@@ -434,6 +492,16 @@ mod tests {
             }
             c.create(&p, Entity::Deal, &d).await.unwrap();
         }
+        // A lead without an amount counts but adds no money; one in another
+        // currency is summed apart; a won deal without a close date counts
+        // as won when it last changed (now: March).
+        for d in [
+            json!({"title": "No amount", "stage": "lead"}),
+            json!({"title": "Dollars", "stage": "lead", "amount": "5.00", "currency": "USD"}),
+            json!({"title": "Undated", "stage": "won", "amount": "40.00", "currency": "EUR"}),
+        ] {
+            c.create(&p, Entity::Deal, &d).await.unwrap();
+        }
         let contact = c
             .create(
                 &p,
@@ -452,31 +520,54 @@ mod tests {
         ] {
             c.create(&p, Entity::Activity, &t).await.unwrap();
         }
+        // Open without saying so (done not set): due tomorrow. Open without
+        // a due time: not due.
+        let mut unset = task("2026-03-11T09:00:00Z", false);
+        unset.as_object_mut().unwrap().remove("done");
+        c.create(&p, Entity::Activity, &unset).await.unwrap();
+        let mut undated = task("2026-03-11T09:00:00Z", false);
+        undated.as_object_mut().unwrap().remove("due_at");
+        c.create(&p, Entity::Activity, &undated).await.unwrap();
 
         let d = c.dashboard(&p).await.unwrap();
         let pipeline = d.pipeline.unwrap();
         let stage = |name: &str| pipeline.stages.iter().find(|s| s.stage == name).unwrap();
         assert_eq!(pipeline.stages[0].stage, "lead", "pipeline order");
-        assert_eq!(stage("lead").count, 2);
-        assert_eq!(
-            stage("lead").amounts.as_ref().unwrap()[&Some("EUR".to_string())],
-            15_050
-        );
+        assert_eq!(stage("lead").count, 4);
+        let lead = stage("lead").amounts.as_ref().unwrap();
+        assert_eq!(lead[&Some("EUR".to_string())], 15_050);
+        assert_eq!(lead[&Some("USD".to_string())], 500);
+        assert_eq!(lead.len(), 2, "{lead:?}");
+        assert_eq!(stage("won").count, 3);
         let months: Vec<(Date, u64)> = pipeline
             .won_by_month
             .iter()
             .map(|m| (m.month, m.count))
             .collect();
         assert_eq!(months.len(), WON_MONTHS);
-        assert_eq!(months[WON_MONTHS - 1], (date!(2026 - 03 - 01), 1));
+        assert_eq!(months[WON_MONTHS - 1], (date!(2026 - 03 - 01), 2));
         assert_eq!(months[WON_MONTHS - 2], (date!(2026 - 02 - 01), 1));
+        let march = pipeline.won_by_month[WON_MONTHS - 1]
+            .amounts
+            .as_ref()
+            .unwrap();
+        assert_eq!(march[&Some("EUR".to_string())], 74_000);
         let due = d.due.unwrap();
-        assert_eq!((due.count, due.overdue), (3, 1));
-        assert_eq!(due.by_day[..4], [1, 1, 0, 1]);
-        assert_eq!(due.items.len(), 3);
+        assert_eq!((due.count, due.overdue), (4, 1));
+        assert_eq!(due.by_day[..4], [1, 1, 1, 1]);
+        // Soonest first, across done NULL and done false.
+        let shown: Vec<String> = due
+            .items
+            .iter()
+            .map(|v| v.record.get("due_at").display())
+            .collect();
+        assert_eq!(shown.len(), 4, "{shown:?}");
+        let mut sorted = shown.clone();
+        sorted.sort();
+        assert_eq!(shown, sorted);
         let recent = d.recent.unwrap();
         assert_eq!(recent.by_day.len(), RECENT_DAYS);
-        assert_eq!(recent.by_day[RECENT_DAYS - 1], 5, "all logged today");
+        assert_eq!(recent.by_day[RECENT_DAYS - 1], 7, "all logged today");
 
         // An auditor sees counts but no money.
         let d = c.dashboard(&as_role(Role::Auditor)).await.unwrap();
@@ -492,7 +583,7 @@ mod tests {
         let params = ListParams::parse(Entity::Deal, &[("stage".into(), "lead".into())]).unwrap();
         assert_eq!(
             c.count(&p, Entity::Deal, &params).await.unwrap(),
-            Some(crate::ListSize::Exactly(2))
+            Some(crate::ListSize::Exactly(4))
         );
         let params =
             ListParams::parse(Entity::Contact, &[("email".into(), "a@b.example".into())]).unwrap();

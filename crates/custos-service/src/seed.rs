@@ -379,7 +379,7 @@ impl Custos {
         Ok(report)
     }
 
-    /// Adds about `total` fake activities or orders (`entity`) spread evenly
+    /// Adds about `total` fake activities, orders or deals (`entity`) spread evenly
     /// over the existing contacts, plus `focus.1` more for the contact
     /// `focus.0` (for measuring one person's export among many). Batches of
     /// 5,000 records, each batch one transaction, through the same sealing
@@ -393,10 +393,10 @@ impl Custos {
         focus: Option<(Uuid, u64)>,
         mut progress: impl FnMut(u64, u64),
     ) -> Result<u64> {
-        if !matches!(entity, Entity::Activity | Entity::Order) {
+        if !matches!(entity, Entity::Activity | Entity::Order | Entity::Deal) {
             return Err(ServiceError::invalid(
                 "entity",
-                "fake records are activities or orders",
+                "fake records are activities, orders or deals",
             ));
         }
         let now = self.now();
@@ -490,6 +490,34 @@ fn fake_related(
 ) -> BTreeMap<&'static str, Value> {
     let mut r = BTreeMap::new();
     r.insert("contact_id", Value::Uuid(contact));
+    if entity == Entity::Deal {
+        let stage = [
+            "lead",
+            "qualified",
+            "proposal",
+            "negotiation",
+            "won",
+            "lost",
+        ][rng.below(6) as usize];
+        r.insert(
+            "title",
+            Value::Text(format!("{} licences", 5 + rng.below(200))),
+        );
+        r.insert("stage", Value::Text(stage.to_string()));
+        r.insert(
+            "amount",
+            Value::Money(((1 + rng.below(500)) * 10_000) as i64),
+        );
+        r.insert(
+            "currency",
+            Value::Text(["EUR", "USD", "GBP"][rng.below(3) as usize].to_string()),
+        );
+        if stage == "won" || stage == "lost" {
+            let closed = now - time::Duration::days(rng.below(365) as i64);
+            r.insert("close_date", Value::Date(closed.date()));
+        }
+        return r;
+    }
     if entity == Entity::Order {
         let placed = now - time::Duration::hours(rng.below(24 * 730) as i64);
         let status = [

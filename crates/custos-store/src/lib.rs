@@ -139,6 +139,15 @@ pub enum Condition {
     AtLeast(&'static str, SqlValue),
     /// Column < value.
     Before(&'static str, SqlValue),
+    /// The column's sort key (as a list sorts it, see [`sql::sort_expr`]:
+    /// NULL as the lowest value) < value: a range of the indexes built on
+    /// that key.
+    SortKeyBefore(&'static str, SqlValue),
+    /// The column's sort key > value (see [`Condition::SortKeyBefore`]).
+    SortKeyAfter(&'static str, SqlValue),
+    /// The condition holds, but is never how a plan finds rows (SQLite:
+    /// `+column`): another condition's index, or the list's order, is.
+    Unindexed(Box<Condition>),
     /// The record has a blind-index entry for `field` equal to `hash`.
     Blind {
         /// The indexed field.
@@ -210,6 +219,19 @@ pub struct ListWindow {
     /// follow: the (sort value, id) of the window's last row, where the next
     /// read goes on.
     pub resume: Option<(SqlValue, Uuid)>,
+}
+
+/// One group of [`Tx::group_records`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupRow {
+    /// The values of the grouping columns, in their order.
+    pub key: Vec<Option<String>>,
+    /// How many records the group holds.
+    pub count: u64,
+    /// How many of them have a value in the summed column.
+    pub valued: u64,
+    /// The sum of the summed column (0 when none has a value).
+    pub sum: i64,
 }
 
 /// The wrapped data key of one data subject.
@@ -542,6 +564,15 @@ pub trait Tx: Send {
     /// ([`sql::windowed`]): a filter on a rare value then reads a window, not
     /// the table, and says where the next window starts.
     async fn list_records_within(&mut self, query: &ListQuery, window: u32) -> Result<ListWindow>;
+    /// Counts the records matching all conditions, and sums their `sum`
+    /// column, by the values of the text columns `group` (in their order).
+    async fn group_records(
+        &mut self,
+        entity: Entity,
+        conditions: &[Condition],
+        group: &[&'static str],
+        sum: &'static str,
+    ) -> Result<Vec<GroupRow>>;
     /// Counts records matching all conditions.
     async fn count_records(&mut self, entity: Entity, conditions: &[Condition]) -> Result<u64>;
     /// Counts records matching all conditions, stopping at `limit`: the

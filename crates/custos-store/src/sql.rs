@@ -36,6 +36,9 @@ pub struct Query {
     /// column of few values (see [`broad`]) is written `+col = ?`, so the
     /// planner never picks that column's index for it (see [`list_until`]).
     hint_sort: Option<&'static str>,
+    /// SQLite only: within [`Condition::Unindexed`], every column is written
+    /// `+col`.
+    unindexed: bool,
 }
 
 impl Query {
@@ -81,6 +84,7 @@ impl Query {
             dialect,
             anonymous: false,
             hint_sort: None,
+            unindexed: false,
         }
     }
 
@@ -561,13 +565,22 @@ fn condition(q: &mut Query, entity: Entity, c: &Condition) -> String {
         Condition::Eq(f, v) => {
             let mark = q.bind_as(v.clone(), column_type_of(entity, f));
             let hinted = q.dialect == Dialect::Sqlite
-                && q.hint_sort.is_some_and(|s| s != *f)
-                && broad(entity, f);
+                && (q.unindexed
+                    || q.hint_sort
+                        .is_some_and(|s| s != *f && !sorted_within(entity, f, s))
+                        && broad(entity, f));
             // Unary plus: the same value, but not a column an index can answer.
             let plus = if hinted { "+" } else { "" };
             format!("{plus}{} = {mark}", ident(f))
         }
-        Condition::IsNull(f) => format!("{} IS NULL", ident(f)),
+        Condition::IsNull(f) => {
+            let plus = if q.dialect == Dialect::Sqlite && q.unindexed {
+                "+"
+            } else {
+                ""
+            };
+            format!("{plus}{} IS NULL", ident(f))
+        }
         Condition::AtLeast(f, v) => {
             let mark = q.bind_as(v.clone(), column_type_of(entity, f));
             format!("{} >= {mark}", ident(f))
@@ -575,6 +588,21 @@ fn condition(q: &mut Query, entity: Entity, c: &Condition) -> String {
         Condition::Before(f, v) => {
             let mark = q.bind_as(v.clone(), column_type_of(entity, f));
             format!("{} < {mark}", ident(f))
+        }
+        Condition::SortKeyBefore(f, v) => {
+            let mark = q.bind(sort_sentinel(entity, f, v));
+            format!("{} < {mark}", sort_expr(entity, f))
+        }
+        Condition::SortKeyAfter(f, v) => {
+            let mark = q.bind(sort_sentinel(entity, f, v));
+            format!("{} > {mark}", sort_expr(entity, f))
+        }
+        Condition::Unindexed(c) => {
+            let outer = q.unindexed;
+            q.unindexed = true;
+            let inner = condition(q, entity, c);
+            q.unindexed = outer;
+            inner
         }
         Condition::Blind { field, hash } => {
             let e = q.bind(SqlValue::Text(entity.name().into()));
@@ -675,6 +703,17 @@ pub fn indexed(entity: Entity, column: &str) -> bool {
         })
 }
 
+/// Indexes that start with a column of few values and then a list's sort
+/// key (entity, column, sort field): a list filtered by that column and in
+/// that order is one range of the index. Tasks by due date: the due time is
+/// NULL on every other kind, and in that order a walk would pass them all
+/// before the first task. A test of each backend checks the schema has them.
+pub const SORTED_WITHIN: &[(Entity, &str, &str)] = &[(Entity::Activity, "kind", "due_at")];
+
+fn sorted_within(entity: Entity, column: &str, sort: &str) -> bool {
+    SORTED_WITHIN.contains(&(entity, column, sort))
+}
+
 /// Whether an index finds the rows of this condition directly, so that a list
 /// in `sort` order under it reads about as many rows as match: a reference,
 /// a blind-index hash, a list of ids, a value of a sortable column, a value of
@@ -682,11 +721,14 @@ pub fn indexed(entity: Entity, column: &str) -> bool {
 /// few values in another order, a text search or a range does not.
 fn narrows(entity: Entity, sort: &str, c: &Condition) -> bool {
     match c {
-        Condition::Eq(f, _) if broad(entity, f) => *f == sort,
+        Condition::Eq(f, _) if broad(entity, f) => *f == sort || sorted_within(entity, f, sort),
         Condition::Eq(f, _) => indexed(entity, f),
         Condition::IsNull(_)
         | Condition::AtLeast(..)
         | Condition::Before(..)
+        | Condition::SortKeyBefore(..)
+        | Condition::SortKeyAfter(..)
+        | Condition::Unindexed(_)
         | Condition::Contains(..) => false,
         Condition::Blind { .. }
         | Condition::BlindAny { .. }
@@ -793,6 +835,37 @@ fn list_query(
     q.sql = format!(
         "SELECT {} FROM {}{wh} ORDER BY {key} {dir}, \"id\" {dir} LIMIT {limit}",
         select_list(entity),
+        ident(entity.plural())
+    );
+    q
+}
+
+/// SELECT of the records under `conditions` grouped by the values of the
+/// columns `group`: each group's values, its count, how many have a value in
+/// `sum`, and their sum (as a 64-bit integer on both backends).
+pub fn group(
+    d: Dialect,
+    entity: Entity,
+    conditions: &[Condition],
+    group: &[&'static str],
+    sum: &'static str,
+) -> Query {
+    let mut q = Query::new(d);
+    let wheres = where_clause(&mut q, entity, conditions);
+    let wh = if wheres.is_empty() {
+        String::new()
+    } else {
+        format!(" WHERE {}", wheres.join(" AND "))
+    };
+    let cols = group
+        .iter()
+        .map(|c| ident(c))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let s = ident(sum);
+    q.sql = format!(
+        "SELECT {cols}, COUNT(*), COUNT({s}), CAST(COALESCE(SUM({s}), 0) AS BIGINT) \
+         FROM {}{wh} GROUP BY {cols} ORDER BY {cols}",
         ident(entity.plural())
     );
     q
@@ -1001,6 +1074,40 @@ mod tests {
         assert!(q.sql.contains("WHERE \"status\" = $1"), "{}", q.sql);
         let q = list(Dialect::Sqlite, &query("created_at"));
         assert!(q.sql.contains("WHERE \"status\" = ?1"), "{}", q.sql);
+        // Unindexed: every column inside is kept from the planner on SQLite.
+        let q = list(
+            Dialect::Sqlite,
+            &ListQuery {
+                conditions: vec![Condition::Unindexed(Box::new(Condition::And(vec![
+                    Condition::Eq("total", SqlValue::Int(5)),
+                    Condition::IsNull("completed_at"),
+                ])))],
+                ..query("created_at")
+            },
+        );
+        assert!(
+            q.sql
+                .contains("(+\"total\" = ?1 AND +\"completed_at\" IS NULL)"),
+            "{}",
+            q.sql
+        );
+        // A range of the sort key, as the list sorts it (NULL lowest).
+        let q = list(
+            Dialect::Postgres,
+            &ListQuery {
+                conditions: vec![
+                    Condition::SortKeyAfter("completed_at", SqlValue::Int(1)),
+                    Condition::SortKeyBefore("completed_at", SqlValue::Int(9)),
+                ],
+                ..query("created_at")
+            },
+        );
+        let key = sort_expr(Entity::Order, "completed_at");
+        assert!(
+            q.sql.contains(&format!("{key} > $1 AND {key} < $2")),
+            "{}",
+            q.sql
+        );
         // The window's end: the row `window` rows on, whatever the filters.
         let q = window_end(Dialect::Sqlite, &query("created_at"), 500);
         assert!(!q.sql.contains("WHERE"), "{}", q.sql);
@@ -1031,6 +1138,14 @@ mod tests {
             "created_at"
         )));
         assert!(!windowed(&list(Entity::Activity, vec![kind()], "kind")));
+        // Tasks by due date: an index holds each kind in due order.
+        assert!(!windowed(&list(Entity::Activity, vec![kind()], "due_at")));
+        let q = list_until(
+            Dialect::Sqlite,
+            &list(Entity::Activity, vec![kind()], "due_at"),
+            None,
+        );
+        assert!(q.sql.contains("WHERE \"kind\" = ?1"), "{}", q.sql);
         assert!(!windowed(&list(
             Entity::Activity,
             vec![kind(), contact()],

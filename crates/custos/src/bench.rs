@@ -37,6 +37,8 @@ struct Sizes {
     contacts: u64,
     activities: u64,
     orders: u64,
+    /// Deals: one per three contacts, as `custos seed` makes.
+    deals: u64,
     /// Activities of the one person whose export is measured.
     focus_activities: u64,
     /// Creates per kind for the create ratio.
@@ -204,6 +206,7 @@ pub async fn bench(options: BenchOptions) -> Result<ExitCode> {
         contacts,
         activities,
         orders,
+        deals: contacts / 3,
         focus_activities: if options.quick { 20 } else { 1000 },
         creates: if options.quick { 20 } else { 1000 },
         searches: if options.quick { 20 } else { 1000 },
@@ -304,6 +307,7 @@ async fn run(scratch: &Scratch, sizes: &Sizes) -> Result<(Vec<Figure>, Vec<Strin
     )
     .await?;
     load(&custos, Entity::Order, sizes.orders, None, &mut notes).await?;
+    load(&custos, Entity::Deal, sizes.deals, None, &mut notes).await?;
 
     // 1. Create contact with full privacy vs the same insert without
     // sealing, blind index or ledger, alternating in rounds, one transaction
@@ -442,6 +446,89 @@ async fn run(scratch: &Scratch, sizes: &Sizes) -> Result<(Vec<Figure>, Vec<Strin
         verdict: "",
     });
 
+    // 10. Filtered list pages, as the web UI's filter selects and searches
+    // ask for them: a status, a kind or a stage in the default order and in
+    // another, a currency no order has, a rare title word. Each is the first
+    // page and its total.
+    eprintln!("measuring filtered list pages…");
+    let filtered = [
+        (Entity::Order, vec![("status", "pending")]),
+        (
+            Entity::Order,
+            vec![("status", "completed"), ("sort", "-total")],
+        ),
+        (Entity::Order, vec![("currency", "CHF")]),
+        (Entity::Activity, vec![("kind", "task")]),
+        (Entity::Activity, vec![("kind", "task"), ("sort", "due_at")]),
+        (
+            Entity::Activity,
+            vec![("done", "true"), ("sort", "-occurred_at")],
+        ),
+        (Entity::Deal, vec![("stage", "won")]),
+        (Entity::Deal, vec![("q", "199 licences")]),
+    ];
+    let mut loads = Vec::new();
+    let mut slowest = (Duration::ZERO, String::new());
+    let mut partial = 0;
+    for (entity, pairs) in &filtered {
+        let pairs: Vec<(String, String)> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let params = ListParams::parse(*entity, &pairs)?;
+        for _ in 0..sizes.page_loads {
+            let t = Instant::now();
+            let page = custos.list(&cli, *entity, &params).await?;
+            custos.count(&cli, *entity, &params).await?;
+            let took = t.elapsed();
+            partial += usize::from(page.partial);
+            if took > slowest.0 {
+                let query: Vec<String> = pairs.iter().map(|(k, v)| format!("{k}={v}")).collect();
+                slowest = (took, format!("{}?{}", entity.plural(), query.join("&")));
+            }
+            loads.push(took);
+        }
+    }
+    loads.sort();
+    figures.push(Figure {
+        name: "10. filtered list page (first page and its total), p50 / p99",
+        result: format!(
+            "{:.3} ms / {:.3} ms ({} loads: orders by status and by a currency none has, activities by kind and by done, deals by stage and a rare title word; {} stopped short; slowest {:.1} ms, {})",
+            ms(quantile(&loads, 0.5)),
+            ms(quantile(&loads, 0.99)),
+            loads.len(),
+            partial,
+            ms(slowest.0),
+            slowest.1
+        ),
+        goal: "(no goal; the same at any N)",
+        verdict: "",
+    });
+
+    // 11. The dashboard (pipeline by stage, won per month, tasks due,
+    // recent activity), as the web UI's home page asks for it.
+    eprintln!("measuring the dashboard…");
+    let mut loads = Vec::new();
+    for _ in 0..sizes.page_loads {
+        let t = Instant::now();
+        custos.dashboard(&cli).await?;
+        loads.push(t.elapsed());
+    }
+    loads.sort();
+    figures.push(Figure {
+        name: "11. dashboard, p50 / p99",
+        result: format!(
+            "{:.3} ms / {:.3} ms ({} loads, {} deals, {} activities)",
+            ms(quantile(&loads, 0.5)),
+            ms(quantile(&loads, 0.99)),
+            loads.len(),
+            sizes.deals,
+            sizes.activities + sizes.focus_activities
+        ),
+        goal: "(no goal)",
+        verdict: "",
+    });
+
     // 6. Subject access export of the focus person.
     eprintln!("measuring a subject access export…");
     let po = Principal::with_role(Uuid::nil(), Role::PrivacyOfficer, Via::Cli);
@@ -570,7 +657,11 @@ async fn run(scratch: &Scratch, sizes: &Sizes) -> Result<(Vec<Figure>, Vec<Strin
         goal: "(no goal)",
         verdict: "",
     });
-    figures.sort_by_key(|f| f.name);
+    // By number: "10." after "9.".
+    figures.sort_by_key(|f| {
+        let number = f.name.split('.').next().and_then(|n| n.parse::<u32>().ok());
+        (number, f.name)
+    });
     Ok((figures, notes))
 }
 

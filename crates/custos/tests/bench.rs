@@ -7,7 +7,7 @@
 use std::path::Path;
 use std::process::{Command, Output};
 
-const FIGURES: [&str; 9] = [
+const FIGURES: [&str; 11] = [
     "1. create contact: full privacy vs plain insert",
     "2. bulk import",
     "3. exact search by email",
@@ -17,6 +17,8 @@ const FIGURES: [&str; 9] = [
     "7. erasure",
     "8. server memory",
     "9. list page",
+    "10. filtered list page",
+    "11. dashboard",
 ];
 
 fn bench(tmp: &Path, database: Option<&str>) -> Output {
@@ -75,6 +77,12 @@ fn check_table(out: &Output, backend: &str) {
         assert!(n.is_finite() && n > 0.0, "{row}");
         assert!(!cells[2].trim().is_empty(), "no goal column in {row}");
     }
+    // In number order, 10 and 11 after 9.
+    let at: Vec<usize> = FIGURES
+        .iter()
+        .map(|name| stdout.find(&format!("| {name}")).unwrap_or(0))
+        .collect();
+    assert!(at.windows(2).all(|w| w[0] < w[1]), "{stdout}");
     // --quick: 200 contacts, 400 activities and 20 more for the exported
     // person; the export is of one person among all the activities.
     let export = stdout

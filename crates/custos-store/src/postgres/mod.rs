@@ -27,8 +27,8 @@ use crate::pending::PendingLedger;
 use crate::sql::{self, Dialect, Query};
 use crate::{
     ApiTokenRow, ChallengeRow, CheckpointRow, ColumnType, Condition, CredentialRow, EventFilter,
-    LeafIndex, LeafRow, LedgerHead, ListQuery, ListWindow, NewRecords, Result, SessionRow,
-    SqlValue, Store, StoreError, StoredRow, SubjectKeyRow, Tx, UserAuthRow,
+    GroupRow, LeafIndex, LeafRow, LedgerHead, ListQuery, ListWindow, NewRecords, Result,
+    SessionRow, SqlValue, Store, StoreError, StoredRow, SubjectKeyRow, Tx, UserAuthRow,
 };
 use async_trait::async_trait;
 use custos_domain::Entity;
@@ -86,6 +86,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         14,
         "owner_indexes",
         include_str!("../../migrations/postgres/0014_owner_indexes.sql"),
+    ),
+    (
+        15,
+        "dashboard_and_filter_indexes",
+        include_str!("../../migrations/postgres/0015_dashboard_and_filter_indexes.sql"),
     ),
 ];
 
@@ -723,6 +728,35 @@ impl Tx for PostgresTx {
             .collect::<Result<Vec<_>>>()?;
         let resume = end.filter(|_| more && rows.len() < query.limit as usize);
         Ok(ListWindow { rows, resume })
+    }
+
+    async fn group_records(
+        &mut self,
+        entity: Entity,
+        conditions: &[Condition],
+        group: &[&'static str],
+        sum: &'static str,
+    ) -> Result<Vec<GroupRow>> {
+        let rows = bind_all(sql::group(D, entity, conditions, group, sum))
+            .fetch_all(&mut *self.tx)
+            .await?;
+        let n = group.len();
+        rows.iter()
+            .map(|r| {
+                let mut key = Vec::with_capacity(n);
+                for i in 0..n {
+                    key.push(r.try_get::<Option<String>, _>(i)?);
+                }
+                let count: i64 = r.try_get(n)?;
+                let valued: i64 = r.try_get(n + 1)?;
+                Ok(GroupRow {
+                    key,
+                    count: count.max(0) as u64,
+                    valued: valued.max(0) as u64,
+                    sum: r.try_get(n + 2)?,
+                })
+            })
+            .collect()
     }
 
     async fn count_records(&mut self, entity: Entity, conditions: &[Condition]) -> Result<u64> {
@@ -1969,6 +2003,15 @@ mod tests {
             return;
         };
         crate::shared_tests::windowed_lists_find_every_match_in_order(&store).await;
+        drop_scratch(&server, &name, store).await;
+    }
+
+    #[tokio::test]
+    async fn group_records_counts_and_sums_by_the_grouping_columns() {
+        let Some((server, name, store)) = scratch("the PostgreSQL group_records test").await else {
+            return;
+        };
+        crate::shared_tests::group_records_counts_and_sums_by_the_grouping_columns(&store).await;
         drop_scratch(&server, &name, store).await;
     }
 

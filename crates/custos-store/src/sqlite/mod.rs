@@ -4,8 +4,8 @@ use crate::pending::PendingLedger;
 use crate::sql::{self, Dialect, Query};
 use crate::{
     ApiTokenRow, ChallengeRow, CheckpointRow, ColumnType, Condition, CredentialRow, EventFilter,
-    LeafIndex, LeafRow, LedgerHead, ListQuery, ListWindow, NewRecords, Result, SessionRow,
-    SqlValue, Store, StoreError, StoredRow, SubjectKeyRow, Tx, UserAuthRow,
+    GroupRow, LeafIndex, LeafRow, LedgerHead, ListQuery, ListWindow, NewRecords, Result,
+    SessionRow, SqlValue, Store, StoreError, StoredRow, SubjectKeyRow, Tx, UserAuthRow,
 };
 use async_trait::async_trait;
 use custos_domain::Entity;
@@ -69,6 +69,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         14,
         "owner_indexes",
         include_str!("../../migrations/sqlite/0014_owner_indexes.sql"),
+    ),
+    (
+        15,
+        "dashboard_and_filter_indexes",
+        include_str!("../../migrations/sqlite/0015_dashboard_and_filter_indexes.sql"),
     ),
 ];
 
@@ -846,6 +851,35 @@ impl Tx for SqliteTx {
             .collect::<Result<Vec<_>>>()?;
         let resume = end.filter(|_| more && rows.len() < query.limit as usize);
         Ok(ListWindow { rows, resume })
+    }
+
+    async fn group_records(
+        &mut self,
+        entity: Entity,
+        conditions: &[Condition],
+        group: &[&'static str],
+        sum: &'static str,
+    ) -> Result<Vec<GroupRow>> {
+        let rows = bind_all(sql::group(D, entity, conditions, group, sum))
+            .fetch_all(&mut *self.tx)
+            .await?;
+        let n = group.len();
+        rows.iter()
+            .map(|r| {
+                let mut key = Vec::with_capacity(n);
+                for i in 0..n {
+                    key.push(r.try_get::<Option<String>, _>(i)?);
+                }
+                let count: i64 = r.try_get(n)?;
+                let valued: i64 = r.try_get(n + 1)?;
+                Ok(GroupRow {
+                    key,
+                    count: count.max(0) as u64,
+                    valued: valued.max(0) as u64,
+                    sum: r.try_get(n + 2)?,
+                })
+            })
+            .collect()
     }
 
     async fn count_records(&mut self, entity: Entity, conditions: &[Condition]) -> Result<u64> {
@@ -1887,6 +1921,25 @@ mod tests {
             }
         }
         assert!(checked > 20, "only {checked} columns checked");
+        // Each (column, sort key) pair said to be sorted within an index
+        // starts one, the sort key as lists sort it.
+        for (entity, column, sort) in sql::SORTED_WITHIN {
+            let want = format!(
+                "{} ({column}, {}, id)",
+                entity.plural(),
+                sql::sort_expr(*entity, sort).replace('"', "")
+            );
+            let defs: Vec<String> = sqlx::query_scalar(
+                "SELECT sql FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL",
+            )
+            .fetch_all(&store.pool)
+            .await
+            .expect("indexes");
+            assert!(
+                defs.iter().any(|d| d.contains(&want)),
+                "no index {want} among {defs:?}"
+            );
+        }
     }
 
     /// Migration 13 counts the checkpoints already stored into the head;
@@ -2103,6 +2156,12 @@ mod tests {
     async fn windowed_lists_find_every_match_in_order() {
         let store = SqliteStore::memory().await.expect("open");
         crate::shared_tests::windowed_lists_find_every_match_in_order(&store).await;
+    }
+
+    #[tokio::test]
+    async fn group_records_counts_and_sums_by_the_grouping_columns() {
+        let store = SqliteStore::memory().await.expect("open");
+        crate::shared_tests::group_records_counts_and_sums_by_the_grouping_columns(&store).await;
     }
 
     /// A leaf appended in a write transaction: its ledger rows wait in the
