@@ -672,6 +672,15 @@ fn condition(q: &mut Query, entity: Entity, c: &Condition) -> String {
     }
 }
 
+/// " WHERE a AND b", or nothing without conditions.
+fn where_text(wheres: &[String]) -> String {
+    if wheres.is_empty() {
+        String::new()
+    } else {
+        format!(" WHERE {}", wheres.join(" AND "))
+    }
+}
+
 fn where_clause(q: &mut Query, entity: Entity, conditions: &[Condition]) -> Vec<String> {
     conditions.iter().map(|c| condition(q, entity, c)).collect()
 }
@@ -826,11 +835,7 @@ fn list_query(
         wheres.push(format!("{key} {back}= {vm}"));
         wheres.push(format!("({key}, \"id\") {back}= ({vm}, {im})"));
     }
-    let wh = if wheres.is_empty() {
-        String::new()
-    } else {
-        format!(" WHERE {}", wheres.join(" AND "))
-    };
+    let wh = where_text(&wheres);
     let limit = q.bind(SqlValue::Int(i64::from(query.limit)));
     q.sql = format!(
         "SELECT {} FROM {}{wh} ORDER BY {key} {dir}, \"id\" {dir} LIMIT {limit}",
@@ -852,11 +857,7 @@ pub fn group(
 ) -> Query {
     let mut q = Query::new(d);
     let wheres = where_clause(&mut q, entity, conditions);
-    let wh = if wheres.is_empty() {
-        String::new()
-    } else {
-        format!(" WHERE {}", wheres.join(" AND "))
-    };
+    let wh = where_text(&wheres);
     let cols = group
         .iter()
         .map(|c| ident(c))
@@ -877,11 +878,7 @@ pub fn group(
 pub fn count(d: Dialect, entity: Entity, conditions: &[Condition], up_to: Option<u64>) -> Query {
     let mut q = Query::new(d);
     let wheres = where_clause(&mut q, entity, conditions);
-    let wh = if wheres.is_empty() {
-        String::new()
-    } else {
-        format!(" WHERE {}", wheres.join(" AND "))
-    };
+    let wh = where_text(&wheres);
     let table = ident(entity.plural());
     q.sql = match up_to {
         None => format!("SELECT COUNT(*) FROM {table}{wh}"),

@@ -569,6 +569,14 @@ async fn a_rare_filter_searches_further_page_by_page() {
         html.contains(">Rare 1<") && html.contains("Showing 1–1"),
         "{html}"
     );
+    // A count in the address that would overflow is only a number shown.
+    let r = b
+        .get(s.url("/app/companies?q=rare&sort=created_at&shown=18446744073709551615"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(r.text().await.unwrap().contains(">Rare 1<"));
 }
 
 fn link(html: &str, marker: &str) -> String {

@@ -1,3 +1,4 @@
+-- On a big database this migration takes a while: each index is built once.
 -- The dashboard's tile of tasks due soon lists open tasks of one kind,
 -- soonest first: with the due time as lists sort it (see sql::sort_expr),
 -- each of its two ranges (done NULL, done false) is read in that order and

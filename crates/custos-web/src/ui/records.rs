@@ -555,7 +555,8 @@ async fn list_page(
         let mut b = back.clone();
         b.push(here.clone());
         q.push(("back".into(), b.join(".")));
-        q.push(("shown".into(), (shown + items.len() as u64).to_string()));
+        let through = shown.saturating_add(items.len() as u64);
+        q.push(("shown".into(), through.to_string()));
         pager.next = Some(q);
     }
     if let Some((prev, rest)) = back.split_last() {
@@ -578,8 +579,9 @@ async fn list_page(
         pager.next_href = pager.next.as_ref().map(|q| href(&base, q));
         pager.prev_href = pager.prev.as_ref().map(|q| href(&base, q));
     }
-    let first = shown + 1;
-    let last = first + items.len() as u64 - 1;
+    // `shown` comes from the address: saturating, so no number overflows.
+    let first = shown.saturating_add(1);
+    let last = shown.saturating_add(items.len() as u64);
     let label = plural_label(entity).to_lowercase();
     let count_text = match (items.is_empty(), count) {
         (true, _) => String::new(),
