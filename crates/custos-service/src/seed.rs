@@ -491,14 +491,8 @@ fn fake_related(
     let mut r = BTreeMap::new();
     r.insert("contact_id", Value::Uuid(contact));
     if entity == Entity::Deal {
-        let stage = [
-            "lead",
-            "qualified",
-            "proposal",
-            "negotiation",
-            "won",
-            "lost",
-        ][rng.below(6) as usize];
+        let stages = custos_domain::validate::DEFAULT_STAGES;
+        let stage = stages[rng.below(stages.len() as u64) as usize];
         r.insert(
             "title",
             Value::Text(format!("{} licences", 5 + rng.below(200))),

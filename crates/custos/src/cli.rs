@@ -136,12 +136,13 @@ pub enum Command {
     ///
     /// Works in a temporary data directory (removed afterwards), never in
     /// --data-dir. Loads N contacts through the import path, 10 × N
-    /// activities and N orders, then measures: create contact with full
-    /// privacy vs a plain insert, bulk import rows/s, exact search by email
-    /// (p50/p99), HTTPS GET of a contact with keep-alive (with wrk if it is on
-    /// PATH), ledger verify vs raw SHA-256, a subject access export, an
-    /// erasure, server memory, and list pages (first and middle pages in
-    /// several orders, with their totals). The full size (1M contacts, 10M
+    /// activities, N orders and N / 3 deals, then measures: create contact
+    /// with full privacy vs a plain insert, bulk import rows/s, exact search
+    /// by email (p50/p99), HTTPS GET of a contact with keep-alive (with wrk if
+    /// it is on PATH), ledger verify vs raw SHA-256, a subject access export,
+    /// an erasure, server memory, list pages (first and middle pages in
+    /// several orders, with their totals), filtered list pages (by status,
+    /// kind, stage, currency, a title word) and the dashboard. The full size (1M contacts, 10M
     /// activities, 1M orders) takes a long while; start with --contacts 10000.
     ///
     /// With --database postgres://… it benches PostgreSQL: it creates a scratch
