@@ -6,7 +6,7 @@
 use crate::audit::Event;
 use crate::query::ListParams;
 use crate::records::RecordView;
-use crate::{Custos, Principal, Result, ServiceError};
+use crate::{Custos, ListSize, Principal, Result, ServiceError};
 use custos_domain::policy::{self, Operation};
 use custos_domain::value::{from_unix_ms, to_unix_ms};
 use custos_domain::{DataCategory, Entity};
@@ -60,14 +60,16 @@ pub struct PipelineSummary {
 }
 
 /// Tasks that are due: not done, with a due time no later than a week from now.
+/// Each count stops at [`crate::COUNT_LIMIT`] (see [`ListSize`]), so the
+/// dashboard costs the same however many tasks are overdue.
 #[derive(Debug, Clone)]
 pub struct DueSummary {
     /// How many tasks are due within the next week (overdue ones included).
-    pub count: u64,
+    pub count: ListSize,
     /// How many of them are already overdue.
-    pub overdue: u64,
+    pub overdue: ListSize,
     /// Tasks per day: index 0 is overdue, 1 is today, … up to `DUE_DAYS`.
-    pub by_day: Vec<u64>,
+    pub by_day: Vec<ListSize>,
     /// The first few, soonest first.
     pub items: Vec<RecordView>,
 }
@@ -76,7 +78,8 @@ pub struct DueSummary {
 #[derive(Debug, Clone)]
 pub struct RecentSummary {
     /// Activities logged per day, oldest first; the last entry is today.
-    pub by_day: Vec<u64>,
+    /// Each stops at [`crate::COUNT_LIMIT`].
+    pub by_day: Vec<ListSize>,
     /// The latest few.
     pub items: Vec<RecordView>,
 }
@@ -277,13 +280,11 @@ impl Custos {
             }
         }
         // Won deals without a close date count as won when they last
-        // changed: only those changed since the first month shown, found
-        // through the time they changed (not through every won deal).
+        // changed: only those changed since the first month shown, one
+        // range of an index (migration 16) in the order they changed.
         let mut undated = scoped.clone();
-        undated.push(Condition::Unindexed(Box::new(Condition::And(vec![
-            Condition::Eq("stage", SqlValue::Text("won".into())),
-            Condition::IsNull("close_date"),
-        ]))));
+        undated.push(Condition::Eq("stage", SqlValue::Text("won".into())));
+        undated.push(Condition::IsNull("close_date"));
         undated.push(Condition::AtLeast(
             "updated_at",
             SqlValue::Int(midnight_ms(months[0])),
@@ -369,10 +370,10 @@ impl Custos {
         let now_ms = to_unix_ms(now);
         let mut due = open_tasks();
         due.push(Condition::Before("due_at", SqlValue::Int(horizon)));
-        let count = tx.count_records(Entity::Activity, &due).await?;
+        let count = ListSize::count(tx, Entity::Activity, &due).await?;
         let mut overdue_c = open_tasks();
         overdue_c.push(Condition::Before("due_at", SqlValue::Int(now_ms)));
-        let overdue = tx.count_records(Entity::Activity, &overdue_c).await?;
+        let overdue = ListSize::count(tx, Entity::Activity, &overdue_c).await?;
         let mut by_day = vec![overdue];
         for day in 0..=DUE_DAYS {
             let start = midnight_ms(today + Duration::days(day)).max(now_ms);
@@ -380,7 +381,7 @@ impl Custos {
             let mut c = open_tasks();
             c.push(Condition::AtLeast("due_at", SqlValue::Int(start)));
             c.push(Condition::Before("due_at", SqlValue::Int(end)));
-            by_day.push(tx.count_records(Entity::Activity, &c).await?);
+            by_day.push(ListSize::count(tx, Entity::Activity, &c).await?);
         }
         // The first few, soonest first: open is "done" NULL or false, each a
         // range of one index (migration 15) read in due order, merged here.
@@ -430,7 +431,7 @@ impl Custos {
         tx: &mut dyn Tx,
         now: OffsetDateTime,
         scope: Option<Condition>,
-    ) -> Result<Vec<u64>> {
+    ) -> Result<Vec<ListSize>> {
         let today = now.date();
         let mut out = Vec::with_capacity(RECENT_DAYS);
         for back in (0..RECENT_DAYS as i64).rev() {
@@ -443,7 +444,7 @@ impl Custos {
                 ),
             ];
             c.extend(scope.clone());
-            out.push(tx.count_records(Entity::Activity, &c).await?);
+            out.push(ListSize::count(tx, Entity::Activity, &c).await?);
         }
         Ok(out)
     }
@@ -553,8 +554,9 @@ mod tests {
             .unwrap();
         assert_eq!(march[&Some("EUR".to_string())], 74_000);
         let due = d.due.unwrap();
-        assert_eq!((due.count, due.overdue), (4, 1));
-        assert_eq!(due.by_day[..4], [1, 1, 1, 1]);
+        let exactly = ListSize::Exactly;
+        assert_eq!((due.count, due.overdue), (exactly(4), exactly(1)));
+        assert_eq!(due.by_day[..4], [exactly(1); 4]);
         // Soonest first, across done NULL and done false.
         let shown: Vec<String> = due
             .items
@@ -567,7 +569,11 @@ mod tests {
         assert_eq!(shown, sorted);
         let recent = d.recent.unwrap();
         assert_eq!(recent.by_day.len(), RECENT_DAYS);
-        assert_eq!(recent.by_day[RECENT_DAYS - 1], 7, "all logged today");
+        assert_eq!(
+            recent.by_day[RECENT_DAYS - 1],
+            exactly(7),
+            "all logged today"
+        );
 
         // An auditor sees counts but no money.
         let d = c.dashboard(&as_role(Role::Auditor)).await.unwrap();
@@ -588,6 +594,40 @@ mod tests {
         let params =
             ListParams::parse(Entity::Contact, &[("email".into(), "a@b.example".into())]).unwrap();
         assert_eq!(c.count(&p, Entity::Contact, &params).await.unwrap(), None);
+    }
+
+    /// A day with more activities than the counting limit reads as "more
+    /// than" the limit: the chart's counts stop there, so the dashboard
+    /// costs the same however busy a day was.
+    #[tokio::test]
+    async fn a_busy_day_counts_up_to_the_limit() {
+        let c = custos().await;
+        let p = Principal::cli();
+        c.seed(&p, 1, |_, _| {}).await.unwrap();
+        let before = c.dashboard(&p).await.unwrap().recent.unwrap().by_day;
+        assert!(
+            before
+                .iter()
+                .all(|d| matches!(d, ListSize::Exactly(n) if *n < crate::COUNT_LIMIT)),
+            "{before:?}"
+        );
+        c.seed_related(
+            &p,
+            Entity::Activity,
+            crate::COUNT_LIMIT + 100,
+            None,
+            |_, _| {},
+        )
+        .await
+        .unwrap();
+        let after = c.dashboard(&p).await.unwrap().recent.unwrap().by_day;
+        assert_eq!(
+            after[RECENT_DAYS - 1],
+            ListSize::MoreThan(crate::COUNT_LIMIT),
+            "{after:?}"
+        );
+        // The other days are as they were: the fake activities are logged now.
+        assert_eq!(after[..RECENT_DAYS - 1], before[..RECENT_DAYS - 1]);
     }
 
     #[test]

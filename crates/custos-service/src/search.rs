@@ -101,6 +101,33 @@ impl ListSize {
             ListSize::Exactly(n) | ListSize::MoreThan(n) => n,
         }
     }
+
+    /// The two together: exact when both are, otherwise "more than" the
+    /// sum of what is known.
+    pub fn plus(self, other: ListSize) -> ListSize {
+        let n = self.at_least().saturating_add(other.at_least());
+        match (self, other) {
+            (ListSize::Exactly(_), ListSize::Exactly(_)) => ListSize::Exactly(n),
+            _ => ListSize::MoreThan(n),
+        }
+    }
+
+    /// Counts the records matching `conditions`, up to [`COUNT_LIMIT`]:
+    /// reads at most that many index entries however many match.
+    pub(crate) async fn count(
+        tx: &mut dyn custos_store::Tx,
+        entity: Entity,
+        conditions: &[custos_store::Condition],
+    ) -> Result<ListSize> {
+        let counted = tx
+            .count_records_up_to(entity, conditions, COUNT_LIMIT + 1)
+            .await?;
+        Ok(if counted > COUNT_LIMIT {
+            ListSize::MoreThan(COUNT_LIMIT)
+        } else {
+            ListSize::Exactly(counted)
+        })
+    }
 }
 
 impl Custos {
@@ -284,14 +311,7 @@ impl Custos {
         if !custos_store::sql::count_bounded(entity, &conditions) {
             return Ok(None);
         }
-        let counted = tx
-            .count_records_up_to(entity, &conditions, COUNT_LIMIT + 1)
-            .await?;
-        let size = if counted > COUNT_LIMIT {
-            ListSize::MoreThan(COUNT_LIMIT)
-        } else {
-            ListSize::Exactly(counted)
-        };
+        let size = ListSize::count(tx.as_mut(), entity, &conditions).await?;
         let names: Vec<&str> = params
             .filters
             .iter()
@@ -327,5 +347,15 @@ mod tests {
         assert_eq!(search_kind("Acme"), SearchKind::Words);
         assert_eq!(search_kind("3M"), SearchKind::Words);
         assert_eq!(search_kind("12"), SearchKind::Words);
+    }
+
+    #[test]
+    fn sizes_add_up_and_stay_lower_bounds_past_the_limit() {
+        use ListSize::*;
+        assert_eq!(Exactly(2).plus(Exactly(3)), Exactly(5));
+        assert_eq!(Exactly(2).plus(MoreThan(10)), MoreThan(12));
+        assert_eq!(MoreThan(10).plus(Exactly(0)), MoreThan(10));
+        assert_eq!(MoreThan(10).plus(MoreThan(10)), MoreThan(20));
+        assert_eq!(MoreThan(u64::MAX).plus(Exactly(1)), MoreThan(u64::MAX));
     }
 }

@@ -145,9 +145,6 @@ pub enum Condition {
     SortKeyBefore(&'static str, SqlValue),
     /// The column's sort key > value (see [`Condition::SortKeyBefore`]).
     SortKeyAfter(&'static str, SqlValue),
-    /// The condition holds, but is never how a plan finds rows (SQLite:
-    /// `+column`): another condition's index, or the list's order, is.
-    Unindexed(Box<Condition>),
     /// The record has a blind-index entry for `field` equal to `hash`.
     Blind {
         /// The indexed field.

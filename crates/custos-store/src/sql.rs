@@ -36,9 +36,6 @@ pub struct Query {
     /// column of few values (see [`broad`]) is written `+col = ?`, so the
     /// planner never picks that column's index for it (see [`list_until`]).
     hint_sort: Option<&'static str>,
-    /// SQLite only: within [`Condition::Unindexed`], every column is written
-    /// `+col`.
-    unindexed: bool,
 }
 
 impl Query {
@@ -84,7 +81,6 @@ impl Query {
             dialect,
             anonymous: false,
             hint_sort: None,
-            unindexed: false,
         }
     }
 
@@ -565,22 +561,14 @@ fn condition(q: &mut Query, entity: Entity, c: &Condition) -> String {
         Condition::Eq(f, v) => {
             let mark = q.bind_as(v.clone(), column_type_of(entity, f));
             let hinted = q.dialect == Dialect::Sqlite
-                && (q.unindexed
-                    || q.hint_sort
-                        .is_some_and(|s| s != *f && !sorted_within(entity, f, s))
-                        && broad(entity, f));
+                && q.hint_sort
+                    .is_some_and(|s| s != *f && !sorted_within(entity, f, s))
+                && broad(entity, f);
             // Unary plus: the same value, but not a column an index can answer.
             let plus = if hinted { "+" } else { "" };
             format!("{plus}{} = {mark}", ident(f))
         }
-        Condition::IsNull(f) => {
-            let plus = if q.dialect == Dialect::Sqlite && q.unindexed {
-                "+"
-            } else {
-                ""
-            };
-            format!("{plus}{} IS NULL", ident(f))
-        }
+        Condition::IsNull(f) => format!("{} IS NULL", ident(f)),
         Condition::AtLeast(f, v) => {
             let mark = q.bind_as(v.clone(), column_type_of(entity, f));
             format!("{} >= {mark}", ident(f))
@@ -596,13 +584,6 @@ fn condition(q: &mut Query, entity: Entity, c: &Condition) -> String {
         Condition::SortKeyAfter(f, v) => {
             let mark = q.bind(sort_sentinel(entity, f, v));
             format!("{} > {mark}", sort_expr(entity, f))
-        }
-        Condition::Unindexed(c) => {
-            let outer = q.unindexed;
-            q.unindexed = true;
-            let inner = condition(q, entity, c);
-            q.unindexed = outer;
-            inner
         }
         Condition::Blind { field, hash } => {
             let e = q.bind(SqlValue::Text(entity.name().into()));
@@ -737,7 +718,6 @@ fn narrows(entity: Entity, sort: &str, c: &Condition) -> bool {
         | Condition::Before(..)
         | Condition::SortKeyBefore(..)
         | Condition::SortKeyAfter(..)
-        | Condition::Unindexed(_)
         | Condition::Contains(..) => false,
         Condition::Blind { .. }
         | Condition::BlindAny { .. }
@@ -1071,23 +1051,6 @@ mod tests {
         assert!(q.sql.contains("WHERE \"status\" = $1"), "{}", q.sql);
         let q = list(Dialect::Sqlite, &query("created_at"));
         assert!(q.sql.contains("WHERE \"status\" = ?1"), "{}", q.sql);
-        // Unindexed: every column inside is kept from the planner on SQLite.
-        let q = list(
-            Dialect::Sqlite,
-            &ListQuery {
-                conditions: vec![Condition::Unindexed(Box::new(Condition::And(vec![
-                    Condition::Eq("total", SqlValue::Int(5)),
-                    Condition::IsNull("completed_at"),
-                ])))],
-                ..query("created_at")
-            },
-        );
-        assert!(
-            q.sql
-                .contains("(+\"total\" = ?1 AND +\"completed_at\" IS NULL)"),
-            "{}",
-            q.sql
-        );
         // A range of the sort key, as the list sorts it (NULL lowest).
         let q = list(
             Dialect::Postgres,

@@ -92,6 +92,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "dashboard_and_filter_indexes",
         include_str!("../../migrations/postgres/0015_dashboard_and_filter_indexes.sql"),
     ),
+    (
+        16,
+        "won_undated_index",
+        include_str!("../../migrations/postgres/0016_won_undated_index.sql"),
+    ),
 ];
 
 /// The version the newest migration brings the schema to.

@@ -75,6 +75,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "dashboard_and_filter_indexes",
         include_str!("../../migrations/sqlite/0015_dashboard_and_filter_indexes.sql"),
     ),
+    (
+        16,
+        "won_undated_index",
+        include_str!("../../migrations/sqlite/0016_won_undated_index.sql"),
+    ),
 ];
 
 const D: Dialect = Dialect::Sqlite;

@@ -11,7 +11,7 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use custos_domain::Value;
 use custos_domain::value::format_date;
-use custos_service::{Amounts, Dashboard, RecordView};
+use custos_service::{Amounts, Dashboard, ListSize, RecordView};
 use time::Duration;
 
 /// One activity named on a tile.
@@ -85,21 +85,35 @@ fn amounts_text(a: &Amounts) -> String {
         .join(" + ")
 }
 
-fn plural(n: u64, one: &str, many: &str) -> String {
-    if n == 1 {
-        format!("1 {one}")
-    } else {
-        format!("{n} {many}")
+use fields::{n_things, plural, size_text};
+
+/// The trend from `before` to `now` in words. A count past the counting
+/// limit is only known to be more than it: the trend says no more than the
+/// counts show.
+fn trend(now: ListSize, before: ListSize, period: &str) -> (String, &'static str) {
+    use ListSize::*;
+    let was = size_text(before);
+    match (now, before) {
+        (Exactly(a) | MoreThan(a), Exactly(b))
+            if a > b || (a == b && matches!(now, MoreThan(_))) =>
+        {
+            (format!("Up from {was} {period}"), "up")
+        }
+        (Exactly(a), Exactly(b) | MoreThan(b))
+            if a < b || (a == b && matches!(before, MoreThan(_))) =>
+        {
+            (format!("Down from {was} {period}"), "down")
+        }
+        (Exactly(_), Exactly(_)) => (format!("Same as {period} ({was})"), "flat"),
+        _ => (format!("{} {period}", capitalised(&was)), "flat"),
     }
 }
 
-fn trend(now: u64, before: u64, period: &str) -> (String, &'static str) {
-    use std::cmp::Ordering::*;
-    match now.cmp(&before) {
-        Greater => (format!("Up from {before} {period}"), "up"),
-        Less => (format!("Down from {before} {period}"), "down"),
-        Equal => (format!("Same as {period} ({before})"), "flat"),
-    }
+fn capitalised(s: &str) -> String {
+    let mut c = s.chars();
+    c.next()
+        .map(|f| f.to_uppercase().chain(c).collect())
+        .unwrap_or_default()
 }
 
 fn activity_item(v: &RecordView, field: &str, now: time::OffsetDateTime) -> Item {
@@ -245,8 +259,8 @@ fn tiles(d: &Dashboard) -> Vec<Tile> {
             .checked_sub(2)
             .and_then(|i| p.won_by_month.get(i));
         let (t, dir) = trend(
-            this.map(|m| m.count).unwrap_or(0),
-            before.map(|m| m.count).unwrap_or(0),
+            ListSize::Exactly(this.map(|m| m.count).unwrap_or(0)),
+            ListSize::Exactly(before.map(|m| m.count).unwrap_or(0)),
             "last month",
         );
         let bars: Vec<Bar> = p
@@ -301,21 +315,22 @@ fn tiles(d: &Dashboard) -> Vec<Tile> {
                 } else {
                     format!("{}", (today + Duration::days(i as i64 - 1)).day())
                 },
-                value: *n as f64,
-                text: plural(*n, "task", "tasks"),
+                value: n.at_least() as f64,
+                text: n_things(*n, "task", "tasks"),
             })
             .collect();
+        let overdue = due.overdue.at_least() > 0;
         out.push(Tile {
             heading: "Activities due",
             id: "due",
-            number: due.count.to_string(),
+            number: size_text(due.count),
             unit: "open tasks due within a week".into(),
-            trend: if due.overdue > 0 {
-                format!("{} overdue", plural(due.overdue, "task is", "tasks are"))
+            trend: if overdue {
+                format!("{} overdue", n_things(due.overdue, "task is", "tasks are"))
             } else {
                 "Nothing overdue".into()
             },
-            trend_dir: if due.overdue > 0 { "down" } else { "flat" },
+            trend_dir: if overdue { "down" } else { "flat" },
             chart: vbars(
                 "chart-due",
                 "Open tasks by due day: overdue, today and the next seven days",
@@ -333,8 +348,12 @@ fn tiles(d: &Dashboard) -> Vec<Tile> {
     }
     if let Some(r) = &d.recent {
         let n = r.by_day.len();
-        let week: u64 = r.by_day[n.saturating_sub(7)..].iter().sum();
-        let before: u64 = r.by_day[..n.saturating_sub(7)].iter().sum();
+        let sum = |days: &[ListSize]| {
+            days.iter()
+                .fold(ListSize::Exactly(0), |all, d| all.plus(*d))
+        };
+        let week = sum(&r.by_day[n.saturating_sub(7)..]);
+        let before = sum(&r.by_day[..n.saturating_sub(7)]);
         let (t, dir) = trend(week, before, "the week before");
         let today = d.now.date();
         let bars: Vec<Bar> = r
@@ -345,10 +364,10 @@ fn tiles(d: &Dashboard) -> Vec<Tile> {
                 let day = today - Duration::days((n - 1 - i) as i64);
                 Bar {
                     label: day.day().to_string(),
-                    value: *c as f64,
+                    value: c.at_least() as f64,
                     text: format!(
                         "{} on {}",
-                        plural(*c, "activity", "activities"),
+                        n_things(*c, "activity", "activities"),
                         format_date(day)
                     ),
                 }
@@ -357,7 +376,7 @@ fn tiles(d: &Dashboard) -> Vec<Tile> {
         out.push(Tile {
             heading: "Recent activity",
             id: "recent",
-            number: week.to_string(),
+            number: size_text(week),
             unit: "activities logged in the last 7 days".into(),
             trend: t,
             trend_dir: dir,
@@ -394,4 +413,50 @@ pub async fn page(State(st): State<AppState>, ctx: Ctx) -> Response {
         as_of: fields::when(d.now),
     };
     ctx.page(&page, StatusCode::OK)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ListSize::*;
+
+    #[test]
+    fn a_trend_claims_no_more_than_its_counts_show() {
+        let t = |now, before| trend(now, before, "last week");
+        assert_eq!(
+            t(Exactly(5), Exactly(3)),
+            ("Up from 3 last week".into(), "up")
+        );
+        assert_eq!(
+            t(Exactly(3), Exactly(5)),
+            ("Down from 5 last week".into(), "down")
+        );
+        assert_eq!(
+            t(Exactly(4), Exactly(4)),
+            ("Same as last week (4)".into(), "flat")
+        );
+        // More than 10,000 now, 10,000 or fewer before: up.
+        assert_eq!(
+            t(MoreThan(10_000), Exactly(10_000)),
+            ("Up from 10,000 last week".into(), "up")
+        );
+        assert_eq!(
+            t(Exactly(9), MoreThan(9)),
+            ("Down from more than 9 last week".into(), "down")
+        );
+        // Both past the limit, or the exact one above the bound: unknown.
+        for (now, before) in [
+            (MoreThan(10_000), MoreThan(10_000)),
+            (Exactly(12_000), MoreThan(10_000)),
+            (MoreThan(10_000), Exactly(12_000)),
+        ] {
+            let (words, dir) = t(now, before);
+            assert_eq!(dir, "flat", "{now:?} {before:?}");
+            assert!(words.ends_with(" last week"), "{words}");
+            assert!(
+                !words.starts_with("Up") && !words.starts_with("Down"),
+                "{words}"
+            );
+        }
+    }
 }

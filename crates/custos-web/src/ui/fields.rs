@@ -5,7 +5,7 @@
 use custos_domain::inventory::{self, FieldDecl, FieldKind, Presence};
 use custos_domain::value::{format_date, format_money};
 use custos_domain::{DataCategory, Entity, Record, Value};
-use custos_service::{Principal, RecordView};
+use custos_service::{ListSize, Principal, RecordView};
 use time::OffsetDateTime;
 
 /// Words a person reads for an enum or stage value: `negotiation` → `Negotiation`.
@@ -40,6 +40,22 @@ pub fn plural(n: u64, one: &str, many: &str) -> String {
         format!("1 {one}")
     } else {
         format!("{} {many}", grouped(n))
+    }
+}
+
+/// "1,234", or "more than 10,000" past the counting limit.
+pub fn size_text(n: ListSize) -> String {
+    match n {
+        ListSize::Exactly(n) => grouped(n),
+        ListSize::MoreThan(n) => format!("more than {}", grouped(n)),
+    }
+}
+
+/// "1 order", "3 orders", "more than 10,000 orders".
+pub fn n_things(n: ListSize, one: &str, many: &str) -> String {
+    match n {
+        ListSize::Exactly(n) => plural(n, one, many),
+        ListSize::MoreThan(_) => format!("{} {many}", size_text(n)),
     }
 }
 

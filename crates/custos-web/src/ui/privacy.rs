@@ -9,7 +9,7 @@
 
 use super::charts::{Bar, hbars, vbars};
 use super::dashboard::{Item, Tile};
-use super::fields::{self, FormField};
+use super::fields::{self, FormField, plural};
 use super::portal::{self, Notice};
 use super::records::Names;
 use super::shell::{Ctx, Flash, NavGroup, NavItem, Section, Shell, redirect_with_flash};
@@ -1763,14 +1763,6 @@ async fn report(State(st): State<AppState>, ctx: Ctx, Path(id): Path<String>) ->
 }
 
 // ---------------------------------------------------------------- dashboard
-
-fn plural(n: u64, one: &str, many: &str) -> String {
-    if n == 1 {
-        format!("1 {one}")
-    } else {
-        format!("{n} {many}")
-    }
-}
 
 /// The privacy tiles: open requests, due within a week, overdue, and the
 /// median time to close. Empty for roles that do not handle requests.

@@ -591,7 +591,7 @@ async fn list_page(
              searched part of the list. “Search further” looks through the next part."
         ),
         (false, Some(ListSize::Exactly(1))) => format!("Showing 1 of 1 {}", entity.name()),
-        (false, Some(n)) => format!("Showing {first}–{last} of {} {label}", size_text(n)),
+        (false, Some(n)) => format!("Showing {first}–{last} of {} {label}", fields::size_text(n)),
         // Matches on sealed data are confirmed one by one, so there is no total.
         (false, None) if back.is_empty() && next_cursor.is_none() => {
             format!("{} found", fields_count(items.len() as u64, entity))
@@ -1632,22 +1632,6 @@ async fn count_of(
         .unwrap_or(ListSize::Exactly(0)))
 }
 
-/// "1,234", or "more than 10,000" past the counting limit.
-fn size_text(n: ListSize) -> String {
-    match n {
-        ListSize::Exactly(n) => fields::grouped(n),
-        ListSize::MoreThan(n) => format!("more than {}", fields::grouped(n)),
-    }
-}
-
-/// "1 order", "3 orders", "more than 10,000 orders".
-fn n_things(n: ListSize, one: &str, many: &str) -> String {
-    match n {
-        ListSize::Exactly(n) => fields::plural(n, one, many),
-        ListSize::MoreThan(_) => format!("{} {many}", size_text(n)),
-    }
-}
-
 async fn delete_page(
     State(st): State<AppState>,
     ctx: Ctx,
@@ -1682,13 +1666,13 @@ async fn delete_page(
                 if orders.at_least() > 0 {
                     blocked = Some(format!(
                         "{title} has {} kept for accounting, so this contact cannot be deleted. To remove the person, erase them through a data-subject request: their personal details are then destroyed while the orders stay, no longer linked to a readable identity.",
-                        n_things(orders, "order", "orders")
+                        fields::n_things(orders, "order", "orders")
                     ));
                 } else {
                     consequences.push(format!("{title} and their personal details are deleted, and their encryption key is destroyed."));
-                    consequences.push(format!("Their {} deleted with them.", if acts == ListSize::Exactly(1) { "1 activity is".to_string() } else { format!("{} activities are", size_text(acts)) }));
+                    consequences.push(format!("Their {} deleted with them.", if acts == ListSize::Exactly(1) { "1 activity is".to_string() } else { format!("{} activities are", fields::size_text(acts)) }));
                     if deals.at_least() > 0 {
-                        consequences.push(format!("{} stay, no longer linked to this contact.", n_things(deals, "deal", "deals")));
+                        consequences.push(format!("{} stay, no longer linked to this contact.", fields::n_things(deals, "deal", "deals")));
                     }
                 }
             }
@@ -1698,8 +1682,8 @@ async fn delete_page(
                 consequences.push(format!("The company {title} is deleted."));
                 consequences.push(format!(
                     "{} and {} stay, no longer linked to it.",
-                    n_things(contacts, "contact", "contacts"),
-                    n_things(deals, "deal", "deals")
+                    fields::n_things(contacts, "contact", "contacts"),
+                    fields::n_things(deals, "deal", "deals")
                 ));
             }
             _ => consequences.push(format!("{} “{title}” is deleted.", entity.label())),
