@@ -2,7 +2,7 @@
 //! made on the server and a link to the list behind it.
 
 use super::charts::{Bar, hbars, vbars};
-use super::fields;
+use super::fields::{self, n_things, plural, size_text};
 use super::shell::{Ctx, Section, Shell};
 use crate::AppState;
 use askama::Template;
@@ -85,8 +85,6 @@ fn amounts_text(a: &Amounts) -> String {
         .join(" + ")
 }
 
-use fields::{n_things, plural, size_text};
-
 /// The trend from `before` to `now` in words. A count past the counting
 /// limit is only known to be more than it: the trend says no more than the
 /// counts show.
@@ -105,15 +103,9 @@ fn trend(now: ListSize, before: ListSize, period: &str) -> (String, &'static str
             (format!("Down from {was} {period}"), "down")
         }
         (Exactly(_), Exactly(_)) => (format!("Same as {period} ({was})"), "flat"),
-        _ => (format!("{} {period}", capitalised(&was)), "flat"),
+        // Capitalised: a number or "more than …" (no underscores to turn).
+        _ => (format!("{} {period}", fields::humanize(&was)), "flat"),
     }
-}
-
-fn capitalised(s: &str) -> String {
-    let mut c = s.chars();
-    c.next()
-        .map(|f| f.to_uppercase().chain(c).collect())
-        .unwrap_or_default()
 }
 
 fn activity_item(v: &RecordView, field: &str, now: time::OffsetDateTime) -> Item {
