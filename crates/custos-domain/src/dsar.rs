@@ -15,6 +15,11 @@ pub const KINDS: [&str; 8] = [
     "limit_sensitive",
 ];
 
+/// Wrong one-time codes a request accepts; after this many the code is void
+/// and the privacy officer must issue a new one. Six digits and five tries
+/// give a guesser one chance in 200,000.
+pub const CODE_ATTEMPTS: u32 = 5;
+
 /// The grounds on which a request may be refused, each with the sentence the
 /// person is given: the requester's identity could not be confirmed (GDPR
 /// Art. 12(6), CCPA 1798.140(ak)), the request is manifestly unfounded or

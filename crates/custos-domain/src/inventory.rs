@@ -1224,7 +1224,7 @@ pub static FIELDS: &[FieldDecl] = &[
         subject_type: SubjectType::Customer,
         retention: DSAR_RETENTION,
         protection: Protection::Sealed,
-        description: "Hashes of the one-time verification code and the status-link token.",
+        description: "Hashes of the one-time verification code and the status-link token; the code itself while it is live, for the operator to send the person; the count of wrong codes.",
         ..base(
             Entity::Request,
             "secrets",

@@ -54,6 +54,12 @@ pub const DEFAULT_STAGES: [&str; 6] = [
     "lost",
 ];
 
+/// Whether a required field may be left out when creating a record because
+/// Custos fills it in: a deal's stage starts as the pipeline's first.
+pub fn defaulted_on_create(kind: FieldKind) -> bool {
+    matches!(kind, FieldKind::Stage)
+}
+
 /// Maximum number of tags on one record.
 pub const MAX_TAGS: usize = 20;
 
@@ -105,8 +111,16 @@ pub fn parse_input(
     }
     if mode == Mode::Create {
         for decl in inventory::fields(entity) {
-            if decl.presence == Presence::Required && !obj.contains_key(decl.name) {
-                errors.push(FieldError::new(decl.name, "is required"));
+            if decl.presence != Presence::Required || obj.contains_key(decl.name) {
+                continue;
+            }
+            match (decl.kind, ctx.stages.first()) {
+                // A new deal starts in the pipeline's first stage, as in
+                // Pipedrive and Twenty, unless one is given.
+                (kind, Some(first)) if defaulted_on_create(kind) => {
+                    out.insert(decl.name, Value::Text(first.clone()));
+                }
+                _ => errors.push(FieldError::new(decl.name, "is required")),
             }
         }
     }
@@ -430,6 +444,45 @@ mod tests {
         )
         .expect_err("number");
         assert_eq!(fields_of(&errs), ["amount"]);
+    }
+
+    #[test]
+    fn a_new_deal_without_a_stage_starts_in_the_first_one() {
+        let custom = ValidationContext {
+            stages: vec!["inbox".into(), "talking".into()],
+        };
+        let v = parse_input(Entity::Deal, &json!({"title": "X"}), Mode::Create, &custom)
+            .expect("accepted");
+        assert_eq!(v.get("stage"), Some(&Value::Text("inbox".into())));
+        // Given, it is kept; null is still refused; a patch gets no default.
+        let v = parse_input(
+            Entity::Deal,
+            &json!({"title": "X", "stage": "talking"}),
+            Mode::Create,
+            &custom,
+        )
+        .expect("accepted");
+        assert_eq!(v.get("stage"), Some(&Value::Text("talking".into())));
+        let e = parse_input(
+            Entity::Deal,
+            &json!({"title": "X", "stage": null}),
+            Mode::Create,
+            &custom,
+        )
+        .expect_err("refused");
+        assert_eq!(fields_of(&e), ["stage"]);
+        let v = parse_input(Entity::Deal, &json!({"title": "Y"}), Mode::Patch, &custom)
+            .expect("accepted");
+        assert!(!v.contains_key("stage"));
+        // With no pipeline configured there is nothing to default to.
+        let e = parse_input(
+            Entity::Deal,
+            &json!({"title": "X"}),
+            Mode::Create,
+            &ValidationContext::default(),
+        )
+        .expect_err("refused");
+        assert_eq!(fields_of(&e), ["stage"]);
     }
 
     #[test]

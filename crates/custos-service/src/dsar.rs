@@ -76,6 +76,13 @@ pub struct RequestView {
     /// What the person wrote with the request (for rectification, the
     /// corrected fields as a JSON object).
     pub details: Option<String>,
+    /// The one-time code to send the person at `subject_email` (until Custos
+    /// sends mail itself), while identity is unverified and the code is live:
+    /// they prove they hold that address by giving it back.
+    pub verification_code: Option<String>,
+    /// Wrong codes still accepted before the code is void, while a code is
+    /// live (`None`: used, void, or the request is past verification).
+    pub code_attempts_left: Option<u32>,
     /// What was done, what was kept and why.
     pub result: Option<Json>,
     /// When it was closed.
@@ -136,6 +143,41 @@ fn told_why(field: &str, text: &str) -> Option<custos_domain::FieldError> {
     (!(5..=2000).contains(&n)).then(|| {
         custos_domain::FieldError::new(field, "say why (5 to 2,000 characters); the person is told")
     })
+}
+
+/// Where the secrets keep the code itself, sealed like the rest, so the
+/// operator can pass it on (a request from the portal would otherwise have a
+/// code nobody ever saw); removed once the code is used or void.
+const OPERATOR_CODE: &str = "operator_code";
+
+/// Who opened a request from a staff form (their user id), for its receipt.
+const OPENED_BY: &str = "opened_by";
+
+/// The person's status-link token, kept sealed for the receipt page.
+const STATUS_TOKEN: &str = "status_token";
+
+/// How long after opening a request its receipt page answers the one who
+/// opened it.
+pub const RECEIPT_WINDOW_MS: i64 = 3_600_000;
+
+/// Wrong codes tried so far on a request.
+fn code_attempts(secrets: &BTreeMap<String, String>) -> u32 {
+    secrets
+        .get("attempts")
+        .and_then(|a| a.parse().ok())
+        .unwrap_or(0)
+}
+
+/// A fresh six-digit one-time code.
+fn new_code() -> Result<String> {
+    Ok(format!(
+        "{:06}",
+        u32::from_be_bytes(custos_crypto::random_bytes::<4>()?) % 1_000_000
+    ))
+}
+
+fn secrets_value(secrets: &BTreeMap<String, String>) -> Value {
+    Value::Text(serde_json::to_string(secrets).unwrap_or_default())
 }
 
 fn code_hash(code: &str) -> String {
@@ -238,6 +280,11 @@ impl Custos {
             Vec::new()
         };
         let state = text(r, "state");
+        let secrets = secrets_of(r);
+        let code_live = state == "received" && secrets.contains_key("code");
+        // Requests opened before the code was kept for the operator have a
+        // live code nobody can show again.
+        let live_code = secrets.get(OPERATOR_CODE).filter(|_| code_live).cloned();
         let clock = match (state.as_str(), r.get("due_at")) {
             ("fulfilled" | "rejected", _) => "closed",
             (_, Value::Timestamp(due)) => match dsar::clock(*due, self.now()) {
@@ -264,6 +311,9 @@ impl Custos {
             verified_at: ts(r, "verified_at"),
             verification_reason: r.get("verification_reason").as_text().map(str::to_string),
             details: r.get("details").as_text().map(str::to_string),
+            verification_code: live_code.clone(),
+            code_attempts_left: code_live
+                .then(|| dsar::CODE_ATTEMPTS.saturating_sub(code_attempts(&secrets))),
             result: r
                 .get("result")
                 .as_text()
@@ -276,6 +326,32 @@ impl Custos {
     /// `{kind, regime, subject_email, details?}`; for rectification `details`
     /// may be an object of corrected contact fields.
     pub async fn dsar_open(&self, opener: &Opener, input: &Json) -> Result<OpenedRequest> {
+        match self.dsar_open_as(opener, input, None).await? {
+            crate::Submission::Created(o) => Ok(o),
+            crate::Submission::Replayed(id) => Err(ServiceError::Conflict(format!(
+                "request {id} already exists"
+            ))),
+        }
+    }
+
+    /// Like [`Custos::dsar_open`], with the request's id chosen by the form
+    /// it came from (its idempotency key): a form sent twice opens one
+    /// request, and the second sending is told which.
+    pub async fn dsar_open_once(
+        &self,
+        opener: &Opener,
+        input: &Json,
+        id: Uuid,
+    ) -> Result<crate::Submission<OpenedRequest>> {
+        self.dsar_open_as(opener, input, Some(id)).await
+    }
+
+    async fn dsar_open_as(
+        &self,
+        opener: &Opener,
+        input: &Json,
+        chosen: Option<Uuid>,
+    ) -> Result<crate::Submission<OpenedRequest>> {
         let mut errors = Vec::new();
         let obj = input
             .as_object()
@@ -383,21 +459,32 @@ impl Custos {
             }
             Opener::Portal(meta) => ("portal", Event::anonymous(meta, "request.create")),
         };
-        let id = Uuid::now_v7();
+        let id = chosen.unwrap_or_else(Uuid::now_v7);
+        let mut tx = self.inner.store.begin().await?;
+        if chosen.is_some() && tx.get_record(Entity::Request, id).await?.is_some() {
+            return Ok(crate::Submission::Replayed(id));
+        }
         let now = self.now();
-        let code = format!(
-            "{:06}",
-            u32::from_be_bytes(custos_crypto::random_bytes::<4>()?) % 1_000_000
-        );
+        let code = new_code()?;
         let token = custos_crypto::new_token("cds_")?.0;
         let mut secrets = BTreeMap::new();
         secrets.insert("code".to_string(), code_hash(&code));
+        secrets.insert(OPERATOR_CODE.to_string(), code.clone());
         secrets.insert(
             "status".to_string(),
             hex::encode(custos_crypto::hash_token(
                 secrecy::ExposeSecret::expose_secret(&token),
             )),
         );
+        if let Opener::Staff(p) = opener {
+            // For the receipt page the opener is sent to (and may reload)
+            // after the form: see `dsar_receipt`.
+            secrets.insert(OPENED_BY.into(), p.user_id.to_string());
+            secrets.insert(
+                STATUS_TOKEN.into(),
+                secrecy::ExposeSecret::expose_secret(&token).to_string(),
+            );
+        }
         let mut values: BTreeMap<&'static str, Value> = BTreeMap::new();
         values.insert("kind", Value::Text(kind.clone()));
         values.insert("regime", Value::Text(regime_name));
@@ -408,13 +495,9 @@ impl Custos {
         values.insert("received_at", Value::Timestamp(now));
         values.insert("due_at", Value::Timestamp(regime.due(now)));
         values.insert("verification", Value::Text("none".into()));
-        values.insert(
-            "secrets",
-            Value::Text(serde_json::to_string(&secrets).unwrap_or_default()),
-        );
+        values.insert("secrets", secrets_value(&secrets));
         values.insert("created_at", Value::Timestamp(now));
         values.insert("updated_at", Value::Timestamp(now));
-        let mut tx = self.inner.store.begin().await?;
         let key = self
             .inner
             .keys
@@ -448,10 +531,55 @@ impl Custos {
         let rec = self.load_request(tx.as_mut(), id).await?;
         let view = self.view_of(tx.as_mut(), &rec).await?;
         tx.commit().await?;
-        Ok(OpenedRequest {
+        Ok(crate::Submission::Created(OpenedRequest {
             view,
             verification_code: code,
             status_token: secrecy::ExposeSecret::expose_secret(&token).to_string(),
+        }))
+    }
+
+    /// What the staff member who opened a request saw when they opened it
+    /// (its one-time code and the person's status link), for the page the
+    /// form redirects to: so a reload shows the page again rather than
+    /// sending the form again. Only for the one who opened it, within
+    /// [`RECEIPT_WINDOW_MS`] of opening, and while identity is unverified.
+    pub async fn dsar_receipt(&self, p: &Principal, id: Uuid) -> Result<OpenedRequest> {
+        let mut tx = self.inner.store.begin().await?;
+        let not_found = ServiceError::NotFound("request");
+        let rec = match self.load_request(tx.as_mut(), id).await {
+            Ok(r) => r,
+            Err(ServiceError::NotFound(_)) => return Err(not_found),
+            Err(e) => return Err(e),
+        };
+        let secrets = secrets_of(&rec);
+        let opened_at = match rec.get("received_at") {
+            Value::Timestamp(t) => custos_domain::value::to_unix_ms(*t),
+            _ => 0,
+        };
+        let mine = secrets.get(OPENED_BY).map(String::as_str) == Some(&p.user_id.to_string())
+            && p.user_id != Uuid::nil();
+        let (Some(code), Some(token)) = (secrets.get(OPERATOR_CODE), secrets.get(STATUS_TOKEN))
+        else {
+            return Err(not_found);
+        };
+        if !mine
+            || self.now_ms() - opened_at > RECEIPT_WINDOW_MS
+            || text(&rec, "state") != "received"
+        {
+            return Err(not_found);
+        }
+        let (code, token) = (code.clone(), token.clone());
+        let view = self.view_of(tx.as_mut(), &rec).await?;
+        let ev = Event::new(p, "request.read")
+            .subject(Some(id))
+            .record(Entity::Request, id)
+            .detail("receipt");
+        self.append(tx.as_mut(), ev).await?;
+        tx.commit().await?;
+        Ok(OpenedRequest {
+            view,
+            verification_code: code,
+            status_token: token,
         })
     }
 
@@ -584,25 +712,64 @@ impl Custos {
                 text(&rec, "state")
             )));
         }
+        let mut secrets = secrets_of(&rec);
+        let mut values = BTreeMap::new();
         if method == "code" {
-            let expected = secrets_of(&rec).get("code").cloned().unwrap_or_default();
+            let failed = |detail: String| {
+                Event::new(p, "request.verify")
+                    .subject(Some(id))
+                    .record(Entity::Request, id)
+                    .outcome("failed")
+                    .detail(detail)
+            };
+            let Some(expected) = secrets.get("code").cloned() else {
+                drop(tx);
+                self.append_alone(failed("reason=code_void".into())).await?;
+                return Err(ServiceError::invalid(
+                    "code",
+                    format!(
+                        "this request's code is void after {} wrong codes: issue a new code and send it to the person",
+                        dsar::CODE_ATTEMPTS
+                    ),
+                ));
+            };
             if !custos_crypto::constant_time_eq(
                 expected.as_bytes(),
                 code_hash(code.trim()).as_bytes(),
             ) {
-                drop(tx);
-                let ev = Event::new(p, "request.verify")
-                    .subject(Some(id))
-                    .record(Entity::Request, id)
-                    .outcome("failed");
-                self.append_alone(ev).await?;
-                return Err(ServiceError::invalid(
-                    "code",
-                    "is not the code sent for this request",
-                ));
+                // Counted in the request itself, in the same transaction as
+                // the attempt's audit leaf, so no guess goes uncounted.
+                let attempts = code_attempts(&secrets) + 1;
+                secrets.insert("attempts".into(), attempts.to_string());
+                let void = attempts >= dsar::CODE_ATTEMPTS;
+                if void {
+                    secrets.remove("code");
+                    secrets.remove(OPERATOR_CODE);
+                }
+                values.insert("secrets", secrets_value(&secrets));
+                self.save_request(tx.as_mut(), id, values).await?;
+                let ev = failed(format!("reason=wrong_code attempts={attempts}"));
+                self.append(tx.as_mut(), ev).await?;
+                tx.commit().await?;
+                let left = dsar::CODE_ATTEMPTS.saturating_sub(attempts);
+                let message = if void {
+                    format!(
+                        "is not the code sent for this request; after {} wrong codes the code is void: issue a new code and send it to the person",
+                        dsar::CODE_ATTEMPTS
+                    )
+                } else {
+                    format!(
+                        "is not the code sent for this request ({left} {} left before the code is void)",
+                        if left == 1 { "try" } else { "tries" }
+                    )
+                };
+                return Err(ServiceError::invalid("code", message));
             }
         }
-        let mut values = BTreeMap::new();
+        // Used (or passed over for the operator's word): the code is spent.
+        secrets.remove("code");
+        secrets.remove(OPERATOR_CODE);
+        values.insert("secrets", secrets_value(&secrets));
         values.insert("state", Value::Text("verified".into()));
         values.insert("verification", Value::Text(method.clone()));
         values.insert("verified_at", Value::Timestamp(self.now()));
@@ -620,6 +787,46 @@ impl Custos {
             .subject(Some(id))
             .record(Entity::Request, id)
             .detail(format!("method={method} matches={}", matches.len()));
+        self.append(tx.as_mut(), ev).await?;
+        let rec = self.load_request(tx.as_mut(), id).await?;
+        let view = self.view_of(tx.as_mut(), &rec).await?;
+        tx.commit().await?;
+        Ok(view)
+    }
+
+    /// Issues a new one-time code for a request whose identity is not yet
+    /// verified (the old one was lost, or is void after too many wrong
+    /// codes): the old code stops working and the count of wrong codes
+    /// starts again. Returns the request (its `verification_code` is the new
+    /// code, to send the person).
+    pub async fn dsar_new_code(&self, p: &Principal, id: Uuid) -> Result<RequestView> {
+        let mut tx = self.privacy_tx(p, "request.code").await?;
+        let rec = match self.load_request(tx.as_mut(), id).await {
+            Err(ServiceError::NotFound(_)) => {
+                return Err(self
+                    .not_found_in(tx, p, Entity::Request, "request.code", id)
+                    .await);
+            }
+            other => other?,
+        };
+        if text(&rec, "state") != "received" {
+            return Err(ServiceError::Conflict(format!(
+                "the request is already {}: a code is only needed to verify identity",
+                text(&rec, "state")
+            )));
+        }
+        let code = new_code()?;
+        let mut secrets = secrets_of(&rec);
+        secrets.insert("code".into(), code_hash(&code));
+        secrets.insert(OPERATOR_CODE.into(), code);
+        secrets.remove("attempts");
+        let mut values = BTreeMap::new();
+        values.insert("secrets", secrets_value(&secrets));
+        self.save_request(tx.as_mut(), id, values).await?;
+        let ev = Event::new(p, "request.code")
+            .subject(Some(id))
+            .record(Entity::Request, id)
+            .detail("issued");
         self.append(tx.as_mut(), ev).await?;
         let rec = self.load_request(tx.as_mut(), id).await?;
         let view = self.view_of(tx.as_mut(), &rec).await?;

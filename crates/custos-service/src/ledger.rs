@@ -286,13 +286,27 @@ impl Custos {
                 .try_into()
                 .map_err(|_| internal("stored checkpoint root"))?;
             let (from, to) = (last.size, app.size());
-            let proof =
-                with_nodes(tx.as_mut(), |r| merkle::consistency_proof_at(r, from, to)).await?;
-            merkle::verify_consistency(from, to, &proof, &old_root, &app.root()).map_err(|e| {
-                internal(format!(
-                    "refusing to sign: the tree is not consistent with checkpoint {from}: {e}"
-                ))
-            })?;
+            if from == 0 {
+                // Every tree extends the empty one, and RFC 9162 defines no
+                // consistency proof from size 0: the only thing to check is
+                // that the checkpoint really was of the empty tree. (A fresh
+                // `custos serve` signs one before any user exists.)
+                if old_root != custos_ledger::empty_root() {
+                    return Err(internal(
+                        "refusing to sign: the checkpoint of size 0 does not hold the empty tree's root",
+                    ));
+                }
+            } else {
+                let proof =
+                    with_nodes(tx.as_mut(), |r| merkle::consistency_proof_at(r, from, to)).await?;
+                merkle::verify_consistency(from, to, &proof, &old_root, &app.root()).map_err(
+                    |e| {
+                        internal(format!(
+                            "refusing to sign: the tree is not consistent with checkpoint {from}: {e}"
+                        ))
+                    },
+                )?;
+            }
         }
         let cp = Checkpoint {
             origin: self.inner.config.ledger_origin.clone(),
@@ -560,6 +574,11 @@ impl Custos {
             });
         }
         let current = app.size();
+        if size == 0 {
+            // The empty tree (its root checked above) is a prefix of every
+            // tree; RFC 9162 has no consistency proof from size 0.
+            return Ok(WitnessReport::Consistent { size, current });
+        }
         let proof = with_nodes(tx.as_mut(), |r| {
             merkle::consistency_proof_at(r, size, current)
         })

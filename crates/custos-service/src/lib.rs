@@ -12,6 +12,7 @@ mod dsar;
 mod error;
 mod import;
 mod invite;
+mod jobs;
 mod keyops;
 mod keys;
 mod ledger;
@@ -38,6 +39,7 @@ pub use dsar::{OpenedRequest, Opener, PORTAL_PER_HOUR, PublicStatus, RequestView
 pub use error::{Result, ServiceError};
 pub use import::{ImportReport, ImportSource, ImportStage, RowError, RowsInMemory};
 pub use invite::{INVITE_TTL_MS, Invitation};
+pub use jobs::JobStatus;
 pub use keyops::{BackupInfo, ErasureJournal, ErasureReport, KeyReport, MasterVersionStatus};
 pub use keys::{KeyReload, KeyStatus};
 pub use ledger::{
@@ -47,7 +49,7 @@ pub use ledger::{
 pub use mfa::{PasskeyView, TotpConfirmed, TotpEnrolment};
 pub use principal::{Principal, RequestMeta, Via};
 pub use query::{ListParams, Page};
-pub use records::RecordView;
+pub use records::{RecordView, Submission};
 pub use roles::{RoleInput, RoleView};
 pub use search::{COUNT_LIMIT, ListSize, SearchGroup, SearchKind, SearchResults, search_kind};
 pub use seed::SeedReport;
@@ -136,6 +138,8 @@ struct Inner {
     erasure_journal: std::sync::RwLock<Option<keyops::ErasureJournal>>,
     /// Reads' audit leaves waiting for their group commit.
     reads: audit::ReadAudit,
+    /// What the background jobs of this process last did.
+    jobs: jobs::Jobs,
 }
 
 impl std::fmt::Debug for Custos {
@@ -165,6 +169,7 @@ impl Custos {
                 config,
                 erasure_journal: std::sync::RwLock::new(None),
                 reads: audit::ReadAudit::default(),
+                jobs: jobs::Jobs::default(),
             }),
         };
         custos.ensure_defaults().await?;

@@ -213,6 +213,16 @@ fn shape(shapes: &mut BTreeMap<&'static str, String>, name: &'static str, v: &Va
     }
 }
 
+/// What a create sent with an idempotency key did.
+#[derive(Debug, Clone)]
+pub enum Submission<T> {
+    /// It created this.
+    Created(T),
+    /// The same submission had already created the record with this id;
+    /// nothing new was made.
+    Replayed(Uuid),
+}
+
 impl Custos {
     /// Refuses and records an operation the role may not perform.
     async fn authorise(&self, p: &Principal, op: Operation, entity: Entity) -> Result<()> {
@@ -502,10 +512,46 @@ impl Custos {
         entity: Entity,
         input: &serde_json::Value,
     ) -> Result<RecordView> {
+        match self.create_as(p, entity, None, input).await? {
+            Submission::Created(view) => Ok(view),
+            // Unreachable without a chosen id; answered as a conflict.
+            Submission::Replayed(id) => Err(ServiceError::Conflict(format!(
+                "{} {id} already exists",
+                entity.name()
+            ))),
+        }
+    }
+
+    /// Like [`Custos::create`], with the new record's id chosen by the
+    /// caller: a form carries a fresh id (its idempotency key), so a form
+    /// sent twice (a reload, Back then Send again) creates one record, and
+    /// the second sending is told which ([`Submission::Replayed`]).
+    pub async fn create_once(
+        &self,
+        p: &Principal,
+        entity: Entity,
+        id: Uuid,
+        input: &serde_json::Value,
+    ) -> Result<Submission<RecordView>> {
+        self.create_as(p, entity, Some(id), input).await
+    }
+
+    async fn create_as(
+        &self,
+        p: &Principal,
+        entity: Entity,
+        id: Option<Uuid>,
+        input: &serde_json::Value,
+    ) -> Result<Submission<RecordView>> {
         self.authorise(p, Operation::Create, entity).await?;
         let mut tx = self.inner.store.begin().await?;
+        if let Some(id) = id
+            && tx.get_record(entity, id).await?.is_some()
+        {
+            return Ok(Submission::Replayed(id));
+        }
         let vctx = Self::validation_context(tx.as_mut(), entity).await?;
-        let values = validate::parse_input(entity, input, Mode::Create, &vctx)
+        let mut values = validate::parse_input(entity, input, Mode::Create, &vctx)
             .map_err(ServiceError::Invalid)?;
         if let Err(ServiceError::Forbidden(m)) = Self::check_write_categories(p, entity, &values) {
             return Err(self
@@ -522,6 +568,10 @@ impl Custos {
                 .await);
         }
         self.check_refs(tx.as_mut(), entity, &values).await?;
+        if let Some(id) = id {
+            // Validation refuses "id" from input; this one is the caller's.
+            values.insert("id", Value::Uuid(id));
+        }
         let mut batch = NewRecords::default();
         let made = self
             .prepare_new(tx.as_mut(), p, entity, values, &mut batch)
@@ -540,7 +590,7 @@ impl Custos {
         }
         let opened = self.open_row(tx.as_mut(), p, entity, &row).await?;
         tx.commit().await?;
-        Ok(opened.view)
+        Ok(Submission::Created(opened.view))
     }
 
     /// Inserts a record from validated values (references already checked)
@@ -619,7 +669,10 @@ impl Custos {
         mut values: BTreeMap<&'static str, Value>,
         key: RecordKey,
     ) -> Result<SealedRecord> {
-        let id = Uuid::now_v7();
+        let id = match values.remove("id") {
+            Some(Value::Uuid(id)) => id,
+            _ => Uuid::now_v7(),
+        };
         let now = Value::Timestamp(self.now());
         values.insert("created_at", now.clone());
         values.insert("updated_at", now);
@@ -1420,10 +1473,11 @@ impl Custos {
         Ok(record)
     }
 
-    /// Fields that a client must send to create a record of `entity`.
+    /// Fields that a client must send to create a record of `entity` (a
+    /// deal's stage is not among them: it defaults to the pipeline's first).
     pub fn required_fields(entity: Entity) -> Vec<&'static str> {
         inventory::fields(entity)
-            .filter(|f| f.presence == Presence::Required)
+            .filter(|f| f.presence == Presence::Required && !validate::defaulted_on_create(f.kind))
             .map(|f| f.name)
             .collect()
     }

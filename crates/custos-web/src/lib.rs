@@ -8,7 +8,7 @@ pub mod security;
 pub mod tls;
 pub mod ui;
 
-use axum::extract::Request;
+use axum::extract::{Request, State};
 use axum::http::{HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -41,11 +41,20 @@ async fn request_id(mut req: Request, next: Next) -> Response {
     res
 }
 
+#[derive(askama::Template)]
+#[template(path = "not_found.html")]
+struct NotFoundPage;
+
 async fn not_found(req: Request) -> Response {
-    if req.uri().path().starts_with("/api/") {
+    let path = req.uri().path();
+    if path.starts_with("/api/") {
         error::ApiError::not_found("this path").into_response()
+    } else if path == "/privacy" || path.starts_with("/privacy/") {
+        ui::portal::not_found(req.headers())
     } else {
-        (StatusCode::NOT_FOUND, axum::response::Html("<!doctype html><title>Not found</title><p>Not found. <a href=\"/\">Go to Custos</a></p>")).into_response()
+        let mut res = ui::render(&NotFoundPage);
+        *res.status_mut() = StatusCode::NOT_FOUND;
+        res
     }
 }
 
@@ -59,13 +68,40 @@ async fn method_not_allowed() -> Response {
     .into_response()
 }
 
+/// `GET /healthz`: public liveness, always 200 while the process serves.
+/// `status` is `degraded` when a background job's latest run failed (a
+/// checkpoint that could not be signed, a scheduled backup that failed), and
+/// `jobs` says which and why, so a monitor sees it, not only the log.
+async fn healthz(State(st): State<AppState>) -> Json<serde_json::Value> {
+    let jobs = st.custos.job_statuses();
+    let healthy = jobs.iter().all(|j| j.healthy());
+    let jobs: Vec<serde_json::Value> = jobs
+        .iter()
+        .map(|j| {
+            serde_json::json!({
+                "name": j.name,
+                "status": if j.healthy() { "ok" } else { "failing" },
+                "runs": j.runs,
+                "last_success": j.last_success_ms.and_then(rfc3339_ms),
+                "failing_since": j.failing_since_ms.and_then(rfc3339_ms),
+                "error": j.error,
+            })
+        })
+        .collect();
+    Json(serde_json::json!({
+        "status": if healthy { "ok" } else { "degraded" },
+        "jobs": jobs,
+    }))
+}
+
+fn rfc3339_ms(ms: i64) -> Option<String> {
+    custos_domain::value::from_unix_ms(ms).map(custos_domain::value::format_timestamp)
+}
+
 /// The whole application.
 pub fn app(state: AppState) -> Router {
     Router::new()
-        .route(
-            "/healthz",
-            get(|| async { Json(serde_json::json!({"status": "ok"})) }),
-        )
+        .route("/healthz", get(healthz))
         .merge(api::router())
         .merge(ui::router())
         .fallback(not_found)

@@ -223,9 +223,12 @@ pub enum SubjectCommand {
 
 #[derive(Debug, Subcommand)]
 pub enum UserCommand {
-    /// Create a staff account. The password is read from standard input.
+    /// Create a staff account.
     ///
-    /// Example: echo 'a long passphrase here' | custos user add --email ada@example.com --role admin --password-stdin
+    /// On a terminal it asks for the password twice, without showing it. From a
+    /// script, pipe it in on standard input:
+    ///
+    /// echo 'a long passphrase here' | custos user add --email ada@example.com --role admin --password-stdin
     Add {
         /// Sign-in email.
         #[arg(long)]
@@ -233,8 +236,10 @@ pub enum UserCommand {
         /// Role: admin, manager, sales, support, privacy_officer or auditor.
         #[arg(long)]
         role: String,
-        /// Read the password (12 to 128 characters) from the first line of standard input.
-        #[arg(long, required = true)]
+        /// Read the password (12 to 128 characters) from the first line of
+        /// standard input. When standard input is a terminal, Custos asks for
+        /// it instead, without showing what you type.
+        #[arg(long)]
         password_stdin: bool,
         /// Name shown to colleagues.
         #[arg(long)]
@@ -305,6 +310,30 @@ fn paths(cli: &Cli) -> Paths {
     }
 }
 
+/// The new user's password: asked for twice, hidden, when standard input is
+/// a terminal (a typo in a hidden password would lock the user out); the
+/// first line of standard input otherwise.
+fn read_new_password() -> Result<SecretString> {
+    if std::io::stdin().is_terminal() {
+        let first = SecretString::from(
+            rpassword::prompt_password("Password (12 to 128 characters, not shown): ")
+                .context("cannot read the password from the terminal")?,
+        );
+        if first.expose_secret().is_empty() {
+            bail!("no password given");
+        }
+        let again = SecretString::from(
+            rpassword::prompt_password("The same password again: ")
+                .context("cannot read the password from the terminal")?,
+        );
+        if first.expose_secret() != again.expose_secret() {
+            bail!("the two passwords differ; nothing was created");
+        }
+        return Ok(first);
+    }
+    read_password_stdin()
+}
+
 fn read_password_stdin() -> Result<SecretString> {
     let mut line = String::new();
     std::io::stdin()
@@ -314,7 +343,7 @@ fn read_password_stdin() -> Result<SecretString> {
     let pw = line.trim_end_matches(['\n', '\r']).to_string();
     if pw.is_empty() {
         bail!(
-            "no password on standard input (pipe it in: echo '…' | custos user add … --password-stdin)"
+            "no password on standard input (pipe it in: echo '…' | custos user add … --password-stdin, or run the command in a terminal to be asked for it)"
         );
     }
     Ok(SecretString::from(pw))
@@ -373,7 +402,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
             let role = Role::from_name(&role).ok_or_else(|| {
                 anyhow!("unknown role {role:?}: use admin, manager, sales, support, privacy_officer or auditor")
             })?;
-            let password = read_password_stdin()?;
+            let password = read_new_password()?;
             let (custos, _) = setup::open(&paths, true).await?;
             let user = custos
                 .create_user(&Principal::cli(), &email, role, &password, name.as_deref())
@@ -558,24 +587,37 @@ async fn serve(
         );
     }
     if custos.user_count().await? == 0 {
-        println!("No users yet. Create the first administrator:");
-        println!("  custos user add --email you@example.com --role admin --password-stdin");
+        println!(
+            "No users yet. Create the first administrator from another terminal, in this directory:"
+        );
+        println!("  custos user add --email you@example.com --role admin");
+        println!(
+            "    (from a source checkout: cargo run --release -- user add --email you@example.com --role admin)"
+        );
+        println!("  It asks for the password (12 to 128 characters) without showing it.");
+        println!(
+            "  From a script, pipe it in: echo '…' | custos user add --email … --role admin --password-stdin"
+        );
     }
     let checkpointer = custos.clone();
     tokio::spawn(async move {
         let mut every = tokio::time::interval(std::time::Duration::from_secs(publish.interval));
         loop {
             every.tick().await;
-            match checkpointer.ledger_checkpoint().await {
-                Ok(note) => {
-                    if let Some(dir) = &publish.dir
-                        && let Err(e) = publish_checkpoint(dir, &note)
-                    {
+            let outcome = match checkpointer.ledger_checkpoint().await {
+                Ok(note) => match &publish.dir {
+                    Some(dir) => publish_checkpoint(dir, &note).map_err(|e| {
                         tracing::error!(error = %e, "writing the checkpoint to --checkpoint-dir failed");
-                    }
+                        format!("writing the checkpoint to --checkpoint-dir failed: {e}")
+                    }),
+                    None => Ok(()),
+                },
+                Err(e) => {
+                    tracing::error!(error = %e, "signing a ledger checkpoint failed");
+                    Err(format!("signing a ledger checkpoint failed: {e}"))
                 }
-                Err(e) => tracing::error!(error = %e, "signing a ledger checkpoint failed"),
-            }
+            };
+            checkpointer.record_job_run("checkpoint", outcome);
         }
     });
     if let Some(dir) = publish.backup_dir.clone() {
@@ -588,9 +630,13 @@ async fn serve(
             let mut tick = tokio::time::interval(every);
             loop {
                 tick.tick().await;
-                if let Err(e) = scheduled_backup(&backups, &data_dir, &dir, keep).await {
-                    tracing::error!(error = %e, "scheduled backup failed");
-                }
+                let outcome = scheduled_backup(&backups, &data_dir, &dir, keep)
+                    .await
+                    .map_err(|e| {
+                        tracing::error!(error = %e, "scheduled backup failed");
+                        format!("scheduled backup failed: {e}")
+                    });
+                backups.record_job_run("backup", outcome);
             }
         });
     }

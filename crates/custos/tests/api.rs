@@ -624,6 +624,64 @@ async fn amounts_are_written_with_two_decimals() {
     }
 }
 
+/// A deal created without `stage` starts in the pipeline's first stage (as
+/// in Pipedrive and Twenty), also after the pipeline changed; the OpenAPI
+/// document says so and does not list `stage` as required in a create.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deal_without_a_stage_starts_in_the_first_stage() {
+    let s = TestServer::start().await;
+    let admin = Api::new(&s, s.token_for(Role::Admin).await);
+    let first = admin
+        .get("/api/v1/pipeline/stages")
+        .await
+        .expect(200, "stages")["stages"][0]
+        .clone();
+    let deal = admin
+        .create("deals", json!({"title": "No stage given"}))
+        .await;
+    assert_eq!(deal["stage"], first, "{deal}");
+    let r = send(
+        admin
+            .request(Method::PUT, "/api/v1/pipeline/stages")
+            .json(&json!({"stages": ["inbox", "lead", "qualified", "proposal", "negotiation", "won", "lost"]})),
+    )
+    .await;
+    r.expect(200, "PUT the stages");
+    let deal = admin
+        .create("deals", json!({"title": "After the change"}))
+        .await;
+    assert_eq!(deal["stage"], "inbox", "{deal}");
+    // An explicit null is still refused, naming the field.
+    let r = admin
+        .post(
+            "/api/v1/deals",
+            &json!({"title": "Null stage", "stage": null}),
+        )
+        .await;
+    assert_problem(&r, 422, Some("stage"), "null stage");
+
+    let doc = admin.get("/api/openapi.json").await;
+    let doc = doc.expect(200, "the OpenAPI document");
+    let create = &doc["components"]["schemas"]["DealCreate"];
+    let required: Vec<&str> = create["required"]
+        .as_array()
+        .expect("required fields")
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    assert!(
+        required.contains(&"title") && !required.contains(&"stage"),
+        "{create}"
+    );
+    assert!(
+        create["properties"]["stage"]["description"]
+            .as_str()
+            .expect("a description")
+            .contains("first stage"),
+        "{create}"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reads_are_audited_under_the_request_id_of_the_answer() {
     let s = TestServer::start().await;

@@ -739,3 +739,155 @@ async fn a_request_is_refused_on_a_legal_ground_and_closed() {
         .await;
     assert_eq!(st, 409);
 }
+
+/// Leaves of the ledger with this action about this subject, oldest first.
+async fn verify_outcomes(s: &TestServer, id: &str) -> Vec<String> {
+    let q = custos_service::EventQuery {
+        filter: custos_service::EventFilter {
+            subject_id: Some(id.to_string()),
+            action: Some("request.verify".into()),
+            ..Default::default()
+        },
+        limit: 100,
+    };
+    let (events, _) = s
+        .custos
+        .audit_events(&custos_service::Principal::cli(), &q)
+        .await
+        .unwrap();
+    events
+        .into_iter()
+        .rev()
+        .map(|e| e.event.outcome.clone())
+        .collect()
+}
+
+/// A request's six-digit code cannot be guessed: five wrong codes in a row
+/// void it (each attempt audited), the right code then fails too, and only
+/// a newly issued code verifies.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn five_wrong_codes_void_the_code_until_a_new_one_is_issued() {
+    let s = TestServer::start().await;
+    let po = Api {
+        s: &s,
+        token: s.token_for(Role::PrivacyOfficer).await,
+    };
+    let (st, r) = po
+        .post(
+            "/api/v1/dsar",
+            json!({"kind": "access", "regime": "gdpr", "subject_email": "guess@dsar.example"}),
+        )
+        .await;
+    assert_eq!(st, 201, "{r}");
+    let id = r["id"].as_str().unwrap().to_string();
+    let code = r["verification_code"].as_str().unwrap().to_string();
+    assert_eq!(r["code_attempts_left"], 5, "{r}");
+    let wrong = |n: u32| {
+        let w = format!("{:06}", (code.parse::<u32>().unwrap() + n) % 1_000_000);
+        assert_ne!(w, code);
+        w
+    };
+    let verify = |c: String| {
+        let po = &po;
+        let id = id.clone();
+        async move {
+            po.post(
+                &format!("/api/v1/dsar/{id}/verify"),
+                json!({"method": "code", "code": c}),
+            )
+            .await
+        }
+    };
+    for n in 1..=5u32 {
+        let (st, e) = verify(wrong(n)).await;
+        assert_eq!(st, 422, "{e}");
+        assert_eq!(e["errors"][0]["field"], "code", "{e}");
+        let msg = e["errors"][0]["message"].as_str().unwrap();
+        if n < 5 {
+            assert!(msg.contains(&format!("{} ", 5 - n)), "attempt {n}: {msg}");
+        } else {
+            assert!(msg.contains("void"), "attempt {n}: {msg}");
+        }
+    }
+    let (_, v) = po.get(&format!("/api/v1/dsar/{id}")).await;
+    assert!(v["verification_code"].is_null(), "{v}");
+    assert!(v["code_attempts_left"].is_null(), "{v}");
+    // The right code no longer works either.
+    let (st, e) = verify(code.clone()).await;
+    assert_eq!(st, 422, "{e}");
+    assert!(
+        e["errors"][0]["message"].as_str().unwrap().contains("void"),
+        "{e}"
+    );
+    let (_, v) = po.get(&format!("/api/v1/dsar/{id}")).await;
+    assert_eq!(v["state"], "received");
+    assert_eq!(
+        verify_outcomes(&s, &id).await,
+        vec!["failed"; 6],
+        "every attempt is on record"
+    );
+
+    // A new code starts the count again and verifies.
+    let (st, v) = po.post(&format!("/api/v1/dsar/{id}/code"), json!({})).await;
+    assert_eq!(st, 200, "{v}");
+    let fresh = v["verification_code"].as_str().unwrap().to_string();
+    assert_eq!(fresh.len(), 6);
+    assert_eq!(v["code_attempts_left"], 5, "{v}");
+    let (st, v) = verify(fresh.clone()).await;
+    assert_eq!(st, 200, "{v}");
+    assert_eq!(v["state"], "verified");
+    assert!(v["verification_code"].is_null(), "a used code is gone: {v}");
+    // No new code once verified; other roles may not issue one.
+    let (st, _) = po.post(&format!("/api/v1/dsar/{id}/code"), json!({})).await;
+    assert_eq!(st, 409);
+    let sales = Api {
+        s: &s,
+        token: s.token_for(Role::Sales).await,
+    };
+    let (st, _) = sales
+        .post(&format!("/api/v1/dsar/{id}/code"), json!({}))
+        .await;
+    assert_eq!(st, 403);
+}
+
+/// A request sent through the public portal has a code the privacy officer
+/// can see (to send to the person until Custos mails it), and that code
+/// verifies the request.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_portal_request_shows_its_code_to_the_privacy_officer() {
+    let s = TestServer::start().await;
+    let r = s
+        .client()
+        .post(s.url("/api/v1/privacy/requests"))
+        .json(&json!({"kind": "access", "regime": "gdpr", "subject_email": "portal@dsar.example"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let opened: Value = r.json().await.unwrap();
+    assert!(
+        opened.get("verification_code").is_none() || opened["verification_code"].is_null(),
+        "the public answer does not carry the code: {opened}"
+    );
+    let id = opened["id"].as_str().unwrap().to_string();
+    let po = Api {
+        s: &s,
+        token: s.token_for(Role::PrivacyOfficer).await,
+    };
+    let (st, v) = po.get(&format!("/api/v1/dsar/{id}")).await;
+    assert_eq!(st, 200, "{v}");
+    assert_eq!(v["channel"], "portal");
+    let code = v["verification_code"].as_str().unwrap().to_string();
+    assert!(
+        code.len() == 6 && code.bytes().all(|b| b.is_ascii_digit()),
+        "{code}"
+    );
+    let (st, v) = po
+        .post(
+            &format!("/api/v1/dsar/{id}/verify"),
+            json!({"method": "code", "code": code}),
+        )
+        .await;
+    assert_eq!(st, 200, "{v}");
+    assert_eq!(v["verification"], "code");
+}

@@ -741,3 +741,72 @@ fn python_with_cryptography() -> bool {
         .map(|o| o.status.success())
         .unwrap_or(false)
 }
+
+/// A background job that fails (here the checkpoint signer) shows where an
+/// administrator looks: `/healthz` says `degraded` and names the job and the
+/// error, the audit page shows it in an alert; the next good run clears both.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_checkpoint_timer_shows_on_healthz_and_the_audit_page() {
+    let s = TestServer::start().await;
+    let health: Value = s
+        .client()
+        .get(s.url("/healthz"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(health["status"], "ok", "{health}");
+    let admin = sign_in(&s, Role::Admin).await;
+    let (_, page) = get(&admin, &s, "/app/audit").await;
+    assert!(!page.contains("is failing"), "{page}");
+
+    s.custos.record_job_run(
+        "checkpoint",
+        Err("signing a ledger checkpoint failed: the disk is full".into()),
+    );
+    let health: Value = s
+        .client()
+        .get(s.url("/healthz"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(health["status"], "degraded", "{health}");
+    assert_eq!(health["jobs"][0]["name"], "checkpoint", "{health}");
+    assert_eq!(health["jobs"][0]["status"], "failing", "{health}");
+    assert!(health["jobs"][0]["failing_since"].is_string(), "{health}");
+    assert!(
+        health["jobs"][0]["error"]
+            .as_str()
+            .unwrap()
+            .contains("the disk is full"),
+        "{health}"
+    );
+    let (status, page) = get(&admin, &s, "/app/audit").await;
+    assert_eq!(status, 200);
+    assert!(
+        page.contains("Signing ledger checkpoints is failing"),
+        "{page}"
+    );
+    assert!(page.contains("the disk is full"), "{page}");
+
+    s.custos.record_job_run("checkpoint", Ok(()));
+    let health: Value = s
+        .client()
+        .get(s.url("/healthz"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(health["status"], "ok", "{health}");
+    assert!(health["jobs"][0]["last_success"].is_string(), "{health}");
+    assert!(health["jobs"][0]["error"].is_null(), "{health}");
+    let (_, page) = get(&admin, &s, "/app/audit").await;
+    assert!(!page.contains("is failing"), "{page}");
+}

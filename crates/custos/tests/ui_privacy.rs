@@ -379,14 +379,16 @@ async fn a_request_goes_from_the_form_through_verification_to_its_package_and_er
         .send()
         .await
         .unwrap();
-    assert_eq!(r.status(), 201);
-    let html = text(r).await;
+    // POST → redirect → GET: the receipt is a page of its own.
+    assert_eq!(r.status(), 303);
+    let receipt = r.headers()["location"].to_str().unwrap().to_string();
+    assert!(receipt.ends_with("/opened"), "{receipt}");
+    let html = ok_page(&b, &s, &receipt).await;
     let marker = "id=\"verification-code\">";
     let code_at = html.find(marker).unwrap() + marker.len();
     let code = &html[code_at..code_at + 6];
     assert!(code.chars().all(|c| c.is_ascii_digit()), "{code}");
     assert!(html.contains("/privacy/requests/") && html.contains("token=cds_"));
-    assert!(html.contains("Shown once"));
     let id = admin.requests().await[0]["id"]
         .as_str()
         .unwrap()
@@ -483,7 +485,7 @@ async fn a_request_goes_from_the_form_through_verification_to_its_package_and_er
         .send()
         .await
         .unwrap();
-    assert_eq!(r.status(), 201);
+    assert_eq!(r.status(), 303);
     let erasure = admin
         .requests()
         .await
@@ -978,8 +980,9 @@ async fn ambiguous_matches_are_chosen_restrictions_lifted_and_sales_only_log_req
         .send()
         .await
         .unwrap();
-    assert_eq!(r.status(), 201);
-    let html = text(r).await;
+    assert_eq!(r.status(), 303);
+    let receipt = r.headers()["location"].to_str().unwrap().to_string();
+    let html = ok_page(&b, &s, &receipt).await;
     assert!(html.contains("id=\"verification-code\"") && html.contains("token=cds_"));
     assert!(!html.contains("Open the request"));
     assert_eq!(po.requests().await.len(), 2);
@@ -1068,5 +1071,217 @@ async fn a_request_is_refused_from_its_page_with_a_ground_the_person_sees() {
     assert!(
         !html.contains("fourth identical"),
         "the explanation goes by email, not here"
+    );
+}
+
+/// Every create form of the privacy pages follows POST → redirect → GET and
+/// carries its idempotency key: reloading the receipt shows it again, and
+/// the same form sent twice (Back, then Send again) opens one request. The
+/// receipt is the opener's alone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_form_sent_twice_opens_one_request() {
+    let s = TestServer::start().await;
+    let po = Api {
+        s: &s,
+        token: s.token_for(Role::PrivacyOfficer).await,
+    };
+    let (b, csrf) = sign_in(&s, Role::Sales).await;
+    let form = text(
+        b.get(s.url("/app/privacy/requests/new"))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    let form_id = hidden(&form, "form_id");
+    assert_eq!(form_id.len(), 36, "{form_id}");
+    let fields = [
+        ("csrf", csrf.as_str()),
+        ("form_id", form_id.as_str()),
+        ("kind", "access"),
+        ("regime", "gdpr"),
+        ("subject_email", "twice@privacy.example"),
+    ];
+    let first = b
+        .post(s.url("/app/privacy/requests/new"))
+        .form(&fields)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(first.status(), 303);
+    let receipt = first.headers()["location"].to_str().unwrap().to_string();
+    let page = ok_page(&b, &s, &receipt).await;
+    // A reload is a GET of the same receipt, with the same code.
+    let again = ok_page(&b, &s, &receipt).await;
+    let code = |html: &str| {
+        let m = "id=\"verification-code\">";
+        let at = html.find(m).unwrap() + m.len();
+        html[at..at + 6].to_string()
+    };
+    assert_eq!(code(&page), code(&again));
+    // The form sent a second time goes to the same receipt, opening nothing.
+    let second = b
+        .post(s.url("/app/privacy/requests/new"))
+        .form(&fields)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(second.status(), 303);
+    assert_eq!(second.headers()["location"].to_str().unwrap(), receipt);
+    assert_eq!(po.requests().await.len(), 1);
+    // A new form (a new key) opens a second one.
+    let form = text(
+        b.get(s.url("/app/privacy/requests/new"))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    let other_id = hidden(&form, "form_id");
+    assert_ne!(other_id, form_id);
+    let mut other = fields;
+    other[1] = ("form_id", other_id.as_str());
+    let r = b
+        .post(s.url("/app/privacy/requests/new"))
+        .form(&other)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303);
+    assert_eq!(po.requests().await.len(), 2);
+    // A key Custos could not have made recently gets no replay protection
+    // and cannot name an existing request.
+    let r = b
+        .post(s.url("/app/privacy/requests/new"))
+        .form(&[
+            ("csrf", csrf.as_str()),
+            ("form_id", "00000000-0000-7000-8000-000000000000"),
+            ("kind", "access"),
+            ("regime", "gdpr"),
+            ("subject_email", "old-key@privacy.example"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303);
+    assert_eq!(po.requests().await.len(), 3);
+
+    // Someone else does not get the receipt.
+    let (other_user, _) = sign_in(&s, Role::Sales).await;
+    let r = other_user.get(s.url(&receipt)).send().await.unwrap();
+    assert_eq!(r.status(), 404);
+    assert!(!text(r).await.contains("verification-code"));
+
+    // The portal's form, sent twice, opens one request too.
+    let anon = s.browser();
+    let html = text(
+        anon.get(s.url("/privacy/requests/new"))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    let pre = hidden(&html, "csrf");
+    let portal_id = hidden(&html, "form_id");
+    let portal_form = [
+        ("csrf", pre.as_str()),
+        ("form_id", portal_id.as_str()),
+        ("kind", "erasure"),
+        ("regime", "gdpr"),
+        ("subject_email", "portal-twice@privacy.example"),
+        ("details", ""),
+    ];
+    let r = anon
+        .post(s.url("/privacy/requests"))
+        .form(&portal_form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303);
+    let r = anon
+        .post(s.url("/privacy/requests"))
+        .form(&portal_form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(text(r).await.contains("Request already received"));
+    assert_eq!(po.requests().await.len(), 4);
+}
+
+/// The request page shows the privacy officer the live one-time code of a
+/// request sent through the portal (nobody else ever saw it), and issues a
+/// new one on demand.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_request_page_shows_a_portal_requests_code_and_issues_a_new_one() {
+    let s = TestServer::start().await;
+    let r = s
+        .client()
+        .post(s.url("/api/v1/privacy/requests"))
+        .json(
+            &json!({"kind": "access", "regime": "gdpr", "subject_email": "shown@privacy.example"}),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let id = r.json::<Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (b, csrf) = sign_in(&s, Role::PrivacyOfficer).await;
+    let page = format!("/app/privacy/requests/{id}");
+    let html = ok_page(&b, &s, &page).await;
+    let code = |html: &str| {
+        let m = "class=\"one-time-code\">";
+        let at = html
+            .find(m)
+            .unwrap_or_else(|| panic!("no code shown: {html}"))
+            + m.len();
+        html[at..at + 6].to_string()
+    };
+    let first = code(&html);
+    assert!(first.bytes().all(|c| c.is_ascii_digit()), "{first}");
+    assert!(html.contains("5 wrong codes left"), "{html}");
+    let r = b
+        .post(s.url(&format!("{page}/code")))
+        .form(&[("csrf", csrf.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303);
+    let html = ok_page(&b, &s, &page).await;
+    assert!(html.contains("A new one-time code was issued"), "{html}");
+    let fresh = code(&html);
+    // The old code is refused, the new one verifies.
+    if fresh != first {
+        let r = b
+            .post(s.url(&format!("{page}/verify")))
+            .form(&[
+                ("csrf", csrf.as_str()),
+                ("method", "code"),
+                ("code", &first),
+            ])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 422);
+        assert!(text(r).await.contains("4 wrong codes left"));
+    }
+    let r = b
+        .post(s.url(&format!("{page}/verify")))
+        .form(&[
+            ("csrf", csrf.as_str()),
+            ("method", "code"),
+            ("code", &fresh),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303);
+    let html = ok_page(&b, &s, &page).await;
+    assert!(
+        !html.contains("one-time-code"),
+        "a used code is no longer shown"
     );
 }

@@ -186,3 +186,59 @@ async fn the_first_run_page_says_how_to_create_an_admin() {
         );
     }
 }
+
+/// Every page names an icon, and `/favicon.ico` is one: an ICO directory
+/// (reserved 0, type 1) of PNG images, so no page load ends in a 404.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_favicon_is_served_and_linked() {
+    let s = TestServer::start().await;
+    let r = s.client().get(s.url("/favicon.ico")).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["content-type"], "image/x-icon");
+    let ico = r.bytes().await.unwrap();
+    assert_eq!(&ico[..4], &[0, 0, 1, 0], "an ICO file");
+    let images = u16::from_le_bytes([ico[4], ico[5]]);
+    assert!(images >= 1);
+    for i in 0..usize::from(images) {
+        let entry = &ico[6 + 16 * i..6 + 16 * (i + 1)];
+        let len = u32::from_le_bytes(entry[8..12].try_into().unwrap()) as usize;
+        let at = u32::from_le_bytes(entry[12..16].try_into().unwrap()) as usize;
+        assert!(at + len <= ico.len(), "image {i} lies inside the file");
+        assert_eq!(&ico[at..at + 8], b"\x89PNG\r\n\x1a\n", "image {i} is a PNG");
+    }
+    for path in ["/", "/privacy"] {
+        let html = s
+            .client()
+            .get(s.url(path))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert!(html.contains("<link rel=\"icon\" href=\"/favicon.ico\""), "{path}");
+    }
+}
+
+/// An unknown address answers a page with the landmarks every page has: a
+/// language, a main region and a heading (the portal's in the portal's own
+/// layout); under /api/ a problem document.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unknown_pages_are_404_pages_with_landmarks() {
+    let s = TestServer::start().await;
+    for (path, nav) in [
+        ("/privacy/no-such-page", "Privacy portal"),
+        ("/no-such-page", "Go to Custos"),
+    ] {
+        let r = s.client().get(s.url(path)).send().await.unwrap();
+        assert_eq!(r.status(), 404, "{path}");
+        let html = r.text().await.unwrap();
+        assert!(html.contains("<html lang=\"en\">"), "{path}: {html}");
+        assert!(html.contains("<main id=\"main\""), "{path}: {html}");
+        assert!(html.contains("<h1>Page not found</h1>"), "{path}: {html}");
+        assert!(html.contains(nav), "{path}: {html}");
+    }
+    let r = s.client().get(s.url("/api/v1/nothing")).send().await.unwrap();
+    assert_eq!(r.status(), 404);
+    assert_eq!(r.headers()["content-type"], "application/problem+json");
+}

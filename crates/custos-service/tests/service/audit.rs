@@ -443,6 +443,34 @@ async fn an_empty_ledger_verifies_and_checkpoints_track_its_size() -> TestResult
     Ok(())
 }
 
+/// A fresh install signs the empty tree first (`serve` does at start-up);
+/// signing must go on once the ledger grows, and the empty tree's checkpoint
+/// is witnessed as a prefix of the grown log. RFC 9162 defines no consistency
+/// proof from size 0, and asking for one once stopped all later signing.
+#[tokio::test]
+async fn signing_goes_on_after_a_checkpoint_of_the_empty_tree() -> TestResult {
+    let env = Env::new().await?;
+    let empty = env.custos.ledger_checkpoint().await?;
+    assert_eq!(empty.lines().nth(1), Some("0"), "{empty}");
+    env.make(Entity::Company, company("A Ltd")).await?;
+    env.make(Entity::Company, company("B Ltd")).await?;
+    let grown = env.custos.ledger_checkpoint().await?;
+    assert_eq!(grown.lines().nth(1), Some("2"), "{grown}");
+    match env.custos.witness(&empty).await? {
+        custos_service::WitnessReport::Consistent { size, current } => {
+            assert_eq!((size, current), (0, 2))
+        }
+        other => panic!("{other:?}"),
+    }
+    match env.custos.audit_verify(|_, _| {}).await? {
+        VerifyReport::Ok {
+            size, checkpoints, ..
+        } => assert_eq!((size, checkpoints), (2, 2)),
+        other => panic!("{other:?}"),
+    }
+    Ok(())
+}
+
 #[tokio::test]
 async fn a_checkpoint_verifies_under_the_ledger_key_and_matches_the_status() -> TestResult {
     let env = Env::new().await?;

@@ -90,10 +90,22 @@ fn input_schema(entity: Entity, create: bool) -> Value {
     let mut props = Map::new();
     let mut required = Vec::new();
     for f in visible_fields(entity).filter(|f| f.presence != Presence::System) {
-        props.insert(f.name.into(), field_schema(f));
-        if create && f.presence == Presence::Required {
+        let mut schema = field_schema(f);
+        if create && custos_domain::validate::defaulted_on_create(f.kind) {
+            // Required in the record, optional in a create: Custos fills it.
+            let d = schema["description"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string();
+            schema["description"] = json!(
+                format!("{d} Defaults to the pipeline's first stage.")
+                    .trim()
+                    .to_string()
+            );
+        } else if create && f.presence == Presence::Required {
             required.push(f.name);
         }
+        props.insert(f.name.into(), schema);
     }
     let mut s = json!({"type": "object", "properties": props, "additionalProperties": false});
     if !required.is_empty() {
@@ -317,7 +329,8 @@ pub fn document() -> Value {
     privacy_paths(&mut paths, &mut schemas);
     paths.insert("/healthz".into(), json!({"get": {
         "tags": ["ops"], "summary": "Liveness", "operationId": "healthz", "security": [],
-        "responses": {"200": {"description": "Up", "content": json_content(json!({"type": "object", "properties": {"status": {"const": "ok"}}, "required": ["status"]}))}}
+        "description": "Always 200 while the server answers. `status` is `degraded` when the latest run of a background job (signing ledger checkpoints, scheduled backups) failed; `jobs` names each job that has run in this process, with its last success and, while failing, since when and why.",
+        "responses": {"200": {"description": "Up", "content": json_content(json!({"type": "object", "properties": {"status": {"enum": ["ok", "degraded"]}, "jobs": {"type": "array", "items": {"type": "object", "properties": {"name": {"type": "string"}, "status": {"enum": ["ok", "failing"]}, "runs": {"type": "integer"}, "last_success": {"type": ["string", "null"], "format": "date-time"}, "failing_since": {"type": ["string", "null"], "format": "date-time"}, "error": {"type": ["string", "null"]}}, "required": ["name", "status", "runs", "last_success", "failing_since", "error"]}}}, "required": ["status", "jobs"]}))}}
     }}));
     paths.insert("/api/openapi.json".into(), json!({"get": {
         "tags": ["ops"], "summary": "This document", "operationId": "openapi", "security": [],
@@ -366,6 +379,8 @@ fn privacy_paths(paths: &mut Map<String, Value>, schemas: &mut Map<String, Value
             "verified_at": opt_ts, "closed_at": opt_ts,
             "verification_reason": {"type": ["string", "null"], "description": "why the operator attested the requester's identity"},
             "details": {"type": ["string", "null"], "description": "what the person asked, in their words; for rectification, the corrected fields as JSON"},
+            "verification_code": {"type": ["string", "null"], "pattern": "^[0-9]{6}$", "description": "the one-time code to send the person at subject_email, while identity is unverified and the code is live (null once used or void)"},
+            "code_attempts_left": {"type": ["integer", "null"], "minimum": 0, "description": "wrong codes still accepted before the code is void (null when no code is live)"},
             "result": {"type": ["object", "null"], "description": "what was done, what was kept and why"}
         },
         "required": ["id", "kind", "regime", "state", "channel", "subject_email", "contact_id", "candidates", "received_at", "due_at", "clock", "verification"]
@@ -411,6 +426,11 @@ fn privacy_paths(paths: &mut Map<String, Value>, schemas: &mut Map<String, Value
         "tags": ["privacy"], "summary": "Record identity verification (operator_attested with a reason, or the one-time code)", "operationId": "dsar_verify",
         "requestBody": body(json!({"type": "object", "additionalProperties": false, "required": ["method"], "properties": {"method": {"type": "string", "enum": ["operator_attested", "code"]}, "reason": {"type": "string"}, "code": {"type": "string"}}})),
         "responses": one("Verified", &[400, 401, 403, 404, 409, 413, 415, 422])
+    }}));
+    paths.insert("/api/v1/dsar/{id}/code".into(), json!({"parameters": [id_path("id")], "post": {
+        "tags": ["privacy"], "summary": "Issue a new one-time code (the old one stops working; the count of wrong codes starts again)", "operationId": "dsar_new_code",
+        "description": "A request accepts 5 wrong codes; then its code is void and a new one must be issued here. The new code is the response's verification_code.",
+        "responses": one("The request with its new code", &[401, 403, 404, 409, 422])
     }}));
     paths.insert("/api/v1/dsar/{id}/match".into(), json!({"parameters": [id_path("id")], "post": {
         "tags": ["privacy"], "summary": "Choose the contact when several match the requester's email", "operationId": "dsar_match",

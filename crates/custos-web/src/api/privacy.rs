@@ -20,6 +20,7 @@ pub fn router() -> Router<AppState> {
         .route("/api/v1/dsar/summary", get(summary))
         .route("/api/v1/dsar/{id}", get(read))
         .route("/api/v1/dsar/{id}/verify", post(verify))
+        .route("/api/v1/dsar/{id}/code", post(new_code))
         .route("/api/v1/dsar/{id}/match", post(match_contact))
         .route("/api/v1/dsar/{id}/extend", post(extend))
         .route("/api/v1/dsar/{id}/reject", post(reject))
@@ -119,6 +120,14 @@ async fn verify(
     JsonBody(b): JsonBody,
 ) -> ApiResult<Response> {
     Ok(Json(st.custos.dsar_verify(&p, parse_id(&id)?, &b).await?).into_response())
+}
+
+async fn new_code(
+    State(st): State<AppState>,
+    ApiCaller(p): ApiCaller,
+    PathId(id): PathId,
+) -> ApiResult<Response> {
+    Ok(Json(st.custos.dsar_new_code(&p, parse_id(&id)?).await?).into_response())
 }
 
 async fn match_contact(

@@ -638,10 +638,32 @@ fn activity_chart(a: &AuditActivity) -> (String, ChartTable, String) {
 
 // ---------------------------------------------------------------- /app/audit
 
+/// A background job whose latest run failed, as the audit page warns of it.
+#[derive(Debug, Clone)]
+pub struct JobWarning {
+    /// What the job does, in words.
+    pub name: String,
+    /// When it started failing.
+    pub since: String,
+    /// When it last succeeded, in words.
+    pub last: String,
+    /// Why the latest run failed.
+    pub error: String,
+}
+
+fn job_label(name: &str) -> String {
+    match name {
+        "checkpoint" => "Signing ledger checkpoints".into(),
+        "backup" => "Scheduled backups".into(),
+        other => crate::ui::fields::humanize(other),
+    }
+}
+
 #[derive(Template)]
 #[template(path = "audit_index.html")]
 struct IndexPage {
     shell: Shell,
+    failing_jobs: Vec<JobWarning>,
     facts: Vec<(&'static str, String)>,
     root_hex: String,
     verifier_key: String,
@@ -759,8 +781,33 @@ async fn index(State(st): State<AppState>, ctx: Ctx, RawQuery(raw): RawQuery) ->
             )
         })
         .collect();
+    let failing_jobs = st
+        .custos
+        .job_statuses()
+        .into_iter()
+        .filter(|j| !j.healthy())
+        .map(|j| {
+            let since = j
+                .failing_since_ms
+                .and_then(custos_domain::value::from_unix_ms)
+                .map(crate::ui::fields::when)
+                .unwrap_or_default();
+            let last = j
+                .last_success_ms
+                .and_then(custos_domain::value::from_unix_ms)
+                .map(|t| format!("last succeeded {}", crate::ui::fields::when(t)))
+                .unwrap_or_else(|| "has not succeeded since the server started".into());
+            JobWarning {
+                name: job_label(&j.name),
+                since,
+                last,
+                error: j.error.unwrap_or_default(),
+            }
+        })
+        .collect();
     let page = IndexPage {
         shell: ctx.shell(&st, "Audit ledger", Section::Audit).await,
+        failing_jobs,
         facts,
         root_hex: status.root_hex,
         verifier_key: st.custos.ledger_verifier_key().unwrap_or_default(),

@@ -47,6 +47,19 @@ pub fn router() -> Router<AppState> {
             get(|| static_file(include_str!("../../static/print.css"), CSS)),
         )
         .route(
+            "/favicon.ico",
+            get(|| async {
+                (
+                    [
+                        (header::CONTENT_TYPE, "image/x-icon"),
+                        (header::CACHE_CONTROL, "public, max-age=86400"),
+                    ],
+                    &include_bytes!("../../static/favicon.ico")[..],
+                )
+                    .into_response()
+            }),
+        )
+        .route(
             "/static/board.js",
             get(|| static_file(include_str!("../../static/board.js"), JS)),
         );

@@ -423,6 +423,8 @@ async fn home(headers: HeaderMap) -> Response {
 #[template(path = "portal_request.html")]
 struct RequestFormPage {
     portal: PortalShell,
+    /// The form's idempotency key (the id the request will get).
+    form_id: String,
     fields: Vec<FormField>,
     summary: Vec<(String, String)>,
 }
@@ -432,6 +434,7 @@ async fn request_form(headers: HeaderMap) -> Response {
     let tok = new.then(|| portal.csrf.clone());
     let p = RequestFormPage {
         portal,
+        form_id: crate::ui::shell::new_form_id(),
         fields: request_fields(&Vec::new(), false),
         summary: Vec::new(),
     };
@@ -450,6 +453,7 @@ async fn request_submit(
         let tok = new.then(|| portal.csrf.clone());
         let p = RequestFormPage {
             portal,
+            form_id: get_pair(&form, "form_id").to_string(),
             fields: request_fields(&form, false),
             summary: vec![(String::new(), EXPIRED.to_string())],
         };
@@ -467,12 +471,20 @@ async fn request_submit(
     if !details.trim().is_empty() {
         body.insert("details".into(), json!(details));
     }
+    let form_id = crate::ui::shell::posted_form_id(&form, st.custos.clock().now())
+        .unwrap_or_else(uuid::Uuid::now_v7);
     match st
         .custos
-        .dsar_open(&Opener::Portal(meta.clone()), &Json::Object(body))
+        .dsar_open_once(&Opener::Portal(meta.clone()), &Json::Object(body), form_id)
         .await
     {
-        Ok(opened) => {
+        Ok(custos_service::Submission::Replayed(_)) => message(
+            &parts.headers,
+            StatusCode::OK,
+            "Request already received",
+            "We already have this request: the form was sent twice, and only the first counts. Follow it with the status link on the page you saw after sending it.",
+        ),
+        Ok(custos_service::Submission::Created(opened)) => {
             let mut code = "portal.received";
             if gpc(&parts.headers) {
                 // Global Privacy Control is a valid opt-out of sale and sharing (CCPA regs § 7025).
@@ -499,6 +511,7 @@ async fn request_submit(
             let summary = place_errors(&mut fields, &errs);
             let p = RequestFormPage {
                 portal,
+                form_id: form_id.to_string(),
                 fields,
                 summary,
             };
@@ -546,6 +559,17 @@ fn message(headers: &HeaderMap, status: StatusCode, title: &str, text: &str) -> 
         text: text.to_string(),
     };
     page(&p, headers, tok.as_deref(), status)
+}
+
+/// The portal's page for an address it does not have (404), with the
+/// portal's landmarks, heading and navigation.
+pub(crate) fn not_found(headers: &HeaderMap) -> Response {
+    message(
+        headers,
+        StatusCode::NOT_FOUND,
+        "Page not found",
+        "There is no page at this address. Check the address, or start again from the privacy notice.",
+    )
 }
 
 fn unavailable(headers: &HeaderMap, e: ServiceError) -> Response {

@@ -17,7 +17,7 @@ use crate::AppState;
 use askama::Template;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{StatusCode, header};
-use axum::response::{IntoResponse, Response};
+use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::{Form, Router};
 use custos_domain::dsar::{CONSENT_PURPOSES, KINDS, Regime};
@@ -55,7 +55,9 @@ pub fn routes(r: Router<AppState>) -> Router<AppState> {
         .route("/app/privacy/requests", get(queue))
         .route("/app/privacy/requests/new", get(new_form).post(open))
         .route("/app/privacy/requests/{id}", get(detail))
+        .route("/app/privacy/requests/{id}/opened", get(opened))
         .route("/app/privacy/requests/{id}/verify", post(verify))
+        .route("/app/privacy/requests/{id}/code", post(new_code))
         .route("/app/privacy/requests/{id}/match", post(match_contact))
         .route("/app/privacy/requests/{id}/extend", post(extend))
         .route("/app/privacy/requests/{id}/reject", post(reject))
@@ -202,6 +204,9 @@ pub fn flash_text(code: &str) -> Option<Flash> {
     };
     match code {
         "privacy.verified" => ok("Identity verified."),
+        "privacy.code_issued" => ok(
+            "A new one-time code was issued; the old one no longer works. Send the new code to the person.",
+        ),
         "privacy.matched" => ok("Request matched to the contact."),
         "privacy.extended" => ok("Due date extended. Tell the person why."),
         "privacy.rejected" => ok(
@@ -473,6 +478,8 @@ async fn queue(State(st): State<AppState>, ctx: Ctx, RawQuery(q): RawQuery) -> R
 #[template(path = "privacy_new.html")]
 struct NewPage {
     shell: Shell,
+    /// The form's idempotency key (the id the request will get).
+    form_id: String,
     fields: Vec<FormField>,
     summary: Vec<(String, String)>,
     cancel_href: &'static str,
@@ -635,6 +642,7 @@ async fn new_form(State(st): State<AppState>, ctx: Ctx) -> Response {
         shell: ctx
             .shell(&st, "New privacy request", new_section(&ctx))
             .await,
+        form_id: crate::ui::shell::new_form_id(),
         fields: request_fields(&Vec::new(), true),
         summary: Vec::new(),
         cancel_href: cancel_href(&ctx),
@@ -686,9 +694,10 @@ fn origin(ctx: &Ctx) -> String {
     format!("https://{host}")
 }
 
-/// `POST /app/privacy/requests/new`. The one-time code and the status token
-/// are shown in this response and nowhere else: Custos keeps only their
-/// hashes, so they are not put in a cookie or a redirect.
+/// `POST /app/privacy/requests/new`, then (POST → redirect → GET) the
+/// receipt page with the one-time code and the status link: a reload shows
+/// the receipt again, and the form sent twice opens one request (its
+/// `form_id` is the request's id).
 async fn open(State(st): State<AppState>, ctx: Ctx, Form(form): Form<Pairs>) -> Response {
     if let Err(r) = ctx.check_form(&st, &form).await {
         return r;
@@ -704,31 +713,19 @@ async fn open(State(st): State<AppState>, ctx: Ctx, Form(form): Form<Pairs>) -> 
     if let Some(d) = get_pair(&form, "details").filter(|d| !d.trim().is_empty()) {
         body.insert("details".into(), json!(d));
     }
+    let form_id = crate::ui::shell::posted_form_id(&form, st.custos.clock().now())
+        .unwrap_or_else(Uuid::now_v7);
     match st
         .custos
-        .dsar_open(&Opener::Staff(p.clone()), &Json::Object(body))
+        .dsar_open_once(&Opener::Staff(p.clone()), &Json::Object(body), form_id)
         .await
     {
-        Ok(opened) => {
-            let now = st.custos.clock().now();
-            let v = &opened.view;
-            let page = OpenedPage {
-                shell: ctx.shell(&st, "Request opened", new_section(&ctx)).await,
-                kind: kind_label(&v.kind),
-                email: v.subject_email.clone(),
-                code: opened.verification_code.clone(),
-                status_url: format!(
-                    "{}/privacy/requests/{}?token={}",
-                    origin(&ctx),
-                    v.id,
-                    opened.status_token
-                ),
-                clock: clock_view(v, now),
-                detail_href: ctx
-                    .may(Operation::Read, Entity::Request)
-                    .then(|| format!("/app/privacy/requests/{}", v.id)),
-            };
-            ctx.page(&page, StatusCode::CREATED)
+        Ok(custos_service::Submission::Created(opened)) => {
+            Redirect::to(&format!("/app/privacy/requests/{}/opened", opened.view.id))
+                .into_response()
+        }
+        Ok(custos_service::Submission::Replayed(id)) => {
+            Redirect::to(&format!("/app/privacy/requests/{id}/opened")).into_response()
         }
         Err(ServiceError::Invalid(errs)) => {
             let mut fields = request_fields(&form, true);
@@ -737,6 +734,7 @@ async fn open(State(st): State<AppState>, ctx: Ctx, Form(form): Form<Pairs>) -> 
                 shell: ctx
                     .shell(&st, "New privacy request", new_section(&ctx))
                     .await,
+                form_id: form_id.to_string(),
                 fields,
                 summary,
                 cancel_href: cancel_href(&ctx),
@@ -745,6 +743,51 @@ async fn open(State(st): State<AppState>, ctx: Ctx, Form(form): Form<Pairs>) -> 
         }
         Err(e) => ctx.error(&st, e).await,
     }
+}
+
+/// `GET /app/privacy/requests/{id}/opened`: the receipt of a request this
+/// user just opened. Past its hour, or to anyone else, it says so and points
+/// to the request (for those who may read it).
+async fn opened(State(st): State<AppState>, ctx: Ctx, Path(id): Path<String>) -> Response {
+    let Some(id) = parse_id(&id) else {
+        return ctx.error(&st, ServiceError::NotFound("request")).await;
+    };
+    let receipt = match st.custos.dsar_receipt(&ctx.caller.principal, id).await {
+        Ok(r) => r,
+        Err(ServiceError::NotFound(_)) if ctx.may(Operation::Read, Entity::Request) => {
+            return Redirect::to(&format!("/app/privacy/requests/{id}")).into_response();
+        }
+        Err(ServiceError::NotFound(_)) => {
+            return ctx
+                .message(
+                    &st,
+                    StatusCode::NOT_FOUND,
+                    "Request opened",
+                    "This request was opened. Its one-time code and status link are shown only to whoever opened it, for an hour, and until identity is verified; ask the privacy officer if you need them.",
+                )
+                .await;
+        }
+        Err(e) => return ctx.error(&st, e).await,
+    };
+    let now = st.custos.clock().now();
+    let v = &receipt.view;
+    let page = OpenedPage {
+        shell: ctx.shell(&st, "Request opened", new_section(&ctx)).await,
+        kind: kind_label(&v.kind),
+        email: v.subject_email.clone(),
+        code: receipt.verification_code.clone(),
+        status_url: format!(
+            "{}/privacy/requests/{}?token={}",
+            origin(&ctx),
+            v.id,
+            receipt.status_token
+        ),
+        clock: clock_view(v, now),
+        detail_href: ctx
+            .may(Operation::Read, Entity::Request)
+            .then(|| format!("/app/privacy/requests/{}", v.id)),
+    };
+    ctx.page(&page, StatusCode::OK)
 }
 
 // ---------------------------------------------------------------- detail
@@ -883,6 +926,12 @@ struct RequestPage {
     contact_note: String,
     candidates: Vec<Candidate>,
     verify_open: bool,
+    /// The live one-time code to send the person, if any.
+    verification_code: Option<String>,
+    /// "3 wrong codes left before it is void", while a code is live.
+    attempts_text: String,
+    /// Whether a code is live (shown or not).
+    code_live: bool,
     code_field: FormField,
     reason_field: FormField,
     extend_field: Option<FormField>,
@@ -1222,6 +1271,13 @@ async fn detail_page(
         contact_note,
         candidates,
         verify_open: v.state == "received",
+        verification_code: v.verification_code.clone(),
+        attempts_text: match v.code_attempts_left {
+            Some(1) => "1 wrong code left before it is void".into(),
+            Some(n) => format!("{n} wrong codes left before it is void"),
+            None => String::new(),
+        },
+        code_live: v.code_attempts_left.is_some(),
         code_field,
         reason_field,
         extend_field: extend,
@@ -1294,6 +1350,27 @@ async fn verify(
             let fs = vec![code, reason];
             form_refused(&st, &ctx, id, "verify", fs, &errs).await
         }
+        Err(e) => ctx.error(&st, e).await,
+    }
+}
+
+/// `POST /app/privacy/requests/{id}/code`: a new one-time code (the old one
+/// was lost, or is void after too many wrong codes).
+async fn new_code(
+    State(st): State<AppState>,
+    ctx: Ctx,
+    Path(id): Path<String>,
+    Form(form): Form<Pairs>,
+) -> Response {
+    let id = match posted_request(&st, &ctx, &id, &form).await {
+        Ok(id) => id,
+        Err(r) => return r,
+    };
+    match st.custos.dsar_new_code(&ctx.caller.principal, id).await {
+        Ok(_) => redirect_with_flash(
+            &format!("/app/privacy/requests/{id}#verify"),
+            "privacy.code_issued",
+        ),
         Err(e) => ctx.error(&st, e).await,
     }
 }
@@ -2213,6 +2290,8 @@ mod tests {
             verified_at: None,
             verification_reason: None,
             details: None,
+            verification_code: None,
+            code_attempts_left: None,
             result: None,
             closed_at: None,
         }

@@ -196,6 +196,29 @@ pub fn flash_text(code: &str) -> Option<Flash> {
     ok(format!("{} {verb}.", entity.label()))
 }
 
+/// A fresh idempotency key for a form that creates something: the id the
+/// new record will have. Sent twice (a reload, Back then Send again), the
+/// form finds its record made and creates nothing more.
+pub fn new_form_id() -> String {
+    uuid::Uuid::now_v7().to_string()
+}
+
+/// The idempotency key a create form came back with, if it is one Custos
+/// could have made for it: a version-7 id from the last day (its time is in
+/// it). Anything else gets no replay protection, only a new id, so a crafted
+/// key cannot name an old record.
+pub fn posted_form_id(form: &[(String, String)], now: time::OffsetDateTime) -> Option<uuid::Uuid> {
+    let raw = form.iter().find(|(k, _)| k == "form_id")?.1.trim();
+    let id = uuid::Uuid::parse_str(raw).ok()?;
+    if id.get_version_num() != 7 {
+        return None;
+    }
+    let (secs, _) = id.get_timestamp()?.to_unix();
+    let made = i64::try_from(secs).ok()?;
+    let now = now.unix_timestamp();
+    (now - 86_400..=now + 300).contains(&made).then_some(id)
+}
+
 /// A redirect that leaves a flash message for the next page (POST → redirect → GET).
 pub fn redirect_with_flash(to: &str, code: &str) -> Response {
     let mut r = Redirect::to(to).into_response();
