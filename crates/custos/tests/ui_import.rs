@@ -222,3 +222,33 @@ async fn bad_uploads_get_a_clear_message_and_change_nothing() {
     let (_, html) = page(&support, &s, "/app/contacts").await;
     assert!(!html.contains("href=\"/app/import\""));
 }
+
+/// Confirming an import is POST → redirect → GET, and the confirmation sent
+/// again (a reload of the POST, Back then Import again) imports nothing more:
+/// it goes to the same job's page.
+#[tokio::test]
+async fn an_import_confirmed_twice_imports_once() {
+    let s = TestServer::start().await;
+    let (b, csrf) = sign_in(&s, Role::Sales, "twice@custos.example").await;
+    let file = "first_name,last_name,email\nAda,Lovelace,ada@twice.example\nAlan,Turing,alan@twice.example\n";
+    let (status, job) = upload(&b, &s, &csrf, "contacts", file.as_bytes()).await;
+    assert_eq!(status, 303, "{job}");
+    let html = run(&b, &s, &csrf, &job, false).await;
+    assert!(html.contains("2 contacts imported"), "{html}");
+    assert_eq!(contacts(&s).await, 2);
+    let r = b
+        .post(s.url(&job))
+        .form(&[("csrf", csrf.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303);
+    assert_eq!(r.headers()["location"].to_str().unwrap(), job);
+    let (status, _) = page(&b, &s, &job).await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        contacts(&s).await,
+        2,
+        "the second confirmation imported nothing"
+    );
+}

@@ -589,3 +589,84 @@ fn link(html: &str, marker: &str) -> String {
         .replace("&#x2f;", "/")
         .replace("&#47;", "/")
 }
+
+/// A create form carries its idempotency key: sent twice (Back, then Create
+/// again), it creates one record and both answers go to it; a new form
+/// creates another; an edit form has no key.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_create_form_sent_twice_creates_one_record() {
+    let s = TestServer::start().await;
+    let admin = s.token_for(Role::Admin).await;
+    let (b, csrf) = sign_in(&s, Role::Sales).await;
+    let form_id = |html: &str| {
+        let m = "name=\"form_id\" value=\"";
+        let at = html.find(m).expect("a form_id field") + m.len();
+        html[at..at + 36].to_string()
+    };
+    for (path, fields) in [
+        (
+            "/app/contacts/new",
+            vec![("first_name", "Twice"), ("last_name", "Sent")],
+        ),
+        ("/app/companies/new", vec![("name", "Twice Sent Ltd")]),
+    ] {
+        let plural = path.trim_start_matches("/app/").trim_end_matches("/new");
+        let before = api_count(&s, &admin, &format!("/api/v1/{plural}")).await;
+        let html = b
+            .get(s.url(path))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        let key = form_id(&html);
+        let mut form = vec![("csrf", csrf.as_str()), ("form_id", key.as_str())];
+        form.extend(fields.iter().copied());
+        let first = b.post(s.url(path)).form(&form).send().await.unwrap();
+        assert_eq!(first.status(), 303, "{path}");
+        let second = b.post(s.url(path)).form(&form).send().await.unwrap();
+        assert_eq!(second.status(), 303, "{path}");
+        assert_eq!(
+            first.headers()["location"],
+            second.headers()["location"],
+            "{path}: both go to the one record"
+        );
+        let after = api_count(&s, &admin, &format!("/api/v1/{plural}")).await;
+        assert_eq!(after, before + 1, "{path}: one record for two sendings");
+        let html = b
+            .get(s.url(path))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        let other = form_id(&html);
+        assert_ne!(other, key);
+        let mut form = vec![("csrf", csrf.as_str()), ("form_id", other.as_str())];
+        form.extend(fields.iter().copied());
+        let r = b.post(s.url(path)).form(&form).send().await.unwrap();
+        assert_eq!(r.status(), 303);
+        let after2 = api_count(&s, &admin, &format!("/api/v1/{plural}")).await;
+        assert_eq!(after2, before + 2, "{path}: a new form makes a new record");
+        let edit = format!(
+            "{}/edit",
+            r.headers()["location"]
+                .to_str()
+                .unwrap()
+                .split('?')
+                .next()
+                .unwrap()
+        );
+        let html = b
+            .get(s.url(&edit))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert!(!html.contains("name=\"form_id\""), "{edit}");
+    }
+}

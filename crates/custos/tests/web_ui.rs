@@ -216,7 +216,10 @@ async fn the_favicon_is_served_and_linked() {
             .text()
             .await
             .unwrap();
-        assert!(html.contains("<link rel=\"icon\" href=\"/favicon.ico\""), "{path}");
+        assert!(
+            html.contains("<link rel=\"icon\" href=\"/favicon.ico\""),
+            "{path}"
+        );
     }
 }
 
@@ -238,7 +241,12 @@ async fn unknown_pages_are_404_pages_with_landmarks() {
         assert!(html.contains("<h1>Page not found</h1>"), "{path}: {html}");
         assert!(html.contains(nav), "{path}: {html}");
     }
-    let r = s.client().get(s.url("/api/v1/nothing")).send().await.unwrap();
+    let r = s
+        .client()
+        .get(s.url("/api/v1/nothing"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 404);
     assert_eq!(r.headers()["content-type"], "application/problem+json");
 }

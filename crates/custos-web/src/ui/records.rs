@@ -841,6 +841,9 @@ async fn contact_options(st: &AppState, p: &Principal) -> Vec<(String, String)> 
 #[template(path = "form.html")]
 struct FormPage {
     shell: Shell,
+    /// A create form's idempotency key (the id the record will get); empty
+    /// on edit forms.
+    form_id: String,
     heading: String,
     intro: String,
     action: String,
@@ -1015,6 +1018,7 @@ async fn new_form(
                 Section::Entity(entity),
             )
             .await,
+        form_id: crate::ui::shell::new_form_id(),
         heading: format!("New {}", entity.name()),
         intro: about(entity).to_string(),
         action: format!("/app/{}/new", entity.plural()),
@@ -1065,10 +1069,19 @@ async fn create(
     let p = &ctx.caller.principal;
     let decls = fields::form_fields(entity, p, false);
     let json = fields::form_json(&decls, &form, false);
-    match st.custos.create(p, entity, &json).await {
-        Ok(view) => {
+    // The form's key is the new record's id: sent twice (Back, then Create
+    // again), it creates one record and goes where the first did.
+    let form_id = crate::ui::shell::posted_form_id(&form, st.custos.clock().now())
+        .unwrap_or_else(uuid::Uuid::now_v7);
+    match st.custos.create_once(p, entity, form_id, &json).await {
+        Ok(custos_service::Submission::Created(view)) => {
             let to = return_target(&form)
                 .unwrap_or_else(|| format!("/app/{}/{}", entity.plural(), view.id()));
+            redirect_with_flash(&to, &format!("{}.created", entity.name()))
+        }
+        Ok(custos_service::Submission::Replayed(id)) => {
+            let to =
+                return_target(&form).unwrap_or_else(|| format!("/app/{}/{id}", entity.plural()));
             redirect_with_flash(&to, &format!("{}.created", entity.name()))
         }
         Err(ServiceError::Invalid(errs)) => {
@@ -1091,6 +1104,7 @@ async fn create(
                         Section::Entity(entity),
                     )
                     .await,
+                form_id: form_id.to_string(),
                 heading: format!("New {}", entity.name()),
                 intro: about(entity).to_string(),
                 action: format!("/app/{}/new", entity.plural()),
@@ -1144,6 +1158,7 @@ async fn edit_form(
         shell: ctx
             .shell(&st, format!("Edit {title}"), Section::Entity(entity))
             .await,
+        form_id: String::new(),
         heading: format!("Edit {title}"),
         intro: String::new(),
         action: format!("/app/{}/{id}/edit", entity.plural()),
@@ -1196,6 +1211,7 @@ async fn update(
                 shell: ctx
                     .shell(&st, format!("Edit {title}"), Section::Entity(entity))
                     .await,
+                form_id: String::new(),
                 heading: format!("Edit {title}"),
                 intro: String::new(),
                 action: format!("/app/{}/{id}/edit", entity.plural()),
