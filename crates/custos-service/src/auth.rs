@@ -637,6 +637,41 @@ impl Custos {
         ttl: Option<Duration>,
         scopes: Option<Vec<String>>,
     ) -> Result<NewToken> {
+        match self
+            .create_token_as(p, email, name, ttl, scopes, Uuid::now_v7())
+            .await?
+        {
+            crate::Submission::Created(t) => Ok(t),
+            crate::Submission::Replayed(id) => {
+                Err(ServiceError::Conflict(format!("token {id} exists already")))
+            }
+        }
+    }
+
+    /// [`Custos::create_scoped_token`] with the id the token gets, from a
+    /// form's idempotency key: sent twice, the second changes nothing and
+    /// says which token the first made (its secret was shown only then).
+    pub async fn create_scoped_token_once(
+        &self,
+        p: &Principal,
+        email: &str,
+        name: &str,
+        ttl: Option<Duration>,
+        scopes: Option<Vec<String>>,
+        id: Uuid,
+    ) -> Result<crate::Submission<NewToken>> {
+        self.create_token_as(p, email, name, ttl, scopes, id).await
+    }
+
+    async fn create_token_as(
+        &self,
+        p: &Principal,
+        email: &str,
+        name: &str,
+        ttl: Option<Duration>,
+        scopes: Option<Vec<String>>,
+        id: Uuid,
+    ) -> Result<crate::Submission<NewToken>> {
         let name = name.trim();
         if name.is_empty() || name.chars().count() > 100 || name.chars().any(char::is_control) {
             return Err(ServiceError::invalid(
@@ -665,8 +700,15 @@ impl Custos {
         let Some((row, _rec)) = found else {
             return Err(ServiceError::invalid("email", "no user has this email"));
         };
+        if tx
+            .list_api_tokens(Some(row.id))
+            .await?
+            .iter()
+            .any(|t| t.id == id)
+        {
+            return Ok(crate::Submission::Replayed(id));
+        }
         let (token, hash) = new_token(TOKEN_PREFIX)?;
-        let id = Uuid::now_v7();
         let now = self.now_ms();
         let scopes = scopes.map(|s| {
             let mut s = s;
@@ -692,7 +734,7 @@ impl Custos {
             .detail(format!("scopes={}", scopes.as_deref().unwrap_or("all")));
         self.append(tx.as_mut(), ev).await?;
         tx.commit().await?;
-        Ok(NewToken { id, token })
+        Ok(crate::Submission::Created(NewToken { id, token }))
     }
 
     /// API tokens: the caller's own, or everyone's for administrators (`all`).

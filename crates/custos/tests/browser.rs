@@ -99,13 +99,27 @@ async fn a_sales_day_in_the_browser() {
     run.fill("#f-last_name", "Lovelace").await;
     run.fill("#f-email", "ada@engines.example").await;
     run.fill("#f-phone", "+44 20 7946 0001").await;
-    run.c
-        .find(Locator::Css("#f-company_id"))
-        .await
-        .unwrap()
-        .select_by_label("Analytical Engines Ltd")
+    // The company picker's typeahead: type, see the match, choose it.
+    run.fill("#f-company_id", "Analytical").await;
+    run.wait_for("id=\"o-company_id-0\"").await;
+    run.check(
+        "contact form with the company picker open",
+        Some("08b-picker"),
+        false,
+    )
+    .await;
+    let expanded = run
+        .c
+        .execute(
+            "return document.getElementById('f-company_id').getAttribute('aria-expanded');",
+            vec![],
+        )
         .await
         .unwrap();
+    assert_eq!(expanded, json!("true"), "the combobox says it is open");
+    run.click("#o-company_id-0").await;
+    run.wait_for("Chosen: <strong>Analytical Engines Ltd</strong>")
+        .await;
     run.fill("#f-tags", "vip, pioneer").await;
     run.click("form.form button.primary").await;
     run.wait_for("Contact created.").await;

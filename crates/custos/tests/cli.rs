@@ -502,10 +502,15 @@ fn user_add_on_a_terminal_asks_for_the_password_without_showing_it() {
         });
         let mut stdin = child.stdin.take().unwrap();
         let mut seen = Vec::new();
-        // Type only once the prompt is up (echo is off from then on).
+        // Type only once the prompt is up, as a person would. The prompt is
+        // written just before echo goes off, so give the terminal a moment:
+        // a line that arrives in between would be echoed by the pty itself.
+        let settle = || std::thread::sleep(std::time::Duration::from_millis(400));
         assert!(read_until(&rx, &mut seen, "not shown"), "{}", text(&seen));
+        settle();
         stdin.write_all(format!("{first}\r").as_bytes()).unwrap();
         assert!(read_until(&rx, &mut seen, "again"), "{}", text(&seen));
+        settle();
         stdin.write_all(format!("{second}\r").as_bytes()).unwrap();
         let status = child.wait().unwrap();
         while let Ok(b) = rx.recv_timeout(std::time::Duration::from_millis(200)) {

@@ -520,21 +520,47 @@ async fn administrators_edit_roles_invite_users_and_create_scoped_tokens() {
     .await;
     assert!(html.contains("Role deleted.") && !html.contains("north_sales"));
 
-    // A scoped, expiring API token made from the tokens page.
+    // A scoped, expiring API token made from the tokens page; the form sent
+    // twice (a reload of the page showing the secret) makes one token.
+    let (_, page) = get(&b, &s, "/app/admin/tokens").await;
+    let m = "name=\"form_id\" value=\"";
+    let at = page.find(m).expect("the token form has a key") + m.len();
+    let form_id = page[at..at + 36].to_string();
+    let token_form = [
+        ("csrf", csrf.as_str()),
+        ("form_id", form_id.as_str()),
+        ("email", "nora@custos.example"),
+        ("name", "read-only report"),
+        ("scope", "read"),
+        ("days", "30"),
+    ];
     let r = b
         .post(s.url("/app/admin/tokens"))
-        .form(&[
-            ("csrf", csrf.as_str()),
-            ("email", "nora@custos.example"),
-            ("name", "read-only report"),
-            ("scope", "read"),
-            ("days", "30"),
-        ])
+        .form(&token_form)
         .send()
         .await
         .unwrap();
     assert_eq!(r.status(), 201);
     let html = r.text().await.unwrap();
+    let again = b
+        .post(s.url("/app/admin/tokens"))
+        .form(&token_form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(again.status(), 200);
+    let again = again.text().await.unwrap();
+    assert!(again.contains("Token already created") && !again.contains("cst_"));
+    let nora = user_id(&s, "nora@custos.example").await;
+    let noras = s
+        .custos
+        .list_api_tokens(&Principal::cli(), true)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|t| t.user_id == nora && t.name == "read-only report")
+        .count();
+    assert_eq!(noras, 1, "one token for two sendings");
     let start = html.find("cst_").expect("the token is shown once");
     let end = html[start..].find('"').unwrap() + start;
     let token = &html[start..end];

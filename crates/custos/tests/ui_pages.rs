@@ -670,3 +670,43 @@ async fn a_create_form_sent_twice_creates_one_record() {
         assert!(!html.contains("name=\"form_id\""), "{edit}");
     }
 }
+
+/// Every sort link a list offers works for the role that sees it: a role
+/// that may not read amounts (the auditor) is offered no sort by amount or
+/// total, and no list heading leads anyone to a "Not allowed" page.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lists_offer_only_the_sort_links_a_role_may_follow() {
+    let s = TestServer::start().await;
+    let admin = s.token_for(Role::Admin).await;
+    seed(&s, &admin).await;
+    for role in [Role::Auditor, Role::Support, Role::Sales, Role::Manager] {
+        let (b, _) = sign_in(&s, role).await;
+        for (list, money) in [("/app/deals", "amount"), ("/app/orders", "total")] {
+            let html = b
+                .get(s.url(list))
+                .send()
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap();
+            let links: Vec<String> = html
+                .split("href=\"")
+                .skip(1)
+                .filter_map(|h| h.split('"').next())
+                .filter(|h| h.contains("sort="))
+                .map(|h| h.replace("&amp;", "&").replace("&#47;", "/"))
+                .collect();
+            assert!(!links.is_empty(), "{role:?} {list}: some column sorts");
+            let by_money = links.iter().any(|h| {
+                h.contains(&format!("sort={money}")) || h.contains(&format!("sort=-{money}"))
+            });
+            let may_read_money = !matches!(role, Role::Auditor);
+            assert_eq!(by_money, may_read_money, "{role:?} {list}: sort by {money}");
+            for link in &links {
+                let r = b.get(s.url(link)).send().await.unwrap();
+                assert_eq!(r.status(), 200, "{role:?} follows {link}");
+            }
+        }
+    }
+}

@@ -534,6 +534,8 @@ struct TokensPage {
     users: Vec<String>,
     scopes: Vec<&'static str>,
     error: Option<String>,
+    /// The create form's idempotency key (the id the token will get).
+    form_id: String,
 }
 
 async fn tokens_page(
@@ -561,6 +563,7 @@ async fn tokens_page(
         users: who.into_values().collect(),
         scopes: custos_service::TOKEN_SCOPES.to_vec(),
         error,
+        form_id: crate::ui::shell::new_form_id(),
     };
     ctx.page(&page, status)
 }
@@ -633,12 +636,25 @@ async fn token_create(
         .await;
     }
     let p = &ctx.caller.principal;
+    // The form's key is the token's id: sent twice (a reload of the page
+    // that shows the secret), the second makes no second token.
+    let form_id = crate::ui::shell::posted_form_id(&form, st.custos.clock().now())
+        .unwrap_or_else(Uuid::now_v7);
     match st
         .custos
-        .create_scoped_token(p, &email, &name, ttl, Some(scopes.clone()))
+        .create_scoped_token_once(p, &email, &name, ttl, Some(scopes.clone()), form_id)
         .await
     {
-        Ok(t) => {
+        Ok(custos_service::Submission::Replayed(_)) => {
+            ctx.message(
+                &st,
+                StatusCode::OK,
+                "Token already created",
+                "This form was sent before and the token exists: it appears in the list of API tokens. Its secret was shown only once, when it was created; if it is lost, revoke the token and create another.",
+            )
+            .await
+        }
+        Ok(custos_service::Submission::Created(t)) => {
             let ends = match ttl {
                 Some(d) => format!("ends in {} days", d.as_secs() / 86_400),
                 None => "never ends (revoke it when no longer needed)".to_string(),

@@ -1056,6 +1056,7 @@ fn export_fields(q: &[(String, String)], errors: &[(&'static str, String)]) -> V
                     .unwrap_or_default()
             }),
             shown_as: String::new(),
+            ..Default::default()
         };
     vec![
         field(

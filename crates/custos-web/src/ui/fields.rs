@@ -241,7 +241,7 @@ pub fn masked_reason(p: &Principal, f: &FieldDecl) -> String {
 }
 
 /// One field of a form, ready for the template.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct FormField {
     /// Field name (also the input's name; its id is `f-NAME`).
     pub name: &'static str,
@@ -252,7 +252,7 @@ pub struct FormField {
     /// Whether it must be filled in.
     pub required: bool,
     /// `text`, `email`, `tel`, `date`, `datetime-local`, `textarea`,
-    /// `select`, `checkbox`, `money`, `hidden`.
+    /// `select`, `checkbox`, `money`, `hidden`, `picker`.
     pub control: &'static str,
     /// The current value as the control shows it.
     pub value: String,
@@ -262,8 +262,46 @@ pub struct FormField {
     pub maxlength: usize,
     /// The error next to the field, if any.
     pub error: Option<String>,
-    /// For hidden fields: what the form says instead (e.g. the contact's name).
+    /// For hidden fields: what the form says instead (e.g. the contact's
+    /// name); for pickers, the name of the record chosen.
     pub shown_as: String,
+    /// On edit forms, the value when the form was opened (sent back as
+    /// `orig.NAME`): a field whose value is still this is left alone.
+    pub orig: Option<String>,
+    /// A contact or company picker's search state.
+    pub picker: Option<Picker>,
+}
+
+/// The search part of a picker (a reference to a contact or a company): a
+/// search box with a Find button that works without scripts (the form comes
+/// back with the matches as radio buttons), enhanced by `picker.js` into a
+/// typeahead against `POST /app/pick/{kind}`.
+#[derive(Debug, Clone, Default)]
+pub struct Picker {
+    /// `contacts` or `companies`: the path under `/app/pick/`.
+    pub kind: &'static str,
+    /// `contact` or `company`.
+    pub noun: &'static str,
+    /// What was typed in the search box (`find.NAME`).
+    pub query: String,
+    /// Whether this form is the answer to a search of this picker: the
+    /// choices are radio buttons instead of a hidden value.
+    pub searched: bool,
+    /// The matches: (id, name, detail such as an email or a domain).
+    pub matches: Vec<(String, String, String)>,
+    /// What the search says (no match, how to search, an error).
+    pub note: String,
+}
+
+/// The name of the search box of picker `name`, and of its Find button's value.
+pub fn find_name(name: &str) -> String {
+    format!("find.{name}")
+}
+
+/// The name of the hidden field that carries `name`'s value as it was when
+/// an edit form was opened.
+pub fn orig_name(name: &str) -> String {
+    format!("orig.{name}")
 }
 
 impl FormField {
@@ -353,13 +391,27 @@ pub fn form_json(
     form: &[(String, String)],
     editing: bool,
 ) -> serde_json::Value {
+    let posted = |name: &str| form.iter().find(|(k, _)| k == name).map(|(_, v)| v.trim());
     let mut map = serde_json::Map::new();
     for f in fields {
-        let raw = form
-            .iter()
-            .find(|(k, _)| k == f.name)
-            .map(|(_, v)| v.trim())
-            .unwrap_or_default();
+        let sent = posted(f.name);
+        if editing {
+            // A form never changes a field the user did not touch: with the
+            // value it was opened with, a field still holding it is left
+            // out (another user's change in the meantime stays); a field
+            // the form did not send at all is left out too.
+            let orig = posted(&orig_name(f.name));
+            let now = match (sent, f.kind) {
+                (None, FieldKind::Bool) if orig.is_some() => Some("false"),
+                (s, _) => s,
+            };
+            match (now, orig) {
+                (None, _) => continue,
+                (Some(now), Some(orig)) if same_input(f.kind, now, orig) => continue,
+                _ => {}
+            }
+        }
+        let raw = sent.unwrap_or_default();
         let json = match f.kind {
             FieldKind::Bool => serde_json::Value::Bool(!raw.is_empty() && raw != "false"),
             _ if raw.is_empty() => {
@@ -383,6 +435,15 @@ pub fn form_json(
         map.insert(f.name.to_string(), json);
     }
     serde_json::Value::Object(map)
+}
+
+/// Whether two inputs of a field say the same: checkboxes by being on,
+/// everything else as typed (trimmed).
+fn same_input(kind: FieldKind, a: &str, b: &str) -> bool {
+    match kind {
+        FieldKind::Bool => (!a.is_empty() && a != "false") == (!b.is_empty() && b != "false"),
+        _ => a.trim() == b.trim(),
+    }
 }
 
 /// An error message in the words of the form rather than of the API.
@@ -479,5 +540,43 @@ mod tests {
         assert_eq!(j["tags"], serde_json::json!(["vip", "b2b"]));
         let j = form_json(&fields, &form, true);
         assert!(j["last_name"].is_null());
+    }
+
+    #[test]
+    fn an_edit_form_sends_only_what_was_changed() {
+        let fields = form_fields(Entity::Deal, &as_role(custos_domain::Role::Sales), true);
+        let contact = uuid::Uuid::now_v7().to_string();
+        let pairs = |v: &[(&str, &str)]| -> Vec<(String, String)> {
+            v.iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect()
+        };
+        let form = pairs(&[
+            ("title", "Renamed"),
+            ("orig.title", "Old name"),
+            ("contact_id", &contact),
+            ("orig.contact_id", &contact),
+            ("amount", ""),
+            ("orig.amount", "12.00"),
+        ]);
+        let j = form_json(&fields, &form, true);
+        assert_eq!(j["title"], "Renamed");
+        assert!(j["amount"].is_null(), "emptied on purpose: cleared");
+        let map = j.as_object().expect("an object");
+        assert!(!map.contains_key("contact_id"), "untouched: left alone");
+        assert!(!map.contains_key("stage"), "not on the form: left alone");
+        // A checkbox sends nothing when unticked: with its old value that
+        // is a change to false; without one, nothing.
+        let fields = form_fields(Entity::Activity, &as_role(custos_domain::Role::Sales), true);
+        let j = form_json(&fields, &pairs(&[("orig.done", "true")]), true);
+        assert_eq!(j["done"], false);
+        let j = form_json(&fields, &pairs(&[("orig.done", "false")]), true);
+        assert!(!j.as_object().expect("an object").contains_key("done"));
+        let j = form_json(
+            &fields,
+            &pairs(&[("done", "true"), ("orig.done", "")]),
+            true,
+        );
+        assert_eq!(j["done"], true);
     }
 }

@@ -1,6 +1,7 @@
 //! The server-rendered web UI: the sign-in page, the signed-in shell and the
 //! CRM pages. Everything is rendered on the server from askama templates; the
-//! only script is an optional drag-and-drop enhancement of the deals board.
+//! only scripts are optional enhancements (drag and drop on the deals board,
+//! typeahead in the contact and company pickers) and the passkey ceremony.
 
 pub mod account;
 pub mod admin;
@@ -11,6 +12,7 @@ pub mod dashboard;
 pub mod fields;
 pub mod import;
 pub mod invite;
+pub mod picker;
 pub mod portal;
 pub mod privacy;
 pub mod records;
@@ -62,6 +64,10 @@ pub fn router() -> Router<AppState> {
         .route(
             "/static/board.js",
             get(|| static_file(include_str!("../../static/board.js"), JS)),
+        )
+        .route(
+            "/static/picker.js",
+            get(|| static_file(include_str!("../../static/picker.js"), JS)),
         );
     let r = account::routes(r);
     let r = admin::routes(r);
@@ -71,6 +77,7 @@ pub fn router() -> Router<AppState> {
     let r = privacy::routes(r);
     let r = portal::routes(r);
     let r = records::routes(r);
+    let r = picker::routes(r);
     let r = board::routes(r);
     search::routes(r)
 }

@@ -663,6 +663,7 @@ fn email_field(value: &str) -> FormField {
         maxlength: 254,
         error: None,
         shown_as: String::new(),
+        ..Default::default()
     }
 }
 
@@ -776,6 +777,7 @@ fn purpose_field(value: &str) -> FormField {
         maxlength: 0,
         error: None,
         shown_as: String::new(),
+        ..Default::default()
     }
 }
 

@@ -504,6 +504,7 @@ fn form_field(
         maxlength,
         error: None,
         shown_as: String::new(),
+        ..Default::default()
     }
 }
 

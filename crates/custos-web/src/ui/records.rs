@@ -494,7 +494,11 @@ async fn list_page(
         None => ("created_at".to_string(), true),
     };
     let column = |label: &str, field: Option<&str>| -> Column {
-        let sortable = field.filter(|f| inventory::field(entity, f).is_some_and(|d| d.sortable));
+        // Only the links the role may follow: sorting by data it may not
+        // read is refused by the service, so no heading offers it.
+        let sortable = field.filter(|f| {
+            inventory::field(entity, f).is_some_and(|d| d.sortable && p.can_read(d.category))
+        });
         let current = sortable.is_some_and(|f| f == sort_field);
         let aria_sort = match (current, descending) {
             (true, true) => "descending",
@@ -819,22 +823,6 @@ async fn company_options(st: &AppState, p: &Principal) -> Vec<(String, String)> 
     }
 }
 
-/// Contacts as (id, name) choices, newest first.
-async fn contact_options(st: &AppState, p: &Principal) -> Vec<(String, String)> {
-    let pairs = vec![("limit".to_string(), "200".to_string())];
-    let Ok(params) = ListParams::parse(Entity::Contact, &pairs) else {
-        return Vec::new();
-    };
-    match st.custos.list(p, Entity::Contact, &params).await {
-        Ok(page) => page
-            .items
-            .iter()
-            .map(|v| (v.id().to_string(), fields::title(v)))
-            .collect(),
-        Err(_) => Vec::new(),
-    }
-}
-
 // ---------------------------------------------------------------- forms
 
 #[derive(Template)]
@@ -852,6 +840,13 @@ struct FormPage {
     submit: String,
     cancel_href: String,
     return_to: String,
+}
+
+impl FormPage {
+    /// Whether a field is a picker (the page then loads `picker.js`).
+    fn has_picker(&self) -> bool {
+        self.fields.iter().any(|f| f.picker.is_some())
+    }
 }
 
 /// Builds the fields of a form with their values, choices and errors.
@@ -878,6 +873,7 @@ pub async fn build_form(
             maxlength,
             error: errors.get(f.name).cloned(),
             shown_as: String::new(),
+            ..Default::default()
         };
         let choose = |what: &str| (String::new(), format!("Choose {what}…"));
         let none = || (String::new(), "None".to_string());
@@ -900,9 +896,12 @@ pub async fn build_form(
                     .extend(stages.iter().map(|s| (s.clone(), fields::humanize(s))));
             }
             FieldKind::Ref { entity: target } => {
-                let fixed = entity.subject_field() == Some(f.name) && !field.value.is_empty();
+                // Prefilled from the contact's page (no search box was
+                // shown): the contact is shown, not chosen.
+                let fixed = entity.subject_field() == Some(f.name)
+                    && !field.value.is_empty()
+                    && !values.contains_key(&fields::find_name(f.name));
                 if fixed {
-                    // Prefilled from the contact's page: shown, not chosen.
                     let id = parse_id(&field.value);
                     let mut names = Names::new(st, p);
                     field.shown_as = match id {
@@ -913,21 +912,19 @@ pub async fn build_form(
                         None => String::new(),
                     };
                     field.control = "hidden";
-                } else {
-                    field.options.push(if field.required {
-                        choose(&format!("a {}", target.name()))
-                    } else {
-                        none()
-                    });
-                    let opts = match target {
-                        Entity::Company => company_options(st, p).await,
-                        Entity::Contact => contact_options(st, p).await,
-                        _ => Vec::new(),
-                    };
-                    field.options.extend(opts);
+                } else if matches!(target, Entity::Contact | Entity::Company) {
+                    super::picker::fill(st, p, &mut field, target, values).await;
                 }
             }
             _ => {}
+        }
+        if editing {
+            field.orig = Some(
+                values
+                    .get(&fields::orig_name(f.name))
+                    .cloned()
+                    .unwrap_or_else(|| field.value.clone()),
+            );
         }
         out.push(field);
     }
@@ -1073,6 +1070,10 @@ async fn create(
     // again), it creates one record and goes where the first did.
     let form_id = crate::ui::shell::posted_form_id(&form, st.custos.clock().now())
         .unwrap_or_else(uuid::Uuid::now_v7);
+    if get_pair(&form, "find").is_some() {
+        // A picker's Find button: the same form with the matches, nothing saved.
+        return form_again(&st, &ctx, entity, None, &form, &[], form_id.to_string()).await;
+    }
     match st.custos.create_once(p, entity, form_id, &json).await {
         Ok(custos_service::Submission::Created(view)) => {
             let to = return_target(&form)
@@ -1085,40 +1086,80 @@ async fn create(
             redirect_with_flash(&to, &format!("{}.created", entity.name()))
         }
         Err(ServiceError::Invalid(errs)) => {
-            let values: HashMap<String, String> = form.iter().cloned().collect();
-            let probe = build_form(&st, p, entity, false, &values, &HashMap::new()).await;
-            let (errors, extra) = error_map(entity, &errs, &probe);
-            let fields: Vec<FormField> = probe
-                .into_iter()
-                .map(|mut f| {
-                    f.error = errors.get(f.name).cloned();
-                    f
-                })
-                .collect();
-            let return_to = get_pair(&form, "return_to").unwrap_or_default().to_string();
-            let page = FormPage {
-                shell: ctx
-                    .shell(
-                        &st,
-                        format!("New {}", entity.name()),
-                        Section::Entity(entity),
-                    )
-                    .await,
-                form_id: form_id.to_string(),
-                heading: format!("New {}", entity.name()),
-                intro: about(entity).to_string(),
-                action: format!("/app/{}/new", entity.plural()),
-                summary: summary(&fields, &extra),
-                fields,
-                submit: format!("Create {}", entity.name()),
-                cancel_href: return_target(&form)
-                    .unwrap_or_else(|| format!("/app/{}", entity.plural())),
-                return_to,
-            };
-            ctx.page(&page, StatusCode::UNPROCESSABLE_ENTITY)
+            form_again(&st, &ctx, entity, None, &form, &errs, form_id.to_string()).await
         }
         Err(e) => ctx.error(&st, e).await,
     }
+}
+
+/// A new or edit form again, with what was posted: after a picker's Find
+/// button (no errors, 200) or with the service's errors by field (422).
+async fn form_again(
+    st: &AppState,
+    ctx: &Ctx,
+    entity: Entity,
+    editing: Option<Uuid>,
+    form: &[(String, String)],
+    errs: &[custos_domain::FieldError],
+    form_id: String,
+) -> Response {
+    let p = &ctx.caller.principal;
+    let values: HashMap<String, String> = form.iter().cloned().collect();
+    let probe = build_form(st, p, entity, editing.is_some(), &values, &HashMap::new()).await;
+    let (errors, extra) = error_map(entity, errs, &probe);
+    let fields: Vec<FormField> = probe
+        .into_iter()
+        .map(|mut f| {
+            f.error = errors.get(f.name).cloned();
+            f
+        })
+        .collect();
+    let (heading, action, submit, cancel_href, return_to) = match editing {
+        None => (
+            format!("New {}", entity.name()),
+            format!("/app/{}/new", entity.plural()),
+            format!("Create {}", entity.name()),
+            return_target(form).unwrap_or_else(|| format!("/app/{}", entity.plural())),
+            get_pair(form, "return_to").unwrap_or_default().to_string(),
+        ),
+        Some(id) => {
+            let title = match st.custos.get(p, entity, id).await {
+                Ok(v) => fields::title(&v),
+                Err(_) => entity.name().to_string(),
+            };
+            (
+                format!("Edit {title}"),
+                format!("/app/{}/{id}/edit", entity.plural()),
+                "Save changes".to_string(),
+                format!("/app/{}/{id}", entity.plural()),
+                String::new(),
+            )
+        }
+    };
+    let status = if errs.is_empty() {
+        StatusCode::OK
+    } else {
+        StatusCode::UNPROCESSABLE_ENTITY
+    };
+    let page = FormPage {
+        shell: ctx
+            .shell(st, heading.clone(), Section::Entity(entity))
+            .await,
+        form_id,
+        heading,
+        intro: if editing.is_none() {
+            about(entity).to_string()
+        } else {
+            String::new()
+        },
+        action,
+        summary: summary(&fields, &extra),
+        fields,
+        submit,
+        cancel_href,
+        return_to,
+    };
+    ctx.page(&page, status)
 }
 
 async fn edit_form(
@@ -1185,6 +1226,17 @@ async fn update(
     let Some(id) = parse_id(&id) else {
         return ctx.error(&st, ServiceError::NotFound(entity.name())).await;
     };
+    if get_pair(&form, "find").is_some() {
+        if !ctx.may(Operation::Update, entity) {
+            return ctx
+                .error(
+                    &st,
+                    ServiceError::Forbidden(format!("changing {} is not allowed", entity.plural())),
+                )
+                .await;
+        }
+        return form_again(&st, &ctx, entity, Some(id), &form, &[], String::new()).await;
+    }
     let decls = fields::form_fields(entity, p, true);
     let json = fields::form_json(&decls, &form, true);
     match st.custos.update(p, entity, id, &json).await {
@@ -1193,35 +1245,7 @@ async fn update(
             &format!("{}.updated", entity.name()),
         ),
         Err(ServiceError::Invalid(errs)) => {
-            let values: HashMap<String, String> = form.iter().cloned().collect();
-            let probe = build_form(&st, p, entity, true, &values, &HashMap::new()).await;
-            let (errors, extra) = error_map(entity, &errs, &probe);
-            let fields: Vec<FormField> = probe
-                .into_iter()
-                .map(|mut f| {
-                    f.error = errors.get(f.name).cloned();
-                    f
-                })
-                .collect();
-            let title = match st.custos.get(p, entity, id).await {
-                Ok(v) => fields::title(&v),
-                Err(_) => entity.name().to_string(),
-            };
-            let page = FormPage {
-                shell: ctx
-                    .shell(&st, format!("Edit {title}"), Section::Entity(entity))
-                    .await,
-                form_id: String::new(),
-                heading: format!("Edit {title}"),
-                intro: String::new(),
-                action: format!("/app/{}/{id}/edit", entity.plural()),
-                summary: summary(&fields, &extra),
-                fields,
-                submit: "Save changes".into(),
-                cancel_href: format!("/app/{}/{id}", entity.plural()),
-                return_to: String::new(),
-            };
-            ctx.page(&page, StatusCode::UNPROCESSABLE_ENTITY)
+            form_again(&st, &ctx, entity, Some(id), &form, &errs, String::new()).await
         }
         Err(e) => ctx.error(&st, e).await,
     }
@@ -1563,6 +1587,7 @@ async fn detail(
             maxlength: 0,
             error: None,
             shown_as: String::new(),
+            ..Default::default()
         })
     } else {
         None
