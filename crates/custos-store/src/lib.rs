@@ -6,19 +6,31 @@
 //! change it records. SQL is built once by [`sql`] for every backend; each backend
 //! module only executes it.
 
+pub mod exec;
+mod identity;
+mod migrations;
 mod pending;
 pub mod postgres;
+mod settings;
 #[cfg(test)]
 mod shared_tests;
 pub mod sql;
 pub mod sqlite;
 pub mod transfer;
+mod tx;
 
 use async_trait::async_trait;
 use custos_domain::Entity;
 use uuid::Uuid;
 
+/// The store traits, for code that calls them on a `dyn Tx`.
+pub mod prelude {
+    pub use crate::{IdentityTx, SettingsTx, Store, Tx};
+}
+
+pub use identity::IdentityTx;
 pub use postgres::PostgresStore;
+pub use settings::SettingsTx;
 pub use sqlite::SqliteStore;
 
 /// A storage failure. Internal detail stays in the message for logs; it never
@@ -501,8 +513,13 @@ pub trait Store: Send + Sync + 'static {
 }
 
 /// One transaction. Dropping it without [`Tx::commit`] rolls everything back.
+///
+/// Its methods come by concern: records, subjects and keys, and the ledger
+/// here; secrets and settings in [`SettingsTx`], sessions, tokens and second
+/// factors in [`IdentityTx`]. Those are written once for every backend (see
+/// [`exec`]); bring them into scope with `use custos_store::prelude::*`.
 #[async_trait]
-pub trait Tx: Send {
+pub trait Tx: SettingsTx + IdentityTx + Send {
     /// Makes every change of this transaction durable.
     async fn commit(self: Box<Self>) -> Result<()>;
 
@@ -677,114 +694,6 @@ pub trait Tx: Send {
     async fn lift_flag(&mut self, subject_id: Uuid, flag: &str, now_ms: i64) -> Result<bool>;
     /// Active flags of these subjects.
     async fn active_flags(&mut self, subjects: &[Uuid]) -> Result<Vec<(Uuid, String)>>;
-    /// Reads a named secret (wrapped or sealed by the service).
-    async fn get_secret(&mut self, name: &str) -> Result<Option<Vec<u8>>>;
-    /// Stores a named secret, replacing any previous value.
-    async fn put_secret(&mut self, name: &str, value: &[u8], now_ms: i64) -> Result<()>;
-
-    // ---- settings
-    /// Reads a setting.
-    async fn get_setting(&mut self, name: &str) -> Result<Option<String>>;
-    /// Stores a setting.
-    async fn put_setting(&mut self, name: &str, value: &str) -> Result<()>;
-    /// Every setting whose name starts with `prefix`, by name.
-    async fn list_settings(&mut self, prefix: &str) -> Result<Vec<(String, String)>>;
-    /// Deletes a setting; false when there was none.
-    async fn delete_setting(&mut self, name: &str) -> Result<bool>;
-
-    // ---- sessions and tokens
-    /// Stores a new session.
-    async fn insert_session(&mut self, row: &SessionRow) -> Result<()>;
-    /// Finds a session by token hash.
-    async fn find_session(&mut self, token_hash: &[u8]) -> Result<Option<SessionRow>>;
-    /// Records activity on a session.
-    async fn touch_session(&mut self, id: Uuid, now_ms: i64) -> Result<()>;
-    /// Revokes a session.
-    async fn revoke_session(&mut self, id: Uuid, now_ms: i64) -> Result<()>;
-    /// Stores a new API token.
-    async fn insert_api_token(&mut self, row: &ApiTokenRow) -> Result<()>;
-    /// Finds an API token by hash.
-    async fn find_api_token(&mut self, token_hash: &[u8]) -> Result<Option<ApiTokenRow>>;
-    /// Finds an API token by hash, with its user's record (`None` if the
-    /// user is gone): recognising a caller in one query.
-    async fn find_api_token_with_user(
-        &mut self,
-        token_hash: &[u8],
-    ) -> Result<Option<(ApiTokenRow, Option<StoredRow>)>> {
-        let Some(t) = self.find_api_token(token_hash).await? else {
-            return Ok(None);
-        };
-        let user = self.get_record(Entity::User, t.user_id).await?;
-        Ok(Some((t, user)))
-    }
-    /// Finds a session by hash, with its user's record (`None` if the user
-    /// is gone).
-    async fn find_session_with_user(
-        &mut self,
-        token_hash: &[u8],
-    ) -> Result<Option<(SessionRow, Option<StoredRow>)>> {
-        let Some(s) = self.find_session(token_hash).await? else {
-            return Ok(None);
-        };
-        let user = self.get_record(Entity::User, s.user_id).await?;
-        Ok(Some((s, user)))
-    }
-    /// Records use of an API token.
-    async fn touch_api_token(&mut self, id: Uuid, now_ms: i64) -> Result<()>;
-    /// Sessions neither revoked nor past their absolute end at `now_ms`, of one
-    /// user or of everyone, newest first.
-    async fn list_sessions(
-        &mut self,
-        user_id: Option<Uuid>,
-        now_ms: i64,
-        limit: u32,
-    ) -> Result<Vec<SessionRow>>;
-    /// Revokes every live session of a user except `except`; returns how many.
-    async fn revoke_user_sessions(
-        &mut self,
-        user_id: Uuid,
-        now_ms: i64,
-        except: Option<Uuid>,
-    ) -> Result<u64>;
-    /// Records a second-factor check on a session and sets its kind.
-    async fn set_session_verified(&mut self, id: Uuid, verified_at: i64, kind: &str) -> Result<()>;
-    /// API tokens of one user or of everyone, newest first (revoked included).
-    async fn list_api_tokens(&mut self, user_id: Option<Uuid>) -> Result<Vec<ApiTokenRow>>;
-    /// Revokes an API token; false when it was unknown or already revoked.
-    async fn revoke_api_token(&mut self, id: Uuid, now_ms: i64) -> Result<bool>;
-
-    // ---- second factors and throttling
-    /// The sign-in state of a user.
-    async fn get_user_auth(&mut self, user_id: Uuid) -> Result<Option<UserAuthRow>>;
-    /// Stores the sign-in state of a user.
-    async fn put_user_auth(&mut self, row: &UserAuthRow) -> Result<()>;
-    /// Stores a new WebAuthn credential.
-    async fn insert_credential(&mut self, row: &CredentialRow) -> Result<()>;
-    /// A user's WebAuthn credentials, oldest first.
-    async fn list_credentials(&mut self, user_id: Uuid) -> Result<Vec<CredentialRow>>;
-    /// Records a use of a credential.
-    async fn touch_credential(&mut self, id: Uuid, sign_count: i64, now_ms: i64) -> Result<()>;
-    /// Deletes one credential of a user, or all of them; returns how many.
-    async fn delete_credentials(&mut self, user_id: Uuid, id: Option<Uuid>) -> Result<u64>;
-    /// Stores a new ceremony.
-    async fn insert_challenge(&mut self, row: &ChallengeRow) -> Result<()>;
-    /// Finds a ceremony by its token's hash.
-    async fn find_challenge(&mut self, token_hash: &[u8]) -> Result<Option<ChallengeRow>>;
-    /// Updates a ceremony's attempts and WebAuthn challenge.
-    async fn update_challenge(
-        &mut self,
-        id: Uuid,
-        attempts: i64,
-        challenge: Option<&[u8]>,
-    ) -> Result<()>;
-    /// Ends a ceremony (and any that expired before `now_ms`).
-    async fn delete_challenge(&mut self, id: Uuid, now_ms: i64) -> Result<()>;
-    /// Records a failed sign-in under a throttling key; forgets failures older
-    /// than a day.
-    async fn record_auth_failure(&mut self, key: &[u8], at_ms: i64) -> Result<()>;
-    /// Failures under a key at or after `since_ms`: how many, and the latest.
-    async fn auth_failures(&mut self, key: &[u8], since_ms: i64) -> Result<(u64, Option<i64>)>;
-
     // ---- ledger
     /// The tree size and frontier after the last append.
     async fn ledger_head(&mut self) -> Result<LedgerHead>;

@@ -63,6 +63,11 @@ impl Query {
         self.bind(v)
     }
 
+    /// Adds a bind value for a column of type `ty` (see [`crate::exec`]).
+    pub(crate) fn push_typed(&mut self, v: SqlValue, ty: ColumnType) {
+        self.bind_as(v, ty);
+    }
+
     /// The type to send a bind value as: its column's when known, else its own.
     pub fn type_of(&self, i: usize) -> ColumnType {
         self.types.get(i).copied().unwrap_or(ColumnType::Text)
