@@ -167,3 +167,27 @@ impl Query {
 pub(crate) fn keep_prepared(q: &Query) -> bool {
     q.binds.len() <= 256
 }
+
+/// A backend's row as values of the types asked for: the one decoder both
+/// backends use.
+pub(crate) fn decode_values<R>(row: &R, types: &[ColumnType]) -> Result<Row>
+where
+    R: sqlx::Row,
+    usize: sqlx::ColumnIndex<R>,
+    for<'r> Option<String>: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    for<'r> Option<i64>: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    for<'r> Option<bool>: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    for<'r> Option<Vec<u8>>: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+{
+    let mut out = Vec::with_capacity(types.len());
+    for (i, ty) in types.iter().enumerate() {
+        let v = match ty {
+            ColumnType::Text => row.try_get::<Option<String>, _>(i)?.map(SqlValue::Text),
+            ColumnType::Int => row.try_get::<Option<i64>, _>(i)?.map(SqlValue::Int),
+            ColumnType::Bool => row.try_get::<Option<bool>, _>(i)?.map(SqlValue::Bool),
+            ColumnType::Blob => row.try_get::<Option<Vec<u8>>, _>(i)?.map(SqlValue::Blob),
+        };
+        out.push(v.unwrap_or(SqlValue::Null));
+    }
+    Ok(Row(out))
+}

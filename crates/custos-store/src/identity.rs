@@ -3,8 +3,9 @@
 
 use crate::exec::{Exec, Row};
 use crate::sql::{self, Dialect, Query};
+use crate::tx::{record_at, record_types};
 use crate::{
-    ApiTokenRow, ChallengeRow, ColumnType, CredentialRow, Result, SessionRow, SqlValue, StoredRow,
+    ApiTokenRow, ChallengeRow, ColumnType, CredentialRow, Result, SessionRow, StoredRow,
     UserAuthRow,
 };
 use async_trait::async_trait;
@@ -84,31 +85,14 @@ fn decode_challenge(r: &Row) -> Result<ChallengeRow> {
 /// The types of a token's or session's columns followed by its user's.
 fn with_user_types(own: &[ColumnType]) -> Vec<ColumnType> {
     let mut types = own.to_vec();
-    types.extend(
-        sql::columns(Entity::User)
-            .into_iter()
-            .map(|c| sql::column_type_of(Entity::User, c)),
-    );
+    types.extend(record_types(Entity::User));
     types
 }
 
 /// The user's record in the columns after the first `at`; `None` when the
 /// user is gone (the LEFT JOIN found nothing).
 fn user_after(r: &Row, at: usize) -> Result<Option<StoredRow>> {
-    let Some(id) = r.opt_uuid(at)? else {
-        return Ok(None);
-    };
-    let subject_id = r.opt_uuid(at + 1)?;
-    let mut columns = vec![("id", SqlValue::Text(id.to_string()))];
-    for (i, name) in sql::columns(Entity::User).into_iter().enumerate().skip(2) {
-        let v = r.0.get(at + i).cloned().unwrap_or(SqlValue::Null);
-        columns.push((name, v));
-    }
-    Ok(Some(StoredRow {
-        id,
-        subject_id,
-        columns,
-    }))
+    record_at(Entity::User, r, at)
 }
 
 /// Sessions, API tokens, second factors and sign-in throttling.

@@ -107,6 +107,27 @@ fn set(pairs: &mut Vec<(String, String)>, name: &str, value: &str) {
     pairs.push((name.to_string(), value.to_string()));
 }
 
+/// Presses picker `field`'s Find button with `q` typed in its box: the new
+/// deal form comes back (200) with the matches.
+async fn find(
+    b: &reqwest::Client,
+    s: &TestServer,
+    mut form: Vec<(String, String)>,
+    field: &str,
+    q: &str,
+) -> String {
+    set(&mut form, &format!("find.{field}"), q);
+    set(&mut form, "find", field);
+    let r = b
+        .post(s.url("/app/deals/new"))
+        .form(&form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "{field}: {q}");
+    r.text().await.unwrap()
+}
+
 struct World {
     s: TestServer,
     admin: String,
@@ -269,16 +290,7 @@ async fn without_scripts_the_find_button_finds_any_contact_or_company() {
     ] {
         let mut form = blank.clone();
         set(&mut form, "title", "Telescope lenses");
-        set(&mut form, "find.contact_id", q);
-        set(&mut form, "find", "contact_id");
-        let r = b
-            .post(s.url("/app/deals/new"))
-            .form(&form)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), 200, "{q}");
-        let html = r.text().await.unwrap();
+        let html = find(&b, s, form, "contact_id", q).await;
         assert!(html.contains(&radio), "{q}: Zebedee among the matches");
         assert!(
             html.contains("value=\"Telescope lenses\""),
@@ -296,18 +308,7 @@ async fn without_scripts_the_find_button_finds_any_contact_or_company() {
     assert_eq!(after_search, deals_before, "a search saves nothing");
 
     // Nothing found says so.
-    let mut form = blank.clone();
-    set(&mut form, "find.contact_id", "Nobodyatall");
-    set(&mut form, "find", "contact_id");
-    let html = b
-        .post(s.url("/app/deals/new"))
-        .form(&form)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let html = find(&b, s, blank.clone(), "contact_id", "Nobodyatall").await;
     assert!(
         html.contains("No contact matches"),
         "an empty result says so"
@@ -318,33 +319,13 @@ async fn without_scripts_the_find_button_finds_any_contact_or_company() {
     set(&mut form, "title", "Telescope lenses");
     set(&mut form, "amount", "300.00");
     set(&mut form, "currency", "GBP");
-    set(&mut form, "find.contact_id", "zebedee@quirk.example");
-    set(&mut form, "find", "contact_id");
-    let html = b
-        .post(s.url("/app/deals/new"))
-        .form(&form)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let mut form = form_pairs(&html, "/app/deals/new");
+    let html = find(&b, s, form, "contact_id", "zebedee@quirk.example").await;
+    let form = form_pairs(&html, "/app/deals/new");
     assert!(
         form.contains(&("contact_id".to_string(), w.zebedee.clone())),
         "the only match is chosen: {form:?}"
     );
-    set(&mut form, "find.company_id", "Instruments");
-    set(&mut form, "find", "company_id");
-    let html = b
-        .post(s.url("/app/deals/new"))
-        .form(&form)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let html = find(&b, s, form, "company_id", "Instruments").await;
     assert!(
         html.contains(&format!("name=\"company_id\" value=\"{}\"", w.company)),
         "the company is found by part of its name"

@@ -29,8 +29,8 @@ use crate::sql::{Dialect, Query};
 use crate::tx::{Backend, LedgerState};
 use crate::{ColumnType, Result, SqlValue, Store, StoreError, Tx};
 use async_trait::async_trait;
-use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgRow};
-use sqlx::{AssertSqlSafe, ConnectOptions, Connection, PgPool, Postgres, Row, Transaction};
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::{AssertSqlSafe, ConnectOptions, Connection, PgPool, Postgres, Transaction};
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::Duration;
@@ -385,21 +385,6 @@ fn bind_all(q: Query) -> PgQuery<'static> {
     query
 }
 
-/// A row's columns as values of the types asked for.
-fn decode_values(row: &PgRow, types: &[ColumnType]) -> Result<exec::Row> {
-    let mut out = Vec::with_capacity(types.len());
-    for (i, ty) in types.iter().enumerate() {
-        let v = match ty {
-            ColumnType::Text => row.try_get::<Option<String>, _>(i)?.map(SqlValue::Text),
-            ColumnType::Int => row.try_get::<Option<i64>, _>(i)?.map(SqlValue::Int),
-            ColumnType::Bool => row.try_get::<Option<bool>, _>(i)?.map(SqlValue::Bool),
-            ColumnType::Blob => row.try_get::<Option<Vec<u8>>, _>(i)?.map(SqlValue::Blob),
-        };
-        out.push(v.unwrap_or(SqlValue::Null));
-    }
-    Ok(exec::Row(out))
-}
-
 #[async_trait]
 impl Exec for PostgresTx {
     async fn execute(&mut self, q: Query) -> Result<u64> {
@@ -414,7 +399,7 @@ impl Exec for PostgresTx {
             .persistent(keep)
             .fetch_all(&mut *self.tx)
             .await?;
-        rows.iter().map(|r| decode_values(r, types)).collect()
+        rows.iter().map(|r| exec::decode_values(r, types)).collect()
     }
 }
 

@@ -7,9 +7,7 @@ use crate::tx::{Backend, LedgerState};
 use crate::{ColumnType, Result, SqlValue, Store, StoreError, Tx};
 use async_trait::async_trait;
 use sqlx::pool::PoolConnection;
-use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
-};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{
     AssertSqlSafe, ConnectOptions, Connection, Row, Sqlite, SqliteConnection, SqlitePool,
     Transaction,
@@ -484,21 +482,6 @@ async fn execute_bulk(q: Query, conn: &mut SqliteConnection) -> Result<()> {
     Ok(())
 }
 
-/// A row's columns as values of the types asked for.
-fn decode_values(row: &SqliteRow, types: &[ColumnType]) -> Result<exec::Row> {
-    let mut out = Vec::with_capacity(types.len());
-    for (i, ty) in types.iter().enumerate() {
-        let v = match ty {
-            ColumnType::Text => row.try_get::<Option<String>, _>(i)?.map(SqlValue::Text),
-            ColumnType::Int => row.try_get::<Option<i64>, _>(i)?.map(SqlValue::Int),
-            ColumnType::Bool => row.try_get::<Option<bool>, _>(i)?.map(SqlValue::Bool),
-            ColumnType::Blob => row.try_get::<Option<Vec<u8>>, _>(i)?.map(SqlValue::Blob),
-        };
-        out.push(v.unwrap_or(SqlValue::Null));
-    }
-    Ok(exec::Row(out))
-}
-
 #[async_trait]
 impl Exec for SqliteTx {
     async fn execute(&mut self, q: Query) -> Result<u64> {
@@ -513,7 +496,7 @@ impl Exec for SqliteTx {
             .persistent(keep)
             .fetch_all(&mut *self.tx)
             .await?;
-        rows.iter().map(|r| decode_values(r, types)).collect()
+        rows.iter().map(|r| exec::decode_values(r, types)).collect()
     }
 }
 

@@ -146,10 +146,7 @@ pub async fn fill(
     };
     field.control = "picker";
     field.shown_as = match Uuid::parse_str(field.value.trim()) {
-        Ok(id) => Names::new(st, p)
-            .name(target, id)
-            .await
-            .unwrap_or_else(|| format!("{} not available", target.label())),
+        Ok(id) => Names::new(st, p).name_or_unavailable(target, id).await,
         Err(_) => String::new(),
     };
     if field.shown_as.is_empty() {

@@ -190,6 +190,14 @@ impl<'a> Names<'a> {
         }
     }
 
+    /// The name of a record, or "Contact not available" (and the like) when
+    /// it cannot be read.
+    pub async fn name_or_unavailable(&mut self, entity: Entity, id: Uuid) -> String {
+        self.name(entity, id)
+            .await
+            .unwrap_or_else(|| format!("{} not available", entity.label()))
+    }
+
     /// The name of a record, or `None` when it cannot be read.
     pub async fn name(&mut self, entity: Entity, id: Uuid) -> Option<String> {
         if let Some(n) = self.cache.get(&id) {
@@ -240,10 +248,7 @@ pub async fn cell(f: &FieldDecl, view: &RecordView, names: &mut Names<'_>, p: &P
     }
     match (f.kind, view.record.get(f.name)) {
         (FieldKind::Ref { entity }, Value::Uuid(id)) if entity != Entity::User => {
-            c.text = names
-                .name(entity, *id)
-                .await
-                .unwrap_or_else(|| format!("{} not available", entity.label()));
+            c.text = names.name_or_unavailable(entity, *id).await;
             c.href = Some(format!("/app/{}/{id}", entity.plural()));
         }
         (FieldKind::Ref { .. }, Value::Uuid(id)) => {
@@ -757,10 +762,7 @@ async fn filter_controls(
             (FieldKind::Ref { entity: target }, _) if target != Entity::User => {
                 if let Some(id) = get_pair(current, f.name).and_then(parse_id) {
                     let mut names = Names::new(st, p);
-                    let name = names
-                        .name(target, id)
-                        .await
-                        .unwrap_or_else(|| format!("{} not available", target.label()));
+                    let name = names.name_or_unavailable(target, id).await;
                     let mut rest: Pairs = current
                         .iter()
                         .filter(|(k, _)| k != f.name)
@@ -905,10 +907,7 @@ pub async fn build_form(
                     let id = parse_id(&field.value);
                     let mut names = Names::new(st, p);
                     field.shown_as = match id {
-                        Some(id) => names
-                            .name(target, id)
-                            .await
-                            .unwrap_or_else(|| format!("{} not available", target.label())),
+                        Some(id) => names.name_or_unavailable(target, id).await,
                         None => String::new(),
                     };
                     field.control = "hidden";
