@@ -168,9 +168,141 @@ pub(crate) fn keep_prepared(q: &Query) -> bool {
     q.binds.len() <= 256
 }
 
+/// A sqlx database the written-once statements run on: each backend's
+/// impl is two calls to the generic [`execute_on`] and [`fetch_on`], so
+/// statements bind, run and decode the same way on both.
+pub(crate) trait Driver: sqlx::Database {
+    /// Runs a statement; returns how many rows it changed.
+    fn execute(conn: &mut Self::Connection, q: Query) -> BoxFuture<'_, Result<u64>>;
+
+    /// Runs a query, each row decoded as `types`.
+    fn fetch<'a>(
+        conn: &'a mut Self::Connection,
+        q: Query,
+        types: &'a [ColumnType],
+    ) -> BoxFuture<'a, Result<Vec<Row>>>;
+}
+
+/// A boxed future that may move between threads.
+pub(crate) type BoxFuture<'a, T> =
+    std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send + 'a>>;
+
+impl Driver for sqlx::Sqlite {
+    fn execute(conn: &mut Self::Connection, q: Query) -> BoxFuture<'_, Result<u64>> {
+        Box::pin(execute_on(
+            conn,
+            q,
+            sqlx::sqlite::SqliteQueryResult::rows_affected,
+        ))
+    }
+    fn fetch<'a>(
+        c: &'a mut Self::Connection,
+        q: Query,
+        t: &'a [ColumnType],
+    ) -> BoxFuture<'a, Result<Vec<Row>>> {
+        Box::pin(fetch_on(c, q, t))
+    }
+}
+
+impl Driver for sqlx::Postgres {
+    fn execute(conn: &mut Self::Connection, q: Query) -> BoxFuture<'_, Result<u64>> {
+        Box::pin(execute_on(
+            conn,
+            q,
+            sqlx::postgres::PgQueryResult::rows_affected,
+        ))
+    }
+    fn fetch<'a>(
+        c: &'a mut Self::Connection,
+        q: Query,
+        t: &'a [ColumnType],
+    ) -> BoxFuture<'a, Result<Vec<Row>>> {
+        Box::pin(fetch_on(c, q, t))
+    }
+}
+
+/// Runs a statement on a connection; returns how many rows it changed
+/// (`changed` reads that from the backend's result). Statements of one or
+/// a few records stay prepared ([`keep_prepared`]).
+async fn execute_on<'c, DB, E>(
+    conn: E,
+    q: Query,
+    changed: fn(&DB::QueryResult) -> u64,
+) -> Result<u64>
+where
+    DB: sqlx::Database + sqlx::database::HasStatementCache,
+    DB::Arguments: sqlx::IntoArguments<DB>,
+    E: sqlx::Executor<'c, Database = DB>,
+    for<'t> String: sqlx::Encode<'t, DB> + sqlx::Type<DB>,
+    for<'t> i64: sqlx::Encode<'t, DB> + sqlx::Type<DB>,
+    for<'t> bool: sqlx::Encode<'t, DB> + sqlx::Type<DB>,
+    for<'t> Vec<u8>: sqlx::Encode<'t, DB> + sqlx::Type<DB>,
+    for<'t> Option<String>: sqlx::Encode<'t, DB> + sqlx::Type<DB>,
+    for<'t> Option<i64>: sqlx::Encode<'t, DB> + sqlx::Type<DB>,
+    for<'t> Option<bool>: sqlx::Encode<'t, DB> + sqlx::Type<DB>,
+    for<'t> Option<Vec<u8>>: sqlx::Encode<'t, DB> + sqlx::Type<DB>,
+{
+    let keep = keep_prepared(&q);
+    let done = bind_typed(q).persistent(keep).execute(conn).await?;
+    Ok(changed(&done))
+}
+
+/// Runs a query on a connection, each row decoded as `types`.
+async fn fetch_on<'c, DB, E>(conn: E, q: Query, types: &[ColumnType]) -> Result<Vec<Row>>
+where
+    DB: sqlx::Database + sqlx::database::HasStatementCache,
+    DB::Arguments: sqlx::IntoArguments<DB>,
+    E: sqlx::Executor<'c, Database = DB>,
+    usize: sqlx::ColumnIndex<DB::Row>,
+    for<'t> String: sqlx::Encode<'t, DB> + sqlx::Type<DB>,
+    for<'t> i64: sqlx::Encode<'t, DB> + sqlx::Type<DB>,
+    for<'t> bool: sqlx::Encode<'t, DB> + sqlx::Type<DB>,
+    for<'t> Vec<u8>: sqlx::Encode<'t, DB> + sqlx::Type<DB>,
+    for<'t> Option<String>: sqlx::Encode<'t, DB> + sqlx::Decode<'t, DB> + sqlx::Type<DB>,
+    for<'t> Option<i64>: sqlx::Encode<'t, DB> + sqlx::Decode<'t, DB> + sqlx::Type<DB>,
+    for<'t> Option<bool>: sqlx::Encode<'t, DB> + sqlx::Decode<'t, DB> + sqlx::Type<DB>,
+    for<'t> Option<Vec<u8>>: sqlx::Encode<'t, DB> + sqlx::Decode<'t, DB> + sqlx::Type<DB>,
+{
+    let keep = keep_prepared(&q);
+    let rows = bind_typed(q).persistent(keep).fetch_all(conn).await?;
+    rows.iter().map(|r| decode_values(r, types)).collect()
+}
+
+/// Binds a statement's values in order, each NULL with its column's type.
+fn bind_typed<DB>(q: Query) -> sqlx::query::Query<'static, DB, DB::Arguments>
+where
+    DB: sqlx::Database,
+    for<'t> String: sqlx::Encode<'t, DB> + sqlx::Type<DB>,
+    for<'t> i64: sqlx::Encode<'t, DB> + sqlx::Type<DB>,
+    for<'t> bool: sqlx::Encode<'t, DB> + sqlx::Type<DB>,
+    for<'t> Vec<u8>: sqlx::Encode<'t, DB> + sqlx::Type<DB>,
+    for<'t> Option<String>: sqlx::Encode<'t, DB> + sqlx::Type<DB>,
+    for<'t> Option<i64>: sqlx::Encode<'t, DB> + sqlx::Type<DB>,
+    for<'t> Option<bool>: sqlx::Encode<'t, DB> + sqlx::Type<DB>,
+    for<'t> Option<Vec<u8>>: sqlx::Encode<'t, DB> + sqlx::Type<DB>,
+{
+    let types: Vec<ColumnType> = (0..q.binds.len()).map(|i| q.type_of(i)).collect();
+    let mut query = sqlx::query(sqlx::AssertSqlSafe(q.sql));
+    for (v, ty) in q.binds.into_iter().zip(types) {
+        query = match v {
+            SqlValue::Null => match ty {
+                ColumnType::Text => query.bind(Option::<String>::None),
+                ColumnType::Int => query.bind(Option::<i64>::None),
+                ColumnType::Bool => query.bind(Option::<bool>::None),
+                ColumnType::Blob => query.bind(Option::<Vec<u8>>::None),
+            },
+            SqlValue::Text(s) => query.bind(s),
+            SqlValue::Int(i) => query.bind(i),
+            SqlValue::Bool(b) => query.bind(b),
+            SqlValue::Blob(b) => query.bind(b),
+        };
+    }
+    query
+}
+
 /// A backend's row as values of the types asked for: the one decoder both
 /// backends use.
-pub(crate) fn decode_values<R>(row: &R, types: &[ColumnType]) -> Result<Row>
+fn decode_values<R>(row: &R, types: &[ColumnType]) -> Result<Row>
 where
     R: sqlx::Row,
     usize: sqlx::ColumnIndex<R>,

@@ -3,7 +3,9 @@
 //! differs in types and in what each database can alter); a test checks
 //! that both folders hold exactly the versions listed here.
 
-use crate::sql::Dialect;
+use crate::exec::Driver;
+use crate::sql::{Dialect, Query};
+use crate::{ColumnType, Result, StoreError};
 
 /// One version of the schema.
 #[derive(Debug, Clone, Copy)]
@@ -104,6 +106,61 @@ pub(crate) fn list(d: Dialect) -> Vec<(i64, &'static str, &'static str)> {
 /// The version the newest migration brings the schema to.
 pub(crate) fn latest() -> i64 {
     ALL.iter().map(|m| m.version).max().unwrap_or(0)
+}
+
+/// The schema version a database is at (0 when new), refused when it is
+/// newer than this Custos knows: an older binary must not write to it.
+pub(crate) async fn current<DB>(conn: &mut DB::Connection) -> Result<i64>
+where
+    DB: Driver,
+{
+    let q = Query::written("SELECT COALESCE(MAX(version), 0) FROM schema_migrations");
+    let rows = DB::fetch(&mut *conn, q, &[ColumnType::Int]).await?;
+    let current = match rows.first() {
+        Some(row) => row.int(0)?,
+        None => 0,
+    };
+    let latest = latest();
+    if current > latest {
+        return Err(StoreError::Corrupt(format!(
+            "the database is at schema version {current}, newer than this Custos ({latest}): upgrade Custos"
+        )));
+    }
+    Ok(current)
+}
+
+/// Applies one migration on a connection (in the caller's transaction)
+/// unless the database has it already. Versions need not be contiguous:
+/// each one missing is applied. `upgrade` says the database held a schema
+/// before: on millions of rows a new index takes minutes, so an upgrade
+/// says what the pause at start-up is.
+pub(crate) async fn apply<DB>(
+    conn: &mut DB::Connection,
+    (version, name, sql): (i64, &'static str, &'static str),
+    upgrade: bool,
+) -> Result<()>
+where
+    DB: Driver,
+    for<'c> &'c mut DB::Connection: sqlx::Executor<'c, Database = DB>,
+{
+    let q = Query::written("SELECT version FROM schema_migrations WHERE version = $1").int(version);
+    if !DB::fetch(&mut *conn, q, &[ColumnType::Int])
+        .await?
+        .is_empty()
+    {
+        return Ok(());
+    }
+    if upgrade {
+        tracing::info!(version, name, "applying database migration");
+    }
+    sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+        .execute(&mut *conn)
+        .await?;
+    let q = Query::written("INSERT INTO schema_migrations (version, name) VALUES ($1, $2)")
+        .int(version)
+        .text(name);
+    DB::execute(&mut *conn, q).await?;
+    Ok(())
 }
 
 #[cfg(test)]

@@ -1,7 +1,81 @@
 //! Checks run the same way on each backend, from its own test module.
 
-use crate::{Entity, SqlValue, Store, StoredRow};
+use crate::{Condition, Entity, ListQuery, Sort, SqlValue, Store, StoredRow};
 use uuid::Uuid;
+
+/// A table's columns are exactly those the store writes for its entity,
+/// and every field of the inventory has one.
+pub(crate) fn columns_match_the_inventory(entity: Entity, mut cols: Vec<String>) {
+    cols.sort();
+    let mut declared: Vec<String> = crate::sql::columns(entity)
+        .into_iter()
+        .map(String::from)
+        .collect();
+    declared.sort();
+    assert_eq!(
+        cols,
+        declared,
+        "table {} differs from the inventory",
+        entity.plural()
+    );
+    for f in custos_domain::inventory::fields(entity) {
+        assert!(
+            cols.contains(&f.name.to_string()),
+            "{} has no column",
+            f.name
+        );
+    }
+}
+
+/// Blind-index entries as a Custos before migration 12 wrote them, with
+/// their subject column: `a`'s email and last name (the last name twice,
+/// as an old rekey could leave it) and `b`'s email, which shares `a`'s hash.
+pub(crate) async fn insert_old_blind_entries<DB: crate::exec::Driver>(
+    conn: &mut DB::Connection,
+    a: &str,
+    b: &str,
+) {
+    for (field, hash, record) in [
+        ("email", [1u8, 2, 3], a),
+        ("last_name", [4, 5, 6], a),
+        ("last_name", [4, 5, 6], a),
+        ("email", [1, 2, 3], b),
+    ] {
+        let q = crate::sql::Query::written(
+            "INSERT INTO blind_index (entity, field, hash, record_id, subject_id) \
+             VALUES ('contact', $1, $2, $3, $4)",
+        )
+        .text(field)
+        .blob(&hash)
+        .text(record)
+        .text(record);
+        DB::execute(&mut *conn, q).await.expect("entry");
+    }
+}
+
+/// After migration 13, the two checkpoints an older Custos stored (sizes 4
+/// and 9, notes "four" and "nine") are counted, and the latest is nine.
+pub(crate) async fn the_two_old_checkpoints_are_counted(tx: &mut dyn crate::Tx) {
+    assert_eq!(tx.checkpoint_count().await.expect("count"), 2);
+    let latest = tx.latest_checkpoint().await.expect("latest");
+    assert_eq!(latest.map(|c| c.note), Some("nine".to_string()));
+}
+
+/// The sortable columns that sort bare are exactly those declared NOT
+/// NULL (`not_null`, read from the backend's catalogue): a bare sort of a
+/// column with NULLs would lose rows at page boundaries, and a COALESCE
+/// sort of one without would miss its index.
+pub(crate) fn sortable_columns_sort_bare_when_not_null(entity: Entity, not_null: &[String]) {
+    for f in custos_domain::inventory::fields(entity).filter(|f| f.sortable) {
+        assert_eq!(
+            crate::sql::never_null(entity, f.name),
+            not_null.iter().any(|c| c == f.name),
+            "{}.{}",
+            entity.plural(),
+            f.name
+        );
+    }
+}
 
 /// `update_records` changes the named records, across more than one
 /// statement's worth of ids, and no others; it counts what it changed.
@@ -304,4 +378,103 @@ pub(crate) async fn group_records_counts_and_sums_by_the_grouping_columns(store:
         .await
         .expect("group");
     assert!(none.is_empty());
+}
+
+/// Records go in and come back with NULLs of every column type, update to
+/// NULL, page by keyset newest first, and match `Contains` literally
+/// (`%` and `_` are not wildcards).
+pub(crate) async fn records_round_trip_with_nulls_and_paginate_by_keyset(store: &dyn Store) {
+    let mut tx = store.begin().await.expect("tx");
+    let mut ids = Vec::new();
+    for i in 0..5i64 {
+        let id = Uuid::now_v7();
+        ids.push(id);
+        let row = StoredRow {
+            id,
+            subject_id: None,
+            columns: vec![
+                ("name", SqlValue::Text(format!("Company {i}"))),
+                ("domain", SqlValue::Null),
+                ("created_at", SqlValue::Int(1000 + i)),
+                ("updated_at", SqlValue::Int(1000 + i)),
+            ],
+        };
+        tx.insert_record(Entity::Company, &row)
+            .await
+            .expect("insert");
+    }
+    // Typed NULLs in every column type: text, integer, boolean, bytes.
+    let contact = Uuid::now_v7();
+    tx.insert_record(
+        Entity::Activity,
+        &StoredRow {
+            id: Uuid::now_v7(),
+            subject_id: Some(contact),
+            columns: vec![
+                ("contact_id", SqlValue::Text(contact.to_string())),
+                ("kind", SqlValue::Text("note".into())),
+                ("body", SqlValue::Null),
+                ("occurred_at", SqlValue::Int(5)),
+                ("due_at", SqlValue::Null),
+                ("done", SqlValue::Null),
+                ("owner_id", SqlValue::Null),
+                ("created_at", SqlValue::Int(5)),
+                ("updated_at", SqlValue::Int(5)),
+            ],
+        },
+    )
+    .await
+    .expect("insert with nulls");
+    let n = tx
+        .count_records(
+            Entity::Activity,
+            &[
+                Condition::IsNull("done"),
+                Condition::Eq("kind", SqlValue::Text("note".into())),
+            ],
+        )
+        .await
+        .expect("count");
+    assert_eq!(n, 1);
+    assert!(
+        tx.update_record(Entity::Company, ids[0], &[("domain", SqlValue::Null)])
+            .await
+            .expect("update to null")
+    );
+    let mut seen = Vec::new();
+    let mut after = None;
+    loop {
+        let q = ListQuery {
+            entity: Entity::Company,
+            conditions: vec![],
+            sort: Sort {
+                field: "created_at",
+                descending: true,
+            },
+            after: after.clone(),
+            limit: 2,
+        };
+        let page = tx.list_records(&q).await.expect("list");
+        if page.is_empty() {
+            break;
+        }
+        for r in &page {
+            seen.push(r.id);
+        }
+        let last = page.last().expect("row");
+        after = Some((last.get("created_at").clone(), last.id));
+    }
+    ids.reverse();
+    assert_eq!(seen, ids);
+    for (needle, expect) in [("company 3", 1), ("COMPANY", 5), ("50%", 0), ("_", 0)] {
+        let n = tx
+            .count_records(
+                Entity::Company,
+                &[Condition::Contains("name", needle.into())],
+            )
+            .await
+            .expect("count");
+        assert_eq!(n, expect, "contains {needle:?}");
+    }
+    tx.commit().await.expect("commit");
 }

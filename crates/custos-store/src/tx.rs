@@ -3,7 +3,7 @@
 //! run statements ([`Exec`]), how to send several at once, where its
 //! transaction's ledger state lives, and how to commit.
 
-use crate::exec::{Exec, Row};
+use crate::exec::{Driver, Exec, Row};
 use crate::pending::PendingLedger;
 use crate::sql::{self, Dialect, Query};
 use crate::{
@@ -29,23 +29,74 @@ pub(crate) struct LedgerState {
     pub(crate) read_only: bool,
 }
 
-/// What one backend's transaction adds to [`Exec`] for [`Tx`].
+/// What a backend supplies for [`StoreTx`]: its connection inside a
+/// transaction, how to send several statements at once, and how to
+/// commit. Connections, locks, WAL handling and pools stay in the
+/// backend's module.
 #[async_trait]
-pub(crate) trait Backend: Exec + Sized + 'static {
+pub(crate) trait Backend: Send + Sized + 'static {
+    /// The sqlx database it talks to.
+    type Db: Driver;
+
     /// The SQL dialect of the statements built by [`sql`].
     const DIALECT: Dialect;
 
-    /// This transaction's ledger state.
-    fn ledger(&mut self) -> &mut LedgerState;
-
-    /// Whether the transaction was started by `begin_read`.
-    fn read_only(&self) -> bool;
+    /// The connection the transaction's statements run on.
+    fn conn(&mut self) -> &mut <Self::Db as sqlx::Database>::Connection;
 
     /// Runs several statements, in order (SQLite: in one round trip).
-    async fn execute_all(&mut self, queries: Vec<Query>) -> Result<()>;
+    async fn execute_all(&mut self, queries: Vec<Query>) -> Result<()> {
+        for q in queries {
+            <Self::Db as Driver>::execute(self.conn(), q).await?;
+        }
+        Ok(())
+    }
 
-    /// Commits, once everything pending is written.
-    async fn finish(self: Box<Self>) -> Result<()>;
+    /// Commits what the transaction wrote.
+    async fn commit(self) -> Result<()>;
+}
+
+/// The one transaction type: a backend's connection and the transaction's
+/// ledger state, with [`Tx`] written once for every backend.
+pub(crate) struct StoreTx<B> {
+    conn: B,
+    ledger: LedgerState,
+}
+
+impl<B: Backend> StoreTx<B> {
+    /// A transaction on `conn`; `read_only` for those of `begin_read`.
+    pub(crate) fn boxed(conn: B, read_only: bool) -> Box<dyn Tx> {
+        Box::new(StoreTx {
+            conn,
+            ledger: LedgerState {
+                read_only,
+                ..LedgerState::default()
+            },
+        })
+    }
+
+    fn ledger(&mut self) -> &mut LedgerState {
+        &mut self.ledger
+    }
+
+    fn read_only(&self) -> bool {
+        self.ledger.read_only
+    }
+
+    async fn execute_all(&mut self, queries: Vec<Query>) -> Result<()> {
+        self.conn.execute_all(queries).await
+    }
+}
+
+#[async_trait]
+impl<B: Backend> Exec for StoreTx<B> {
+    async fn execute(&mut self, q: Query) -> Result<u64> {
+        <B::Db as Driver>::execute(self.conn.conn(), q).await
+    }
+
+    async fn fetch(&mut self, q: Query, types: &[ColumnType]) -> Result<Vec<Row>> {
+        <B::Db as Driver>::fetch(self.conn.conn(), q, types).await
+    }
 }
 
 const SUBJECT_KEY_COLS: &str =
@@ -125,7 +176,7 @@ fn decode_checkpoint(r: &Row) -> Result<CheckpointRow> {
 }
 
 /// Runs a COUNT query.
-async fn count<X: Backend>(tx: &mut X, q: Query) -> Result<u64> {
+async fn count<B: Backend>(tx: &mut StoreTx<B>, q: Query) -> Result<u64> {
     let row = tx.fetch_optional(q, &[I]).await?;
     Ok(match row {
         Some(r) => count_of(r.int(0)?),
@@ -135,8 +186,8 @@ async fn count<X: Backend>(tx: &mut X, q: Query) -> Result<u64> {
 
 /// Writes the pending ledger appends (before commit and before any read of
 /// the ledger tables in this transaction).
-async fn flush_ledger<X: Backend>(tx: &mut X) -> Result<()> {
-    let queries = tx.ledger().pending.take(X::DIALECT);
+async fn flush_ledger<B: Backend>(tx: &mut StoreTx<B>) -> Result<()> {
+    let queries = tx.ledger().pending.take(B::DIALECT);
     if !queries.is_empty() {
         tx.execute_all(queries).await?;
     }
@@ -144,18 +195,18 @@ async fn flush_ledger<X: Backend>(tx: &mut X) -> Result<()> {
 }
 
 #[async_trait]
-impl<X: Backend> Tx for X {
+impl<B: Backend> Tx for StoreTx<B> {
     fn is_read_only(&self) -> bool {
         self.read_only()
     }
 
     async fn commit(mut self: Box<Self>) -> Result<()> {
         flush_ledger(&mut *self).await?;
-        self.finish().await
+        self.conn.commit().await
     }
 
     async fn insert_record(&mut self, entity: Entity, row: &StoredRow) -> Result<()> {
-        self.execute(sql::insert(X::DIALECT, entity, row)).await?;
+        self.execute(sql::insert(B::DIALECT, entity, row)).await?;
         Ok(())
     }
 
@@ -169,7 +220,7 @@ impl<X: Backend> Tx for X {
             return Ok(self.get_record(entity, id).await?.is_some());
         }
         let n = self
-            .execute(sql::update(X::DIALECT, entity, id, columns))
+            .execute(sql::update(B::DIALECT, entity, id, columns))
             .await?;
         Ok(n > 0)
     }
@@ -186,21 +237,21 @@ impl<X: Backend> Tx for X {
         }
         for chunk in ids.chunks(500) {
             changed += self
-                .execute(sql::update_many(X::DIALECT, entity, chunk, columns))
+                .execute(sql::update_many(B::DIALECT, entity, chunk, columns))
                 .await?;
         }
         Ok(changed)
     }
 
     async fn delete_record(&mut self, entity: Entity, id: Uuid) -> Result<bool> {
-        self.execute(sql::delete_blind(X::DIALECT, entity, id, None))
+        self.execute(sql::delete_blind(B::DIALECT, entity, id, None))
             .await?;
-        Ok(self.execute(sql::delete(X::DIALECT, entity, id)).await? > 0)
+        Ok(self.execute(sql::delete(B::DIALECT, entity, id)).await? > 0)
     }
 
     async fn get_record(&mut self, entity: Entity, id: Uuid) -> Result<Option<StoredRow>> {
         let row = self
-            .fetch_optional(sql::get(X::DIALECT, entity, id), &record_types(entity))
+            .fetch_optional(sql::get(B::DIALECT, entity, id), &record_types(entity))
             .await?;
         row.map(|r| record(entity, &r)).transpose()
     }
@@ -214,7 +265,7 @@ impl<X: Backend> Tx for X {
         types.push(T);
         let flags_at = types.len() - 1;
         let row = self
-            .fetch_optional(sql::get_with_flags(X::DIALECT, entity, id), &types)
+            .fetch_optional(sql::get_with_flags(B::DIALECT, entity, id), &types)
             .await?;
         let Some(r) = row else { return Ok(None) };
         let flags = sql::flag_list(r.opt_text(flags_at)?);
@@ -223,7 +274,7 @@ impl<X: Backend> Tx for X {
 
     async fn list_records(&mut self, query: &ListQuery) -> Result<Vec<StoredRow>> {
         let types = record_types(query.entity);
-        self.fetch(sql::list(X::DIALECT, query), &types)
+        self.fetch(sql::list(B::DIALECT, query), &types)
             .await?
             .iter()
             .map(|r| record(query.entity, r))
@@ -235,7 +286,7 @@ impl<X: Backend> Tx for X {
         // The window's last row, and whether more rows follow it.
         let (end, more) = if sql::windowed(query) {
             let rows = self
-                .fetch(sql::window_end(X::DIALECT, query, window), &types)
+                .fetch(sql::window_end(B::DIALECT, query, window), &types)
                 .await?;
             match rows.first() {
                 Some(r) => {
@@ -249,7 +300,7 @@ impl<X: Backend> Tx for X {
             (None, false)
         };
         let rows = self
-            .fetch(sql::list_until(X::DIALECT, query, end.as_ref()), &types)
+            .fetch(sql::list_until(B::DIALECT, query, end.as_ref()), &types)
             .await?
             .iter()
             .map(|r| record(query.entity, r))
@@ -270,7 +321,7 @@ impl<X: Backend> Tx for X {
         types.extend([I, I, I]);
         let rows = self
             .fetch(
-                sql::group(X::DIALECT, entity, conditions, group, sum),
+                sql::group(B::DIALECT, entity, conditions, group, sum),
                 &types,
             )
             .await?;
@@ -288,7 +339,7 @@ impl<X: Backend> Tx for X {
     }
 
     async fn count_records(&mut self, entity: Entity, conditions: &[Condition]) -> Result<u64> {
-        count(self, sql::count(X::DIALECT, entity, conditions, None)).await
+        count(self, sql::count(B::DIALECT, entity, conditions, None)).await
     }
 
     async fn count_records_up_to(
@@ -299,7 +350,7 @@ impl<X: Backend> Tx for X {
     ) -> Result<u64> {
         count(
             self,
-            sql::count(X::DIALECT, entity, conditions, Some(limit)),
+            sql::count(B::DIALECT, entity, conditions, Some(limit)),
         )
         .await
     }
@@ -312,7 +363,7 @@ impl<X: Backend> Tx for X {
         hashes: &[Vec<u8>],
     ) -> Result<()> {
         self.execute(sql::delete_blind(
-            X::DIALECT,
+            B::DIALECT,
             entity,
             record_id,
             Some(field),
@@ -321,7 +372,7 @@ impl<X: Backend> Tx for X {
         let rows = hashes
             .iter()
             .map(|h| (entity, field, h.as_slice(), record_id));
-        if let Some(q) = sql::insert_blind_rows(X::DIALECT, rows) {
+        if let Some(q) = sql::insert_blind_rows(B::DIALECT, rows) {
             self.execute(q).await?;
         }
         Ok(())
@@ -336,7 +387,7 @@ impl<X: Backend> Tx for X {
         let rows = entries
             .iter()
             .map(|(field, h)| (entity, *field, h.as_slice(), record_id));
-        if let Some(q) = sql::insert_blind_rows(X::DIALECT, rows) {
+        if let Some(q) = sql::insert_blind_rows(B::DIALECT, rows) {
             self.execute(q).await?;
         }
         Ok(())
@@ -344,8 +395,8 @@ impl<X: Backend> Tx for X {
 
     async fn insert_new(&mut self, batch: &NewRecords) -> Result<()> {
         // The whole batch with the ledger rows pending: on SQLite one round trip.
-        let mut queries = self.ledger().pending.take(X::DIALECT);
-        queries.extend(sql::insert_new(X::DIALECT, batch));
+        let mut queries = self.ledger().pending.take(B::DIALECT);
+        queries.extend(sql::insert_new(B::DIALECT, batch));
         if !queries.is_empty() {
             self.execute_all(queries).await?;
         }
@@ -403,7 +454,7 @@ impl<X: Backend> Tx for X {
         let mut out = Vec::new();
         for chunk in subjects.chunks(1000) {
             let rows = self
-                .fetch(sql::subject_keys_of(X::DIALECT, chunk), SUBJECT_KEY_TYPES)
+                .fetch(sql::subject_keys_of(B::DIALECT, chunk), SUBJECT_KEY_TYPES)
                 .await?;
             for r in &rows {
                 out.push(decode_subject_key(r)?);
@@ -690,7 +741,7 @@ impl<X: Backend> Tx for X {
         let mut out = Vec::with_capacity(indexes.len());
         for chunk in indexes.chunks(500) {
             let rows = self
-                .fetch(sql::leaves_at(X::DIALECT, chunk), LEAF_TYPES)
+                .fetch(sql::leaves_at(B::DIALECT, chunk), LEAF_TYPES)
                 .await?;
             for r in &rows {
                 out.push(decode_leaf(r)?);

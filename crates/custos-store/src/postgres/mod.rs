@@ -23,11 +23,10 @@
 //! - it costs little: nearly every use case writes a leaf anyway (reads are
 //!   audited too), so the ledger serialises them whatever the lock's scope.
 
-use crate::exec::{self, Exec, keep_prepared};
 use crate::migrations;
-use crate::sql::{Dialect, Query};
-use crate::tx::{Backend, LedgerState};
-use crate::{ColumnType, Result, SqlValue, Store, StoreError, Tx};
+use crate::sql::Dialect;
+use crate::tx::{Backend, StoreTx};
+use crate::{Result, Store, StoreError, Tx};
 use async_trait::async_trait;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{AssertSqlSafe, ConnectOptions, Connection, PgPool, Postgres, Transaction};
@@ -142,37 +141,9 @@ impl PostgresStore {
         )
         .execute(&mut *tx)
         .await?;
-        let current: i64 =
-            sqlx::query_scalar("SELECT COALESCE(MAX(version), 0) FROM schema_migrations")
-                .fetch_one(&mut *tx)
-                .await?;
-        let latest = latest_version();
-        if current > latest {
-            return Err(StoreError::Corrupt(format!(
-                "the database is at schema version {current}, newer than this Custos ({latest}): upgrade Custos"
-            )));
-        }
-        for (version, name, sql) in &migrations::list(D) {
-            // Versions need not be contiguous: apply each one that is missing.
-            let done: Option<i64> =
-                sqlx::query_scalar("SELECT version FROM schema_migrations WHERE version = $1")
-                    .bind(*version)
-                    .fetch_optional(&mut *tx)
-                    .await?;
-            if done.is_some() {
-                continue;
-            }
-            // Built once, but on millions of rows a new index takes
-            // minutes: an upgrade says what the pause at start-up is.
-            if current > 0 {
-                tracing::info!(version, name, "applying database migration");
-            }
-            sqlx::raw_sql(AssertSqlSafe(*sql)).execute(&mut *tx).await?;
-            sqlx::query("INSERT INTO schema_migrations (version, name) VALUES ($1, $2)")
-                .bind(version)
-                .bind(*name)
-                .execute(&mut *tx)
-                .await?;
+        let upgrade = migrations::current::<Postgres>(&mut tx).await? > 0;
+        for m in migrations::list(D) {
+            migrations::apply::<Postgres>(&mut tx, m, upgrade).await?;
         }
         tx.commit().await?;
         Ok(())
@@ -180,11 +151,7 @@ impl PostgresStore {
 
     /// The schema version after migrations.
     pub async fn schema_version(&self) -> Result<i64> {
-        Ok(
-            sqlx::query_scalar("SELECT COALESCE(MAX(version), 0) FROM schema_migrations")
-                .fetch_one(&self.pool)
-                .await?,
-        )
+        migrations::current::<Postgres>(&mut *self.pool.acquire().await?).await
     }
 
     /// Whether the database already holds a Custos installation (its system
@@ -296,13 +263,7 @@ impl Store for PostgresStore {
             .bind(WRITE_LOCK)
             .execute(&mut *tx)
             .await?;
-        Ok(Box::new(PostgresTx {
-            tx,
-            ledger: LedgerState {
-                read_only: false,
-                ..LedgerState::default()
-            },
-        }))
+        Ok(StoreTx::boxed(tx, false))
     }
 
     async fn begin_bulk(&self) -> Result<Box<dyn Tx>> {
@@ -313,13 +274,7 @@ impl Store for PostgresStore {
     async fn begin_read(&self) -> Result<Box<dyn Tx>> {
         // Without the write lock: readers do not queue behind writers.
         let tx = self.pool.begin_with("BEGIN READ ONLY").await?;
-        Ok(Box::new(PostgresTx {
-            tx,
-            ledger: LedgerState {
-                read_only: true,
-                ..LedgerState::default()
-            },
-        }))
+        Ok(StoreTx::boxed(tx, true))
     }
 
     fn backend(&self) -> &'static str {
@@ -356,74 +311,17 @@ impl Store for PostgresStore {
     }
 }
 
-struct PostgresTx {
-    tx: Transaction<'static, Postgres>,
-    /// The ledger head and the appends not yet written.
-    ledger: LedgerState,
-}
-
-type PgQuery<'q> = sqlx::query::Query<'q, Postgres, sqlx::postgres::PgArguments>;
-
-fn bind_all(q: Query) -> PgQuery<'static> {
-    let types: Vec<ColumnType> = (0..q.binds.len()).map(|i| q.type_of(i)).collect();
-    let mut query = sqlx::query(AssertSqlSafe(q.sql));
-    for (v, ty) in q.binds.into_iter().zip(types) {
-        query = match v {
-            // PostgreSQL types every parameter: a NULL goes with its column's type.
-            SqlValue::Null => match ty {
-                ColumnType::Text => query.bind(Option::<String>::None),
-                ColumnType::Int => query.bind(Option::<i64>::None),
-                ColumnType::Bool => query.bind(Option::<bool>::None),
-                ColumnType::Blob => query.bind(Option::<Vec<u8>>::None),
-            },
-            SqlValue::Text(s) => query.bind(s),
-            SqlValue::Int(i) => query.bind(i),
-            SqlValue::Bool(b) => query.bind(b),
-            SqlValue::Blob(b) => query.bind(b),
-        };
-    }
-    query
-}
-
 #[async_trait]
-impl Exec for PostgresTx {
-    async fn execute(&mut self, q: Query) -> Result<u64> {
-        let keep = keep_prepared(&q);
-        let done = bind_all(q).persistent(keep).execute(&mut *self.tx).await?;
-        Ok(done.rows_affected())
-    }
-
-    async fn fetch(&mut self, q: Query, types: &[ColumnType]) -> Result<Vec<exec::Row>> {
-        let keep = keep_prepared(&q);
-        let rows = bind_all(q)
-            .persistent(keep)
-            .fetch_all(&mut *self.tx)
-            .await?;
-        rows.iter().map(|r| exec::decode_values(r, types)).collect()
-    }
-}
-
-#[async_trait]
-impl Backend for PostgresTx {
+impl Backend for Transaction<'static, Postgres> {
+    type Db = Postgres;
     const DIALECT: Dialect = D;
 
-    fn ledger(&mut self) -> &mut LedgerState {
-        &mut self.ledger
+    fn conn(&mut self) -> &mut sqlx::PgConnection {
+        self
     }
 
-    fn read_only(&self) -> bool {
-        self.ledger.read_only
-    }
-
-    async fn execute_all(&mut self, queries: Vec<Query>) -> Result<()> {
-        for q in queries {
-            self.execute(q).await?;
-        }
-        Ok(())
-    }
-
-    async fn finish(self: Box<Self>) -> Result<()> {
-        self.tx.commit().await?;
+    async fn commit(self) -> Result<()> {
+        Transaction::commit(self).await?;
         Ok(())
     }
 }
@@ -433,10 +331,8 @@ mod tests {
     //! These run when `CUSTOS_TEST_POSTGRES_URL` names a PostgreSQL server
     //! (see custos-testkit); each test creates a database of its own.
     use super::*;
-    use crate::sql;
-    use crate::{Condition, ListQuery, Sort, SqliteStore, StoredRow};
+    use crate::SqliteStore;
     use custos_domain::Entity;
-    use custos_domain::inventory;
     use uuid::Uuid;
 
     /// A fresh database on the test server, or `None` (skipped) without one.
@@ -489,20 +385,8 @@ mod tests {
             latest_version()
         );
         for entity in Entity::ALL {
-            let mut cols = store.table_columns(entity.plural()).await.expect("cols");
-            cols.sort();
-            let mut declared: Vec<String> =
-                sql::columns(entity).into_iter().map(String::from).collect();
-            declared.sort();
-            assert_eq!(
-                cols,
-                declared,
-                "table {} differs from the inventory",
-                entity.plural()
-            );
-            for f in inventory::fields(entity) {
-                assert!(cols.contains(&f.name.to_string()));
-            }
+            let cols = store.table_columns(entity.plural()).await.expect("cols");
+            crate::shared_tests::columns_match_the_inventory(entity, cols);
             // Sortable columns sort bare exactly when declared NOT NULL.
             let not_null: Vec<String> = sqlx::query_scalar(
                 "SELECT column_name::text FROM information_schema.columns \
@@ -512,15 +396,7 @@ mod tests {
             .fetch_all(&store.pool)
             .await
             .expect("not null");
-            for f in inventory::fields(entity).filter(|f| f.sortable) {
-                assert_eq!(
-                    sql::never_null(entity, f.name),
-                    not_null.iter().any(|c| c == f.name),
-                    "{}.{}",
-                    entity.plural(),
-                    f.name
-                );
-            }
+            crate::shared_tests::sortable_columns_sort_bare_when_not_null(entity, &not_null);
         }
         // Every table, column and index of the SQLite schema, and no other.
         let lite = SqliteStore::memory().await.expect("sqlite");
@@ -553,99 +429,7 @@ mod tests {
         let Some((server, name, store)) = scratch("the PostgreSQL round trip").await else {
             return;
         };
-        let mut tx = store.begin().await.expect("tx");
-        let mut ids = Vec::new();
-        for i in 0..5i64 {
-            let id = Uuid::now_v7();
-            ids.push(id);
-            let row = StoredRow {
-                id,
-                subject_id: None,
-                columns: vec![
-                    ("name", SqlValue::Text(format!("Company {i}"))),
-                    ("domain", SqlValue::Null),
-                    ("created_at", SqlValue::Int(1000 + i)),
-                    ("updated_at", SqlValue::Int(1000 + i)),
-                ],
-            };
-            tx.insert_record(Entity::Company, &row)
-                .await
-                .expect("insert");
-        }
-        // Typed NULLs in every column type: text, integer, boolean, bytes.
-        let contact = Uuid::now_v7();
-        tx.insert_record(
-            Entity::Activity,
-            &StoredRow {
-                id: Uuid::now_v7(),
-                subject_id: Some(contact),
-                columns: vec![
-                    ("contact_id", SqlValue::Text(contact.to_string())),
-                    ("kind", SqlValue::Text("note".into())),
-                    ("body", SqlValue::Null),
-                    ("occurred_at", SqlValue::Int(5)),
-                    ("due_at", SqlValue::Null),
-                    ("done", SqlValue::Null),
-                    ("owner_id", SqlValue::Null),
-                    ("created_at", SqlValue::Int(5)),
-                    ("updated_at", SqlValue::Int(5)),
-                ],
-            },
-        )
-        .await
-        .expect("insert with nulls");
-        let n = tx
-            .count_records(
-                Entity::Activity,
-                &[
-                    Condition::IsNull("done"),
-                    Condition::Eq("kind", SqlValue::Text("note".into())),
-                ],
-            )
-            .await
-            .expect("count");
-        assert_eq!(n, 1);
-        assert!(
-            tx.update_record(Entity::Company, ids[0], &[("domain", SqlValue::Null)])
-                .await
-                .expect("update to null")
-        );
-        let mut seen = Vec::new();
-        let mut after = None;
-        loop {
-            let q = ListQuery {
-                entity: Entity::Company,
-                conditions: vec![],
-                sort: Sort {
-                    field: "created_at",
-                    descending: true,
-                },
-                after: after.clone(),
-                limit: 2,
-            };
-            let page = tx.list_records(&q).await.expect("list");
-            if page.is_empty() {
-                break;
-            }
-            for r in &page {
-                seen.push(r.id);
-            }
-            let last = page.last().expect("row");
-            after = Some((last.get("created_at").clone(), last.id));
-        }
-        ids.reverse();
-        assert_eq!(seen, ids);
-        for (needle, expect) in [("company 3", 1), ("COMPANY", 5), ("50%", 0), ("_", 0)] {
-            let n = tx
-                .count_records(
-                    Entity::Company,
-                    &[Condition::Contains("name", needle.into())],
-                )
-                .await
-                .expect("count");
-            assert_eq!(n, expect, "contains {needle:?}");
-        }
-        tx.commit().await.expect("commit");
+        crate::shared_tests::records_round_trip_with_nulls_and_paginate_by_keyset(&store).await;
         drop_scratch(&server, &name, store).await;
     }
 
@@ -699,35 +483,12 @@ mod tests {
             .execute(&mut conn)
             .await
             .expect("table");
-            for (version, name, sql) in migrations::list(D).iter().filter(|m| m.0 <= 11) {
-                sqlx::raw_sql(AssertSqlSafe(*sql))
-                    .execute(&mut conn)
+            for m in migrations::list(D).into_iter().filter(|m| m.0 <= 11) {
+                migrations::apply::<Postgres>(&mut conn, m, false)
                     .await
                     .expect("migration");
-                sqlx::query("INSERT INTO schema_migrations (version, name) VALUES ($1, $2)")
-                    .bind(version)
-                    .bind(*name)
-                    .execute(&mut conn)
-                    .await
-                    .expect("version");
             }
-            for (field, hash, record) in [
-                ("email", vec![1u8, 2, 3], &a),
-                ("last_name", vec![4, 5, 6], &a),
-                ("last_name", vec![4, 5, 6], &a),
-                ("email", vec![1, 2, 3], &b),
-            ] {
-                sqlx::query(
-                    "INSERT INTO blind_index (entity, field, hash, record_id, subject_id) \
-                     VALUES ('contact', $1, $2, $3, $3)",
-                )
-                .bind(field)
-                .bind(hash)
-                .bind(record)
-                .execute(&mut conn)
-                .await
-                .expect("entry");
-            }
+            crate::shared_tests::insert_old_blind_entries::<Postgres>(&mut conn, &a, &b).await;
             sqlx::raw_sql(
                 "INSERT INTO ledger_head (id, size, frontier, bytes) VALUES (1, 9, ''::bytea, 0); \
                  INSERT INTO ledger_checkpoints (size, root, note, created_at) VALUES (4, '\\x00', 'four', 1), (9, '\\x01', 'nine', 2);",
@@ -758,14 +519,7 @@ mod tests {
         expected.sort();
         assert_eq!(entries, expected);
         let mut tx = store.begin().await.expect("tx");
-        assert_eq!(tx.checkpoint_count().await.expect("count"), 2);
-        assert_eq!(
-            tx.latest_checkpoint()
-                .await
-                .expect("latest")
-                .map(|c| c.note),
-            Some("nine".to_string())
-        );
+        crate::shared_tests::the_two_old_checkpoints_are_counted(tx.as_mut()).await;
         drop(tx);
         store.close().await;
         PostgresStore::drop_database(&server, &name)

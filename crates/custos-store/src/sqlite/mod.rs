@@ -1,17 +1,14 @@
 //! The embedded default: SQLite in WAL mode, in the data directory.
 
-use crate::exec::{self, Exec, keep_prepared};
+use crate::exec::Driver;
 use crate::migrations;
 use crate::sql::{self, Dialect, Query};
-use crate::tx::{Backend, LedgerState};
-use crate::{ColumnType, Result, SqlValue, Store, StoreError, Tx};
+use crate::tx::{Backend, StoreTx};
+use crate::{Result, Store, StoreError, Tx};
 use async_trait::async_trait;
 use sqlx::pool::PoolConnection;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{
-    AssertSqlSafe, ConnectOptions, Connection, Row, Sqlite, SqliteConnection, SqlitePool,
-    Transaction,
-};
+use sqlx::{ConnectOptions, Connection, Row, Sqlite, SqliteConnection, SqlitePool, Transaction};
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::sync::Arc;
@@ -184,30 +181,13 @@ impl SqliteStore {
         )
         .execute(&mut *conn)
         .await?;
-        let upgrade: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM schema_migrations")
-            .fetch_one(&mut *conn)
-            .await?;
+        let upgrade = migrations::current::<Sqlite>(&mut conn).await? > 0;
         drop(conn);
-        for (version, name, sql) in &migrations::list(D) {
+        // One transaction a migration: BEGIN IMMEDIATE keeps another process
+        // from applying the same one at once.
+        for m in migrations::list(D) {
             let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-            let done: Option<i64> =
-                sqlx::query_scalar("SELECT version FROM schema_migrations WHERE version = ?1")
-                    .bind(version)
-                    .fetch_optional(&mut *tx)
-                    .await?;
-            if done.is_none() {
-                // Built once, but on millions of rows a new index takes
-                // minutes: an upgrade says what the pause at start-up is.
-                if upgrade > 0 {
-                    tracing::info!(version, name, "applying database migration");
-                }
-                sqlx::raw_sql(AssertSqlSafe(*sql)).execute(&mut *tx).await?;
-                sqlx::query("INSERT INTO schema_migrations (version, name) VALUES (?1, ?2)")
-                    .bind(version)
-                    .bind(*name)
-                    .execute(&mut *tx)
-                    .await?;
-            }
+            migrations::apply::<Sqlite>(&mut tx, m, upgrade).await?;
             tx.commit().await?;
         }
         Ok(())
@@ -215,11 +195,7 @@ impl SqliteStore {
 
     /// The schema version after migrations.
     pub async fn schema_version(&self) -> Result<i64> {
-        Ok(
-            sqlx::query_scalar("SELECT COALESCE(MAX(version), 0) FROM schema_migrations")
-                .fetch_one(&self.pool)
-                .await?,
-        )
+        migrations::current::<Sqlite>(&mut *self.pool.acquire().await?).await
     }
 
     /// Column names of a table, for the schema-versus-inventory test.
@@ -278,13 +254,7 @@ impl Store for SqliteStore {
             }
             None => Conn::Tx(self.pool.begin_with("BEGIN IMMEDIATE").await?),
         };
-        Ok(Box::new(SqliteTx {
-            tx,
-            ledger: LedgerState {
-                read_only: false,
-                ..LedgerState::default()
-            },
-        }))
+        Ok(StoreTx::boxed(tx, false))
     }
 
     async fn begin_bulk(&self) -> Result<Box<dyn Tx>> {
@@ -299,13 +269,7 @@ impl Store for SqliteStore {
             .connect()
             .await?;
         sqlx::raw_sql("BEGIN IMMEDIATE").execute(&mut conn).await?;
-        Ok(Box::new(SqliteTx {
-            tx: Conn::Bulk(conn),
-            ledger: LedgerState {
-                read_only: false,
-                ..LedgerState::default()
-            },
-        }))
+        Ok(StoreTx::boxed(Conn::Bulk(conn), false))
     }
 
     async fn begin_read(&self) -> Result<Box<dyn Tx>> {
@@ -330,13 +294,7 @@ impl Store for SqliteStore {
                 }
                 None => Conn::Read(self.pool.acquire().await?),
             };
-        Ok(Box::new(SqliteTx {
-            tx,
-            ledger: LedgerState {
-                read_only: true,
-                ..LedgerState::default()
-            },
-        }))
+        Ok(StoreTx::boxed(tx, true))
     }
 
     fn backend(&self) -> &'static str {
@@ -451,77 +409,25 @@ impl std::ops::DerefMut for Conn {
     }
 }
 
-struct SqliteTx {
-    tx: Conn,
-    /// The ledger head and the appends not yet written.
-    ledger: LedgerState,
-}
-
-type SqliteQuery<'q> = sqlx::query::Query<'q, Sqlite, sqlx::sqlite::SqliteArguments>;
-
-fn bind_all(q: Query) -> SqliteQuery<'static> {
-    let mut query = sqlx::query(AssertSqlSafe(q.sql));
-    for v in q.binds {
-        query = match v {
-            SqlValue::Null => query.bind(Option::<String>::None),
-            SqlValue::Text(s) => query.bind(s),
-            SqlValue::Int(i) => query.bind(i),
-            SqlValue::Bool(b) => query.bind(b),
-            SqlValue::Blob(b) => query.bind(b),
-        };
-    }
-    query
-}
-
-/// Runs bulk statements. Those of one or a few records recur with the same
-/// text (one create) and are worth keeping prepared; big batches differ in
-/// length every time and would only push useful statements out of the cache.
-async fn execute_bulk(q: Query, conn: &mut SqliteConnection) -> Result<()> {
-    let keep = q.binds.len() <= 256;
-    bind_all(q).persistent(keep).execute(conn).await?;
-    Ok(())
-}
-
 #[async_trait]
-impl Exec for SqliteTx {
-    async fn execute(&mut self, q: Query) -> Result<u64> {
-        let keep = keep_prepared(&q);
-        let done = bind_all(q).persistent(keep).execute(&mut *self.tx).await?;
-        Ok(done.rows_affected())
-    }
-
-    async fn fetch(&mut self, q: Query, types: &[ColumnType]) -> Result<Vec<exec::Row>> {
-        let keep = keep_prepared(&q);
-        let rows = bind_all(q)
-            .persistent(keep)
-            .fetch_all(&mut *self.tx)
-            .await?;
-        rows.iter().map(|r| exec::decode_values(r, types)).collect()
-    }
-}
-
-#[async_trait]
-impl Backend for SqliteTx {
+impl Backend for Conn {
+    type Db = Sqlite;
     const DIALECT: Dialect = D;
 
-    fn ledger(&mut self) -> &mut LedgerState {
-        &mut self.ledger
-    }
-
-    fn read_only(&self) -> bool {
-        self.ledger.read_only
+    fn conn(&mut self) -> &mut SqliteConnection {
+        self
     }
 
     async fn execute_all(&mut self, queries: Vec<Query>) -> Result<()> {
         // One round trip for them all.
         if let Some(q) = sql::concat(queries) {
-            execute_bulk(q, &mut self.tx).await?;
+            Sqlite::execute(self, q).await?;
         }
         Ok(())
     }
 
-    async fn finish(self: Box<Self>) -> Result<()> {
-        match self.tx {
+    async fn commit(self) -> Result<()> {
+        match self {
             Conn::Tx(tx) => tx.commit().await?,
             Conn::Write(mut w) => {
                 let conn = w.guard.as_mut().ok_or_else(|| {
@@ -554,10 +460,9 @@ impl Backend for SqliteTx {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::SqlValue;
     use crate::sql;
-    use crate::{
-        CheckpointRow, Condition, LeafIndex, LeafRow, LedgerHead, ListQuery, Sort, StoredRow,
-    };
+    use crate::{CheckpointRow, Condition, LeafIndex, LeafRow, LedgerHead, StoredRow};
     use custos_domain::Entity;
     use custos_domain::inventory;
     use uuid::Uuid;
@@ -570,78 +475,15 @@ mod tests {
             migrations::latest()
         );
         for entity in Entity::ALL {
-            let mut cols = store.table_columns(entity.plural()).await.expect("cols");
-            cols.sort();
-            let mut declared: Vec<String> =
-                sql::columns(entity).into_iter().map(String::from).collect();
-            declared.sort();
-            assert_eq!(
-                cols,
-                declared,
-                "table {} differs from the inventory",
-                entity.plural()
-            );
-            for f in inventory::fields(entity) {
-                assert!(cols.contains(&f.name.to_string()));
-            }
+            let cols = store.table_columns(entity.plural()).await.expect("cols");
+            crate::shared_tests::columns_match_the_inventory(entity, cols);
         }
     }
 
     #[tokio::test]
-    async fn records_round_trip_and_paginate_by_keyset() {
+    async fn records_round_trip_with_nulls_and_paginate_by_keyset() {
         let store = SqliteStore::memory().await.expect("open");
-        let mut tx = store.begin().await.expect("tx");
-        let mut ids = Vec::new();
-        for i in 0..5i64 {
-            let id = Uuid::now_v7();
-            ids.push(id);
-            let row = StoredRow {
-                id,
-                subject_id: None,
-                columns: vec![
-                    ("name", SqlValue::Text(format!("Company {i}"))),
-                    ("created_at", SqlValue::Int(1000 + i)),
-                    ("updated_at", SqlValue::Int(1000 + i)),
-                ],
-            };
-            tx.insert_record(Entity::Company, &row)
-                .await
-                .expect("insert");
-        }
-        let mut seen = Vec::new();
-        let mut after = None;
-        loop {
-            let q = ListQuery {
-                entity: Entity::Company,
-                conditions: vec![],
-                sort: Sort {
-                    field: "created_at",
-                    descending: true,
-                },
-                after: after.clone(),
-                limit: 2,
-            };
-            let page = tx.list_records(&q).await.expect("list");
-            if page.is_empty() {
-                break;
-            }
-            for r in &page {
-                seen.push(r.id);
-            }
-            let last = page.last().expect("row");
-            after = Some((last.get("created_at").clone(), last.id));
-        }
-        ids.reverse();
-        assert_eq!(seen, ids);
-        let n = tx
-            .count_records(
-                Entity::Company,
-                &[Condition::Contains("name", "company 3".into())],
-            )
-            .await
-            .expect("count");
-        assert_eq!(n, 1);
-        tx.commit().await.expect("commit");
+        crate::shared_tests::records_round_trip_with_nulls_and_paginate_by_keyset(&store).await;
     }
 
     #[tokio::test]
@@ -670,17 +512,10 @@ mod tests {
         .execute(&mut conn)
         .await
         .expect("table");
-        for (v, name, sql) in migrations::list(D).iter().filter(|m| m.0 <= version) {
-            sqlx::raw_sql(AssertSqlSafe(*sql))
-                .execute(&mut conn)
+        for m in migrations::list(D).into_iter().filter(|m| m.0 <= version) {
+            migrations::apply::<Sqlite>(&mut conn, m, false)
                 .await
                 .expect("migration");
-            sqlx::query("INSERT INTO schema_migrations (version, name) VALUES (?1, ?2)")
-                .bind(v)
-                .bind(*name)
-                .execute(&mut conn)
-                .await
-                .expect("version");
         }
         conn
     }
@@ -698,15 +533,7 @@ mod tests {
                     .fetch_all(&store.pool)
                     .await
                     .expect("columns");
-            for f in inventory::fields(entity).filter(|f| f.sortable) {
-                assert_eq!(
-                    sql::never_null(entity, f.name),
-                    not_null.iter().any(|c| c == f.name),
-                    "{}.{}",
-                    entity.plural(),
-                    f.name
-                );
-            }
+            crate::shared_tests::sortable_columns_sort_bare_when_not_null(entity, &not_null);
         }
     }
 
@@ -797,14 +624,7 @@ mod tests {
         }
         let store = SqliteStore::open(&path).await.expect("migrate");
         let mut tx = store.begin().await.expect("tx");
-        assert_eq!(tx.checkpoint_count().await.expect("count"), 2);
-        assert_eq!(
-            tx.latest_checkpoint()
-                .await
-                .expect("latest")
-                .map(|c| c.note),
-            Some("nine".to_string())
-        );
+        crate::shared_tests::the_two_old_checkpoints_are_counted(tx.as_mut()).await;
         tx.insert_checkpoint(&CheckpointRow {
             size: 12,
             root: vec![2],
@@ -878,23 +698,7 @@ mod tests {
         {
             // A database at schema 11, as an older Custos left it.
             let mut conn = database_at(&path, 11).await;
-            for (field, hash, record) in [
-                ("email", vec![1u8, 2, 3], &a),
-                ("last_name", vec![4, 5, 6], &a),
-                ("last_name", vec![4, 5, 6], &a),
-                ("email", vec![1, 2, 3], &b),
-            ] {
-                sqlx::query(
-                    "INSERT INTO blind_index (entity, field, hash, record_id, subject_id) \
-                     VALUES ('contact', ?1, ?2, ?3, ?3)",
-                )
-                .bind(field)
-                .bind(hash)
-                .bind(record)
-                .execute(&mut conn)
-                .await
-                .expect("entry");
-            }
+            crate::shared_tests::insert_old_blind_entries::<Sqlite>(&mut conn, &a, &b).await;
             conn.close().await.expect("close");
         }
         let store = SqliteStore::open(&path).await.expect("migrate");
