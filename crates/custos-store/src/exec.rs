@@ -230,46 +230,35 @@ async fn execute_on<'c, DB, E>(
     changed: fn(&DB::QueryResult) -> u64,
 ) -> Result<u64>
 where
-    DB: sqlx::Database + sqlx::database::HasStatementCache,
+    DB: Binds + sqlx::database::HasStatementCache,
     DB::Arguments: sqlx::IntoArguments<DB>,
     E: sqlx::Executor<'c, Database = DB>,
-    for<'t> String: sqlx::Encode<'t, DB> + sqlx::Type<DB>,
-    for<'t> i64: sqlx::Encode<'t, DB> + sqlx::Type<DB>,
-    for<'t> bool: sqlx::Encode<'t, DB> + sqlx::Type<DB>,
-    for<'t> Vec<u8>: sqlx::Encode<'t, DB> + sqlx::Type<DB>,
-    for<'t> Option<String>: sqlx::Encode<'t, DB> + sqlx::Type<DB>,
-    for<'t> Option<i64>: sqlx::Encode<'t, DB> + sqlx::Type<DB>,
-    for<'t> Option<bool>: sqlx::Encode<'t, DB> + sqlx::Type<DB>,
-    for<'t> Option<Vec<u8>>: sqlx::Encode<'t, DB> + sqlx::Type<DB>,
 {
     let keep = keep_prepared(&q);
-    let done = bind_typed(q).persistent(keep).execute(conn).await?;
+    let done = DB::bind_typed(q).persistent(keep).execute(conn).await?;
     Ok(changed(&done))
 }
 
 /// Runs a query on a connection, each row decoded as `types`.
 async fn fetch_on<'c, DB, E>(conn: E, q: Query, types: &[ColumnType]) -> Result<Vec<Row>>
 where
-    DB: sqlx::Database + sqlx::database::HasStatementCache,
+    DB: Binds + Decodes + sqlx::database::HasStatementCache,
     DB::Arguments: sqlx::IntoArguments<DB>,
     E: sqlx::Executor<'c, Database = DB>,
-    usize: sqlx::ColumnIndex<DB::Row>,
-    for<'t> String: sqlx::Encode<'t, DB> + sqlx::Type<DB>,
-    for<'t> i64: sqlx::Encode<'t, DB> + sqlx::Type<DB>,
-    for<'t> bool: sqlx::Encode<'t, DB> + sqlx::Type<DB>,
-    for<'t> Vec<u8>: sqlx::Encode<'t, DB> + sqlx::Type<DB>,
-    for<'t> Option<String>: sqlx::Encode<'t, DB> + sqlx::Decode<'t, DB> + sqlx::Type<DB>,
-    for<'t> Option<i64>: sqlx::Encode<'t, DB> + sqlx::Decode<'t, DB> + sqlx::Type<DB>,
-    for<'t> Option<bool>: sqlx::Encode<'t, DB> + sqlx::Decode<'t, DB> + sqlx::Type<DB>,
-    for<'t> Option<Vec<u8>>: sqlx::Encode<'t, DB> + sqlx::Decode<'t, DB> + sqlx::Type<DB>,
 {
     let keep = keep_prepared(&q);
-    let rows = bind_typed(q).persistent(keep).fetch_all(conn).await?;
-    rows.iter().map(|r| decode_values(r, types)).collect()
+    let rows = DB::bind_typed(q).persistent(keep).fetch_all(conn).await?;
+    rows.iter().map(|r| DB::decode_row(r, types)).collect()
 }
 
-/// Binds a statement's values in order, each NULL with its column's type.
-fn bind_typed<DB>(q: Query) -> sqlx::query::Query<'static, DB, DB::Arguments>
+/// A database that takes every value a written-once statement binds: the
+/// encoding bounds stated once, here.
+trait Binds: sqlx::Database {
+    /// Binds a statement's values in order, each NULL with its column's type.
+    fn bind_typed(q: Query) -> sqlx::query::Query<'static, Self, Self::Arguments>;
+}
+
+impl<DB> Binds for DB
 where
     DB: sqlx::Database,
     for<'t> String: sqlx::Encode<'t, DB> + sqlx::Type<DB>,
@@ -281,45 +270,56 @@ where
     for<'t> Option<bool>: sqlx::Encode<'t, DB> + sqlx::Type<DB>,
     for<'t> Option<Vec<u8>>: sqlx::Encode<'t, DB> + sqlx::Type<DB>,
 {
-    let types: Vec<ColumnType> = (0..q.binds.len()).map(|i| q.type_of(i)).collect();
-    let mut query = sqlx::query(sqlx::AssertSqlSafe(q.sql));
-    for (v, ty) in q.binds.into_iter().zip(types) {
-        query = match v {
-            SqlValue::Null => match ty {
-                ColumnType::Text => query.bind(Option::<String>::None),
-                ColumnType::Int => query.bind(Option::<i64>::None),
-                ColumnType::Bool => query.bind(Option::<bool>::None),
-                ColumnType::Blob => query.bind(Option::<Vec<u8>>::None),
-            },
-            SqlValue::Text(s) => query.bind(s),
-            SqlValue::Int(i) => query.bind(i),
-            SqlValue::Bool(b) => query.bind(b),
-            SqlValue::Blob(b) => query.bind(b),
-        };
+    fn bind_typed(q: Query) -> sqlx::query::Query<'static, DB, DB::Arguments> {
+        let types: Vec<ColumnType> = (0..q.binds.len()).map(|i| q.type_of(i)).collect();
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(q.sql));
+        for (v, ty) in q.binds.into_iter().zip(types) {
+            query = match v {
+                SqlValue::Null => match ty {
+                    ColumnType::Text => query.bind(Option::<String>::None),
+                    ColumnType::Int => query.bind(Option::<i64>::None),
+                    ColumnType::Bool => query.bind(Option::<bool>::None),
+                    ColumnType::Blob => query.bind(Option::<Vec<u8>>::None),
+                },
+                SqlValue::Text(s) => query.bind(s),
+                SqlValue::Int(i) => query.bind(i),
+                SqlValue::Bool(b) => query.bind(b),
+                SqlValue::Blob(b) => query.bind(b),
+            };
+        }
+        query
     }
-    query
 }
 
-/// A backend's row as values of the types asked for: the one decoder both
-/// backends use.
-fn decode_values<R>(row: &R, types: &[ColumnType]) -> Result<Row>
+/// A database whose rows the written-once queries read: the decoding
+/// bounds stated once, here.
+trait Decodes: sqlx::Database {
+    /// A row as values of the types asked for: the one decoder both
+    /// backends use.
+    fn decode_row(row: &Self::Row, types: &[ColumnType]) -> Result<Row>;
+}
+
+impl<DB> Decodes for DB
 where
-    R: sqlx::Row,
-    usize: sqlx::ColumnIndex<R>,
-    for<'r> Option<String>: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
-    for<'r> Option<i64>: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
-    for<'r> Option<bool>: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
-    for<'r> Option<Vec<u8>>: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    DB: sqlx::Database,
+    usize: sqlx::ColumnIndex<DB::Row>,
+    for<'r> Option<String>: sqlx::Decode<'r, DB> + sqlx::Type<DB>,
+    for<'r> Option<i64>: sqlx::Decode<'r, DB> + sqlx::Type<DB>,
+    for<'r> Option<bool>: sqlx::Decode<'r, DB> + sqlx::Type<DB>,
+    for<'r> Option<Vec<u8>>: sqlx::Decode<'r, DB> + sqlx::Type<DB>,
 {
-    let mut out = Vec::with_capacity(types.len());
-    for (i, ty) in types.iter().enumerate() {
-        let v = match ty {
-            ColumnType::Text => row.try_get::<Option<String>, _>(i)?.map(SqlValue::Text),
-            ColumnType::Int => row.try_get::<Option<i64>, _>(i)?.map(SqlValue::Int),
-            ColumnType::Bool => row.try_get::<Option<bool>, _>(i)?.map(SqlValue::Bool),
-            ColumnType::Blob => row.try_get::<Option<Vec<u8>>, _>(i)?.map(SqlValue::Blob),
-        };
-        out.push(v.unwrap_or(SqlValue::Null));
+    fn decode_row(row: &DB::Row, types: &[ColumnType]) -> Result<Row> {
+        use sqlx::Row as _;
+        let mut out = Vec::with_capacity(types.len());
+        for (i, ty) in types.iter().enumerate() {
+            let v = match ty {
+                ColumnType::Text => row.try_get::<Option<String>, _>(i)?.map(SqlValue::Text),
+                ColumnType::Int => row.try_get::<Option<i64>, _>(i)?.map(SqlValue::Int),
+                ColumnType::Bool => row.try_get::<Option<bool>, _>(i)?.map(SqlValue::Bool),
+                ColumnType::Blob => row.try_get::<Option<Vec<u8>>, _>(i)?.map(SqlValue::Blob),
+            };
+            out.push(v.unwrap_or(SqlValue::Null));
+        }
+        Ok(Row(out))
     }
-    Ok(Row(out))
 }

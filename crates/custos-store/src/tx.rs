@@ -1,7 +1,8 @@
 //! [`Tx`] written once: records, blind indexes, subject keys, processing
-//! flags and the ledger, for every [`Backend`]. A backend supplies how to
-//! run statements ([`Exec`]), how to send several at once, where its
-//! transaction's ledger state lives, and how to commit.
+//! flags and the ledger, on [`StoreTx`], the one transaction type. A
+//! [`Backend`] supplies its connection, how to send several statements at
+//! once, and how to commit; the transaction's ledger state lives in
+//! [`StoreTx`].
 
 use crate::exec::{Driver, Exec, Row};
 use crate::pending::PendingLedger;
