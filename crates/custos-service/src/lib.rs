@@ -4,55 +4,55 @@
 //!
 //! The web and CLI crates call only this crate; they never touch the store.
 
-mod audit;
-mod auth;
-mod consent;
-mod dashboard;
-mod dsar;
+mod crm;
 mod error;
-mod import;
-mod invite;
+mod identity;
 mod jobs;
-mod keyops;
-mod keys;
 mod ledger;
-mod mfa;
-mod principal;
-mod query;
-mod records;
-mod roles;
-mod search;
-mod seed;
+mod privacy;
+mod security;
 mod settings;
+mod vault;
 
-pub use audit::AuditEntry;
-pub use auth::{
-    ENROLMENT_REQUIRED, LoginResult, NewToken, PASSWORD_MAX, PASSWORD_MIN, STEP_UP_REQUIRED,
-    SessionView, SignIn, TOKEN_SCOPES, Throttle, TokenView, UserView,
-};
-pub use consent::{Exclusions, Export, NOTICE_VERSION};
-pub use custos_store::EventFilter;
-pub use dashboard::{
+pub use crm::dashboard::{
     Amounts, Dashboard, DueSummary, MonthWon, PipelineSummary, RecentSummary, StageTotal,
 };
-pub use dsar::{OpenedRequest, Opener, PORTAL_PER_HOUR, PublicStatus, RequestView, flags};
+pub use crm::import::{ImportReport, ImportSource, ImportStage, RowError, RowsInMemory};
+pub use crm::query::{ListParams, Page};
+pub use crm::records::{RecordView, Submission};
+pub use crm::search::{COUNT_LIMIT, ListSize, SearchGroup, SearchKind, SearchResults, search_kind};
+pub use crm::seed::SeedReport;
+pub use custos_domain::throttle::Throttle;
+pub use custos_store::EventFilter;
 pub use error::{Result, ServiceError};
-pub use import::{ImportReport, ImportSource, ImportStage, RowError, RowsInMemory};
-pub use invite::{INVITE_TTL_MS, Invitation};
+pub use identity::guards::{ENROLMENT_REQUIRED, STEP_UP_REQUIRED};
+pub use identity::invite::{INVITE_TTL_MS, Invitation};
+pub use identity::mfa::{
+    AssertionOptions, CreationOptions, PasskeyView, TotpConfirmed, TotpEnrolment,
+};
+pub use identity::passwords::{PASSWORD_MAX, PASSWORD_MIN};
+pub use identity::principal::{Principal, RequestMeta, Via};
+pub use identity::roles::{RoleInput, RoleView};
+pub use identity::sessions::{LoginResult, SessionView, SignIn};
+pub use identity::tokens::{NewToken, TOKEN_SCOPES, TokenView};
+pub use identity::users::UserView;
 pub use jobs::JobStatus;
-pub use keyops::{BackupInfo, ErasureJournal, ErasureReport, KeyReport, MasterVersionStatus};
-pub use keys::{KeyReload, KeyStatus};
+pub use ledger::audit::AuditEntry;
 pub use ledger::{
     ACTIVITY_MAX_EVENTS, AuditActivity, EXPORT_MAX_EVENTS, EventQuery, ExportedLeaf,
     InclusionProof, LedgerExport, LedgerStatus, VerifyReport, WitnessReport, reads_ledger,
 };
-pub use mfa::{PasskeyView, TotpConfirmed, TotpEnrolment};
-pub use principal::{Principal, RequestMeta, Via};
-pub use query::{ListParams, Page};
-pub use records::{RecordView, Submission};
-pub use roles::{RoleInput, RoleView};
-pub use search::{COUNT_LIMIT, ListSize, SearchGroup, SearchKind, SearchResults, search_kind};
-pub use seed::SeedReport;
+pub use privacy::consent::{Exclusions, Export, NOTICE_VERSION};
+pub use privacy::dsar::{OpenedRequest, Opener, PORTAL_PER_HOUR, PublicStatus, RequestView, flags};
+pub use privacy::outcome::{
+    ConsentEntry, ConsentHistory, ConsentReceipt, ConsentRecorded, ConsentState, DataNotice,
+    DsarEvidence, DsarPackage, DsarSummary, EvidenceStep, KeptItem, MonthClosed, PackageRecord,
+    Rejection, RequestOutcome,
+};
+pub use vault::keyops::{
+    BackupInfo, ErasureJournal, ErasureReport, KeyReport, MasterVersionStatus,
+};
+pub use vault::keys::{KeyReload, KeyStatus};
 
 use custos_crypto::MasterKeyring;
 use custos_domain::Clock;
@@ -133,11 +133,11 @@ pub struct Custos {
 struct Inner {
     store: Arc<dyn Store>,
     clock: Arc<dyn Clock>,
-    keys: keys::Keys,
+    keys: vault::keys::Keys,
     config: Config,
-    erasure_journal: std::sync::RwLock<Option<keyops::ErasureJournal>>,
+    erasure_journal: std::sync::RwLock<Option<vault::keyops::ErasureJournal>>,
     /// Reads' audit leaves waiting for their group commit.
-    reads: audit::ReadAudit,
+    reads: ledger::audit::ReadAudit,
     /// What the background jobs of this process last did.
     jobs: jobs::Jobs,
 }
@@ -160,7 +160,8 @@ impl Custos {
         config: Config,
     ) -> Result<Custos> {
         let keys =
-            keys::Keys::load_or_create(store.as_ref(), clock.as_ref(), master, &config).await?;
+            vault::keys::Keys::load_or_create(store.as_ref(), clock.as_ref(), master, &config)
+                .await?;
         let custos = Custos {
             inner: Arc::new(Inner {
                 store,
@@ -168,7 +169,7 @@ impl Custos {
                 keys,
                 config,
                 erasure_journal: std::sync::RwLock::new(None),
-                reads: audit::ReadAudit::default(),
+                reads: ledger::audit::ReadAudit::default(),
                 jobs: jobs::Jobs::default(),
             }),
         };

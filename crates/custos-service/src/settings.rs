@@ -1,6 +1,6 @@
 //! Settings kept in the database: the deal pipeline.
 
-use crate::audit::Event;
+use crate::ledger::audit::Event;
 use crate::{Custos, Principal, Result, ServiceError};
 use custos_domain::inventory::{self, FieldKind};
 use custos_domain::validate::{DEFAULT_STAGES, ValidationContext};

@@ -6,6 +6,7 @@
 //! change it records. SQL is built once by [`sql`] for every backend; each backend
 //! module only executes it.
 
+pub mod admin;
 pub mod exec;
 mod identity;
 mod migrations;
@@ -25,7 +26,7 @@ use uuid::Uuid;
 
 /// The store traits, for code that calls them on a `dyn Tx`.
 pub mod prelude {
-    pub use crate::{IdentityTx, SettingsTx, Store, Tx};
+    pub use crate::{IdentityTx, LedgerTx, RecordsTx, SettingsTx, Store, SubjectsTx, Tx};
 }
 
 pub use identity::IdentityTx;
@@ -514,12 +515,14 @@ pub trait Store: Send + Sync + 'static {
 
 /// One transaction. Dropping it without [`Tx::commit`] rolls everything back.
 ///
-/// Its methods come by concern: records, subjects and keys, and the ledger
-/// here; secrets and settings in [`SettingsTx`], sessions, tokens and second
-/// factors in [`IdentityTx`]. Those are written once for every backend (see
-/// [`exec`]); bring them into scope with `use custos_store::prelude::*`.
+/// Its methods come by concern: records and blind indexes in [`RecordsTx`],
+/// data keys and processing flags in [`SubjectsTx`], the audit ledger in
+/// [`LedgerTx`], secrets and settings in [`SettingsTx`], sessions, tokens and
+/// second factors in [`IdentityTx`]. Each is written once for every backend
+/// (see [`exec`] and `tx.rs`); bring them into scope with
+/// `use custos_store::prelude::*`.
 #[async_trait]
-pub trait Tx: SettingsTx + IdentityTx + Send {
+pub trait Tx: RecordsTx + SubjectsTx + LedgerTx + SettingsTx + IdentityTx + Send {
     /// Makes every change of this transaction durable.
     async fn commit(self: Box<Self>) -> Result<()>;
 
@@ -527,8 +530,12 @@ pub trait Tx: SettingsTx + IdentityTx + Send {
     fn is_read_only(&self) -> bool {
         false
     }
+}
 
-    // ---- records
+/// Records of every entity: insert, change, delete, read, list, count and
+/// group, and their blind-index entries.
+#[async_trait]
+pub trait RecordsTx: SubjectsTx + Send {
     /// Inserts a record.
     async fn insert_record(&mut self, entity: Entity, row: &StoredRow) -> Result<()>;
     /// Changes some columns of a record; false when it does not exist.
@@ -645,8 +652,12 @@ pub trait Tx: SettingsTx + IdentityTx + Send {
         }
         Ok(())
     }
+}
 
-    // ---- keys
+/// Data subjects: their data-key versions (wrapped by the master key),
+/// crypto-shredding, and the processing flags on them.
+#[async_trait]
+pub trait SubjectsTx: Send {
     /// Stores a new subject key version.
     async fn insert_subject_key(&mut self, row: &SubjectKeyRow) -> Result<()>;
     /// Destroys every data-key version of a subject and its blind-index rows
@@ -694,7 +705,12 @@ pub trait Tx: SettingsTx + IdentityTx + Send {
     async fn lift_flag(&mut self, subject_id: Uuid, flag: &str, now_ms: i64) -> Result<bool>;
     /// Active flags of these subjects.
     async fn active_flags(&mut self, subjects: &[Uuid]) -> Result<Vec<(Uuid, String)>>;
-    // ---- ledger
+}
+
+/// The audit ledger: leaves, the Merkle frontier and stored subtree roots,
+/// and signed checkpoints.
+#[async_trait]
+pub trait LedgerTx: Send {
     /// The tree size and frontier after the last append.
     async fn ledger_head(&mut self) -> Result<LedgerHead>;
     /// Appends the leaf at `head.size - 1`, the perfect subtree roots it

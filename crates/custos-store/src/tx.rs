@@ -9,7 +9,8 @@ use crate::pending::PendingLedger;
 use crate::sql::{self, Dialect, Query};
 use crate::{
     CheckpointRow, ColumnType, Condition, EventFilter, GroupRow, LeafIndex, LeafRow, LedgerHead,
-    ListQuery, ListWindow, NewRecords, Result, SqlValue, StoreError, StoredRow, SubjectKeyRow, Tx,
+    LedgerTx, ListQuery, ListWindow, NewRecords, RecordsTx, Result, SqlValue, StoreError,
+    StoredRow, SubjectKeyRow, SubjectsTx, Tx,
 };
 use async_trait::async_trait;
 use custos_domain::Entity;
@@ -205,7 +206,10 @@ impl<B: Backend> Tx for StoreTx<B> {
         flush_ledger(&mut *self).await?;
         self.conn.commit().await
     }
+}
 
+#[async_trait]
+impl<B: Backend> RecordsTx for StoreTx<B> {
     async fn insert_record(&mut self, entity: Entity, row: &StoredRow) -> Result<()> {
         self.execute(sql::insert(B::DIALECT, entity, row)).await?;
         Ok(())
@@ -403,7 +407,10 @@ impl<B: Backend> Tx for StoreTx<B> {
         }
         Ok(())
     }
+}
 
+#[async_trait]
+impl<B: Backend> SubjectsTx for StoreTx<B> {
     async fn insert_subject_key(&mut self, row: &SubjectKeyRow) -> Result<()> {
         let q = Query::written(format!(
             "INSERT INTO subject_keys ({SUBJECT_KEY_COLS}) VALUES ($1, $2, $3, $4, $5, $6, $7)"
@@ -579,7 +586,10 @@ impl<B: Backend> Tx for StoreTx<B> {
         }
         Ok(out)
     }
+}
 
+#[async_trait]
+impl<B: Backend> LedgerTx for StoreTx<B> {
     async fn ledger_head(&mut self) -> Result<LedgerHead> {
         if let Some(h) = &self.ledger().head {
             return Ok(h.clone());

@@ -234,3 +234,16 @@ pub fn find_in_files(dir: &Path, needles: &[Vec<u8>]) -> Vec<(PathBuf, String)> 
     }
     found
 }
+
+/// The JSON a value is served as, for assertions on what the API answers
+/// (`view.to_json()["email"]`): the same serialisation as the web crate's.
+pub trait AsJson {
+    /// The value serialised to JSON.
+    fn to_json(&self) -> serde_json::Value;
+}
+
+impl<T: serde::Serialize> AsJson for T {
+    fn to_json(&self) -> serde_json::Value {
+        serde_json::to_value(self).expect("a service result serialises to JSON")
+    }
+}

@@ -8,7 +8,8 @@ use crate::setup::{self, Paths};
 use anyhow::{Context, Result, anyhow, bail};
 use custos_domain::{Entity, Role};
 use custos_service::{Custos, ImportSource, ImportStage, ListParams, Opener, Principal, Via};
-use custos_store::{PostgresStore, SqlValue, SqliteStore, Store, StoredRow};
+use custos_store::admin::Baseline;
+use custos_store::{PostgresStore, SqlValue, SqliteStore};
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::json;
 use std::fmt::Write as _;
@@ -313,14 +314,14 @@ async fn run(scratch: &Scratch, sizes: &Sizes) -> Result<(Vec<Figure>, Vec<Strin
     // sealing, blind index or ledger, alternating in rounds, one transaction
     // per insert either way.
     eprintln!("measuring creates…");
-    let plain_store: Box<dyn PlainInsert> = match &scratch.postgres {
+    let plain_store = Baseline::new(match &scratch.postgres {
         None => Box::new(
             SqliteStore::open(&paths.data_dir.join(setup::DB_FILE))
                 .await
                 .context("cannot open the scratch database")?,
         ),
         Some((_, _, url)) => Box::new(PostgresStore::connect(url).await?),
-    };
+    });
     let (mut private, mut plain) = (Duration::ZERO, Duration::ZERO);
     let mut plain_ids = Vec::new();
     let rounds = 10u64;
@@ -337,12 +338,15 @@ async fn run(scratch: &Scratch, sizes: &Sizes) -> Result<(Vec<Figure>, Vec<Strin
         for i in 0..per {
             let n = round * per + i;
             let t = Instant::now();
-            let id = plain_store.insert_plain(n).await?;
+            let now = custos_domain::value::to_unix_ms(custos_domain::Clock::now(
+                &custos_domain::SystemClock,
+            ));
+            let id = plain_store.insert_contact(n, now).await?;
             plain += t.elapsed();
             plain_ids.push(id);
         }
     }
-    plain_store.delete_plain(&plain_ids).await?;
+    plain_store.delete_contacts(&plain_ids).await?;
     plain_store.close().await;
     let per = (sizes.creates / rounds * rounds).max(1) as u32;
     let ratio = private.as_secs_f64() / plain.as_secs_f64().max(1e-9);
@@ -550,9 +554,7 @@ async fn run(scratch: &Scratch, sizes: &Sizes) -> Result<(Vec<Figure>, Vec<Strin
     custos.dsar_fulfil(&po, rid).await?;
     let package = custos.dsar_package(&po, rid).await?;
     let export = t.elapsed();
-    let exported = package["records"]["activities"]
-        .as_array()
-        .map_or(0, |a| a.len());
+    let exported = package.records_of(Entity::Activity).len();
     figures.push(Figure {
         name: "6. subject access export (fulfil + package)",
         result: format!(
@@ -793,56 +795,6 @@ async fn ledger_in_memory(
     // Keeps the raw loop from being optimised away.
     std::hint::black_box(sink);
     Ok((verify, raw, verifier.size(), bytes))
-}
-
-/// The baseline insert: the same contact row, its personal fields in the
-/// clear, no data key, no blind index, no ledger leaf. Scratch data only;
-/// deleted again after measuring.
-#[async_trait::async_trait]
-trait PlainInsert: Send + Sync {
-    async fn insert_plain(&self, n: u64) -> Result<Uuid>;
-    async fn delete_plain(&self, ids: &[Uuid]) -> Result<()>;
-    async fn close(&self);
-}
-
-#[async_trait::async_trait]
-impl<S: Store> PlainInsert for S {
-    async fn insert_plain(&self, n: u64) -> Result<Uuid> {
-        let id = Uuid::now_v7();
-        let now = custos_domain::value::to_unix_ms(custos_domain::Clock::now(
-            &custos_domain::SystemClock,
-        ));
-        let text = |s: String| SqlValue::Blob(s.into_bytes());
-        let row = StoredRow {
-            id,
-            subject_id: Some(id),
-            columns: vec![
-                ("first_name", text("Bench".into())),
-                ("last_name", text(format!("Plain{n}"))),
-                ("email", text(format!("plain{n}@example.com"))),
-                ("phone", text("+44 20 7946 0000".into())),
-                ("created_at", SqlValue::Int(now)),
-                ("updated_at", SqlValue::Int(now)),
-            ],
-        };
-        let mut tx = self.begin().await?;
-        tx.insert_record(Entity::Contact, &row).await?;
-        tx.commit().await?;
-        Ok(id)
-    }
-
-    async fn delete_plain(&self, ids: &[Uuid]) -> Result<()> {
-        let mut tx = self.begin().await?;
-        for id in ids {
-            tx.delete_record(Entity::Contact, *id).await?;
-        }
-        tx.commit().await?;
-        Ok(())
-    }
-
-    async fn close(&self) {
-        Store::close(self).await;
-    }
 }
 
 struct HttpRun {

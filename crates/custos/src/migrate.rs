@@ -4,8 +4,8 @@
 use crate::setup::{self, Backend, Paths};
 use anyhow::{Context, Result, anyhow, bail};
 use custos_service::VerifyReport;
+use custos_store::admin::transfer::{self, TableRows};
 use custos_store::postgres::{is_postgres_url, redact_url};
-use custos_store::transfer::{self, TableRows};
 use custos_store::{PostgresStore, SqliteStore, Store};
 use std::process::ExitCode;
 

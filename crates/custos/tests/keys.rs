@@ -8,6 +8,7 @@
 use custos_crypto::MasterKeyring;
 use custos_domain::{Entity, Role};
 use custos_service::{Config, Custos, Principal, ServiceError};
+use custos_testkit::AsJson;
 use custos_testkit::find_in_files;
 use serde_json::json;
 use std::path::{Path, PathBuf};

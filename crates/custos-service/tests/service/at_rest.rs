@@ -7,6 +7,7 @@ use crate::common::*;
 use custos_domain::{Entity, Role};
 use custos_service::{Config, Custos, Principal, RequestMeta};
 use custos_store::SqliteStore;
+use custos_testkit::AsJson;
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::json;
 use std::path::{Path, PathBuf};

@@ -10,6 +10,7 @@ use custos_service::{
     AuditEntry, Config, Custos, ListParams, Principal, RecordView, RequestMeta, ServiceError,
 };
 use custos_store::Store;
+use custos_testkit::AsJson;
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::Value as J;
 use std::sync::Arc;

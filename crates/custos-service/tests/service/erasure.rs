@@ -7,6 +7,7 @@ use crate::common::*;
 use custos_crypto::{MasterKey, MasterKeyring};
 use custos_domain::{Entity, ManualClock, Role};
 use custos_service::{Config, Custos, ListParams, Principal, RequestMeta, ServiceError};
+use custos_testkit::AsJson;
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::json;
 use std::sync::Arc;

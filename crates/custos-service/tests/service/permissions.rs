@@ -4,6 +4,7 @@
 use crate::common::*;
 use custos_domain::{Entity, Role};
 use custos_service::{ListParams, Principal, ServiceError};
+use custos_testkit::AsJson;
 use serde_json::{Value as J, json};
 use uuid::Uuid;
 

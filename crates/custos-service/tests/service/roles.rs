@@ -5,6 +5,7 @@
 use crate::common::*;
 use custos_domain::{Entity, Grant, Permissions, ReadLevel, RecordScope, Role};
 use custos_service::{ListParams, Principal, RequestMeta, RoleInput, ServiceError};
+use custos_testkit::AsJson;
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::json;
 use std::collections::BTreeMap;

@@ -4,6 +4,7 @@
 use crate::common::*;
 use custos_domain::Entity;
 use custos_service::{ListParams, RecordView};
+use custos_testkit::AsJson;
 use serde_json::json;
 use std::time::Duration;
 use uuid::Uuid;

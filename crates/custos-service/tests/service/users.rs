@@ -4,6 +4,7 @@
 use crate::common::*;
 use custos_domain::{Entity, Role};
 use custos_service::{ListParams, RequestMeta, ServiceError};
+use custos_testkit::AsJson;
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::json;
 

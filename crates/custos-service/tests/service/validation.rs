@@ -3,6 +3,7 @@
 use crate::common::*;
 use custos_domain::Entity;
 use custos_service::ListParams;
+use custos_testkit::AsJson;
 use serde_json::{Value as J, json};
 use std::time::Duration;
 use uuid::Uuid;

@@ -386,7 +386,7 @@ async fn user_update(
     only_fields(&body, &["role", "disabled", "team", "display_name"])?;
     let id = parse_id(&id)?;
     let v = st.custos.update(&p, Entity::User, id, &body).await?;
-    Ok(Json(v.to_json()).into_response())
+    Ok(Json(v).into_response())
 }
 
 async fn user_reset_password(

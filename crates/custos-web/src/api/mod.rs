@@ -78,7 +78,7 @@ async fn list(
 ) -> ApiResult<Response> {
     let params = ListParams::parse(entity, &q)?;
     let page = st.custos.list(&p, entity, &params).await?;
-    let items: Vec<_> = page.items.iter().map(|v| v.to_json()).collect();
+    let items = &page.items;
     Ok(
         Json(json!({"items": items, "next_cursor": page.next_cursor, "partial": page.partial}))
             .into_response(),
@@ -96,7 +96,7 @@ async fn create(
     Ok((
         StatusCode::CREATED,
         [(header::LOCATION, location)],
-        Json(view.to_json()),
+        Json(view),
     )
         .into_response())
 }
@@ -108,7 +108,7 @@ async fn read(
     entity: Entity,
 ) -> ApiResult<Response> {
     let id = parse_id(&id)?;
-    Ok(Json(st.custos.get(&p, entity, id).await?.to_json()).into_response())
+    Ok(Json(st.custos.get(&p, entity, id).await?).into_response())
 }
 
 async fn update(
@@ -119,7 +119,7 @@ async fn update(
     entity: Entity,
 ) -> ApiResult<Response> {
     let id = parse_id(&id)?;
-    Ok(Json(st.custos.update(&p, entity, id, &body).await?.to_json()).into_response())
+    Ok(Json(st.custos.update(&p, entity, id, &body).await?).into_response())
 }
 
 async fn remove(

@@ -203,15 +203,17 @@ fn csv_escape(s: &str) -> String {
 /// One entity of an access package as CSV: a header row of the field names,
 /// then one row per record (formula-like cells neutralised). Empty when the
 /// package holds no record of that entity.
-pub(crate) fn package_csv(pkg: &serde_json::Value, entity: &str) -> String {
-    let rows = pkg["records"]
+pub(crate) fn package_csv(pkg: &custos_service::DsarPackage, entity: &str) -> String {
+    let rows = pkg
+        .records
         .get(entity)
-        .and_then(|v| v.as_array())
-        .cloned()
+        .map(Vec::as_slice)
         .unwrap_or_default();
     let mut out = String::new();
-    if let Some(first) = rows.first().and_then(|r| r.as_object()) {
-        let cols: Vec<&String> = first.keys().collect();
+    if let Some(first) = rows.first() {
+        // Columns in name order, as every package's JSON has them.
+        let mut cols: Vec<&str> = first.fields.iter().map(|(f, _)| f.name).collect();
+        cols.sort_unstable();
         out.push_str(
             &cols
                 .iter()
@@ -220,13 +222,16 @@ pub(crate) fn package_csv(pkg: &serde_json::Value, entity: &str) -> String {
                 .join(","),
         );
         out.push('\n');
-        for r in &rows {
+        for r in rows {
             let line: Vec<String> = cols
                 .iter()
-                .map(|c| match &r[c.as_str()] {
-                    serde_json::Value::Null => String::new(),
-                    serde_json::Value::String(s) => csv_escape(s),
-                    other => csv_escape(&other.to_string()),
+                .map(|c| {
+                    let v = r.fields.iter().find(|(f, _)| f.name == *c).map(|(_, v)| v);
+                    match v.map(|v| v.to_json()) {
+                        None | Some(serde_json::Value::Null) => String::new(),
+                        Some(serde_json::Value::String(s)) => csv_escape(&s),
+                        Some(other) => csv_escape(&other.to_string()),
+                    }
                 })
                 .collect();
             out.push_str(&line.join(","));
@@ -337,7 +342,7 @@ async fn export_contacts(
         .find(|(k, _)| k == "purpose")
         .map(|(_, v)| v.as_str());
     let export = st.custos.export_contacts(&p, purpose).await?;
-    let items: Vec<_> = export.items.iter().map(|v| v.to_json()).collect();
+    let items = &export.items;
     Ok(
         Json(json!({"purpose": purpose, "items": items, "excluded": export.excluded}))
             .into_response(),

@@ -843,53 +843,23 @@ fn upper_first(s: &str) -> String {
     }
 }
 
-fn outcome_of(result: Option<&Json>) -> Option<Outcome> {
+fn outcome_of(result: Option<&custos_service::RequestOutcome>) -> Option<Outcome> {
     let r = result?;
-    let texts = |k: &str| -> Vec<String> {
-        r[k].as_array()
-            .map(|a| {
-                a.iter()
-                    .filter_map(|x| x.as_str().map(str::to_string))
-                    .collect()
-            })
-            .unwrap_or_default()
-    };
-    let kept: Vec<(String, String)> = r["kept"]
-        .as_array()
-        .map(|a| {
-            a.iter()
-                .map(|k| {
-                    (
-                        k["what"].as_str().unwrap_or_default().to_string(),
-                        k["why"].as_str().unwrap_or_default().to_string(),
-                    )
-                })
-                .collect()
-        })
-        .unwrap_or_default();
     Some(Outcome {
-        done: texts("done")
-            .into_iter()
-            .map(|d| {
-                // The service names the API path; on a page the links below do.
-                upper_first(d.split(": GET /api/").next().unwrap_or_default())
-            })
+        done: r.done.iter().map(|d| upper_first(d)).collect(),
+        kept: r
+            .kept
+            .iter()
+            .map(|k| (upper_first(&k.what), k.why.clone()))
             .collect(),
-        kept: kept
-            .into_iter()
-            .map(|(what, why)| (upper_first(&what), why))
-            .collect(),
-        note: upper_first(r["note"].as_str().unwrap_or_default()),
-        already: r["already_in_force"].as_bool().unwrap_or(false),
-        rejection: r["rejected"]["ground"].as_str().map(|g| {
+        note: upper_first(r.note.as_deref().unwrap_or_default()),
+        already: r.already_in_force.unwrap_or(false),
+        rejection: r.rejected.as_ref().map(|rj| {
             (
-                custos_domain::dsar::reject_ground(g)
+                custos_domain::dsar::reject_ground(&rj.ground)
                     .unwrap_or("No ground recorded.")
                     .to_string(),
-                r["rejected"]["explanation"]
-                    .as_str()
-                    .unwrap_or_default()
-                    .to_string(),
+                rj.explanation.clone(),
             )
         }),
     })
@@ -1239,9 +1209,9 @@ async fn detail_page(
         && let Some(c) = v.contact_id
         && let Ok(h) = st.custos.consent_history(p, c).await
     {
-        can_lift = h["processing_flags"]
-            .as_array()
-            .is_some_and(|a| a.iter().any(|f| f == custos_service::flags::RESTRICTED));
+        can_lift = h
+            .processing_flags
+            .contains(custos_service::flags::RESTRICTED);
     }
     let package = v.state == "fulfilled"
         && matches!(v.kind.as_str(), "access" | "portability")
@@ -1517,14 +1487,7 @@ async fn fulfil_page(State(st): State<AppState>, ctx: Ctx, Path(id): Path<String
     if let Some(c) = v.contact_id
         && let Ok(h) = st.custos.consent_history(p, c).await
     {
-        flags = h["processing_flags"]
-            .as_array()
-            .map(|a| {
-                a.iter()
-                    .filter_map(|f| f.as_str().map(str::to_string))
-                    .collect()
-            })
-            .unwrap_or_default();
+        flags = h.processing_flags.into_iter().collect();
     }
     if v.contact_id.is_none() && v.candidates.is_empty() {
         consequences.push("No contact holds the requester's email. The request is closed with the answer that no personal data about them is held.".to_string());
@@ -1734,28 +1697,16 @@ struct ReportPage {
     notice_version: &'static str,
 }
 
-fn json_text(f: Option<&custos_domain::inventory::FieldDecl>, v: &Json) -> String {
+/// A package value as the report shows it.
+fn value_text(f: &custos_domain::inventory::FieldDecl, v: &custos_domain::Value) -> String {
+    use custos_domain::Value;
     use custos_domain::inventory::FieldKind;
     match v {
-        Json::Null => "Not set".into(),
-        Json::Bool(b) => if *b { "Yes" } else { "No" }.into(),
-        Json::Array(a) => a
-            .iter()
-            .map(|x| {
-                x.as_str()
-                    .map(str::to_string)
-                    .unwrap_or_else(|| x.to_string())
-            })
-            .collect::<Vec<_>>()
-            .join(", "),
-        Json::String(s) => match f.map(|f| f.kind) {
-            Some(FieldKind::Timestamp) => parse_timestamp(s)
-                .map(fields::when)
-                .unwrap_or_else(|| s.clone()),
-            Some(FieldKind::Enum { .. }) => fields::humanize(s),
-            _ => s.clone(),
-        },
-        other => other.to_string(),
+        Value::Null => "Not set".into(),
+        Value::Bool(b) => if *b { "Yes" } else { "No" }.into(),
+        Value::Timestamp(t) => fields::when(*t),
+        Value::Text(t) if matches!(f.kind, FieldKind::Enum { .. }) => fields::humanize(t),
+        other => other.display(),
     }
 }
 
@@ -1777,17 +1728,17 @@ async fn report(State(st): State<AppState>, ctx: Ctx, Path(id): Path<String>) ->
         let Some(entity) = Entity::ALL.into_iter().find(|e| e.plural() == plural) else {
             continue;
         };
-        let Some(items) = pkg["records"][plural].as_array() else {
+        let items = pkg.records_of(entity);
+        if items.is_empty() {
             continue;
-        };
+        }
         let mut records = Vec::new();
         for (i, item) in items.iter().enumerate() {
-            let mut fs = Vec::new();
-            for f in custos_domain::inventory::fields(entity) {
-                if let Some(val) = item.get(f.name) {
-                    fs.push((f.label.to_string(), json_text(Some(f), val)));
-                }
-            }
+            let fs = item
+                .fields
+                .iter()
+                .map(|(f, val)| (f.label.to_string(), value_text(f, val)))
+                .collect();
             records.push(ReportRecord {
                 heading: format!("{} {}", entity.label(), i + 1),
                 fields: fs,
@@ -1800,23 +1751,12 @@ async fn report(State(st): State<AppState>, ctx: Ctx, Path(id): Path<String>) ->
         });
     }
     // What the package says about each kind of data, in the notice's words.
-    let mut decls = Vec::new();
-    for a in pkg["about_the_data"].as_array().into_iter().flatten() {
-        let entity = a["entity"].as_str().and_then(Entity::from_name);
-        let field = a["field"].as_str().unwrap_or_default();
-        if let Some(d) = entity.and_then(|e| custos_domain::inventory::field(e, field)) {
-            decls.push(d);
-        }
-    }
-    let restrictions = pkg["processing_restrictions"]
-        .as_array()
-        .map(|a| {
-            a.iter()
-                .filter_map(|f| f.as_str())
-                .map(flag_label)
-                .collect()
-        })
-        .unwrap_or_default();
+    let decls: Vec<_> = pkg.about_the_data.iter().map(|a| a.decl).collect();
+    let restrictions = pkg
+        .processing_restrictions
+        .iter()
+        .map(|f| flag_label(f))
+        .collect();
     let page = ReportPage {
         title: format!(
             "Your personal data: {} request",
@@ -1827,11 +1767,8 @@ async fn report(State(st): State<AppState>, ctx: Ctx, Path(id): Path<String>) ->
         regime: regime_short(&v.regime),
         received: when_text(&v.received_at),
         closed: v.closed_at.as_deref().map(when_text).unwrap_or_default(),
-        generated: pkg["generated_at"]
-            .as_str()
-            .map(when_text)
-            .unwrap_or_default(),
-        subject_id: pkg["subject_id"].as_str().unwrap_or_default().to_string(),
+        generated: when_text(&pkg.generated_at),
+        subject_id: pkg.subject_id.map(|s| s.to_string()).unwrap_or_default(),
         sections,
         about: portal::notice_from(&decls),
         restrictions,
@@ -1853,8 +1790,7 @@ pub async fn dashboard_tiles(st: &AppState, ctx: &Ctx) -> Vec<Tile> {
         return Vec::new();
     };
     let now = st.custos.clock().now();
-    let n = |k: &str| s[k].as_u64().unwrap_or(0);
-    let (open, soon, overdue) = (n("open"), n("due_soon"), n("overdue"));
+    let (open, soon, overdue) = (s.open, s.due_soon, s.overdue);
     let item = |v: &RequestView| {
         let c = clock_view(v, now);
         Item {
@@ -2012,20 +1948,18 @@ pub async fn dashboard_tiles(st: &AppState, ctx: &Ctx) -> Vec<Tile> {
         href: "/app/privacy/requests?filter=overdue".into(),
         link: "See overdue requests",
     });
-    let months: Vec<Bar> = s["closed_by_month"]
-        .as_array()
-        .into_iter()
-        .flatten()
+    let months: Vec<Bar> = s
+        .closed_by_month
+        .iter()
         .map(|m| {
-            let month = m["month"].as_str().unwrap_or_default();
-            let label = month
+            let label = m
+                .month
                 .split_once('-')
                 .and_then(|(_, mm)| mm.parse::<u8>().ok())
                 .and_then(|mm| time::Month::try_from(mm).ok())
                 .map(|mm| mm.to_string().chars().take(3).collect())
                 .unwrap_or_default();
-            let closed = m["closed"].as_u64().unwrap_or(0);
-            let median = m["median_days_to_close"].as_f64();
+            let (closed, median) = (m.closed, m.median_days_to_close);
             Bar {
                 label,
                 value: median.unwrap_or(0.0),
@@ -2039,7 +1973,7 @@ pub async fn dashboard_tiles(st: &AppState, ctx: &Ctx) -> Vec<Tile> {
             }
         })
         .collect();
-    let median = s["median_days_to_close"].as_f64();
+    let median = s.median_days_to_close;
     tiles.push(Tile {
         heading: "Time to close",
         id: "dsar-close",
@@ -2048,7 +1982,7 @@ pub async fn dashboard_tiles(st: &AppState, ctx: &Ctx) -> Vec<Tile> {
             .unwrap_or_else(|| "–".into()),
         unit: format!(
             "median days from receipt to answer, over {}",
-            plural(n("closed"), "closed request", "closed requests")
+            plural(s.closed, "closed request", "closed requests")
         ),
         trend: "The law allows one month (GDPR) or 45 days (CCPA)".into(),
         trend_dir: "flat",
@@ -2158,60 +2092,39 @@ pub async fn contact_section(st: &AppState, ctx: &Ctx, contact: Uuid) -> Option<
     }
     let p = &ctx.caller.principal;
     let h = st.custos.consent_history(p, contact).await.ok()?;
-    let flags = h["processing_flags"]
-        .as_array()
-        .map(|a| {
-            a.iter()
-                .filter_map(|f| f.as_str())
-                .map(flag_label)
-                .collect()
-        })
-        .unwrap_or_default();
+    let flags = h.processing_flags.iter().map(|f| flag_label(f)).collect();
     let current = CONSENT_PURPOSES
         .iter()
         .map(|pu| {
-            let c = &h["current"][*pu];
-            let state = c["state"].as_str().unwrap_or_default();
+            let c = h.current.get(pu);
+            let state = c.map(|c| c.state.as_str()).unwrap_or_default();
             ConsentNow {
                 purpose: purpose_label(pu),
                 state: consent_state_label(state),
                 class: format!("badge badge-consent-{}", state.replace('_', "-")),
-                since: c["since"].as_str().map(when_text).unwrap_or_default(),
+                since: c
+                    .and_then(|c| c.since.as_deref())
+                    .map(when_text)
+                    .unwrap_or_default(),
             }
         })
         .collect();
-    let entries = h["entries"]
-        .as_array()
-        .into_iter()
-        .flatten()
+    let entries = h
+        .entries
+        .iter()
         .map(|e| {
-            let s = |k: &str| e[k].as_str().unwrap_or_default().to_string();
-            let by = match e["recorded_by"].as_str() {
-                Some(u) if u == p.user_id.to_string() => "You".to_string(),
+            let s = |k: &str| e.text(k).unwrap_or_default();
+            let by = match e.view.record.get("recorded_by").as_uuid() {
+                Some(u) if u == p.user_id => "You".to_string(),
                 Some(_) => "A colleague".to_string(),
                 None => "The person".to_string(),
             };
-            let receipt = e["receipt"]
-                .as_object()
-                .map(|o| {
-                    o.iter()
-                        .map(|(k, v)| {
-                            let text = match v {
-                                Json::String(s) => s.clone(),
-                                Json::Object(m) => m
-                                    .iter()
-                                    .map(|(k, v)| {
-                                        format!("{k}: {}", v.as_str().unwrap_or_default())
-                                    })
-                                    .collect::<Vec<_>>()
-                                    .join(", "),
-                                other => other.to_string(),
-                            };
-                            (fields::humanize(k), text)
-                        })
-                        .collect()
-                })
-                .unwrap_or_default();
+            let receipt = e
+                .receipt
+                .rows()
+                .into_iter()
+                .map(|(k, text)| (fields::humanize(k), text))
+                .collect();
             ConsentEntry {
                 when: when_text(&s("recorded_at")),
                 iso: s("recorded_at"),

@@ -2,16 +2,20 @@
 //! the legal due date, identity verification, matching to a person by blind
 //! index, fulfilment driven by the data inventory, and the evidence pack.
 
-use crate::audit::Event;
+use crate::ledger::audit::Event;
 
+use crate::privacy::outcome::{
+    DataNotice, DsarEvidence, DsarPackage, DsarSummary, EvidenceStep, KeptItem, MonthClosed,
+    PackageRecord, Rejection, RequestOutcome,
+};
 use crate::{Custos, Principal, RequestMeta, Result, ServiceError};
 use custos_crypto::normalize;
 use custos_domain::dsar::{self, Regime};
-use custos_domain::inventory::{self, Protection};
+use custos_domain::inventory::{self};
 use custos_domain::value::format_timestamp;
 use custos_domain::{Entity, Record, Role, Value};
 use custos_store::{Condition, ListQuery, Sort, SqlValue, StoredRow, Tx};
-use serde_json::{Value as Json, json};
+use serde_json::Value as Json;
 use std::collections::BTreeMap;
 use uuid::Uuid;
 
@@ -84,7 +88,7 @@ pub struct RequestView {
     /// live (`None`: used, void, or the request is past verification).
     pub code_attempts_left: Option<u32>,
     /// What was done, what was kept and why.
-    pub result: Option<Json>,
+    pub result: Option<RequestOutcome>,
     /// When it was closed.
     pub closed_at: Option<String>,
 }
@@ -117,6 +121,15 @@ pub struct PublicStatus {
     /// the explanation itself is sent to the person, not shown here.
     pub rejection_ground: Option<String>,
 }
+
+/// What an access package holds, in its order.
+const PACKAGE_ENTITIES: [Entity; 5] = [
+    Entity::Contact,
+    Entity::Activity,
+    Entity::Order,
+    Entity::Consent,
+    Entity::Deal,
+];
 
 fn text(r: &Record, f: &str) -> String {
     r.get(f).as_text().unwrap_or_default().to_string()
@@ -317,7 +330,7 @@ impl Custos {
             result: r
                 .get("result")
                 .as_text()
-                .and_then(|s| serde_json::from_str(s).ok()),
+                .and_then(RequestOutcome::from_stored),
             closed_at: ts(r, "closed_at"),
         })
     }
@@ -933,16 +946,18 @@ impl Custos {
         if matches!(text(&rec, "state").as_str(), "fulfilled" | "rejected") {
             return Err(ServiceError::Conflict("the request is closed".into()));
         }
-        let result = json!({
-            "done": [],
-            "kept": [],
-            "note": "the request was refused",
-            "rejected": {"ground": ground, "explanation": explanation},
-        });
+        let result = RequestOutcome {
+            note: Some("the request was refused".into()),
+            rejected: Some(Rejection {
+                ground: ground.to_string(),
+                explanation: explanation.to_string(),
+            }),
+            ..Default::default()
+        };
         let mut values = BTreeMap::new();
         values.insert("state", Value::Text("rejected".into()));
         values.insert("closed_at", Value::Timestamp(self.now()));
-        values.insert("result", Value::Text(result.to_string()));
+        values.insert("result", Value::Text(result.to_stored()));
         let ev = Event::new(p, "request.reject")
             .subject(Some(id))
             .record(Entity::Request, id)
@@ -999,14 +1014,17 @@ impl Custos {
                         "{n} contacts share the requester's email: choose one first (POST /api/v1/dsar/{id}/match)"
                     )));
                 }
-                json!({"done": [], "kept": [], "note": "no personal data about this person is held"})
+                RequestOutcome {
+                    note: Some("no personal data about this person is held".into()),
+                    ..Default::default()
+                }
             }
             Some(c) => self.carry_out(tx.as_mut(), p, id, &kind, c, &rec).await?,
         };
         let mut values = BTreeMap::new();
         values.insert("state", Value::Text("fulfilled".into()));
         values.insert("closed_at", Value::Timestamp(self.now()));
-        values.insert("result", Value::Text(result.to_string()));
+        values.insert("result", Value::Text(result.to_stored()));
         self.save_request(tx.as_mut(), id, values).await?;
         let ev = Event::new(p, "request.fulfil")
             .subject(Some(id))
@@ -1033,19 +1051,24 @@ impl Custos {
         kind: &str,
         contact: Uuid,
         rec: &Record,
-    ) -> Result<Json> {
+    ) -> Result<RequestOutcome> {
         match kind {
-            "access" | "portability" => Ok(json!({
-                "done": [format!("the {kind} package is ready: GET /api/v1/dsar/{request}/package")],
-                "kept": [],
-            })),
+            "access" | "portability" => Ok(RequestOutcome {
+                done: vec![format!("the {kind} package is ready")],
+                package: Some(format!("/api/v1/dsar/{request}/package")),
+                ..Default::default()
+            }),
             "erasure" => {
                 let flags = tx.active_flags(&[contact]).await?;
                 if flags.iter().any(|(_, f)| f == flags::LEGAL_HOLD) {
-                    return Ok(json!({
-                        "done": [],
-                        "kept": [{"what": "all records", "why": "a legal hold is in force; erasure follows when it is lifted"}],
-                    }));
+                    return Ok(RequestOutcome {
+                        kept: vec![KeptItem {
+                            what: "all records".into(),
+                            why: "a legal hold is in force; erasure follows when it is lifted"
+                                .into(),
+                        }],
+                        ..Default::default()
+                    });
                 }
                 let report = self.shred_in(tx, contact).await?;
                 let ev = Event::new(p, "subject.erase")
@@ -1057,12 +1080,19 @@ impl Custos {
                     .iter()
                     .map(|(e, n)| format!("{n} {e}: personal fields destroyed (crypto-shredded)"))
                     .collect();
-                let kept: Vec<Json> = report
+                let kept = report
                     .kept
                     .iter()
-                    .map(|(e, n, why)| json!({"what": format!("{n} {e}, anonymised (amounts and dates only)"), "why": why}))
+                    .map(|(e, n, why)| KeptItem {
+                        what: format!("{n} {e}, anonymised (amounts and dates only)"),
+                        why: why.to_string(),
+                    })
                     .collect();
-                Ok(json!({"done": done, "kept": kept}))
+                Ok(RequestOutcome {
+                    done,
+                    kept,
+                    ..Default::default()
+                })
             }
             "rectification" => {
                 let changes: Json = rec
@@ -1096,7 +1126,10 @@ impl Custos {
                     .record(Entity::Contact, contact)
                     .detail(format!("fields={} request={request}", fields.join(",")));
                 self.append(tx, ev).await?;
-                Ok(json!({"done": [format!("corrected: {}", fields.join(", "))], "kept": []}))
+                Ok(RequestOutcome {
+                    done: vec![format!("corrected: {}", fields.join(", "))],
+                    ..Default::default()
+                })
             }
             "restriction" | "objection" | "opt_out_sale" | "limit_sensitive" => {
                 let flag = match kind {
@@ -1134,7 +1167,11 @@ impl Custos {
                         "sensitive personal information is used only as needed for the service asked for"
                     }
                 };
-                Ok(json!({"done": [effect], "kept": [], "already_in_force": !new}))
+                Ok(RequestOutcome {
+                    done: vec![effect.to_string()],
+                    already_in_force: Some(!new),
+                    ..Default::default()
+                })
             }
             other => Err(ServiceError::Internal(format!(
                 "unknown request kind {other}"
@@ -1172,7 +1209,7 @@ impl Custos {
 
     /// The access or portability package: every field of every record about
     /// the person, with what the inventory says about each category (Art. 15).
-    pub async fn dsar_package(&self, p: &Principal, id: Uuid) -> Result<Json> {
+    pub async fn dsar_package(&self, p: &Principal, id: Uuid) -> Result<DsarPackage> {
         let mut tx = self.privacy_tx(p, "request.package").await?;
         if !p.can_export_personal() {
             let msg = format!(
@@ -1193,20 +1230,23 @@ impl Custos {
                 "the package is available once the request is fulfilled".into(),
             ));
         }
-        let Some(contact) = rec.get("contact_id").as_uuid() else {
-            return Ok(
-                json!({"schema": "custos.dsar-package/v1", "request_id": id, "records": {}, "note": "no personal data about this person is held"}),
-            );
+        let mut package = DsarPackage {
+            schema: "custos.dsar-package/v1",
+            request_id: id,
+            kind,
+            generated_at: format_timestamp(self.now()),
+            subject_id: rec.get("contact_id").as_uuid(),
+            note: None,
+            records: BTreeMap::new(),
+            processing_restrictions: Vec::new(),
+            about_the_data: Vec::new(),
         };
-        let mut records = serde_json::Map::new();
+        let Some(contact) = package.subject_id else {
+            package.note = Some("no personal data about this person is held".into());
+            return Ok(package);
+        };
         let mut categories = std::collections::BTreeSet::new();
-        for entity in [
-            Entity::Contact,
-            Entity::Activity,
-            Entity::Order,
-            Entity::Consent,
-            Entity::Deal,
-        ] {
+        for entity in PACKAGE_ENTITIES {
             let cond = if entity == Entity::Contact {
                 Condition::Eq("id", SqlValue::Text(contact.to_string()))
             } else {
@@ -1221,18 +1261,18 @@ impl Custos {
                     Err(ServiceError::Gone(_)) => continue,
                     Err(e) => return Err(e),
                 };
-                let mut obj = serde_json::Map::new();
+                let mut fields = Vec::new();
                 for f in inventory::fields(entity) {
-                    if f.category == custos_domain::DataCategory::Credentials {
+                    if !DataNotice::disclosed(f) {
                         continue;
                     }
                     let v = record.get(f.name);
                     if !v.is_null() {
                         categories.insert(f.category);
                     }
-                    obj.insert(f.name.to_string(), v.to_json());
+                    fields.push((f, v.clone()));
                 }
-                items.push(Json::Object(obj));
+                items.push(PackageRecord { fields });
                 let ev = Event::new(p, format!("{}.export", entity.name()))
                     .subject(Some(contact))
                     .record(entity, rid)
@@ -1240,58 +1280,29 @@ impl Custos {
                 self.append(tx.as_mut(), ev).await?;
             }
             if !items.is_empty() {
-                records.insert(entity.plural().to_string(), Json::Array(items));
+                package.records.insert(entity.plural(), items);
             }
         }
-        let mut about = Vec::new();
-        for entity in [
-            Entity::Contact,
-            Entity::Activity,
-            Entity::Order,
-            Entity::Consent,
-            Entity::Deal,
-        ] {
+        for entity in PACKAGE_ENTITIES {
             for f in inventory::fields(entity) {
-                if !categories.contains(&f.category)
-                    || f.category == custos_domain::DataCategory::Credentials
-                {
-                    continue;
+                if categories.contains(&f.category) && DataNotice::disclosed(f) {
+                    package.about_the_data.push(DataNotice::of(entity, f));
                 }
-                about.push(json!({
-                    "entity": entity.name(),
-                    "field": f.name,
-                    "category": f.category.name(),
-                    "purposes": f.purposes.iter().map(|p| p.name()).collect::<Vec<_>>(),
-                    "lawful_basis": f.lawful_basis,
-                    "recipients": f.recipients,
-                    "retention": f.retention,
-                    "source": f.source,
-                    "protection": match f.protection { Protection::Plain { .. } => "plain", _ => "sealed" },
-                }));
             }
         }
-        let flags: Vec<String> = tx
+        package.processing_restrictions = tx
             .active_flags(&[contact])
             .await?
             .into_iter()
             .map(|(_, f)| f)
             .collect();
         tx.commit().await?;
-        Ok(json!({
-            "schema": "custos.dsar-package/v1",
-            "request_id": id,
-            "kind": kind,
-            "generated_at": format_timestamp(self.now()),
-            "subject_id": contact,
-            "records": records,
-            "processing_restrictions": flags,
-            "about_the_data": about,
-        }))
+        Ok(package)
     }
 
     /// The evidence pack: the request, its timeline from the ledger with an
     /// inclusion proof of each step against a fresh signed checkpoint.
-    pub async fn dsar_evidence(&self, p: &Principal, id: Uuid) -> Result<Json> {
+    pub async fn dsar_evidence(&self, p: &Principal, id: Uuid) -> Result<DsarEvidence> {
         let view = self.dsar_get(p, id).await?;
         let checkpoint = self.ledger_checkpoint().await?;
         let cp_size: u64 = checkpoint
@@ -1335,21 +1346,20 @@ impl Custos {
         let b64 = |h: &[u8]| base64::engine::general_purpose::STANDARD.encode(h);
         for e in events {
             let proof = self.inclusion_proof(p, e.index, cp_size).await?;
-            steps.push(json!({
-                "index": e.index,
-                "event": e.event,
-                "leaf_hash": b64(&proof.leaf_hash),
-                "inclusion_proof": proof.proof.iter().map(|h| b64(h)).collect::<Vec<_>>(),
-            }));
+            steps.push(EvidenceStep::of(
+                e,
+                b64(&proof.leaf_hash),
+                proof.proof.iter().map(|h| b64(h)).collect(),
+            ));
         }
-        Ok(json!({
-            "schema": "custos.dsar-evidence/v1",
-            "request": view,
-            "timeline": steps,
-            "checkpoint": checkpoint,
-            "verifier_key": self.ledger_verifier_key()?,
-            "how_to_verify": "each leaf hash is SHA-256(0x00 || leaf bytes); verify each inclusion proof (RFC 9162 2.1.3.2) against the root in the checkpoint, and the checkpoint's Ed25519 signature against verifier_key (C2SP signed note)",
-        }))
+        Ok(DsarEvidence {
+            schema: "custos.dsar-evidence/v1",
+            request: view,
+            timeline: steps,
+            checkpoint,
+            verifier_key: self.ledger_verifier_key()?,
+            how_to_verify: "each leaf hash is SHA-256(0x00 || leaf bytes); verify each inclusion proof (RFC 9162 2.1.3.2) against the root in the checkpoint, and the checkpoint's Ed25519 signature against verifier_key (C2SP signed note)",
+        })
     }
 
     /// The public status of a request, for the person's status link.
@@ -1375,8 +1385,9 @@ impl Custos {
             rejection_ground: rec
                 .get("result")
                 .as_text()
-                .and_then(|r| serde_json::from_str::<Json>(r).ok())
-                .and_then(|r| r["rejected"]["ground"].as_str().map(str::to_string)),
+                .and_then(RequestOutcome::from_stored)
+                .and_then(|r| r.rejected)
+                .map(|r| r.ground),
         })
     }
 
@@ -1401,7 +1412,7 @@ impl Custos {
         values.insert("method", Value::Text(method.to_string()));
         values.insert(
             "notice_version",
-            Value::Text(crate::consent::NOTICE_VERSION.to_string()),
+            Value::Text(crate::privacy::consent::NOTICE_VERSION.to_string()),
         );
         values.insert(
             "recorded_by",
@@ -1544,7 +1555,7 @@ impl Custos {
     /// the median days to close of closed requests, overall and for each of
     /// the last six months (`closed_by_month`, oldest first). Counted in the
     /// store, so they hold however many requests there are.
-    pub async fn dsar_summary(&self, p: &Principal) -> Result<Json> {
+    pub async fn dsar_summary(&self, p: &Principal) -> Result<DsarSummary> {
         let mut tx = self.privacy_tx(p, "request.list").await?;
         let mut figures = BTreeMap::new();
         for filter in ["open", "due_soon", "overdue"] {
@@ -1598,22 +1609,21 @@ impl Custos {
                 .filter(|(at, _)| *at >= a && *at < b)
                 .map(|(_, d)| *d)
                 .collect();
-            months.push(json!({
-                "month": format!("{:04}-{:02}", start.year(), u8::from(start.month())),
-                "closed": days.len(),
-                "median_days_to_close": median(days),
-            }));
+            months.push(MonthClosed {
+                month: format!("{:04}-{:02}", start.year(), u8::from(start.month())),
+                closed: days.len() as u64,
+                median_days_to_close: median(days),
+            });
         }
         let all: Vec<f64> = durations.iter().map(|(_, d)| *d).collect();
-        let closed = all.len();
-        Ok(json!({
-            "open": figures["open"],
-            "due_soon": figures["due_soon"],
-            "overdue": figures["overdue"],
-            "closed": closed,
-            "median_days_to_close": median(all),
-            "closed_by_month": months,
-        }))
+        Ok(DsarSummary {
+            open: figures["open"],
+            due_soon: figures["due_soon"],
+            overdue: figures["overdue"],
+            closed: all.len() as u64,
+            median_days_to_close: median(all),
+            closed_by_month: months,
+        })
     }
 }
 

@@ -433,14 +433,13 @@ impl Custos {
         let total = report.rows;
         if dry_run {
             // The check looked people up by email: it is on record too.
-            let ev = crate::audit::Event::new(p, format!("{}.import_check", entity.name())).detail(
-                format!(
+            let ev = crate::ledger::audit::Event::new(p, format!("{}.import_check", entity.name()))
+                .detail(format!(
                     "rows={} valid={} rejected={}",
                     total,
                     report.valid,
                     report.rejected.len()
-                ),
-            );
+                ));
             self.append(tx.as_mut(), ev).await?;
             tx.commit().await?;
             return Ok(report);
@@ -543,12 +542,14 @@ impl Custos {
             // Dropping the transaction rolls every write back.
             return Err(rows_changed());
         }
-        let ev = crate::audit::Event::new(p, format!("{}.import", entity.name())).detail(format!(
-            "rows={} imported={} rejected={}",
-            total,
-            report.imported,
-            report.rejected.len()
-        ));
+        let ev = crate::ledger::audit::Event::new(p, format!("{}.import", entity.name())).detail(
+            format!(
+                "rows={} imported={} rejected={}",
+                total,
+                report.imported,
+                report.rejected.len()
+            ),
+        );
         self.append(tx.as_mut(), ev).await?;
         tx.commit().await?;
         progress(ImportStage::Writing, total, total);

@@ -2,7 +2,9 @@
 //! checkpoints, inclusion and consistency proofs, full verification and
 //! witnessing of a checkpoint held elsewhere.
 
-use crate::audit::{AuditEntry, Event};
+pub(crate) mod audit;
+
+use crate::ledger::audit::{AuditEntry, Event};
 use crate::{Custos, Principal, Result, ServiceError};
 use custos_ledger::Hash;
 use custos_ledger::checkpoint::{Checkpoint, NoteSigner, verify_checkpoint};

@@ -3,9 +3,12 @@
 //! newest entry. Every export consults it, and the processing flags set by
 //! data-subject requests, before a person is included.
 
-use crate::audit::Event;
-use crate::dsar::flags;
-use crate::records::RecordView;
+use crate::crm::records::RecordView;
+use crate::ledger::audit::Event;
+use crate::privacy::dsar::flags;
+use crate::privacy::outcome::{
+    ConsentEntry, ConsentHistory, ConsentReceipt, ConsentRecorded, ConsentState,
+};
 use crate::{Custos, Principal, RequestMeta, Result, ServiceError};
 use custos_crypto::normalize;
 use custos_domain::dsar::{CONSENT_PURPOSES, needs_opt_in};
@@ -13,7 +16,7 @@ use custos_domain::policy::{self, Operation};
 use custos_domain::value::format_timestamp;
 use custos_domain::{DataCategory, Entity, Value};
 use custos_store::{Condition, ListQuery, Sort, SqlValue, Tx};
-use serde_json::{Value as Json, json};
+use serde_json::Value as Json;
 use std::collections::{BTreeMap, BTreeSet};
 use uuid::Uuid;
 
@@ -84,7 +87,7 @@ impl Custos {
 
     /// Records consent given or withdrawn by staff or an API client.
     /// `input`: `{contact_id, purpose, state, method?, evidence?}`.
-    pub async fn consent_record(&self, p: &Principal, input: &Json) -> Result<Json> {
+    pub async fn consent_record(&self, p: &Principal, input: &Json) -> Result<ConsentRecorded> {
         if !policy::allows(p.role, Operation::Create, Entity::Consent) {
             let msg = format!("the {} role may not record consent", p.role_name);
             return Err(self.refuse(p, "consent.create", msg).await);
@@ -170,16 +173,21 @@ impl Custos {
         };
         let states = self.consent_states(tx.as_mut(), contact).await?;
         tx.commit().await?;
-        Ok(
-            json!({"id": id, "contact_id": contact, "purpose": purpose, "state": state, "method": method,
-                  "notice_version": NOTICE_VERSION, "current": states_json(&states)}),
-        )
+        Ok(ConsentRecorded {
+            id,
+            contact_id: contact,
+            purpose: purpose.to_string(),
+            state: state.to_string(),
+            method: method.to_string(),
+            notice_version: NOTICE_VERSION,
+            current: current_states(&states),
+        })
     }
 
     /// The full consent history of a person (newest first), the current
     /// state per purpose, and the processing flags in force (restricted,
     /// objected, opted out of sale/sharing, limited, legal hold).
-    pub async fn consent_history(&self, p: &Principal, contact: Uuid) -> Result<Json> {
+    pub async fn consent_history(&self, p: &Principal, contact: Uuid) -> Result<ConsentHistory> {
         let params = crate::ListParams::parse(
             Entity::Consent,
             &[
@@ -198,15 +206,20 @@ impl Custos {
             .map(|(_, f)| f)
             .collect();
         drop(tx);
-        let entries: Vec<Json> = page
+        let entries = page
             .items
-            .iter()
-            .map(|v| with_receipt(v.to_json()))
+            .into_iter()
+            .map(|view| ConsentEntry {
+                receipt: ConsentReceipt::of(&view),
+                view,
+            })
             .collect();
-        Ok(
-            json!({"contact_id": contact, "current": states_json(&states), "entries": entries,
-                  "processing_flags": flags}),
-        )
+        Ok(ConsentHistory {
+            contact_id: contact,
+            current: current_states(&states),
+            entries,
+            processing_flags: flags,
+        })
     }
 
     /// Contacts for an export. `purpose` (a consent purpose) applies the
@@ -240,7 +253,7 @@ impl Custos {
                 tx.as_mut(),
                 Entity::Contact,
                 Condition::And(
-                    crate::records::scope_condition(p, Entity::Contact)
+                    crate::crm::records::scope_condition(p, Entity::Contact)
                         .into_iter()
                         .collect(),
                 ),
@@ -357,7 +370,7 @@ impl Custos {
         }
         // One event whatever the outcome, so the ledger shows the portal was
         // used without saying whether the email is a customer's.
-        let ev = crate::audit::Event::anonymous(meta, "consent.withdraw")
+        let ev = crate::ledger::audit::Event::anonymous(meta, "consent.withdraw")
             .detail(format!("purpose={purpose} channel=portal"));
         self.append(tx.as_mut(), ev).await?;
         tx.commit().await?;
@@ -419,7 +432,7 @@ impl Custos {
             .await?;
             tx.set_flag(row.id, flags::OPTED_OUT_SALE, None, self.now_ms())
                 .await?;
-            let ev = crate::audit::Event::anonymous(meta, "subject.flag")
+            let ev = crate::ledger::audit::Event::anonymous(meta, "subject.flag")
                 .subject(Some(row.id))
                 .detail(format!("flag={} signal={signal}", flags::OPTED_OUT_SALE));
             self.append(tx.as_mut(), ev).await?;
@@ -430,35 +443,29 @@ impl Custos {
     }
 }
 
-fn states_json(states: &BTreeMap<String, (String, String)>) -> Json {
-    let mut m = serde_json::Map::new();
-    for pu in CONSENT_PURPOSES {
-        let v = match states.get(pu) {
-            Some((s, at)) => json!({"state": s, "since": at}),
-            None if needs_opt_in(pu) => json!({"state": "not_given", "since": null}),
-            None => json!({"state": "not_opted_out", "since": null}),
-        };
-        m.insert(pu.to_string(), v);
-    }
-    Json::Object(m)
-}
-
-/// A consent receipt with the fields of ISO/IEC 27560 that Custos holds.
-fn with_receipt(mut entry: Json) -> Json {
-    let receipt = json!({
-        "schema": "ISO/IEC 27560 consent record (subset)",
-        "record_id": entry["id"],
-        "data_subject": entry["contact_id"],
-        "purpose": entry["purpose"],
-        "state": entry["state"],
-        "event_time": entry["recorded_at"],
-        "collection_method": entry["method"],
-        "notice": {"version": entry["notice_version"]},
-        "legal_basis": "GDPR Art. 6(1)(a) consent",
-        "controller": "the organisation running this Custos",
-    });
-    if let Json::Object(m) = &mut entry {
-        m.insert("receipt".into(), receipt);
-    }
-    entry
+/// The state of consent to each purpose, from the newest entry of each.
+fn current_states(
+    states: &BTreeMap<String, (String, String)>,
+) -> BTreeMap<&'static str, ConsentState> {
+    CONSENT_PURPOSES
+        .iter()
+        .map(|pu| {
+            let state = match states.get(*pu) {
+                Some((s, at)) => ConsentState {
+                    state: s.clone(),
+                    since: Some(at.clone()),
+                },
+                None => ConsentState {
+                    state: if needs_opt_in(pu) {
+                        "not_given"
+                    } else {
+                        "not_opted_out"
+                    }
+                    .into(),
+                    since: None,
+                },
+            };
+            (*pu, state)
+        })
+        .collect()
 }

@@ -8,8 +8,8 @@
 //! SHA-256 hashes. Any change of factors ends every session of the user; the
 //! caller continues in a new one.
 
-use crate::audit::Event;
-use crate::auth::{LoginResult, MFA_ATTEMPTS};
+use crate::identity::sessions::{LoginResult, MFA_ATTEMPTS};
+use crate::ledger::audit::Event;
 use crate::{Custos, Principal, RequestMeta, Result, ServiceError, Via};
 use custos_crypto::webauthn::{self, CredentialKey, RelyingParty};
 use custos_crypto::{hash_token, sha256, totp};
@@ -78,6 +78,125 @@ fn ceremony_hash(purpose: &str, id: Uuid) -> [u8; 32] {
 fn bad_response() -> ServiceError {
     ServiceError::invalid("credential", "is not a valid WebAuthn response")
 }
+
+/// One credential in an allow or exclude list of WebAuthn options.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct CredentialDescriptor {
+    /// Always `public-key`.
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    /// The credential id (base64url).
+    pub id: String,
+}
+
+impl CredentialDescriptor {
+    fn of(credential_id: &[u8]) -> Self {
+        CredentialDescriptor {
+            kind: "public-key",
+            id: webauthn::b64url(credential_id),
+        }
+    }
+}
+
+/// Options for `navigator.credentials.get` (WebAuthn `PublicKeyCredentialRequestOptions`,
+/// in the JSON form the browser script decodes).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct AssertionOptions {
+    /// The options proper.
+    #[serde(rename = "publicKey")]
+    pub public_key: RequestOptions,
+}
+
+/// The request options of an assertion.
+#[derive(Debug, Clone, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RequestOptions {
+    /// The credentials that may answer.
+    pub allow_credentials: Vec<CredentialDescriptor>,
+    /// A fresh random challenge (base64url).
+    pub challenge: String,
+    /// The relying party id (the host name users sign in at).
+    pub rp_id: String,
+    /// Milliseconds the browser waits.
+    pub timeout: u32,
+    /// `preferred`: a PIN or biometric check where the authenticator has one.
+    pub user_verification: &'static str,
+}
+
+/// Options for `navigator.credentials.create` (WebAuthn
+/// `PublicKeyCredentialCreationOptions`, in JSON form).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct CreationOptions {
+    /// The options proper.
+    #[serde(rename = "publicKey")]
+    pub public_key: CreationPublicKey,
+}
+
+/// The creation options of a registration.
+#[derive(Debug, Clone, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CreationPublicKey {
+    /// `none`: Custos does not ask who made the authenticator.
+    pub attestation: &'static str,
+    /// Resident key and user verification preferences.
+    pub authenticator_selection: AuthenticatorSelection,
+    /// A fresh random challenge (base64url).
+    pub challenge: String,
+    /// The credentials the account already has, not to register twice.
+    pub exclude_credentials: Vec<CredentialDescriptor>,
+    /// The signature algorithms accepted, in order of preference.
+    pub pub_key_cred_params: Vec<CredentialParameter>,
+    /// The relying party.
+    pub rp: RelyingPartyInfo,
+    /// Milliseconds the browser waits.
+    pub timeout: u32,
+    /// The account.
+    pub user: UserEntity,
+}
+
+/// WebAuthn `AuthenticatorSelectionCriteria`.
+#[derive(Debug, Clone, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AuthenticatorSelection {
+    /// `preferred`: a passkey kept on the authenticator where it can.
+    pub resident_key: &'static str,
+    /// `preferred`.
+    pub user_verification: &'static str,
+}
+
+/// One accepted algorithm (`PublicKeyCredentialParameters`).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct CredentialParameter {
+    /// COSE algorithm number.
+    pub alg: i64,
+    /// Always `public-key`.
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+}
+
+/// The relying party of a registration.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct RelyingPartyInfo {
+    /// Its id (host name).
+    pub id: String,
+    /// Its name as authenticators show it.
+    pub name: &'static str,
+}
+
+/// The account a passkey is registered for.
+#[derive(Debug, Clone, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UserEntity {
+    /// The name authenticators show.
+    pub display_name: String,
+    /// The user id (base64url of its UUID bytes).
+    pub id: String,
+    /// The email address.
+    pub name: String,
+}
+
+/// How long the browser waits for an authenticator (milliseconds).
+const CEREMONY_TIMEOUT_MS: u32 = 120_000;
 
 fn b64_field(v: &serde_json::Value, path: &[&str]) -> Result<Vec<u8>> {
     let mut cur = v;
@@ -250,7 +369,7 @@ impl Custos {
     }
 
     /// Options for `navigator.credentials.get` in the second step of sign-in.
-    pub async fn webauthn_signin_options(&self, mfa_token: &str) -> Result<serde_json::Value> {
+    pub async fn webauthn_signin_options(&self, mfa_token: &str) -> Result<AssertionOptions> {
         let mut tx = self.inner.store.begin().await?;
         let c = self.signin_ceremony(tx.as_mut(), mfa_token).await?;
         let options = self.assertion_options(tx.as_mut(), &c).await?;
@@ -262,7 +381,7 @@ impl Custos {
         &self,
         tx: &mut dyn Tx,
         c: &ChallengeRow,
-    ) -> Result<serde_json::Value> {
+    ) -> Result<AssertionOptions> {
         let creds = tx.list_credentials(c.user_id).await?;
         if creds.is_empty() {
             return Err(ServiceError::Conflict(
@@ -272,17 +391,18 @@ impl Custos {
         let challenge: [u8; 32] = custos_crypto::random_bytes()?;
         tx.update_challenge(c.id, c.attempts, Some(&challenge))
             .await?;
-        let allow: Vec<_> = creds
-            .iter()
-            .map(|k| serde_json::json!({"type": "public-key", "id": webauthn::b64url(&k.credential_id)}))
-            .collect();
-        Ok(serde_json::json!({"publicKey": {
-            "challenge": webauthn::b64url(&challenge),
-            "rpId": self.inner.config.webauthn_rp_id,
-            "allowCredentials": allow,
-            "userVerification": "preferred",
-            "timeout": 120000
-        }}))
+        Ok(AssertionOptions {
+            public_key: RequestOptions {
+                allow_credentials: creds
+                    .iter()
+                    .map(|k| CredentialDescriptor::of(&k.credential_id))
+                    .collect(),
+                challenge: webauthn::b64url(&challenge),
+                rp_id: self.inner.config.webauthn_rp_id.clone(),
+                timeout: CEREMONY_TIMEOUT_MS,
+                user_verification: "preferred",
+            },
+        })
     }
 
     /// Verifies an assertion for the user of `c` against its challenge;
@@ -413,7 +533,7 @@ impl Custos {
     }
 
     /// Options for `navigator.credentials.get` to step up with a passkey.
-    pub async fn webauthn_step_up_options(&self, p: &Principal) -> Result<serde_json::Value> {
+    pub async fn webauthn_step_up_options(&self, p: &Principal) -> Result<AssertionOptions> {
         let Via::Session(sid) = p.via else {
             return Err(ServiceError::Conflict("step-up is for sessions".into()));
         };
@@ -686,7 +806,7 @@ impl Custos {
     }
 
     /// Options for `navigator.credentials.create` to register a passkey.
-    pub async fn webauthn_register_options(&self, p: &Principal) -> Result<serde_json::Value> {
+    pub async fn webauthn_register_options(&self, p: &Principal) -> Result<CreationOptions> {
         let mut tx = self.inner.store.begin().await?;
         let rec = self.live_user(tx.as_mut(), p.user_id).await?;
         self.guard_new_factor(tx.as_mut(), p, &rec, "mfa.webauthn.begin")
@@ -700,7 +820,7 @@ impl Custos {
             .list_credentials(p.user_id)
             .await?
             .iter()
-            .map(|k| serde_json::json!({"type": "public-key", "id": webauthn::b64url(&k.credential_id)}))
+            .map(|k| CredentialDescriptor::of(&k.credential_id))
             .collect();
         tx.commit().await?;
         let email = rec.get("email").as_text().unwrap_or_default().to_string();
@@ -709,16 +829,34 @@ impl Custos {
             .as_text()
             .map(str::to_string)
             .unwrap_or_else(|| email.clone());
-        Ok(serde_json::json!({"publicKey": {
-            "rp": {"id": self.inner.config.webauthn_rp_id, "name": "Custos"},
-            "user": {"id": webauthn::b64url(p.user_id.as_bytes()), "name": email, "displayName": display},
-            "challenge": webauthn::b64url(&challenge),
-            "pubKeyCredParams": [{"type": "public-key", "alg": webauthn::ALG_ES256}, {"type": "public-key", "alg": webauthn::ALG_EDDSA}],
-            "timeout": 120000,
-            "attestation": "none",
-            "excludeCredentials": exclude,
-            "authenticatorSelection": {"residentKey": "preferred", "userVerification": "preferred"}
-        }}))
+        Ok(CreationOptions {
+            public_key: CreationPublicKey {
+                attestation: "none",
+                authenticator_selection: AuthenticatorSelection {
+                    resident_key: "preferred",
+                    user_verification: "preferred",
+                },
+                challenge: webauthn::b64url(&challenge),
+                exclude_credentials: exclude,
+                pub_key_cred_params: [webauthn::ALG_ES256, webauthn::ALG_EDDSA]
+                    .into_iter()
+                    .map(|alg| CredentialParameter {
+                        alg,
+                        kind: "public-key",
+                    })
+                    .collect(),
+                rp: RelyingPartyInfo {
+                    id: self.inner.config.webauthn_rp_id.clone(),
+                    name: "Custos",
+                },
+                timeout: CEREMONY_TIMEOUT_MS,
+                user: UserEntity {
+                    display_name: display,
+                    id: webauthn::b64url(p.user_id.as_bytes()),
+                    name: email,
+                },
+            },
+        })
     }
 
     /// Registers a passkey from a `navigator.credentials.create` response.
@@ -805,7 +943,7 @@ impl Custos {
             PasskeyView {
                 id,
                 name: name.to_string(),
-                created_at: crate::auth::ms_text(now),
+                created_at: crate::identity::ms_text(now),
                 last_used_at: None,
             },
             TotpConfirmed {
@@ -830,8 +968,8 @@ impl Custos {
             out.push(PasskeyView {
                 id: k.id,
                 name: name.unwrap_or_else(|| "Passkey".into()),
-                created_at: crate::auth::ms_text(k.created_at),
-                last_used_at: k.last_used_at.map(crate::auth::ms_text),
+                created_at: crate::identity::ms_text(k.created_at),
+                last_used_at: k.last_used_at.map(crate::identity::ms_text),
             });
         }
         Ok(out)
@@ -933,12 +1071,5 @@ impl Custos {
         self.end_sessions(tx.as_mut(), p, user, "mfa_reset").await?;
         tx.commit().await?;
         Ok(())
-    }
-
-    /// Sets whether a user may sign in (administrators); disabling ends every
-    /// session.
-    pub async fn set_user_disabled(&self, p: &Principal, user: Uuid, disabled: bool) -> Result<()> {
-        let input = serde_json::json!({ "disabled": disabled });
-        self.update(p, Entity::User, user, &input).await.map(|_| ())
     }
 }

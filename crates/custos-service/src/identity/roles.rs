@@ -5,7 +5,7 @@
 //! (own, team, all). Definitions live in the settings table as `role:<name>`;
 //! every change needs a recent second factor and is audited.
 
-use crate::audit::Event;
+use crate::ledger::audit::Event;
 use crate::{Custos, Principal, Result, ServiceError};
 use custos_domain::{Entity, Permissions, RecordScope, Role};
 use custos_store::{Condition, SqlValue, Tx};

@@ -1,7 +1,7 @@
 //! Key lifecycle use cases: status, master-key rotation (re-wrapping data keys,
 //! resumable), retiring old master versions, and erasure by crypto-shredding.
 
-use crate::audit::Event;
+use crate::ledger::audit::Event;
 use crate::{Custos, Principal, Result, ServiceError};
 use custos_crypto::MasterKeyring;
 use custos_domain::inventory::{self, OnErasure};

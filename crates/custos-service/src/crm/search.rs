@@ -4,9 +4,10 @@
 //! Global search runs through [`Custos::list`], so each group is authorised and
 //! audited exactly like a list. Counting reads only plain columns.
 
-use crate::audit::Event;
-use crate::query::ListParams;
-use crate::records::{RecordView, to_sql};
+use crate::crm::query::ListParams;
+use crate::crm::records::RecordView;
+use crate::ledger::audit::Event;
+use crate::vault::seal::to_sql;
 use crate::{Custos, Principal, Result, ServiceError};
 use custos_domain::inventory::{self, FieldKind, Protection};
 use custos_domain::policy::{self, Operation};
@@ -215,11 +216,13 @@ impl Custos {
             let page = match self.list(p, entity, &params).await {
                 Ok(page) => page,
                 // A phone search on text that normalises to nothing finds nothing.
-                Err(ServiceError::Invalid(_)) if kind != SearchKind::Words => crate::query::Page {
-                    items: Vec::new(),
-                    next_cursor: None,
-                    partial: false,
-                },
+                Err(ServiceError::Invalid(_)) if kind != SearchKind::Words => {
+                    crate::crm::query::Page {
+                        items: Vec::new(),
+                        next_cursor: None,
+                        partial: false,
+                    }
+                }
                 Err(e) => return Err(e),
             };
             groups.push(SearchGroup {
@@ -304,7 +307,7 @@ impl Custos {
                 }
             }
         }
-        conditions.extend(crate::records::scope_condition(p, entity));
+        conditions.extend(crate::crm::records::scope_condition(p, entity));
         // A text search or a column without an index may match few rows of
         // millions: the list finds them a window at a time, a count would
         // read them all. Such a list shows no total.

@@ -3,9 +3,9 @@
 //! dates), so they open no sealed value; the few activities shown by name are
 //! read through [`Custos::get`] and [`Custos::list`], which audit each of them.
 
-use crate::audit::Event;
-use crate::query::ListParams;
-use crate::records::RecordView;
+use crate::crm::query::ListParams;
+use crate::crm::records::RecordView;
+use crate::ledger::audit::Event;
 use crate::{Custos, ListSize, Principal, Result, ServiceError};
 use custos_domain::policy::{self, Operation};
 use custos_domain::value::{from_unix_ms, to_unix_ms};
@@ -163,7 +163,7 @@ impl Custos {
         // page never holds up a write.
         let mut tx = self.inner.store.begin_read().await?;
         let pipeline = if see_deals {
-            let scope = crate::records::scope_condition(p, Entity::Deal);
+            let scope = crate::crm::records::scope_condition(p, Entity::Deal);
             Some(
                 self.pipeline_summary(tx.as_mut(), now, money, scope)
                     .await?,
@@ -172,14 +172,14 @@ impl Custos {
             None
         };
         let (due_ids, due) = if see_activities {
-            let scope = crate::records::scope_condition(p, Entity::Activity);
+            let scope = crate::crm::records::scope_condition(p, Entity::Activity);
             let (ids, summary) = Self::due_summary(tx.as_mut(), now, scope).await?;
             (ids, Some(summary))
         } else {
             (Vec::new(), None)
         };
         let recent_days = if see_activities {
-            let scope = crate::records::scope_condition(p, Entity::Activity);
+            let scope = crate::crm::records::scope_condition(p, Entity::Activity);
             Some(Self::recent_by_day(tx.as_mut(), now, scope).await?)
         } else {
             None

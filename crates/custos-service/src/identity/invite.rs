@@ -3,8 +3,9 @@
 //! password through it, then signs in and enrols a second factor. The link's
 //! token is stored hashed, works once and ends after [`INVITE_TTL_MS`].
 
-use crate::audit::Event;
-use crate::auth::{NewUser, check_password};
+use crate::identity::passwords::check_password;
+use crate::identity::users::NewUser;
+use crate::ledger::audit::Event;
 use crate::{Custos, Principal, RequestMeta, Result, ServiceError, UserView};
 use custos_crypto::{hash_token, new_token};
 use custos_store::ChallengeRow;

@@ -1,0 +1,8 @@
+//! The key hierarchy and everything that seals or opens personal data: the
+//! master keyring, subject data keys and their cache ([`keys`]), key
+//! rotation, backups and crypto-shredding ([`keyops`]), and the sealing and
+//! opening of records ([`seal`]).
+
+pub(crate) mod keyops;
+pub(crate) mod keys;
+pub(crate) mod seal;
