@@ -220,7 +220,7 @@ pub struct ListQuery {
 }
 
 /// One page of a list read a window at a time (see
-/// [`Tx::list_records_within`]).
+/// [`RecordsTx::list_records_within`]).
 #[derive(Debug, Clone, PartialEq)]
 pub struct ListWindow {
     /// The matching rows, in the list's order, at most the query's limit.
@@ -231,7 +231,7 @@ pub struct ListWindow {
     pub resume: Option<(SqlValue, Uuid)>,
 }
 
-/// One group of [`Tx::group_records`].
+/// One group of [`RecordsTx::group_records`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GroupRow {
     /// The values of the grouping columns, in their order.
@@ -277,7 +277,7 @@ pub struct BlindEntry {
     pub record_id: Uuid,
 }
 
-/// New records to write together ([`Tx::insert_new`]): the new data keys of
+/// New records to write together ([`RecordsTx::insert_new`]): the new data keys of
 /// subjects created with them, the rows, and their blind-index entries.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct NewRecords {
@@ -580,7 +580,7 @@ pub trait RecordsTx: SubjectsTx + Send {
     }
     /// Reads a page of records.
     async fn list_records(&mut self, query: &ListQuery) -> Result<Vec<StoredRow>>;
-    /// Lists records as [`Tx::list_records`] does, but reads at most `window`
+    /// Lists records as [`RecordsTx::list_records`] does, but reads at most `window`
     /// rows of the list when no index answers its conditions
     /// ([`sql::windowed`]): a filter on a rare value then reads a window, not
     /// the table, and says where the next window starts.
@@ -614,7 +614,7 @@ pub trait RecordsTx: SubjectsTx + Send {
     ) -> Result<()>;
 
     /// Adds the blind-index entries (field, hash) of a record being created,
-    /// which has none yet: unlike [`Tx::set_blind_index`], nothing is replaced,
+    /// which has none yet: unlike [`RecordsTx::set_blind_index`], nothing is replaced,
     /// so backends write them all in one statement.
     async fn add_blind_index(
         &mut self,
