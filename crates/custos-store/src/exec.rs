@@ -14,6 +14,7 @@
 use crate::sql::Query;
 use crate::{ColumnType, Result, SqlValue, StoreError};
 use async_trait::async_trait;
+use futures::future::BoxFuture;
 use uuid::Uuid;
 
 /// Runs written-once statements on one backend's transaction.
@@ -182,10 +183,6 @@ pub(crate) trait Driver: sqlx::Database {
         types: &'a [ColumnType],
     ) -> BoxFuture<'a, Result<Vec<Row>>>;
 }
-
-/// A boxed future that may move between threads.
-pub(crate) type BoxFuture<'a, T> =
-    std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send + 'a>>;
 
 impl Driver for sqlx::Sqlite {
     fn execute(conn: &mut Self::Connection, q: Query) -> BoxFuture<'_, Result<u64>> {
