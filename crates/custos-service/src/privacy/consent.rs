@@ -390,30 +390,8 @@ impl Custos {
             return Ok(0);
         }
         let mut tx = self.inner.store.begin().await?;
-        let hash = self.inner.keys.blind_term(Entity::Contact, "email", &norm);
-        let q = ListQuery {
-            entity: Entity::Contact,
-            conditions: vec![Condition::Blind {
-                field: "email",
-                hash,
-            }],
-            sort: Sort {
-                field: "created_at",
-                descending: false,
-            },
-            after: None,
-            limit: 100,
-        };
         let mut n = 0;
-        for row in tx.list_records(&q).await? {
-            let rec = match self.open_internal(tx.as_mut(), Entity::Contact, &row).await {
-                Ok(r) => r,
-                Err(ServiceError::Gone(_)) => continue,
-                Err(e) => return Err(e),
-            };
-            if rec.get("email").as_text().map(normalize::email).as_deref() != Some(norm.as_str()) {
-                continue;
-            }
+        for contact in self.match_contacts(tx.as_mut(), &norm).await? {
             let method = if signal == "gpc" { "gpc" } else { "portal" };
             let evidence = if signal == "gpc" {
                 "Sec-GPC: 1"
@@ -423,17 +401,17 @@ impl Custos {
             self.consent_in(
                 tx.as_mut(),
                 None,
-                row.id,
+                contact,
                 "sale_share",
                 "withdrawn",
                 method,
                 evidence,
             )
             .await?;
-            tx.set_flag(row.id, flags::OPTED_OUT_SALE, None, self.now_ms())
+            tx.set_flag(contact, flags::OPTED_OUT_SALE, None, self.now_ms())
                 .await?;
             let ev = crate::ledger::audit::Event::anonymous(meta, "subject.flag")
-                .subject(Some(row.id))
+                .subject(Some(contact))
                 .detail(format!("flag={} signal={signal}", flags::OPTED_OUT_SALE));
             self.append(tx.as_mut(), ev).await?;
             n += 1;
