@@ -71,7 +71,8 @@ async fn method_not_allowed() -> Response {
 /// `GET /healthz`: public liveness, always 200 while the process serves.
 /// `status` is `degraded` when a background job's latest run failed (a
 /// checkpoint that could not be signed, a scheduled backup that failed), and
-/// `jobs` says which and why, so a monitor sees it, not only the log.
+/// `jobs` says which and why, so a monitor sees it, not only the log. Each
+/// job also shows its schedule (`every_seconds`) and when it last ran.
 async fn healthz(State(st): State<AppState>) -> Json<serde_json::Value> {
     let jobs = st.custos.job_statuses();
     let healthy = jobs.iter().all(|j| j.healthy());
@@ -81,7 +82,9 @@ async fn healthz(State(st): State<AppState>) -> Json<serde_json::Value> {
             serde_json::json!({
                 "name": j.name,
                 "status": if j.healthy() { "ok" } else { "failing" },
+                "every_seconds": j.every_secs,
                 "runs": j.runs,
+                "last_run": j.last_run_ms.and_then(rfc3339_ms),
                 "last_success": j.last_success_ms.and_then(rfc3339_ms),
                 "failing_since": j.failing_since_ms.and_then(rfc3339_ms),
                 "error": j.error,

@@ -1,5 +1,6 @@
 //! The commands. Each resolves to one service call; errors print one line.
 
+use crate::jobs;
 use crate::setup::{self, Paths};
 use anyhow::{Context, Result, anyhow, bail};
 use clap::{Parser, Subcommand};
@@ -567,7 +568,12 @@ async fn serve(
     let (cert, key, self_signed) = setup::tls_files(paths, cert, key)?;
     let tls = custos_web::tls::server_config(&cert, &key).map_err(|e| anyhow!("{e}"))?;
     let rustls = axum_server::tls_rustls::RustlsConfig::from_config(tls);
-    spawn_certificate_reload(rustls.clone(), cert.clone(), key.clone(), self_signed);
+    jobs::spawn(
+        &custos,
+        std::time::Duration::from_secs(30),
+        jobs::Wake::Hangup,
+        jobs::Certificate::new(rustls.clone(), cert.clone(), key.clone(), self_signed),
+    );
     let listener =
         std::net::TcpListener::bind(addr).with_context(|| format!("cannot listen on {addr}"))?;
     let handle = axum_server::Handle::new();
@@ -599,46 +605,29 @@ async fn serve(
             "  From a script, pipe it in: echo '…' | custos user add --email … --role admin --password-stdin"
         );
     }
-    let checkpointer = custos.clone();
-    tokio::spawn(async move {
-        let mut every = tokio::time::interval(std::time::Duration::from_secs(publish.interval));
-        loop {
-            every.tick().await;
-            let outcome = match checkpointer.ledger_checkpoint().await {
-                Ok(note) => match &publish.dir {
-                    Some(dir) => publish_checkpoint(dir, &note).map_err(|e| {
-                        tracing::error!(error = %e, "writing the checkpoint to --checkpoint-dir failed");
-                        format!("writing the checkpoint to --checkpoint-dir failed: {e}")
-                    }),
-                    None => Ok(()),
-                },
-                Err(e) => {
-                    tracing::error!(error = %e, "signing a ledger checkpoint failed");
-                    Err(format!("signing a ledger checkpoint failed: {e}"))
-                }
-            };
-            checkpointer.record_job_run("checkpoint", outcome);
-        }
-    });
+    jobs::spawn(
+        &custos,
+        std::time::Duration::from_secs(publish.interval),
+        jobs::Wake::Never,
+        jobs::Checkpoint {
+            custos: custos.clone(),
+            dir: publish.dir.clone(),
+        },
+    );
     if let Some(dir) = publish.backup_dir.clone() {
         std::fs::create_dir_all(&dir)
             .with_context(|| format!("cannot create {}", dir.display()))?;
-        let backups = custos.clone();
-        let data_dir = paths.data_dir.clone();
-        let (every, keep) = (publish.backup_every, publish.backup_keep);
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(every);
-            loop {
-                tick.tick().await;
-                let outcome = scheduled_backup(&backups, &data_dir, &dir, keep)
-                    .await
-                    .map_err(|e| {
-                        tracing::error!(error = %e, "scheduled backup failed");
-                        format!("scheduled backup failed: {e}")
-                    });
-                backups.record_job_run("backup", outcome);
-            }
-        });
+        jobs::spawn(
+            &custos,
+            publish.backup_every,
+            jobs::Wake::Never,
+            jobs::Backup {
+                custos: custos.clone(),
+                data_dir: paths.data_dir.clone(),
+                dir,
+                keep: publish.backup_keep,
+            },
+        );
     }
     let pid_file = paths.data_dir.join(setup::PID_FILE);
     std::fs::write(&pid_file, std::process::id().to_string())
@@ -700,101 +689,4 @@ struct Publish {
     backup_every: std::time::Duration,
     backup_keep: usize,
     http_listen: Option<String>,
-}
-
-/// Takes one scheduled backup and deletes the oldest beyond `keep`.
-async fn scheduled_backup(
-    custos: &custos_service::Custos,
-    data_dir: &std::path::Path,
-    dir: &std::path::Path,
-    keep: usize,
-) -> Result<()> {
-    let now = custos_domain::value::to_unix_ms(custos.clock().now());
-    let file = dir.join(format!("custos-{now}.backup"));
-    custos.backup_create(data_dir, &file).await?;
-    let mut existing: Vec<PathBuf> = std::fs::read_dir(dir)?
-        .flatten()
-        .map(|e| e.path())
-        .filter(|p| {
-            p.file_name()
-                .and_then(|n| n.to_str())
-                .is_some_and(|n| n.starts_with("custos-") && n.ends_with(".backup"))
-        })
-        .collect();
-    // Names hold the time in milliseconds: sort by it, oldest first.
-    existing.sort_by_key(|p| {
-        p.file_stem()
-            .and_then(|n| n.to_str())
-            .and_then(|n| n.trim_start_matches("custos-").parse::<i64>().ok())
-            .unwrap_or(0)
-    });
-    while existing.len() > keep {
-        let old = existing.remove(0);
-        std::fs::remove_file(&old).with_context(|| format!("cannot delete {}", old.display()))?;
-    }
-    Ok(())
-}
-
-/// Writes a checkpoint note as `checkpoint-<size>.txt` unless already there.
-fn publish_checkpoint(dir: &std::path::Path, note: &str) -> Result<()> {
-    let size = note.lines().nth(1).unwrap_or("0");
-    let path = dir.join(format!("checkpoint-{size}.txt"));
-    if !path.exists() {
-        std::fs::write(&path, note).with_context(|| format!("cannot write {}", path.display()))?;
-    }
-    Ok(())
-}
-
-/// Reloads the TLS certificate without a restart: on SIGHUP, when the
-/// certificate or key file changes, and (self-signed) when it nears expiry.
-fn spawn_certificate_reload(
-    config: axum_server::tls_rustls::RustlsConfig,
-    cert: PathBuf,
-    key: PathBuf,
-    self_signed: bool,
-) {
-    let stamp = |p: &PathBuf| std::fs::metadata(p).and_then(|m| m.modified()).ok();
-    tokio::spawn(async move {
-        let mut seen = (stamp(&cert), stamp(&key));
-        #[cfg(unix)]
-        let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
-        let mut tick = tokio::time::interval(std::time::Duration::from_secs(30));
-        loop {
-            #[cfg(unix)]
-            let signalled = match hup.as_mut() {
-                Some(h) => tokio::select! { _ = h.recv() => true, _ = tick.tick() => false },
-                None => {
-                    tick.tick().await;
-                    false
-                }
-            };
-            #[cfg(not(unix))]
-            let signalled = {
-                tick.tick().await;
-                false
-            };
-            if self_signed {
-                let now = custos_domain::Clock::now(&custos_domain::SystemClock);
-                let renew = custos_web::tls::days_left(&cert, now)
-                    .map(|d| d < custos_web::tls::RENEW_DAYS)
-                    .unwrap_or(true);
-                if renew && let Err(e) = custos_web::tls::generate_self_signed(&cert, &key, now) {
-                    tracing::error!(error = %e, "renewing the self-signed certificate failed");
-                }
-            }
-            let now_seen = (stamp(&cert), stamp(&key));
-            if signalled || now_seen != seen {
-                seen = now_seen;
-                match custos_web::tls::server_config(&cert, &key) {
-                    Ok(c) => {
-                        config.reload_from_config(c);
-                        tracing::info!(cert = %cert.display(), "reloaded the TLS certificate");
-                    }
-                    Err(e) => {
-                        tracing::error!(error = %e, "the new TLS certificate was not loaded; keeping the old one")
-                    }
-                }
-            }
-        }
-    });
 }

@@ -3,6 +3,7 @@
 mod bench;
 mod bulk;
 mod cli;
+mod jobs;
 mod keyprovider;
 mod migrate;
 mod ops;

@@ -308,6 +308,20 @@ async fn serve_on_an_empty_dir_then_a_user_then_signing_goes_on() {
         .unwrap_or_default();
     assert_eq!(job["status"], "ok", "{health}");
     assert!(job["last_success"].is_string(), "{health}");
+    assert!(job["last_run"].is_string(), "{health}");
+    // The schedule shown is the one asked for on the command line.
+    assert_eq!(job["every_seconds"], 1, "{health}");
+    // The certificate watcher is a job like the others: listed with its
+    // schedule from the start, healthy while its files are good.
+    let cert = health["jobs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|j| j["name"] == "certificate")
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(cert["status"], "ok", "{health}");
+    assert_eq!(cert["every_seconds"], 30, "{health}");
 
     let r = client
         .get(format!("{base}/api/v1/audit/checkpoint"))

@@ -306,3 +306,79 @@ fn a_new_certificate_is_served_after_sighup_without_a_restart() {
     // The same process is still serving.
     assert!(s.child.id().to_string() == pid && handshake(s.port, &["-tls1_3"]));
 }
+
+/// A certificate file replaced by something unreadable is not loaded: the
+/// server goes on with the old one, and `/healthz` reports the certificate
+/// job failing (with why) rather than only logging it.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_broken_new_certificate_keeps_the_old_one_and_shows_on_healthz() {
+    if !require("openssl", have("openssl", &["version"])) {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let (cert, key) = (tmp.path().join("cert.pem"), tmp.path().join("key.pem"));
+    let now = custos_domain::Clock::now(&custos_domain::SystemClock);
+    custos_web::tls::generate_self_signed(&cert, &key, now).unwrap();
+    let pem = std::fs::read(&cert).unwrap();
+    let s = start(
+        &tmp.path().join("data"),
+        &[
+            "--tls-cert",
+            cert.to_str().unwrap(),
+            "--tls-key",
+            key.to_str().unwrap(),
+        ],
+    );
+    let before = fingerprint(s.port);
+    assert!(before.contains("Fingerprint"), "{before}");
+    let https = reqwest::Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_pem(&pem).unwrap())
+        .tls_built_in_root_certs(false)
+        .build()
+        .unwrap();
+    let port = s.port;
+    let health = |https: reqwest::Client| async move {
+        let r = https
+            .get(format!("https://localhost:{port}/healthz"))
+            .send()
+            .await
+            .unwrap();
+        r.json::<serde_json::Value>().await.unwrap()
+    };
+    let first = health(https.clone()).await;
+    assert_eq!(first["status"], "ok", "{first}");
+
+    std::fs::write(&cert, "-----BEGIN CERTIFICATE-----\nnot a certificate\n").unwrap();
+    assert!(
+        Command::new("kill")
+            .args(["-HUP", &s.child.id().to_string()])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let mut seen = serde_json::Value::Null;
+    for _ in 0..50 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        seen = health(https.clone()).await;
+        if seen["status"] == "degraded" {
+            break;
+        }
+    }
+    assert_eq!(seen["status"], "degraded", "{seen}");
+    let job = seen["jobs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|j| j["name"] == "certificate")
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(job["status"], "failing", "{seen}");
+    assert!(
+        job["error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("keeping the old one"),
+        "{seen}"
+    );
+    assert_eq!(fingerprint(s.port), before, "the old certificate is served");
+}

@@ -655,6 +655,7 @@ fn job_label(name: &str) -> String {
     match name {
         "checkpoint" => "Signing ledger checkpoints".into(),
         "backup" => "Scheduled backups".into(),
+        "certificate" => "Reloading the TLS certificate".into(),
         other => crate::ui::fields::humanize(other),
     }
 }
