@@ -3,17 +3,254 @@
 
 use time::{Date, Duration, Month, OffsetDateTime};
 
-/// The kinds of request a person can make.
-pub const KINDS: [&str; 8] = [
-    "access",
-    "portability",
-    "erasure",
-    "rectification",
-    "restriction",
-    "objection",
-    "opt_out_sale",
-    "limit_sensitive",
-];
+/// What a person asks for in a request. Serialised (and stored) as its
+/// snake-case name, the one in [`KINDS`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Kind {
+    /// GDPR Art. 15, CCPA right to know: a copy of the data.
+    Access,
+    /// GDPR Art. 20: the data in a machine-readable form.
+    Portability,
+    /// GDPR Art. 17, CCPA right to delete.
+    Erasure,
+    /// GDPR Art. 16, CPRA right to correct.
+    Rectification,
+    /// GDPR Art. 18: restriction of processing.
+    Restriction,
+    /// GDPR Art. 21: objection to direct marketing and profiling.
+    Objection,
+    /// CCPA: do not sell or share.
+    OptOutSale,
+    /// CPRA: limit the use of sensitive personal information.
+    LimitSensitive,
+}
+
+impl Kind {
+    /// Every kind, in the order forms list them.
+    pub const ALL: [Kind; 8] = [
+        Kind::Access,
+        Kind::Portability,
+        Kind::Erasure,
+        Kind::Rectification,
+        Kind::Restriction,
+        Kind::Objection,
+        Kind::OptOutSale,
+        Kind::LimitSensitive,
+    ];
+
+    /// Its name, as stored and in the API.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Kind::Access => "access",
+            Kind::Portability => "portability",
+            Kind::Erasure => "erasure",
+            Kind::Rectification => "rectification",
+            Kind::Restriction => "restriction",
+            Kind::Objection => "objection",
+            Kind::OptOutSale => "opt_out_sale",
+            Kind::LimitSensitive => "limit_sensitive",
+        }
+    }
+
+    /// The kind of this name, if it is one.
+    pub fn from_name(name: &str) -> Option<Kind> {
+        Kind::ALL.into_iter().find(|k| k.as_str() == name)
+    }
+
+    /// Whether fulfilling it makes a package of the person's data.
+    pub fn has_package(self) -> bool {
+        matches!(self, Kind::Access | Kind::Portability)
+    }
+
+    /// The flag fulfilling it sets on the person, for the kinds that limit
+    /// processing rather than act on the data.
+    pub fn flag(self) -> Option<Flag> {
+        match self {
+            Kind::Restriction => Some(Flag::Restricted),
+            Kind::Objection => Some(Flag::Objected),
+            Kind::OptOutSale => Some(Flag::OptedOutSale),
+            Kind::LimitSensitive => Some(Flag::LimitSensitive),
+            Kind::Access | Kind::Portability | Kind::Erasure | Kind::Rectification => None,
+        }
+    }
+}
+
+/// Compares with a stored or sent name (`kind == "erasure"`).
+impl PartialEq<&str> for Kind {
+    fn eq(&self, name: &&str) -> bool {
+        self.as_str() == *name
+    }
+}
+
+impl std::fmt::Display for Kind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The names of the kinds of request, in [`Kind::ALL`]'s order (the
+/// inventory's allowed values and the OpenAPI enum).
+pub const KINDS: [&str; 8] = {
+    let mut names = [""; 8];
+    let mut i = 0;
+    while i < names.len() {
+        names[i] = Kind::ALL[i].as_str();
+        i += 1;
+    }
+    names
+};
+
+/// Where a request is in its life: received, then verified, then fulfilled;
+/// or rejected at any step before it is closed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum State {
+    /// Opened; the requester's identity is not verified yet.
+    Received,
+    /// Identity verified; to fulfil.
+    Verified,
+    /// Carried out (closed).
+    Fulfilled,
+    /// Refused on a stated ground (closed).
+    Rejected,
+}
+
+impl State {
+    /// Every state, in the order of a request's life.
+    pub const ALL: [State; 4] = [
+        State::Received,
+        State::Verified,
+        State::Fulfilled,
+        State::Rejected,
+    ];
+
+    /// Its name, as stored and in the API.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            State::Received => "received",
+            State::Verified => "verified",
+            State::Fulfilled => "fulfilled",
+            State::Rejected => "rejected",
+        }
+    }
+
+    /// The state of this name, if it is one.
+    pub fn from_name(name: &str) -> Option<State> {
+        State::ALL.into_iter().find(|s| s.as_str() == name)
+    }
+
+    /// Whether the request is closed (fulfilled or rejected).
+    pub fn is_closed(self) -> bool {
+        matches!(self, State::Fulfilled | State::Rejected)
+    }
+}
+
+/// Compares with a stored or sent name (`kind == "erasure"`).
+impl PartialEq<&str> for State {
+    fn eq(&self, name: &&str) -> bool {
+        self.as_str() == *name
+    }
+}
+
+impl std::fmt::Display for State {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The names of the states, in [`State::ALL`]'s order.
+pub const STATES: [&str; 4] = {
+    let mut names = [""; 4];
+    let mut i = 0;
+    while i < names.len() {
+        names[i] = State::ALL[i].as_str();
+        i += 1;
+    }
+    names
+};
+
+/// A processing flag the service enforces on a data subject. Stored as its
+/// snake-case name.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum Flag {
+    /// GDPR Art. 18: only the privacy officer may process; excluded from
+    /// lists, searches and exports.
+    Restricted,
+    /// GDPR Art. 21: no direct marketing or profiling.
+    Objected,
+    /// CCPA: do not sell or share.
+    OptedOutSale,
+    /// CPRA: limit the use of sensitive personal information.
+    LimitSensitive,
+    /// A legal hold: erasure is deferred while it lasts.
+    LegalHold,
+}
+
+impl Flag {
+    /// Every flag.
+    pub const ALL: [Flag; 5] = [
+        Flag::Restricted,
+        Flag::Objected,
+        Flag::OptedOutSale,
+        Flag::LimitSensitive,
+        Flag::LegalHold,
+    ];
+
+    /// Its name, as stored.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Flag::Restricted => "restricted",
+            Flag::Objected => "objected",
+            Flag::OptedOutSale => "opted_out_sale",
+            Flag::LimitSensitive => "limit_sensitive",
+            Flag::LegalHold => "legal_hold",
+        }
+    }
+
+    /// The flag of this name, if it is one.
+    pub fn from_name(name: &str) -> Option<Flag> {
+        Flag::ALL.into_iter().find(|f| f.as_str() == name)
+    }
+}
+
+/// Compares with a stored or sent name (`kind == "erasure"`).
+impl PartialEq<&str> for Flag {
+    fn eq(&self, name: &&str) -> bool {
+        self.as_str() == *name
+    }
+}
+
+impl std::fmt::Display for Flag {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The versions of the privacy notice a consent was given under. A new
+/// notice adds a variant and becomes [`NoticeVersion::CURRENT`]; consents
+/// recorded under an older one keep its name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+pub enum NoticeVersion {
+    /// The notice of November 2026.
+    #[serde(rename = "2026-11")]
+    V2026_11,
+}
+
+impl NoticeVersion {
+    /// The notice shown now.
+    pub const CURRENT: NoticeVersion = NoticeVersion::V2026_11;
+
+    /// Its name, as stored with each consent.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            NoticeVersion::V2026_11 => "2026-11",
+        }
+    }
+}
 
 /// Wrong one-time codes a request accepts; after this many the code is void
 /// and the privacy officer must issue a new one. Six digits and five tries
@@ -181,6 +418,30 @@ mod tests {
             Regime::Gdpr.extended(datetime!(2026-02-28 10:00 UTC)),
             datetime!(2026-04-28 10:00 UTC)
         );
+    }
+
+    #[test]
+    fn names_go_both_ways_and_serialise_as_stored() {
+        for k in Kind::ALL {
+            assert_eq!(Kind::from_name(k.as_str()), Some(k));
+            assert_eq!(serde_json::to_value(k).ok(), Some(k.as_str().into()));
+        }
+        for s in State::ALL {
+            assert_eq!(State::from_name(s.as_str()), Some(s));
+            assert_eq!(serde_json::to_value(s).ok(), Some(s.as_str().into()));
+        }
+        for f in Flag::ALL {
+            assert_eq!(Flag::from_name(f.as_str()), Some(f));
+            assert_eq!(serde_json::to_value(f).ok(), Some(f.as_str().into()));
+        }
+        assert_eq!(
+            serde_json::to_value(NoticeVersion::CURRENT).ok(),
+            Some(NoticeVersion::CURRENT.as_str().into())
+        );
+        assert_eq!(KINDS[6], "opt_out_sale");
+        assert_eq!(STATES, ["received", "verified", "fulfilled", "rejected"]);
+        assert_eq!(Kind::from_name("Access"), None);
+        assert_eq!(State::from_name(""), None);
     }
 
     #[test]

@@ -1050,7 +1050,7 @@ pub static FIELDS: &[FieldDecl] = &[
             "state",
             "State",
             FieldKind::Enum {
-                values: &["received", "verified", "fulfilled", "rejected"],
+                values: &crate::dsar::STATES,
             },
         )
     },

@@ -12,6 +12,13 @@ pub enum ServiceError {
     /// Signed in, but not allowed.
     #[error("not allowed: {0}")]
     Forbidden(String),
+    /// A sensitive action in a session whose last second-factor check is
+    /// too old: the client confirms its identity again (step-up) and retries.
+    #[error("not allowed: {}", crate::STEP_UP_REQUIRED)]
+    StepUpRequired,
+    /// An enrolment session may do nothing but set up a second factor.
+    #[error("not allowed: {}", crate::ENROLMENT_REQUIRED)]
+    EnrolmentRequired,
     /// No such record.
     #[error("{0} not found")]
     NotFound(&'static str),

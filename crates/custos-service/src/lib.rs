@@ -43,7 +43,7 @@ pub use ledger::{
     InclusionProof, LedgerExport, LedgerStatus, VerifyReport, WitnessReport, reads_ledger,
 };
 pub use privacy::consent::{Exclusions, Export, NOTICE_VERSION};
-pub use privacy::dsar::{OpenedRequest, Opener, PORTAL_PER_HOUR, PublicStatus, RequestView, flags};
+pub use privacy::dsar::{OpenedRequest, Opener, PORTAL_PER_HOUR, PublicStatus, RequestView};
 pub use privacy::outcome::{
     ConsentEntry, ConsentHistory, ConsentReceipt, ConsentRecorded, ConsentState, DataNotice,
     DsarEvidence, DsarPackage, DsarSummary, EvidenceStep, KeptItem, MonthClosed, PackageRecord,

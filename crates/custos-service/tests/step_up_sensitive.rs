@@ -6,9 +6,7 @@
 #![allow(clippy::unwrap_used)]
 
 use custos_domain::{ManualClock, Role};
-use custos_service::{
-    Config, Custos, Opener, Principal, RequestMeta, STEP_UP_REQUIRED, ServiceError, SignIn,
-};
+use custos_service::{Config, Custos, Opener, Principal, RequestMeta, ServiceError, SignIn};
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::json;
 use std::sync::Arc;
@@ -19,7 +17,7 @@ const EMAIL: &str = "erin@custos.test";
 const PASSWORD: &str = "correct horse battery staple";
 
 fn is_step_up<T: std::fmt::Debug>(r: &Result<T, ServiceError>) -> bool {
-    matches!(r, Err(ServiceError::Forbidden(m)) if m == STEP_UP_REQUIRED)
+    matches!(r, Err(ServiceError::StepUpRequired))
 }
 
 async fn session(c: &Custos) -> String {

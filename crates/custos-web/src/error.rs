@@ -87,14 +87,17 @@ impl From<ServiceError> for ApiError {
                 "Sign-in required",
                 "send a valid bearer token (Authorization: Bearer …) or sign in",
             ),
-            ServiceError::Forbidden(d) if d == custos_service::STEP_UP_REQUIRED => {
-                ApiError::new(S::FORBIDDEN, "step-up-required", "Confirm your identity", d)
-            }
-            ServiceError::Forbidden(d) if d == custos_service::ENROLMENT_REQUIRED => ApiError::new(
+            ServiceError::StepUpRequired => ApiError::new(
+                S::FORBIDDEN,
+                "step-up-required",
+                "Confirm your identity",
+                custos_service::STEP_UP_REQUIRED,
+            ),
+            ServiceError::EnrolmentRequired => ApiError::new(
                 S::FORBIDDEN,
                 "mfa-enrolment-required",
                 "Set up a second factor",
-                d,
+                custos_service::ENROLMENT_REQUIRED,
             ),
             ServiceError::Forbidden(d) => {
                 ApiError::new(S::FORBIDDEN, "forbidden", "Not allowed", d)

@@ -131,11 +131,7 @@ impl SignInFirst {
     /// Where the rejection of this authentication error leads.
     pub fn from_error(e: &custos_service::ServiceError) -> SignInFirst {
         match e {
-            custos_service::ServiceError::Forbidden(m)
-                if m == custos_service::ENROLMENT_REQUIRED =>
-            {
-                SignInFirst("/app/security")
-            }
+            custos_service::ServiceError::EnrolmentRequired => SignInFirst("/app/security"),
             _ => SignInFirst("/"),
         }
     }

@@ -327,7 +327,7 @@ impl Custos {
         if p.role != custos_domain::Role::PrivacyOfficer
             && flags
                 .iter()
-                .any(|f| f == crate::privacy::dsar::flags::RESTRICTED)
+                .any(|f| f == custos_domain::dsar::Flag::Restricted.as_str())
         {
             let msg = "processing of this person's data is restricted (GDPR Art. 18); only the privacy officer may open it".to_string();
             return Err(self.refuse_in(tx, p, &action, msg).await);
@@ -430,11 +430,10 @@ impl Custos {
             return Ok(BTreeSet::new());
         }
         let subjects: Vec<Uuid> = rows.iter().filter_map(|r| r.subject_id).collect();
-        Ok(tx
-            .active_flags(&subjects)
+        Ok(crate::privacy::dsar::flags_in_force(tx, &subjects)
             .await?
             .into_iter()
-            .filter(|(_, f)| f == crate::privacy::dsar::flags::RESTRICTED)
+            .filter(|(_, f)| *f == custos_domain::dsar::Flag::Restricted)
             .map(|(s, _)| s)
             .collect())
     }

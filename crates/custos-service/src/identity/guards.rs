@@ -6,12 +6,11 @@ use crate::ledger::audit::Event;
 use crate::{Custos, Principal, Result, ServiceError, Via};
 use custos_domain::Role;
 
-/// The refusal of a sensitive action in a session whose last second-factor
-/// check is too old: the client re-authenticates (`POST /api/v1/auth/step-up`)
-/// and tries again.
+/// Why [`ServiceError::StepUpRequired`] refuses: the client re-authenticates
+/// (`POST /api/v1/auth/step-up`) and tries again.
 pub const STEP_UP_REQUIRED: &str =
     "this action needs a fresh second factor: confirm your identity (step-up) and try again";
-/// The refusal of anything but enrolment in an enrolment session.
+/// Why [`ServiceError::EnrolmentRequired`] refuses anything but enrolment.
 pub const ENROLMENT_REQUIRED: &str = "a second factor is required for every account: set one up first (authenticator app or passkey)";
 
 impl Custos {
@@ -57,7 +56,7 @@ impl Custos {
             .outcome("denied")
             .detail("reason=step_up");
         match self.append_alone(ev).await {
-            Ok(_) => ServiceError::Forbidden(STEP_UP_REQUIRED.into()),
+            Ok(_) => ServiceError::StepUpRequired,
             Err(e) => e,
         }
     }

@@ -6,7 +6,6 @@
 //! unknown accounts get the same answers after the same work. Session tokens
 //! are random and stored only as SHA-256 hashes.
 
-use crate::identity::guards::ENROLMENT_REQUIRED;
 use crate::identity::ms_text;
 use crate::identity::tokens::TOKEN_PREFIX;
 use crate::identity::users::{UserView, user_view};
@@ -282,11 +281,11 @@ impl Custos {
     }
 
     /// Resolves a bearer token or session cookie to a principal. Enrolment
-    /// sessions are refused with [`ENROLMENT_REQUIRED`].
+    /// sessions are refused with [`ServiceError::EnrolmentRequired`].
     pub async fn authenticate(&self, token: &str, meta: &RequestMeta) -> Result<Principal> {
         let (p, enrol) = self.resolve(token, meta).await?;
         if enrol {
-            return Err(ServiceError::Forbidden(ENROLMENT_REQUIRED.into()));
+            return Err(ServiceError::EnrolmentRequired);
         }
         Ok(p)
     }

@@ -5,13 +5,13 @@
 
 use crate::crm::records::RecordView;
 use crate::ledger::audit::Event;
-use crate::privacy::dsar::flags;
+use crate::privacy::dsar::flags_in_force;
 use crate::privacy::outcome::{
     ConsentEntry, ConsentHistory, ConsentReceipt, ConsentRecorded, ConsentState,
 };
 use crate::{Custos, Principal, RequestMeta, Result, ServiceError};
 use custos_crypto::normalize;
-use custos_domain::dsar::{CONSENT_PURPOSES, needs_opt_in};
+use custos_domain::dsar::{CONSENT_PURPOSES, Flag, NoticeVersion, needs_opt_in};
 use custos_domain::policy::{self, Operation};
 use custos_domain::value::format_timestamp;
 use custos_domain::{DataCategory, Entity, Value};
@@ -20,8 +20,9 @@ use serde_json::Value as Json;
 use std::collections::{BTreeMap, BTreeSet};
 use uuid::Uuid;
 
-/// The version of the privacy notice in force; recorded with every consent.
-pub const NOTICE_VERSION: &str = "2026-11";
+/// The name of the privacy notice in force ([`NoticeVersion::CURRENT`]);
+/// recorded with every consent.
+pub const NOTICE_VERSION: &str = NoticeVersion::CURRENT.as_str();
 
 /// What an export left out, and why.
 #[derive(Debug, Clone, Default, serde::Serialize)]
@@ -199,8 +200,7 @@ impl Custos {
         let page = self.list(p, Entity::Consent, &params).await?;
         let mut tx = self.inner.store.begin().await?;
         let states = self.consent_states(tx.as_mut(), contact).await?;
-        let flags: BTreeSet<String> = tx
-            .active_flags(&[contact])
+        let flags: BTreeSet<Flag> = flags_in_force(tx.as_mut(), &[contact])
             .await?
             .into_iter()
             .map(|(_, f)| f)
@@ -259,29 +259,29 @@ impl Custos {
                 ),
             )
             .await?;
-        let mut flagged: BTreeMap<Uuid, BTreeSet<String>> = BTreeMap::new();
-        for (s, f) in tx.active_flags(&ids).await? {
+        let mut flagged: BTreeMap<Uuid, BTreeSet<Flag>> = BTreeMap::new();
+        for (s, f) in flags_in_force(tx.as_mut(), &ids).await? {
             flagged.entry(s).or_default().insert(f);
         }
         let mut ex = Exclusions::default();
         let mut items = Vec::new();
         for id in ids {
             let f = flagged.get(&id);
-            let has = |flag: &str| f.is_some_and(|s| s.contains(flag));
-            if has(flags::RESTRICTED) {
+            let has = |flag: Flag| f.is_some_and(|s| s.contains(&flag));
+            if has(Flag::Restricted) {
                 ex.restricted += 1;
                 continue;
             }
             if let Some(pu) = purpose {
-                if matches!(pu, "marketing_email" | "profiling") && has(flags::OBJECTED) {
+                if matches!(pu, "marketing_email" | "profiling") && has(Flag::Objected) {
                     ex.objected += 1;
                     continue;
                 }
-                if matches!(pu, "sale_share" | "sharing_partners") && has(flags::OPTED_OUT_SALE) {
+                if matches!(pu, "sale_share" | "sharing_partners") && has(Flag::OptedOutSale) {
                     ex.opted_out += 1;
                     continue;
                 }
-                if matches!(pu, "profiling" | "sharing_partners") && has(flags::LIMIT_SENSITIVE) {
+                if matches!(pu, "profiling" | "sharing_partners") && has(Flag::LimitSensitive) {
                     ex.limited += 1;
                     continue;
                 }
@@ -408,11 +408,11 @@ impl Custos {
                 evidence,
             )
             .await?;
-            tx.set_flag(contact, flags::OPTED_OUT_SALE, None, self.now_ms())
+            tx.set_flag(contact, Flag::OptedOutSale.as_str(), None, self.now_ms())
                 .await?;
             let ev = crate::ledger::audit::Event::anonymous(meta, "subject.flag")
                 .subject(Some(contact))
-                .detail(format!("flag={} signal={signal}", flags::OPTED_OUT_SALE));
+                .detail(format!("flag={} signal={signal}", Flag::OptedOutSale));
             self.append(tx.as_mut(), ev).await?;
             n += 1;
         }

@@ -10,7 +10,7 @@ use crate::privacy::outcome::{
 };
 use crate::{Custos, Principal, RequestMeta, Result, ServiceError};
 use custos_crypto::normalize;
-use custos_domain::dsar::{self, Regime};
+use custos_domain::dsar::{self, Flag, Kind, Regime, State};
 use custos_domain::inventory::{self};
 use custos_domain::value::format_timestamp;
 use custos_domain::{Entity, Record, Role, Value};
@@ -18,21 +18,6 @@ use custos_store::{Condition, ListQuery, Sort, SqlValue, StoredRow, Tx};
 use serde_json::Value as Json;
 use std::collections::BTreeMap;
 use uuid::Uuid;
-
-/// Flags the service enforces on a data subject.
-pub mod flags {
-    /// GDPR Art. 18: only the privacy officer may process; excluded from
-    /// lists, searches and exports.
-    pub const RESTRICTED: &str = "restricted";
-    /// GDPR Art. 21: no direct marketing or profiling.
-    pub const OBJECTED: &str = "objected";
-    /// CCPA: do not sell or share.
-    pub const OPTED_OUT_SALE: &str = "opted_out_sale";
-    /// CPRA: limit the use of sensitive personal information.
-    pub const LIMIT_SENSITIVE: &str = "limit_sensitive";
-    /// A legal hold: erasure is deferred while it lasts.
-    pub const LEGAL_HOLD: &str = "legal_hold";
-}
 
 /// Who opens a request.
 #[derive(Debug, Clone)]
@@ -49,11 +34,11 @@ pub struct RequestView {
     /// Request id.
     pub id: Uuid,
     /// What is asked.
-    pub kind: String,
+    pub kind: Kind,
     /// gdpr or ccpa.
     pub regime: String,
-    /// received, verified, fulfilled or rejected.
-    pub state: String,
+    /// Where the request is in its life.
+    pub state: State,
     /// api, staff or portal.
     pub channel: String,
     /// The requester's email.
@@ -108,9 +93,9 @@ pub struct OpenedRequest {
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct PublicStatus {
     /// What was asked.
-    pub kind: String,
+    pub kind: Kind,
     /// The state.
-    pub state: String,
+    pub state: State,
     /// Received (RFC 3339).
     pub received_at: String,
     /// Due (RFC 3339).
@@ -133,6 +118,33 @@ const PACKAGE_ENTITIES: [Entity; 5] = [
 
 fn text(r: &Record, f: &str) -> String {
     r.get(f).as_text().unwrap_or_default().to_string()
+}
+
+/// The processing flags in force on `subjects`. A name this version does
+/// not know (written by a later one) is passed over.
+pub(crate) async fn flags_in_force(
+    tx: &mut dyn Tx,
+    subjects: &[Uuid],
+) -> Result<Vec<(Uuid, Flag)>> {
+    Ok(tx
+        .active_flags(subjects)
+        .await?
+        .into_iter()
+        .filter_map(|(s, f)| Flag::from_name(&f).map(|f| (s, f)))
+        .collect())
+}
+
+/// The stored state of a request (written only from [`State`], so another
+/// name means a damaged record).
+fn state_of(r: &Record) -> Result<State> {
+    State::from_name(r.get("state").as_text().unwrap_or_default())
+        .ok_or_else(|| ServiceError::Internal(format!("request {} has no known state", r.id)))
+}
+
+/// The stored kind of a request, like [`state_of`].
+fn kind_of(r: &Record) -> Result<Kind> {
+    Kind::from_name(r.get("kind").as_text().unwrap_or_default())
+        .ok_or_else(|| ServiceError::Internal(format!("request {} has no known kind", r.id)))
 }
 
 fn ts(r: &Record, f: &str) -> Option<String> {
@@ -292,14 +304,14 @@ impl Custos {
         } else {
             Vec::new()
         };
-        let state = text(r, "state");
+        let state = state_of(r)?;
         let secrets = secrets_of(r);
-        let code_live = state == "received" && secrets.contains_key("code");
+        let code_live = state == State::Received && secrets.contains_key("code");
         // Requests opened before the code was kept for the operator have a
         // live code nobody can show again.
         let live_code = secrets.get(OPERATOR_CODE).filter(|_| code_live).cloned();
-        let clock = match (state.as_str(), r.get("due_at")) {
-            ("fulfilled" | "rejected", _) => "closed",
+        let clock = match (state.is_closed(), r.get("due_at")) {
+            (true, _) => "closed",
             (_, Value::Timestamp(due)) => match dsar::clock(*due, self.now()) {
                 dsar::Clock::OnTrack => "on_track",
                 dsar::Clock::DueSoon => "due_soon",
@@ -309,7 +321,7 @@ impl Custos {
         };
         Ok(RequestView {
             id: r.id,
-            kind: text(r, "kind"),
+            kind: kind_of(r)?,
             regime: text(r, "regime"),
             state,
             channel: text(r, "channel"),
@@ -374,12 +386,8 @@ impl Custos {
                 errors.push(custos_domain::FieldError::new(k, "unknown field"));
             }
         }
-        let kind = obj
-            .get("kind")
-            .and_then(Json::as_str)
-            .unwrap_or_default()
-            .to_string();
-        if !dsar::KINDS.contains(&kind.as_str()) {
+        let kind = Kind::from_name(obj.get("kind").and_then(Json::as_str).unwrap_or_default());
+        if kind.is_none() {
             errors.push(custos_domain::FieldError::new(
                 "kind",
                 format!("must be one of: {}", dsar::KINDS.join(", ")),
@@ -423,7 +431,7 @@ impl Custos {
         let details = match obj.get("details") {
             None | Some(Json::Null) => None,
             Some(Json::String(s)) if s.chars().count() <= 10_000 => Some(s.clone()),
-            Some(Json::Object(o)) if kind == "rectification" => {
+            Some(Json::Object(o)) if kind == Some(Kind::Rectification) => {
                 // Validate the corrections now, so a bad request fails at once.
                 if let Err(errs) = custos_domain::validate::parse_input(
                     Entity::Contact,
@@ -451,8 +459,9 @@ impl Custos {
         if !errors.is_empty() {
             return Err(ServiceError::Invalid(errors));
         }
-        let regime =
-            regime.ok_or_else(|| ServiceError::invalid("regime", "must be gdpr or ccpa"))?;
+        let (Some(kind), Some(regime)) = (kind, regime) else {
+            return Err(ServiceError::invalid("kind", "must be a kind of request"));
+        };
         let (channel, event) = match opener {
             Opener::Staff(p) => {
                 if !custos_domain::policy::allows(
@@ -499,9 +508,9 @@ impl Custos {
             );
         }
         let mut values: BTreeMap<&'static str, Value> = BTreeMap::new();
-        values.insert("kind", Value::Text(kind.clone()));
+        values.insert("kind", Value::Text(kind.as_str().into()));
         values.insert("regime", Value::Text(regime_name));
-        values.insert("state", Value::Text("received".into()));
+        values.insert("state", Value::Text(State::Received.as_str().into()));
         values.insert("channel", Value::Text(channel.into()));
         values.insert("requester_email", Value::Text(email.clone()));
         values.insert("details", details.map(Value::Text).unwrap_or(Value::Null));
@@ -577,7 +586,7 @@ impl Custos {
         };
         if !mine
             || self.now_ms() - opened_at > RECEIPT_WINDOW_MS
-            || text(&rec, "state") != "received"
+            || state_of(&rec)? != State::Received
         {
             return Err(not_found);
         }
@@ -627,17 +636,17 @@ impl Custos {
         Ok(view)
     }
 
-    /// The request queue, soonest due first. `state` filters (e.g. "received").
+    /// The request queue, soonest due first, optionally of one state.
     pub async fn dsar_list(
         &self,
         p: &Principal,
-        state: Option<&str>,
+        state: Option<State>,
         limit: u32,
     ) -> Result<Vec<RequestView>> {
         let mut tx = self.privacy_tx(p, "request.list").await?;
         let mut conditions = Vec::new();
         if let Some(s) = state {
-            conditions.push(Condition::Eq("state", SqlValue::Text(s.to_string())));
+            conditions.push(Condition::Eq("state", SqlValue::Text(s.as_str().into())));
         }
         let q = ListQuery {
             entity: Entity::Request,
@@ -719,10 +728,10 @@ impl Custos {
             }
             other => other?,
         };
-        if text(&rec, "state") != "received" {
+        let state = state_of(&rec)?;
+        if state != State::Received {
             return Err(ServiceError::Conflict(format!(
-                "the request is already {}",
-                text(&rec, "state")
+                "the request is already {state}"
             )));
         }
         let mut secrets = secrets_of(&rec);
@@ -783,7 +792,7 @@ impl Custos {
         secrets.remove("code");
         secrets.remove(OPERATOR_CODE);
         values.insert("secrets", secrets_value(&secrets));
-        values.insert("state", Value::Text("verified".into()));
+        values.insert("state", Value::Text(State::Verified.as_str().into()));
         values.insert("verification", Value::Text(method.clone()));
         values.insert("verified_at", Value::Timestamp(self.now()));
         if method == "operator_attested" {
@@ -822,10 +831,10 @@ impl Custos {
             }
             other => other?,
         };
-        if text(&rec, "state") != "received" {
+        let state = state_of(&rec)?;
+        if state != State::Received {
             return Err(ServiceError::Conflict(format!(
-                "the request is already {}: a code is only needed to verify identity",
-                text(&rec, "state")
+                "the request is already {state}: a code is only needed to verify identity"
             )));
         }
         let code = new_code()?;
@@ -851,7 +860,7 @@ impl Custos {
     pub async fn dsar_match(&self, p: &Principal, id: Uuid, contact: Uuid) -> Result<RequestView> {
         let mut tx = self.privacy_tx(p, "request.match").await?;
         let rec = self.load_request(tx.as_mut(), id).await?;
-        if matches!(text(&rec, "state").as_str(), "fulfilled" | "rejected") {
+        if state_of(&rec)?.is_closed() {
             return Err(ServiceError::Conflict("the request is closed".into()));
         }
         let candidates = self
@@ -901,7 +910,7 @@ impl Custos {
                 "the due date was already extended once; the law allows no more".into(),
             ));
         }
-        if matches!(text(&rec, "state").as_str(), "fulfilled" | "rejected") {
+        if state_of(&rec)?.is_closed() {
             return Err(ServiceError::Conflict("the request is closed".into()));
         }
         let regime = Regime::from_name(&text(&rec, "regime"))
@@ -943,7 +952,7 @@ impl Custos {
         }
         let mut tx = self.privacy_tx(p, "request.reject").await?;
         let rec = self.load_request(tx.as_mut(), id).await?;
-        if matches!(text(&rec, "state").as_str(), "fulfilled" | "rejected") {
+        if state_of(&rec)?.is_closed() {
             return Err(ServiceError::Conflict("the request is closed".into()));
         }
         let result = RequestOutcome {
@@ -955,7 +964,7 @@ impl Custos {
             ..Default::default()
         };
         let mut values = BTreeMap::new();
-        values.insert("state", Value::Text("rejected".into()));
+        values.insert("state", Value::Text(State::Rejected.as_str().into()));
         values.insert("closed_at", Value::Timestamp(self.now()));
         values.insert("result", Value::Text(result.to_stored()));
         let ev = Event::new(p, "request.reject")
@@ -970,23 +979,23 @@ impl Custos {
     pub async fn dsar_fulfil(&self, p: &Principal, id: Uuid) -> Result<RequestView> {
         let mut tx = self.privacy_tx(p, "request.fulfil").await?;
         let rec = self.load_request(tx.as_mut(), id).await?;
-        match text(&rec, "state").as_str() {
-            "verified" => {}
-            "received" => {
+        match state_of(&rec)? {
+            State::Verified => {}
+            State::Received => {
                 return Err(ServiceError::Conflict(
                     "verify the requester's identity first".into(),
                 ));
             }
-            s => {
+            s @ (State::Fulfilled | State::Rejected) => {
                 return Err(ServiceError::Conflict(format!(
                     "the request is already {s}"
                 )));
             }
         }
-        let kind = text(&rec, "kind");
-        let missing = match kind.as_str() {
-            "erasure" if !p.can_erase_personal() => Some("erase"),
-            "access" | "portability" if !p.can_export_personal() => Some("export"),
+        let kind = kind_of(&rec)?;
+        let missing = match kind {
+            Kind::Erasure if !p.can_erase_personal() => Some("erase"),
+            k if k.has_package() && !p.can_export_personal() => Some("export"),
             _ => None,
         };
         if let Some(what) = missing {
@@ -998,7 +1007,7 @@ impl Custos {
         }
         // Step-up (issue 4): erasing is sensitive; a session needs a recent
         // second-factor check. API tokens and the CLI are exempt.
-        if kind == "erasure" && !self.step_up_fresh(p) {
+        if kind == Kind::Erasure && !self.step_up_fresh(p) {
             drop(tx);
             return Err(self.step_up_refused(p, "request.fulfil").await);
         }
@@ -1019,10 +1028,10 @@ impl Custos {
                     ..Default::default()
                 }
             }
-            Some(c) => self.carry_out(tx.as_mut(), p, id, &kind, c, &rec).await?,
+            Some(c) => self.carry_out(tx.as_mut(), p, id, kind, c, &rec).await?,
         };
         let mut values = BTreeMap::new();
-        values.insert("state", Value::Text("fulfilled".into()));
+        values.insert("state", Value::Text(State::Fulfilled.as_str().into()));
         values.insert("closed_at", Value::Timestamp(self.now()));
         values.insert("result", Value::Text(result.to_stored()));
         self.save_request(tx.as_mut(), id, values).await?;
@@ -1034,7 +1043,7 @@ impl Custos {
         let rec = self.load_request(tx.as_mut(), id).await?;
         let view = self.view_of(tx.as_mut(), &rec).await?;
         tx.commit().await?;
-        if kind == "erasure"
+        if kind == Kind::Erasure
             && let Some(c) = contact
         {
             self.inner.keys.forget(&c);
@@ -1048,19 +1057,19 @@ impl Custos {
         tx: &mut dyn Tx,
         p: &Principal,
         request: Uuid,
-        kind: &str,
+        kind: Kind,
         contact: Uuid,
         rec: &Record,
     ) -> Result<RequestOutcome> {
         match kind {
-            "access" | "portability" => Ok(RequestOutcome {
+            Kind::Access | Kind::Portability => Ok(RequestOutcome {
                 done: vec![format!("the {kind} package is ready")],
                 package: Some(format!("/api/v1/dsar/{request}/package")),
                 ..Default::default()
             }),
-            "erasure" => {
-                let flags = tx.active_flags(&[contact]).await?;
-                if flags.iter().any(|(_, f)| f == flags::LEGAL_HOLD) {
+            Kind::Erasure => {
+                let flags = flags_in_force(tx, &[contact]).await?;
+                if flags.iter().any(|(_, f)| *f == Flag::LegalHold) {
                     return Ok(RequestOutcome {
                         kept: vec![KeptItem {
                             what: "all records".into(),
@@ -1094,7 +1103,7 @@ impl Custos {
                     ..Default::default()
                 })
             }
-            "rectification" => {
+            Kind::Rectification => {
                 let changes: Json = rec
                     .get("details")
                     .as_text()
@@ -1131,21 +1140,18 @@ impl Custos {
                     ..Default::default()
                 })
             }
-            "restriction" | "objection" | "opt_out_sale" | "limit_sensitive" => {
-                let flag = match kind {
-                    "restriction" => flags::RESTRICTED,
-                    "objection" => flags::OBJECTED,
-                    "opt_out_sale" => flags::OPTED_OUT_SALE,
-                    _ => flags::LIMIT_SENSITIVE,
-                };
+            Kind::Restriction | Kind::Objection | Kind::OptOutSale | Kind::LimitSensitive => {
+                let flag = kind.flag().ok_or_else(|| {
+                    ServiceError::Internal(format!("request kind {kind} sets no flag"))
+                })?;
                 let new = tx
-                    .set_flag(contact, flag, Some(request), self.now_ms())
+                    .set_flag(contact, flag.as_str(), Some(request), self.now_ms())
                     .await?;
                 let ev = Event::new(p, "subject.flag")
                     .subject(Some(contact))
                     .detail(format!("flag={flag} request={request}"));
                 self.append(tx, ev).await?;
-                if kind == "opt_out_sale" {
+                if kind == Kind::OptOutSale {
                     self.consent_in(
                         tx,
                         Some(p),
@@ -1157,13 +1163,13 @@ impl Custos {
                     )
                     .await?;
                 }
-                let effect = match kind {
-                    "restriction" => {
+                let effect = match flag {
+                    Flag::Restricted => {
                         "only the privacy officer may process this person's records; they are left out of lists, searches and exports until the restriction is lifted"
                     }
-                    "objection" => "left out of direct marketing and profiling from now on",
-                    "opt_out_sale" => "left out of every sale or sharing export from now on",
-                    _ => {
+                    Flag::Objected => "left out of direct marketing and profiling from now on",
+                    Flag::OptedOutSale => "left out of every sale or sharing export from now on",
+                    Flag::LimitSensitive | Flag::LegalHold => {
                         "sensitive personal information is used only as needed for the service asked for"
                     }
                 };
@@ -1173,9 +1179,6 @@ impl Custos {
                     ..Default::default()
                 })
             }
-            other => Err(ServiceError::Internal(format!(
-                "unknown request kind {other}"
-            ))),
         }
     }
 
@@ -1187,15 +1190,15 @@ impl Custos {
             .get("contact_id")
             .as_uuid()
             .ok_or_else(|| ServiceError::Conflict("the request names no contact".into()))?;
-        let flag = match text(&rec, "kind").as_str() {
-            "restriction" => flags::RESTRICTED,
+        let flag = match kind_of(&rec)? {
+            Kind::Restriction => Flag::Restricted,
             _ => {
                 return Err(ServiceError::Conflict(
                     "only a restriction is lifted this way".into(),
                 ));
             }
         };
-        if !tx.lift_flag(contact, flag, self.now_ms()).await? {
+        if !tx.lift_flag(contact, flag.as_str(), self.now_ms()).await? {
             return Err(ServiceError::Conflict("no restriction is in force".into()));
         }
         let ev = Event::new(p, "subject.unflag")
@@ -1219,13 +1222,13 @@ impl Custos {
             return Err(self.refuse_in(tx, p, "request.package", msg).await);
         }
         let rec = self.load_request(tx.as_mut(), id).await?;
-        let kind = text(&rec, "kind");
-        if !matches!(kind.as_str(), "access" | "portability") {
+        let kind = kind_of(&rec)?;
+        if !kind.has_package() {
             return Err(ServiceError::Conflict(
                 "only access and portability requests have a package".into(),
             ));
         }
-        if text(&rec, "state") != "fulfilled" {
+        if state_of(&rec)? != State::Fulfilled {
             return Err(ServiceError::Conflict(
                 "the package is available once the request is fulfilled".into(),
             ));
@@ -1290,8 +1293,7 @@ impl Custos {
                 }
             }
         }
-        package.processing_restrictions = tx
-            .active_flags(&[contact])
+        package.processing_restrictions = flags_in_force(tx.as_mut(), &[contact])
             .await?
             .into_iter()
             .map(|(_, f)| f)
@@ -1377,8 +1379,8 @@ impl Custos {
             return Err(ServiceError::NotFound("request"));
         }
         Ok(PublicStatus {
-            kind: text(&rec, "kind"),
-            state: text(&rec, "state"),
+            kind: kind_of(&rec)?,
+            state: state_of(&rec)?,
             received_at: ts(&rec, "received_at").unwrap_or_default(),
             due_at: ts(&rec, "due_at").unwrap_or_default(),
             closed_at: ts(&rec, "closed_at"),
@@ -1539,7 +1541,7 @@ impl Custos {
                 Condition::AtLeast("due_at", SqlValue::Int(now)),
                 Condition::Before("due_at", SqlValue::Int(week + 1)),
             ],
-            "received" | "verified" | "fulfilled" | "rejected" => {
+            s if State::from_name(s).is_some() => {
                 vec![Condition::Eq("state", SqlValue::Text(filter.to_string()))]
             }
             _ => {

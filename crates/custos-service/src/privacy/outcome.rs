@@ -87,7 +87,7 @@ pub struct DsarPackage {
     /// The request.
     pub request_id: Uuid,
     /// `access` or `portability`.
-    pub kind: String,
+    pub kind: custos_domain::dsar::Kind,
     /// When the package was made (RFC 3339).
     pub generated_at: String,
     /// The person (absent when no contact holds their email).
@@ -99,7 +99,7 @@ pub struct DsarPackage {
     /// The records, by entity (plural name), in the order read.
     pub records: BTreeMap<&'static str, Vec<PackageRecord>>,
     /// The processing flags in force (restricted, objected, …).
-    pub processing_restrictions: Vec<String>,
+    pub processing_restrictions: Vec<custos_domain::dsar::Flag>,
     /// Purposes, lawful basis, recipients, retention and source of each
     /// field that holds something.
     pub about_the_data: Vec<DataNotice>,
@@ -276,7 +276,7 @@ pub struct ConsentHistory {
     /// Every entry, newest first.
     pub entries: Vec<ConsentEntry>,
     /// The processing flags in force.
-    pub processing_flags: BTreeSet<String>,
+    pub processing_flags: BTreeSet<custos_domain::dsar::Flag>,
 }
 
 /// One consent-ledger entry, with its receipt.

@@ -5,10 +5,7 @@
 use crate::common::*;
 use custos_crypto::totp;
 use custos_domain::{Entity, Role};
-use custos_service::{
-    Config, ENROLMENT_REQUIRED, Principal, RequestMeta, STEP_UP_REQUIRED, ServiceError, SignIn,
-    Throttle,
-};
+use custos_service::{Config, Principal, RequestMeta, ServiceError, SignIn, Throttle};
 use secrecy::{ExposeSecret, SecretString};
 use std::time::Duration;
 
@@ -328,10 +325,7 @@ async fn with_mfa_required_a_new_account_can_only_enrol() -> TestResult {
         .custos
         .authenticate(s.token.expose_secret(), &meta("10.0.0.1"))
         .await;
-    assert!(
-        matches!(&r, Err(ServiceError::Forbidden(m)) if m == ENROLMENT_REQUIRED),
-        "{r:?}"
-    );
+    assert!(matches!(&r, Err(ServiceError::EnrolmentRequired)), "{r:?}");
     // Policy off: the same account signs in fully with a password.
     env.custos.set_mfa_required(&env.admin, false).await?;
     let SignIn::Session(s) = env
@@ -354,10 +348,7 @@ async fn sensitive_actions_need_a_recent_second_factor() -> TestResult {
         .await?;
     env.clock.advance(Duration::from_secs(11 * 60));
     let r = env.custos.create_api_token(&p, EMAIL, "stale", None).await;
-    assert!(
-        matches!(&r, Err(ServiceError::Forbidden(m)) if m == STEP_UP_REQUIRED),
-        "{r:?}"
-    );
+    assert!(matches!(&r, Err(ServiceError::StepUpRequired)), "{r:?}");
     env.custos
         .step_up(&p, &totp::code_at(&secret, now_secs(&env)))
         .await?;

@@ -367,7 +367,7 @@ fn privacy_paths(paths: &mut Map<String, Value>, schemas: &mut Map<String, Value
             "id": {"type": "string", "format": "uuid"},
             "kind": {"type": "string", "enum": custos_domain::dsar::KINDS},
             "regime": {"type": "string", "enum": ["gdpr", "ccpa"]},
-            "state": {"type": "string", "enum": ["received", "verified", "fulfilled", "rejected"]},
+            "state": {"type": "string", "enum": custos_domain::dsar::STATES},
             "channel": {"type": "string", "enum": ["api", "staff", "portal"]},
             "subject_email": {"type": "string"},
             "contact_id": {"type": ["string", "null"], "format": "uuid"},
@@ -408,7 +408,7 @@ fn privacy_paths(paths: &mut Map<String, Value>, schemas: &mut Map<String, Value
         "get": {
             "tags": ["privacy"], "summary": "The request queue, soonest due first (privacy officer, admin)", "operationId": "dsar_list",
             "parameters": [
-                {"name": "state", "in": "query", "schema": {"type": "string", "enum": ["received", "verified", "fulfilled", "rejected"]}},
+                {"name": "state", "in": "query", "schema": {"type": "string", "enum": custos_domain::dsar::STATES}},
                 {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 500, "default": 50}}
             ],
             "responses": with(problem_responses(&[401, 403, 422]), "200", json!({"description": "Requests", "content": json_content(json!({"type": "object", "properties": {"items": {"type": "array", "items": req.clone()}, "next_cursor": {"type": "null"}}, "required": ["items", "next_cursor"]}))}))

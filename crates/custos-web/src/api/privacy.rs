@@ -10,6 +10,7 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use custos_domain::dsar::State as ReqState;
 use custos_service::Opener;
 use serde_json::json;
 
@@ -71,18 +72,12 @@ async fn list(
     QueryPairs(q): QueryPairs,
 ) -> ApiResult<Response> {
     known_params(&q, &["state", "limit"])?;
-    let state = q
-        .iter()
-        .find(|(k, _)| k == "state")
-        .map(|(_, v)| v.as_str());
-    if let Some(s) = state
-        && !["received", "verified", "fulfilled", "rejected"].contains(&s)
-    {
-        return Err(ApiError::invalid(
-            "state",
-            "must be received, verified, fulfilled or rejected",
-        ));
-    }
+    let state = match q.iter().find(|(k, _)| k == "state") {
+        None => None,
+        Some((_, v)) => Some(ReqState::from_name(v).ok_or_else(|| {
+            ApiError::invalid("state", "must be received, verified, fulfilled or rejected")
+        })?),
+    };
     let limit = match q
         .iter()
         .find(|(k, _)| k == "limit")

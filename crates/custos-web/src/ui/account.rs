@@ -396,7 +396,9 @@ async fn totp_begin(
             };
             no_store(render(&page))
         }
-        Err(ServiceError::Forbidden(_)) => step_up_redirect("/app/security"),
+        Err(ServiceError::StepUpRequired | ServiceError::Forbidden(_)) => {
+            step_up_redirect("/app/security")
+        }
         Err(e) => {
             account_page(
                 &st,
@@ -496,7 +498,7 @@ async fn passkey_options(
     }
     match st.custos.webauthn_register_options(&ctx.principal).await {
         Ok(o) => Json(o).into_response(),
-        Err(ServiceError::Forbidden(_)) => json_error(
+        Err(ServiceError::StepUpRequired | ServiceError::Forbidden(_)) => json_error(
             StatusCode::FORBIDDEN,
             "confirm your identity first (Security → step-up)",
         ),

@@ -208,7 +208,7 @@ async fn admin_form(st: &AppState, ctx: &Ctx, form: &[(String, String)]) -> Resu
 /// A service refusal: step-up goes to the step-up page and back.
 async fn failed(st: &AppState, ctx: &Ctx, back: &str, e: ServiceError) -> Response {
     match e {
-        ServiceError::Forbidden(m) if m == custos_service::STEP_UP_REQUIRED => {
+        ServiceError::StepUpRequired => {
             Redirect::to(&format!("/app/security/step-up?return_to={back}")).into_response()
         }
         e => ctx.error(st, e).await,

@@ -26,7 +26,7 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::{Form, Router};
-use custos_domain::dsar::CONSENT_PURPOSES;
+use custos_domain::dsar::{CONSENT_PURPOSES, Kind, State as ReqState};
 use custos_domain::inventory::{
     self, DataCategory, FieldDecl, LawfulBasis, Protection, Retention, Source, SubjectType,
 };
@@ -217,39 +217,37 @@ pub fn customer_notice() -> Vec<Notice> {
 }
 
 /// A request kind as a person chooses it.
-pub fn kind_choice(kind: &str) -> &'static str {
+pub fn kind_choice(kind: Kind) -> &'static str {
     match kind {
-        "access" => "Send me a copy of the personal data you hold about me",
-        "portability" => "Send me my data in a machine-readable file",
-        "erasure" => "Delete my personal data",
-        "rectification" => "Correct my personal data",
-        "restriction" => "Stop using my data for now (restriction)",
-        "objection" => "Stop direct marketing and profiling (objection)",
-        "opt_out_sale" => "Do not sell or share my personal information",
-        "limit_sensitive" => "Limit the use of my sensitive personal information",
-        _ => "Something else",
+        Kind::Access => "Send me a copy of the personal data you hold about me",
+        Kind::Portability => "Send me my data in a machine-readable file",
+        Kind::Erasure => "Delete my personal data",
+        Kind::Rectification => "Correct my personal data",
+        Kind::Restriction => "Stop using my data for now (restriction)",
+        Kind::Objection => "Stop direct marketing and profiling (objection)",
+        Kind::OptOutSale => "Do not sell or share my personal information",
+        Kind::LimitSensitive => "Limit the use of my sensitive personal information",
     }
 }
 
-fn state_words(state: &str) -> (&'static str, &'static str) {
+fn state_words(state: ReqState) -> (&'static str, &'static str) {
     match state {
-        "received" => (
+        ReqState::Received => (
             "Received",
             "We have your request. Before we act on it we confirm it is you: we will write to you at the email address you gave.",
         ),
-        "verified" => (
+        ReqState::Verified => (
             "In progress",
             "We have confirmed it is you and are working on your request.",
         ),
-        "fulfilled" => (
+        ReqState::Fulfilled => (
             "Done",
             "We have answered your request and written to you with the result.",
         ),
-        "rejected" => (
+        ReqState::Rejected => (
             "Closed without action",
             "We could not act on this request; we have written to you to explain why.",
         ),
-        _ => ("Unknown", ""),
     }
 }
 
@@ -619,10 +617,10 @@ async fn status(
             .map(|t| custos_domain::value::format_date(t.date()))
             .unwrap_or_default()
     };
-    let (state, meaning) = state_words(&s.state);
+    let (state, meaning) = state_words(s.state);
     let p = StatusPage {
         portal,
-        kind: kind_choice(&s.kind),
+        kind: kind_choice(s.kind),
         state,
         meaning,
         state_class: format!("badge badge-{}", s.state),

@@ -20,7 +20,7 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::{Form, Router};
-use custos_domain::dsar::{CONSENT_PURPOSES, KINDS, Regime};
+use custos_domain::dsar::{CONSENT_PURPOSES, Flag, Kind, Regime, State as ReqState};
 use custos_domain::policy::{self, Operation};
 use custos_domain::value::parse_timestamp;
 use custos_domain::{Entity, Role};
@@ -79,32 +79,30 @@ pub fn routes(r: Router<AppState>) -> Router<AppState> {
 // ---------------------------------------------------------------- words
 
 /// What a request kind asks, in a few words.
-pub fn kind_label(kind: &str) -> &'static str {
+pub fn kind_label(kind: Kind) -> &'static str {
     match kind {
-        "access" => "Access",
-        "portability" => "Portability",
-        "erasure" => "Erasure",
-        "rectification" => "Rectification",
-        "restriction" => "Restriction",
-        "objection" => "Objection",
-        "opt_out_sale" => "Opt-out of sale or sharing",
-        "limit_sensitive" => "Limit use of sensitive data",
-        _ => "Privacy",
+        Kind::Access => "Access",
+        Kind::Portability => "Portability",
+        Kind::Erasure => "Erasure",
+        Kind::Rectification => "Rectification",
+        Kind::Restriction => "Restriction",
+        Kind::Objection => "Objection",
+        Kind::OptOutSale => "Opt-out of sale or sharing",
+        Kind::LimitSensitive => "Limit use of sensitive data",
     }
 }
 
 /// A request kind as the person put it (forms).
-pub fn kind_choice(kind: &str) -> &'static str {
+pub fn kind_choice(kind: Kind) -> &'static str {
     match kind {
-        "access" => "Access: a copy of the personal data held about the person",
-        "portability" => "Portability: the data in a machine-readable file",
-        "erasure" => "Erasure: delete the person's data",
-        "rectification" => "Rectification: correct the person's data",
-        "restriction" => "Restriction: stop using the data for now",
-        "objection" => "Objection: no more direct marketing or profiling",
-        "opt_out_sale" => "Opt-out of sale or sharing (CCPA)",
-        "limit_sensitive" => "Limit the use of sensitive data (CPRA)",
-        _ => "Other",
+        Kind::Access => "Access: a copy of the personal data held about the person",
+        Kind::Portability => "Portability: the data in a machine-readable file",
+        Kind::Erasure => "Erasure: delete the person's data",
+        Kind::Rectification => "Rectification: correct the person's data",
+        Kind::Restriction => "Restriction: stop using the data for now",
+        Kind::Objection => "Objection: no more direct marketing or profiling",
+        Kind::OptOutSale => "Opt-out of sale or sharing (CCPA)",
+        Kind::LimitSensitive => "Limit the use of sensitive data (CPRA)",
     }
 }
 
@@ -124,13 +122,12 @@ fn regime_short(regime: &str) -> &'static str {
     }
 }
 
-fn state_label(state: &str) -> &'static str {
+fn state_label(state: ReqState) -> &'static str {
     match state {
-        "received" => "Received",
-        "verified" => "Verified",
-        "fulfilled" => "Fulfilled",
-        "rejected" => "Rejected",
-        _ => "Unknown",
+        ReqState::Received => "Received",
+        ReqState::Verified => "Verified",
+        ReqState::Fulfilled => "Fulfilled",
+        ReqState::Rejected => "Rejected",
     }
 }
 
@@ -177,20 +174,15 @@ fn method_label(method: &str) -> &'static str {
     }
 }
 
-fn flag_label(flag: &str) -> &'static str {
+fn flag_label(flag: Flag) -> &'static str {
     match flag {
-        custos_service::flags::RESTRICTED => {
+        Flag::Restricted => {
             "Processing restricted (GDPR Art. 18): only the privacy officer may use these records"
         }
-        custos_service::flags::OBJECTED => {
-            "Objected to direct marketing and profiling (GDPR Art. 21)"
-        }
-        custos_service::flags::OPTED_OUT_SALE => {
-            "Opted out of the sale and sharing of their data (CCPA)"
-        }
-        custos_service::flags::LIMIT_SENSITIVE => "Limited the use of sensitive data (CPRA)",
-        custos_service::flags::LEGAL_HOLD => "Legal hold: erasure waits until it is lifted",
-        _ => "Other processing flag",
+        Flag::Objected => "Objected to direct marketing and profiling (GDPR Art. 21)",
+        Flag::OptedOutSale => "Opted out of the sale and sharing of their data (CCPA)",
+        Flag::LimitSensitive => "Limited the use of sensitive data (CPRA)",
+        Flag::LegalHold => "Legal hold: erasure waits until it is lifted",
     }
 }
 
@@ -352,10 +344,10 @@ pub struct QueueRow {
 fn queue_row(v: &RequestView, now: OffsetDateTime) -> QueueRow {
     QueueRow {
         href: format!("/app/privacy/requests/{}", v.id),
-        kind: kind_label(&v.kind),
+        kind: kind_label(v.kind),
         email: v.subject_email.clone(),
         regime: regime_short(&v.regime),
-        state: state_label(&v.state),
+        state: state_label(v.state),
         state_class: format!("badge badge-{}", v.state),
         channel: channel_label(&v.channel),
         received: when_text(&v.received_at),
@@ -523,13 +515,14 @@ pub fn request_fields(values: &Pairs, staff: bool) -> Vec<FormField> {
         0,
     );
     kind.options.push((String::new(), "Choose one…".into()));
-    for k in KINDS {
+    for k in Kind::ALL {
         let label = if staff {
             kind_choice(k)
         } else {
             portal::kind_choice(k)
         };
-        kind.options.push((k.to_string(), label.to_string()));
+        kind.options
+            .push((k.as_str().to_string(), label.to_string()));
     }
     let mut regime = form_field(
         "regime",
@@ -774,7 +767,7 @@ async fn opened(State(st): State<AppState>, ctx: Ctx, Path(id): Path<String>) ->
     let v = &receipt.view;
     let page = OpenedPage {
         shell: ctx.shell(&st, "Request opened", new_section(&ctx)).await,
-        kind: kind_label(&v.kind),
+        kind: kind_label(v.kind),
         email: v.subject_email.clone(),
         code: receipt.verification_code.clone(),
         status_url: format!(
@@ -1129,7 +1122,7 @@ async fn detail_page(
             name,
             href,
         });
-    } else if v.state == "rejected" {
+    } else if v.state == ReqState::Rejected {
         contact_note = "Not matched: the request was refused first.".into();
     } else if v.candidates.is_empty() {
         contact_note = "No contact holds this email. Fulfilling the request answers that no personal data about the person is held.".into();
@@ -1157,7 +1150,7 @@ async fn detail_page(
             });
         }
     }
-    let closed = matches!(v.state.as_str(), "fulfilled" | "rejected");
+    let closed = v.state.is_closed();
     let (mut code_field, mut reason_field) = verify_fields();
     let mut extend = (!closed && v.extension_reason.is_none()).then(extend_field);
     let mut reject = if closed { Vec::new() } else { reject_fields() };
@@ -1188,46 +1181,42 @@ async fn detail_page(
             when_text(at),
             v.verification_reason.clone().unwrap_or_default()
         ),
-        _ if v.state == "rejected" => "Not verified: the request was refused first.".into(),
+        _ if v.state == ReqState::Rejected => "Not verified: the request was refused first.".into(),
         _ => "Not verified yet. Nothing is disclosed or erased before it is.".into(),
     };
-    let (can_fulfil, fulfil_note) = match v.state.as_str() {
-        "verified" if v.contact_id.is_none() && v.candidates.len() > 1 => (
+    let (can_fulfil, fulfil_note) = match v.state {
+        ReqState::Verified if v.contact_id.is_none() && v.candidates.len() > 1 => (
             false,
             "Choose which contact the person is before fulfilling.".to_string(),
         ),
-        "verified" => (true, String::new()),
-        "received" => (
+        ReqState::Verified => (true, String::new()),
+        ReqState::Received => (
             false,
             "Verify the requester's identity first: nothing is disclosed or erased before.".into(),
         ),
-        _ => (false, String::new()),
+        ReqState::Fulfilled | ReqState::Rejected => (false, String::new()),
     };
     let mut can_lift = false;
-    if v.kind == "restriction"
-        && v.state == "fulfilled"
+    if v.kind == Kind::Restriction
+        && v.state == ReqState::Fulfilled
         && let Some(c) = v.contact_id
         && let Ok(h) = st.custos.consent_history(p, c).await
     {
-        can_lift = h
-            .processing_flags
-            .contains(custos_service::flags::RESTRICTED);
+        can_lift = h.processing_flags.contains(&Flag::Restricted);
     }
-    let package = v.state == "fulfilled"
-        && matches!(v.kind.as_str(), "access" | "portability")
-        && v.contact_id.is_some();
+    let package = v.state == ReqState::Fulfilled && v.kind.has_package() && v.contact_id.is_some();
     let steps = timeline(st, p, &v).await;
-    let title = format!("{} request", kind_label(&v.kind));
+    let title = format!("{} request", kind_label(v.kind));
     let page = RequestPage {
         shell: ctx
             .shell(st, title.clone(), Section::Privacy("/app/privacy/requests"))
             .await,
         id: v.id.to_string(),
         title,
-        kind_text: kind_choice(&v.kind),
+        kind_text: kind_choice(v.kind),
         email: v.subject_email.clone(),
         regime: regime_label(&v.regime),
-        state: state_label(&v.state),
+        state: state_label(v.state),
         state_class: format!("badge badge-{}", v.state),
         channel: channel_label(&v.channel),
         received: when_text(&v.received_at),
@@ -1241,7 +1230,7 @@ async fn detail_page(
         contact,
         contact_note,
         candidates,
-        verify_open: v.state == "received",
+        verify_open: v.state == ReqState::Received,
         verification_code: v.verification_code.clone(),
         attempts_text: match v.code_attempts_left {
             Some(1) => "1 wrong code left before it is void".into(),
@@ -1468,14 +1457,14 @@ async fn fulfil_page(State(st): State<AppState>, ctx: Ctx, Path(id): Path<String
     };
     let mut blocked = None;
     let mut consequences = Vec::new();
-    match v.state.as_str() {
-        "received" => {
+    match v.state {
+        ReqState::Received => {
             blocked = Some("Verify the requester's identity first: nothing is disclosed or erased before it is verified.".to_string())
         }
-        "fulfilled" | "rejected" => {
+        ReqState::Fulfilled | ReqState::Rejected => {
             blocked = Some(format!("This request is already {}.", v.state));
         }
-        _ => {}
+        ReqState::Verified => {}
     }
     if v.contact_id.is_none() && v.candidates.len() > 1 {
         blocked = Some(format!(
@@ -1492,21 +1481,21 @@ async fn fulfil_page(State(st): State<AppState>, ctx: Ctx, Path(id): Path<String
     if v.contact_id.is_none() && v.candidates.is_empty() {
         consequences.push("No contact holds the requester's email. The request is closed with the answer that no personal data about them is held.".to_string());
     } else {
-        match v.kind.as_str() {
-            "access" | "portability" => {
+        match v.kind {
+            Kind::Access | Kind::Portability => {
                 consequences.push(format!("A package of every record about {who} is prepared: their contact record, activities, orders, consents and deals, with the purposes, lawful basis, recipients, retention and source of each kind of data."));
                 consequences.push("You can then download it as JSON and CSV, and print the report for the person. Each download is recorded in the audit ledger.".into());
             }
-            "erasure" if flags.iter().any(|f| f == custos_service::flags::LEGAL_HOLD) => {
+            Kind::Erasure if flags.contains(&Flag::LegalHold) => {
                 consequences.push(format!("A legal hold is in force on {who}: nothing is erased now. The request is closed saying so, and erasure follows when the hold is lifted."));
             }
-            "erasure" => {
+            Kind::Erasure => {
                 consequences.push(format!("The encryption key of {who} is destroyed (crypto-shredding): their contact record, activities and consents can never be read again, in backups too. Their pages will answer “erased”."));
                 consequences.push("Orders kept for accounting stay, anonymised: amounts and dates are kept, the name and shipping address are gone.".into());
                 consequences.push("The reply says what was kept and why. The audit ledger keeps the steps, with no personal data.".into());
                 consequences.push("If you have not confirmed your second factor in the last minutes, you will be asked to first.".into());
             }
-            "rectification" => {
+            Kind::Rectification => {
                 let fields_named = v
                     .details
                     .as_deref()
@@ -1522,19 +1511,18 @@ async fn fulfil_page(State(st): State<AppState>, ctx: Ctx, Path(id): Path<String
                     }
                 }
             }
-            "restriction" => consequences.push(format!("Processing of {who}'s data is restricted: only the privacy officer may open their records, and they are left out of lists, searches and exports until the restriction is lifted.")),
-            "objection" => consequences.push(format!("{who} is left out of direct marketing and profiling from now on.")),
-            "opt_out_sale" => consequences.push(format!("{who} is left out of every sale or sharing export from now on, and the consent ledger records the opt-out.")),
-            _ => consequences.push(format!("Sensitive data about {who} is used only as needed for the service they asked for.")),
+            Kind::Restriction => consequences.push(format!("Processing of {who}'s data is restricted: only the privacy officer may open their records, and they are left out of lists, searches and exports until the restriction is lifted.")),
+            Kind::Objection => consequences.push(format!("{who} is left out of direct marketing and profiling from now on.")),
+            Kind::OptOutSale => consequences.push(format!("{who} is left out of every sale or sharing export from now on, and the consent ledger records the opt-out.")),
+            Kind::LimitSensitive => consequences.push(format!("Sensitive data about {who} is used only as needed for the service they asked for.")),
         }
     }
-    let irreversible = v.kind == "erasure"
-        && v.contact_id.is_some()
-        && !flags.iter().any(|f| f == custos_service::flags::LEGAL_HOLD);
+    let irreversible =
+        v.kind == Kind::Erasure && v.contact_id.is_some() && !flags.contains(&Flag::LegalHold);
     if irreversible {
         consequences.push("This cannot be undone.".into());
     }
-    let title = format!("Fulfil the {} request?", kind_label(&v.kind).to_lowercase());
+    let title = format!("Fulfil the {} request?", kind_label(v.kind).to_lowercase());
     let page = FulfilPage {
         shell: ctx
             .shell(
@@ -1571,12 +1559,10 @@ async fn fulfil(
         Ok(_) => redirect_with_flash(&format!("/app/privacy/requests/{id}"), "privacy.fulfilled"),
         // Erasure needs a fresh second factor: confirm it, then come back to
         // the confirmation page (nothing was done).
-        Err(ServiceError::Forbidden(m)) if m == custos_service::STEP_UP_REQUIRED => {
-            axum::response::Redirect::to(&format!(
-                "/app/security/step-up?return_to=/app/privacy/requests/{id}/fulfil"
-            ))
-            .into_response()
-        }
+        Err(ServiceError::StepUpRequired) => axum::response::Redirect::to(&format!(
+            "/app/security/step-up?return_to=/app/privacy/requests/{id}/fulfil"
+        ))
+        .into_response(),
         Err(e) => ctx.error(&st, e).await,
     }
 }
@@ -1755,15 +1741,15 @@ async fn report(State(st): State<AppState>, ctx: Ctx, Path(id): Path<String>) ->
     let restrictions = pkg
         .processing_restrictions
         .iter()
-        .map(|f| flag_label(f))
+        .map(|f| flag_label(*f))
         .collect();
     let page = ReportPage {
         title: format!(
             "Your personal data: {} request",
-            kind_label(&v.kind).to_lowercase()
+            kind_label(v.kind).to_lowercase()
         ),
         id: id.to_string(),
-        kind: kind_label(&v.kind),
+        kind: kind_label(v.kind),
         regime: regime_short(&v.regime),
         received: when_text(&v.received_at),
         closed: v.closed_at.as_deref().map(when_text).unwrap_or_default(),
@@ -1794,7 +1780,7 @@ pub async fn dashboard_tiles(st: &AppState, ctx: &Ctx) -> Vec<Tile> {
     let item = |v: &RequestView| {
         let c = clock_view(v, now);
         Item {
-            text: format!("{} ({})", kind_label(&v.kind), regime_short(&v.regime)),
+            text: format!("{} ({})", kind_label(v.kind), regime_short(&v.regime)),
             when: format!("Due {}", c.due),
             note: if v.clock == "overdue" {
                 c.left.clone()
@@ -2092,7 +2078,7 @@ pub async fn contact_section(st: &AppState, ctx: &Ctx, contact: Uuid) -> Option<
     }
     let p = &ctx.caller.principal;
     let h = st.custos.consent_history(p, contact).await.ok()?;
-    let flags = h.processing_flags.iter().map(|f| flag_label(f)).collect();
+    let flags = h.processing_flags.iter().map(|f| flag_label(*f)).collect();
     let current = CONSENT_PURPOSES
         .iter()
         .map(|pu| {
@@ -2189,9 +2175,9 @@ mod tests {
     fn view(clock: &'static str, due: &str) -> RequestView {
         RequestView {
             id: Uuid::nil(),
-            kind: "access".into(),
+            kind: Kind::Access,
             regime: "gdpr".into(),
-            state: "received".into(),
+            state: ReqState::Received,
             channel: "portal".into(),
             subject_email: "a@b.example".into(),
             contact_id: None,

@@ -370,6 +370,15 @@ impl Ctx {
     pub async fn error(&self, st: &AppState, e: ServiceError) -> Response {
         match e {
             ServiceError::Unauthenticated => Redirect::to("/").into_response(),
+            ServiceError::StepUpRequired => {
+                let text = format!(
+                    "{}. Confirm your identity under Security (step-up), then try again.",
+                    custos_service::STEP_UP_REQUIRED
+                );
+                self.message(st, StatusCode::FORBIDDEN, "Confirm your identity", &text)
+                    .await
+            }
+            ServiceError::EnrolmentRequired => Redirect::to("/app/security").into_response(),
             ServiceError::Forbidden(why) => {
                 let text = format!(
                     "Your role ({}) does not allow this: {why}. Ask an administrator if you need it.",
