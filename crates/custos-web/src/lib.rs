@@ -52,7 +52,7 @@ async fn not_found(req: Request) -> Response {
     } else if path == "/privacy" || path.starts_with("/privacy/") {
         ui::portal::not_found(req.headers())
     } else {
-        let mut res = ui::render(&NotFoundPage);
+        let mut res = ui::widgets::render(&NotFoundPage);
         *res.status_mut() = StatusCode::NOT_FOUND;
         res
     }

@@ -5,12 +5,10 @@
 use crate::identity::passwords::check_password;
 use crate::ledger::audit::Event;
 use crate::{Custos, Principal, Result, ServiceError};
-use custos_crypto::{
-    SealContext, hash_password, new_token, normalize, open, seal, sealed_key_version,
-};
+use custos_crypto::{SealContext, hash_password, new_token, open, seal, sealed_key_version};
 use custos_domain::validate::{self, Mode};
 use custos_domain::{Entity, Role, Value};
-use custos_store::{Condition, ListQuery, Sort, StoredRow, Tx, UserAuthRow};
+use custos_store::{ListQuery, Sort, StoredRow, Tx, UserAuthRow};
 use secrecy::SecretString;
 use std::collections::BTreeMap;
 use uuid::Uuid;
@@ -76,31 +74,11 @@ impl Custos {
         tx: &mut dyn Tx,
         email: &str,
     ) -> Result<Option<(StoredRow, custos_domain::Record)>> {
-        let norm = normalize::email(email);
-        if norm.is_empty() {
-            return Ok(None);
-        }
-        let hash = self.inner.keys.blind_term(Entity::User, "email", &norm);
-        let q = ListQuery {
-            entity: Entity::User,
-            conditions: vec![Condition::Blind {
-                field: "email",
-                hash,
-            }],
-            sort: Sort {
-                field: "created_at",
-                descending: false,
-            },
-            after: None,
-            limit: 50,
-        };
-        for row in tx.list_records(&q).await? {
-            let rec = self.open_internal(tx, Entity::User, &row).await?;
-            if rec.get("email").as_text().map(normalize::email).as_deref() == Some(norm.as_str()) {
-                return Ok(Some((row, rec)));
-            }
-        }
-        Ok(None)
+        Ok(self
+            .find_by_email(tx, Entity::User, email, 50)
+            .await?
+            .into_iter()
+            .next())
     }
 
     /// Opens a user's record with full rights (internal).

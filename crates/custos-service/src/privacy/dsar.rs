@@ -9,7 +9,6 @@ use crate::privacy::outcome::{
     PackageRecord, Rejection, RequestOutcome,
 };
 use crate::{Custos, Principal, RequestMeta, Result, ServiceError};
-use custos_crypto::normalize;
 use custos_domain::dsar::{self, Flag, Kind, Regime, State};
 use custos_domain::inventory::{self};
 use custos_domain::value::format_timestamp;
@@ -266,35 +265,12 @@ impl Custos {
 
     /// Contacts whose email matches the requester's, confirmed after opening.
     pub(crate) async fn match_contacts(&self, tx: &mut dyn Tx, email: &str) -> Result<Vec<Uuid>> {
-        let norm = normalize::email(email);
-        let hash = self.inner.keys.blind_term(Entity::Contact, "email", &norm);
-        let q = ListQuery {
-            entity: Entity::Contact,
-            conditions: vec![Condition::Blind {
-                field: "email",
-                hash,
-            }],
-            sort: Sort {
-                field: "created_at",
-                descending: false,
-            },
-            after: None,
-            limit: 100,
-        };
-        let mut out = Vec::new();
-        for row in tx.list_records(&q).await? {
-            match self.open_internal(tx, Entity::Contact, &row).await {
-                Ok(rec)
-                    if rec.get("email").as_text().map(normalize::email).as_deref()
-                        == Some(norm.as_str()) =>
-                {
-                    out.push(row.id)
-                }
-                Ok(_) | Err(ServiceError::Gone(_)) => {}
-                Err(e) => return Err(e),
-            }
-        }
-        Ok(out)
+        Ok(self
+            .find_by_email(tx, Entity::Contact, email, 100)
+            .await?
+            .into_iter()
+            .map(|(row, _)| row.id)
+            .collect())
     }
 
     async fn view_of(&self, tx: &mut dyn Tx, r: &Record) -> Result<RequestView> {

@@ -4,7 +4,7 @@
 //! policy requires a factor the account does not have yet) reach only this.
 
 use super::shell::{Section, Shell, navigation};
-use super::{PRE_COOKIE, cookie_header, render, same_origin};
+use super::widgets::{FAILED_COOKIE, PRE_COOKIE, cookie_header, render, same_origin};
 use crate::AppState;
 use crate::extract::{SESSION_COOKIE, cookie, csrf_for, request_meta};
 use askama::Template;
@@ -34,7 +34,12 @@ pub fn routes(r: Router<AppState>) -> Router<AppState> {
         .route("/app/security/step-up", get(step_up_page).post(step_up))
         .route(
             "/static/webauthn.js",
-            get(|| super::static_file(include_str!("../../static/webauthn.js"), super::JS)),
+            get(|| {
+                super::widgets::static_file(
+                    include_str!("../../static/webauthn.js"),
+                    super::widgets::JS,
+                )
+            }),
         )
 }
 
@@ -68,10 +73,6 @@ pub(crate) fn mfa_page(
     r
 }
 
-/// The cookie that tells the next page how many sign-in attempts failed on
-/// the account since its previous sign-in (a number, nothing personal).
-pub const FAILED_COOKIE: &str = "__Host-custos_failed";
-
 /// Where a signed-in browser goes, with the session cookie set.
 pub(crate) fn signed_in(res: &LoginResult) -> Response {
     let to = if res.enrol_only {
@@ -89,17 +90,6 @@ pub(crate) fn signed_in(res: &LoginResult) -> Response {
         );
     }
     r
-}
-
-/// The warning about failed attempts, from the cookie [`signed_in`] left.
-pub fn failed_attempts_banner(headers: &HeaderMap) -> Option<String> {
-    let n: i64 = cookie(headers, FAILED_COOKIE)?.parse().ok()?;
-    (n > 0).then(|| {
-        format!(
-            "{n} failed sign-in attempt{} on your account since your last sign-in. If that was not you, change your password (Security).",
-            if n == 1 { "" } else { "s" }
-        )
-    })
 }
 
 fn set_session(r: &mut Response, res: &LoginResult) {

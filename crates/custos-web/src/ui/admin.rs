@@ -37,48 +37,6 @@ pub fn routes(r: Router<AppState>) -> Router<AppState> {
         )
 }
 
-/// The words of an `admin.*` flash code.
-pub fn flash_text(code: &str) -> Option<&'static str> {
-    Some(match code {
-        "admin.created" => "User created.",
-        "admin.disabled" => "User disabled. Their sessions have ended.",
-        "admin.enabled" => "User enabled.",
-        "admin.mfa_reset" => {
-            "Second factors removed: the user must enrol one again at next sign-in."
-        }
-        "admin.password" => "Password reset. The user's sessions have ended.",
-        "admin.session_revoked" => "Session revoked.",
-        "admin.token_revoked" => "API token revoked.",
-        "admin.role_changed" => "Role and team changed. They apply from the user's next request.",
-        "admin.role_created" => "Role created.",
-        "admin.role_saved" => {
-            "Role saved. Users holding it have the new permissions from their next request."
-        }
-        "admin.role_deleted" => "Role deleted.",
-        _ => return None,
-    })
-}
-
-/// The sidebar group, for administrators.
-pub fn nav_group(role: Role, section: Section) -> Option<super::shell::NavGroup> {
-    (role == Role::Admin).then(|| super::shell::NavGroup {
-        name: "Admin",
-        items: [
-            ("Users", "/app/admin/users"),
-            ("Roles", "/app/admin/roles"),
-            ("Sessions", "/app/admin/sessions"),
-            ("API tokens", "/app/admin/tokens"),
-        ]
-        .into_iter()
-        .map(|(label, href)| super::shell::NavItem {
-            label,
-            href,
-            current: section == Section::Admin(href),
-        })
-        .collect(),
-    })
-}
-
 /// A role choice of a form.
 pub struct RoleOption {
     name: String,

@@ -3,8 +3,8 @@
 //! posts to the server; `board.js` adds drag and drop on top when scripts run.
 
 use super::fields;
-use super::records::Names;
 use super::shell::{Ctx, Section, Shell, redirect_with_flash};
+use super::widgets::Names;
 use crate::AppState;
 use askama::Template;
 use axum::extract::{Path, State};

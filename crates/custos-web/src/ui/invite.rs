@@ -2,7 +2,7 @@
 //! carries a one-time token; the form is protected like the sign-in form (a
 //! CSRF token in a pre-session cookie, and the same-origin check).
 
-use super::{PRE_COOKIE, cookie_header, new_pre_token, pre_form_ok, render};
+use super::widgets::{PRE_COOKIE, cookie_header, new_pre_token, pre_form_ok, render};
 use crate::AppState;
 use crate::extract::request_meta;
 use askama::Template;

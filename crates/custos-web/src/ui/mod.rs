@@ -18,20 +18,22 @@ pub mod privacy;
 pub mod records;
 pub mod search;
 pub mod shell;
+pub mod widgets;
 
 use crate::AppState;
 use crate::extract::{SESSION_COOKIE, UiCaller, cookie, request_meta};
 use askama::Template;
 use axum::extract::State;
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
-use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::{Form, Router};
 use secrecy::SecretString;
 use serde::Deserialize;
-
-/// The cookie that carries the sign-in form's CSRF token before a session exists.
-pub(crate) const PRE_COOKIE: &str = "__Host-custos_pre";
+use widgets::{
+    CSS, JS, PRE_COOKIE, cookie_header, new_pre_token, pre_form_ok, render, same_origin,
+    static_file,
+};
 
 /// The UI routes.
 pub fn router() -> Router<AppState> {
@@ -82,20 +84,6 @@ pub fn router() -> Router<AppState> {
     search::routes(r)
 }
 
-pub(crate) const CSS: &str = "text/css; charset=utf-8";
-pub(crate) const JS: &str = "text/javascript; charset=utf-8";
-
-pub(crate) async fn static_file(body: &'static str, content_type: &'static str) -> Response {
-    (
-        [
-            (header::CONTENT_TYPE, content_type),
-            (header::CACHE_CONTROL, "public, max-age=3600"),
-        ],
-        body,
-    )
-        .into_response()
-}
-
 #[derive(Template)]
 #[template(path = "login.html")]
 struct LoginPage {
@@ -104,44 +92,6 @@ struct LoginPage {
     error: Option<String>,
     first_run: bool,
     self_signed: bool,
-}
-
-pub(crate) fn render(t: &impl Template) -> Response {
-    match t.render() {
-        Ok(html) => Html(html).into_response(),
-        Err(e) => {
-            tracing::error!(error = %e, "template failed");
-            (StatusCode::INTERNAL_SERVER_ERROR, "internal error").into_response()
-        }
-    }
-}
-
-pub(crate) fn cookie_header(name: &str, value: &str, max_age: Option<u64>) -> HeaderValue {
-    let age = max_age
-        .map(|a| format!("; Max-Age={a}"))
-        .unwrap_or_default();
-    HeaderValue::from_str(&format!(
-        "{name}={value}; Path=/; Secure; HttpOnly; SameSite=Strict{age}"
-    ))
-    .unwrap_or_else(|_| HeaderValue::from_static(""))
-}
-
-/// A fresh CSRF token for a form shown before any session exists (sign-in,
-/// invitation); it is also set in the [`PRE_COOKIE`] cookie.
-pub(crate) fn new_pre_token() -> Option<String> {
-    use base64::Engine;
-    custos_crypto::random_bytes::<24>()
-        .ok()
-        .map(|b| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b))
-}
-
-/// Whether a pre-session form carries the token of its [`PRE_COOKIE`] and
-/// comes from this site.
-pub(crate) fn pre_form_ok(parts: &axum::http::request::Parts, sent: &str) -> bool {
-    let held = cookie(&parts.headers, PRE_COOKIE).unwrap_or_default();
-    !held.is_empty()
-        && custos_crypto::constant_time_eq(held.as_bytes(), sent.as_bytes())
-        && same_origin(&parts.headers, &parts.uri)
 }
 
 async fn login_page(
@@ -195,27 +145,6 @@ struct SigninForm {
     csrf: String,
     email: String,
     password: String,
-}
-
-/// Refuses form posts that come from another site (defence in depth beside
-/// SameSite=Strict cookies and CSRF tokens). Over HTTP/2 (what browsers
-/// negotiate) there is no Host header: the request's authority says where it
-/// was sent. Because every page is served with `Referrer-Policy: no-referrer`,
-/// browsers send `Origin: null` on form posts; then the Fetch Metadata header
-/// `Sec-Fetch-Site` decides.
-pub(crate) fn same_origin(headers: &HeaderMap, uri: &axum::http::Uri) -> bool {
-    let text = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
-    match text("origin") {
-        Some(origin) if origin != "null" => {
-            let host = text("host")
-                .or_else(|| uri.authority().map(|a| a.as_str()))
-                .unwrap_or_default();
-            origin.strip_prefix("https://").is_some_and(|o| o == host)
-        }
-        // No usable Origin: browsers that send Fetch Metadata say where the
-        // request came from; clients without it are judged by the CSRF token.
-        _ => text("sec-fetch-site").is_none_or(|site| site == "same-origin"),
-    }
 }
 
 async fn signin(

@@ -11,8 +11,8 @@
 //! and on the audit record like any other list.
 
 use super::fields::{self, FormField, Picker};
-use super::records::Names;
 use super::shell::Ctx;
+use super::widgets::Names;
 use crate::AppState;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;

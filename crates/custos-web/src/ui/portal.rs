@@ -12,10 +12,12 @@
 //! and every form carries it back, checked in constant time beside the
 //! Origin.
 
-use super::fields::{self, FormField};
-use super::privacy::{self, place_errors, request_fields};
-use super::shell::{FLASH_COOKIE, Flash};
-use super::{cookie_header, render};
+use super::fields::FormField;
+use super::widgets::{
+    FLASH_COOKIE, Flash, Notice, customer_notice, person_kind_choice, place_errors, purpose_label,
+    request_fields,
+};
+use super::widgets::{cookie_header, render};
 use crate::AppState;
 use crate::api::privacy::gpc;
 use crate::extract::{cookie, request_meta};
@@ -26,11 +28,8 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::{Form, Router};
-use custos_domain::dsar::{CONSENT_PURPOSES, Kind, State as ReqState};
-use custos_domain::inventory::{
-    self, DataCategory, FieldDecl, LawfulBasis, Protection, Retention, Source, SubjectType,
-};
-use custos_domain::{Entity, FieldKind};
+use custos_domain::FieldKind;
+use custos_domain::dsar::{CONSENT_PURPOSES, State as ReqState};
 use custos_service::{NOTICE_VERSION, Opener, ServiceError};
 use serde_json::{Value as Json, json};
 
@@ -48,186 +47,6 @@ pub fn routes(r: axum::Router<AppState>) -> Router<AppState> {
         .route("/privacy/opt-out", get(opt_out_form).post(opt_out_submit))
         .route("/privacy/consent", get(consent_form).post(consent_submit))
         .route("/privacy/thanks", get(thanks))
-}
-
-// ---------------------------------------------------------------- the notice
-
-/// What the notice says about one kind of personal data.
-#[derive(Debug, Clone)]
-pub struct Notice {
-    /// The kind of data, in words.
-    pub category: &'static str,
-    /// Anchor id.
-    pub id: &'static str,
-    /// The fields of that kind.
-    pub what: Vec<String>,
-    /// Why it is used.
-    pub purposes: Vec<&'static str>,
-    /// The lawful bases.
-    pub bases: Vec<&'static str>,
-    /// Who else receives it.
-    pub recipients: Vec<String>,
-    /// How long it is kept.
-    pub retention: Vec<String>,
-    /// Where it comes from.
-    pub sources: Vec<&'static str>,
-    /// How it is protected.
-    pub protection: &'static str,
-}
-
-fn category_words(c: DataCategory) -> &'static str {
-    match c {
-        DataCategory::Identity => "Who you are",
-        DataCategory::ContactDetails => "How to reach you",
-        DataCategory::Financial => "Payments and amounts",
-        DataCategory::Communications => "What you told us, and our notes of it",
-        DataCategory::Behavioural => "Your preferences and choices",
-        DataCategory::SpecialCategory => "Sensitive data",
-        DataCategory::Business => "Business data",
-        DataCategory::Identifiers => "Reference numbers",
-        DataCategory::Credentials => "Secrets",
-        DataCategory::System => "Records of our own work",
-    }
-}
-
-/// A purpose of the inventory in words.
-pub fn purpose_words(p: inventory::Purpose) -> &'static str {
-    use inventory::Purpose::*;
-    match p {
-        SalesRelationship => "managing our relationship with you and selling to you",
-        OrderFulfilment => "delivering what you ordered",
-        Accounting => "keeping the accounts the law requires",
-        CustomerSupport => "answering your questions",
-        ServiceOperation => "running and securing our systems",
-        PrivacyCompliance => "answering your privacy requests and keeping consent records",
-    }
-}
-
-/// A lawful basis in words, with its article.
-pub fn basis_words(b: LawfulBasis) -> Option<&'static str> {
-    match b {
-        LawfulBasis::Consent => Some("your consent (GDPR Art. 6(1)(a))"),
-        LawfulBasis::Contract => Some("a contract with you (GDPR Art. 6(1)(b))"),
-        LawfulBasis::LegalObligation => Some("a legal obligation (GDPR Art. 6(1)(c))"),
-        LawfulBasis::LegitimateInterests => Some(
-            "our legitimate interests in serving and selling to our customers, balanced against yours (GDPR Art. 6(1)(f))",
-        ),
-        LawfulBasis::NotApplicable => None,
-    }
-}
-
-/// A retention rule in words.
-pub fn retention_words(r: Retention) -> String {
-    match r {
-        Retention::WhileRelationship => {
-            "while you are our customer, or until you ask us to erase it".into()
-        }
-        Retention::YearsAfter { years, anchor } => {
-            let from = match anchor {
-                "completed_at" => "the order is completed",
-                "closed_at" => "your request is answered",
-                other => return format!("{years} years after {}", fields::humanize(other)),
-            };
-            format!("{years} years after {from}, then deleted")
-        }
-        Retention::WhileAccount => "while the staff account exists".into(),
-    }
-}
-
-fn source_words(s: Source) -> &'static str {
-    match s {
-        Source::DataSubject => "you",
-        Source::Staff => "our staff, from what you tell them",
-        Source::System => "our systems",
-    }
-}
-
-fn entity_words(e: Entity) -> &'static str {
-    match e {
-        Entity::Contact => "",
-        Entity::Activity => " (our notes of calls, emails and meetings)",
-        Entity::Order => " (orders)",
-        Entity::Request => " (privacy requests)",
-        Entity::Consent => " (consent records)",
-        _ => "",
-    }
-}
-
-fn push_unique<T: PartialEq>(v: &mut Vec<T>, x: T) {
-    if !v.contains(&x) {
-        v.push(x);
-    }
-}
-
-/// The notice's sections for these fields, one per kind of data, in the
-/// inventory's order of categories.
-pub fn notice_from(decls: &[&FieldDecl]) -> Vec<Notice> {
-    let mut out = Vec::new();
-    for c in DataCategory::ALL {
-        let of: Vec<&&FieldDecl> = decls.iter().filter(|f| f.category == c).collect();
-        if of.is_empty() {
-            continue;
-        }
-        let mut n = Notice {
-            category: category_words(c),
-            id: c.name(),
-            what: Vec::new(),
-            purposes: Vec::new(),
-            bases: Vec::new(),
-            recipients: Vec::new(),
-            retention: Vec::new(),
-            sources: Vec::new(),
-            protection: "encrypted with a key that belongs to you alone",
-        };
-        for f in of {
-            push_unique(
-                &mut n.what,
-                format!("{}{}", f.label.to_lowercase(), entity_words(f.entity)),
-            );
-            for p in f.purposes {
-                push_unique(&mut n.purposes, purpose_words(*p));
-            }
-            if let Some(b) = basis_words(f.lawful_basis) {
-                push_unique(&mut n.bases, b);
-            }
-            for r in f.recipients {
-                push_unique(&mut n.recipients, r.to_string());
-            }
-            push_unique(&mut n.retention, retention_words(f.retention));
-            push_unique(&mut n.sources, source_words(f.source));
-            if matches!(f.protection, Protection::Plain { .. }) {
-                n.protection = "stored with access limited to the staff who need it";
-            }
-        }
-        out.push(n);
-    }
-    out
-}
-
-/// The notice for the whole inventory: every field about customers, except
-/// secrets.
-pub fn customer_notice() -> Vec<Notice> {
-    let decls: Vec<&FieldDecl> = inventory::FIELDS
-        .iter()
-        .filter(|f| {
-            f.subject_type == SubjectType::Customer && f.category != DataCategory::Credentials
-        })
-        .collect();
-    notice_from(&decls)
-}
-
-/// A request kind as a person chooses it.
-pub fn kind_choice(kind: Kind) -> &'static str {
-    match kind {
-        Kind::Access => "Send me a copy of the personal data you hold about me",
-        Kind::Portability => "Send me my data in a machine-readable file",
-        Kind::Erasure => "Delete my personal data",
-        Kind::Rectification => "Correct my personal data",
-        Kind::Restriction => "Stop using my data for now (restriction)",
-        Kind::Objection => "Stop direct marketing and profiling (objection)",
-        Kind::OptOutSale => "Do not sell or share my personal information",
-        Kind::LimitSensitive => "Limit the use of my sensitive personal information",
-    }
 }
 
 fn state_words(state: ReqState) -> (&'static str, &'static str) {
@@ -378,7 +197,7 @@ fn form_ok(parts: &Parts, form: &[(String, String)]) -> bool {
         .unwrap_or_default();
     !held.is_empty()
         && custos_crypto::constant_time_eq(held.as_bytes(), sent.as_bytes())
-        && super::same_origin(&parts.headers, &parts.uri)
+        && super::widgets::same_origin(&parts.headers, &parts.uri)
 }
 
 const EXPIRED: &str =
@@ -411,7 +230,7 @@ async fn home(headers: HeaderMap) -> Response {
         consent_purposes: CONSENT_PURPOSES
             .iter()
             .filter(|p| custos_domain::dsar::needs_opt_in(p))
-            .map(|p| privacy::purpose_label(p))
+            .map(|p| purpose_label(p))
             .collect(),
     };
     page(&p, &headers, tok.as_deref(), StatusCode::OK)
@@ -620,7 +439,7 @@ async fn status(
     let (state, meaning) = state_words(s.state);
     let p = StatusPage {
         portal,
-        kind: kind_choice(s.kind),
+        kind: person_kind_choice(s.kind),
         state,
         meaning,
         state_class: format!("badge badge-{}", s.state),

@@ -2,8 +2,8 @@
 //! so it is posted (with the CSRF token) rather than put in a URL.
 
 use super::fields;
-use super::records::Names;
 use super::shell::{Ctx, Section, Shell};
+use super::widgets::Names;
 use crate::AppState;
 use askama::Template;
 use axum::extract::State;

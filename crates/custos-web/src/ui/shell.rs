@@ -3,7 +3,7 @@
 //! warning banners; and the guards every form post goes through (CSRF token,
 //! Origin) and the error pages.
 
-use super::{cookie_header, render};
+use super::widgets::{FLASH_COOKIE, Flash, cookie_header, render};
 use crate::AppState;
 use crate::extract::{UiCaller, cookie};
 use askama::Template;
@@ -14,10 +14,6 @@ use axum::response::{IntoResponse, Redirect, Response};
 use custos_domain::policy::{self, Operation};
 use custos_domain::{Entity, Role};
 use custos_service::ServiceError;
-
-/// The cookie that carries a flash message code across one redirect. It holds a
-/// fixed code such as `contact.created`, never personal data.
-pub const FLASH_COOKIE: &str = "__Host-custos_flash";
 
 /// One link of the sidebar.
 #[derive(Debug, Clone)]
@@ -37,15 +33,6 @@ pub struct NavGroup {
     pub name: &'static str,
     /// Its links.
     pub items: Vec<NavItem>,
-}
-
-/// A message shown once after a redirect.
-#[derive(Debug, Clone)]
-pub struct Flash {
-    /// Success (true) or problem (false).
-    pub ok: bool,
-    /// The words.
-    pub text: String,
 }
 
 /// What the layout needs on every signed-in page.
@@ -145,7 +132,7 @@ pub fn navigation(role: Role, section: Section) -> Vec<NavGroup> {
             items: crm,
         });
     }
-    groups.extend(super::privacy::nav_group(role, section));
+    groups.extend(privacy_nav(role, section));
     if custos_service::reads_ledger(role) {
         groups.push(NavGroup {
             name: "Security",
@@ -156,44 +143,54 @@ pub fn navigation(role: Role, section: Section) -> Vec<NavGroup> {
             }],
         });
     }
-    groups.extend(super::admin::nav_group(role, section));
+    groups.extend(admin_nav(role, section));
     groups
 }
 
-/// The words of a flash code; unknown codes show nothing.
-pub fn flash_text(code: &str) -> Option<Flash> {
-    if let Some(text) = super::admin::flash_text(code) {
-        return Some(Flash {
-            ok: true,
-            text: text.into(),
-        });
-    }
-    if code.starts_with("privacy.") {
-        return super::privacy::flash_text(code);
-    }
-    let ok = |t: String| Some(Flash { ok: true, text: t });
-    let (what, event) = code.split_once('.')?;
-    if what == "error" {
-        let text = match event {
-            "stage" => "The deal could not be moved: choose one of the pipeline's stages.",
-            _ => return None,
-        };
-        return Some(Flash {
-            ok: false,
-            text: text.into(),
-        });
-    }
-    if what == "deal" && event == "moved" {
-        return ok("Deal moved.".into());
-    }
-    let entity = Entity::from_name(what)?;
-    let verb = match event {
-        "created" => "created",
-        "updated" => "saved",
-        "deleted" => "deleted",
-        _ => return None,
+/// The Privacy group of the sidebar: the queue for those who handle requests,
+/// the "New request" form for other staff who may log one, and the public
+/// portal people are sent to.
+fn privacy_nav(role: Role, section: Section) -> Option<NavGroup> {
+    let item = |label, href| NavItem {
+        label,
+        href,
+        current: section == Section::Privacy(href),
     };
-    ok(format!("{} {verb}.", entity.label()))
+    let mut items = Vec::new();
+    if policy::allows(role, Operation::Read, Entity::Request) {
+        items.push(item("Overview", "/app/privacy"));
+        items.push(item("Requests", "/app/privacy/requests"));
+    } else if policy::allows(role, Operation::Create, Entity::Request) {
+        items.push(item("New request", "/app/privacy/requests/new"));
+    }
+    if items.is_empty() {
+        return None;
+    }
+    items.push(item("Public privacy portal", "/privacy"));
+    Some(NavGroup {
+        name: "Privacy",
+        items,
+    })
+}
+
+/// The sidebar group, for administrators.
+fn admin_nav(role: Role, section: Section) -> Option<NavGroup> {
+    (role == Role::Admin).then(|| NavGroup {
+        name: "Admin",
+        items: [
+            ("Users", "/app/admin/users"),
+            ("Roles", "/app/admin/roles"),
+            ("Sessions", "/app/admin/sessions"),
+            ("API tokens", "/app/admin/tokens"),
+        ]
+        .into_iter()
+        .map(|(label, href)| NavItem {
+            label,
+            href,
+            current: section == Section::Admin(href),
+        })
+        .collect(),
+    })
 }
 
 /// A fresh idempotency key for a form that creates something: the id the
@@ -291,14 +288,14 @@ impl Ctx {
                     .to_string(),
             );
         }
-        banners.extend(super::account::failed_attempts_banner(&self.headers));
+        banners.extend(super::widgets::failed_attempts_banner(&self.headers));
         Shell {
             title: title.into(),
             user,
             role: self.caller.principal.role_label.clone(),
             csrf: self.caller.csrf.clone(),
             nav: navigation(self.role(), section),
-            flash: self.flash.as_deref().and_then(flash_text),
+            flash: self.flash.as_deref().and_then(super::widgets::flash::text),
             banners,
         }
     }
@@ -313,10 +310,10 @@ impl Ctx {
             res.headers_mut()
                 .append(header::SET_COOKIE, cookie_header(FLASH_COOKIE, "", Some(0)));
         }
-        if cookie(&self.headers, super::account::FAILED_COOKIE).is_some() {
+        if cookie(&self.headers, super::widgets::FAILED_COOKIE).is_some() {
             res.headers_mut().append(
                 header::SET_COOKIE,
-                cookie_header(super::account::FAILED_COOKIE, "", Some(0)),
+                cookie_header(super::widgets::FAILED_COOKIE, "", Some(0)),
             );
         }
         res
@@ -335,7 +332,7 @@ impl Ctx {
             .map(|(_, v)| v.as_str())
             .unwrap_or_default();
         let ok = custos_crypto::constant_time_eq(self.caller.csrf.as_bytes(), token.as_bytes())
-            && super::same_origin(&self.headers, &self.uri);
+            && super::widgets::same_origin(&self.headers, &self.uri);
         if ok {
             Ok(())
         } else {
@@ -466,10 +463,34 @@ mod tests {
     #[test]
     fn flash_codes_become_words() {
         assert_eq!(
-            flash_text("contact.created").map(|f| f.text),
+            crate::ui::widgets::flash::text("contact.created").map(|f| f.text),
             Some("Contact created.".to_string())
         );
-        assert!(flash_text("nonsense").is_none());
-        assert!(!flash_text("error.stage").expect("known").ok);
+        assert!(crate::ui::widgets::flash::text("nonsense").is_none());
+        assert!(
+            !crate::ui::widgets::flash::text("error.stage")
+                .expect("known")
+                .ok
+        );
+    }
+
+    #[test]
+    fn every_role_that_may_log_a_request_has_a_privacy_group() {
+        for role in Role::ALL {
+            let g = privacy_nav(role, Section::Dashboard);
+            assert_eq!(
+                g.is_some(),
+                policy::allows(role, Operation::Create, Entity::Request),
+                "{role}"
+            );
+            if let Some(g) = g {
+                let queue = g.items.iter().any(|i| i.href == "/app/privacy/requests");
+                assert_eq!(
+                    queue,
+                    matches!(role, Role::Admin | Role::PrivacyOfficer),
+                    "{role}"
+                );
+            }
+        }
     }
 }
