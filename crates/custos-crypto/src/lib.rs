@@ -12,8 +12,6 @@
 //! clock, so the callers decide where keys come from and tests stay deterministic.
 //! AES-GCM, HMAC, HKDF and SHA-256 come from `ring`; Argon2id from the `argon2` crate.
 
-#![warn(missing_docs)]
-
 mod backup;
 mod blind_index;
 mod common_passwords;

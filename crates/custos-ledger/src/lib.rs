@@ -15,7 +15,6 @@
 //! - [`verify`]: recomputing the whole tree from stored leaves to detect tampering.
 
 #![forbid(unsafe_code)]
-#![warn(missing_docs)]
 
 pub mod checkpoint;
 pub mod event;
