@@ -705,6 +705,9 @@ pub trait SubjectsTx: Send {
     async fn lift_flag(&mut self, subject_id: Uuid, flag: &str, now_ms: i64) -> Result<bool>;
     /// Active flags of these subjects.
     async fn active_flags(&mut self, subjects: &[Uuid]) -> Result<Vec<(Uuid, String)>>;
+    /// How many subjects each flag is in force on, by flag name (flags in
+    /// force on nobody are left out).
+    async fn flag_counts(&mut self) -> Result<Vec<(String, u64)>>;
 }
 
 /// The audit ledger: leaves, the Merkle frontier and stored subtree roots,

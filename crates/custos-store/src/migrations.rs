@@ -88,6 +88,12 @@ pub(crate) const ALL: &[Migration] = &[
         sqlite: include_str!("../migrations/sqlite/0016_won_undated_index.sql"),
         postgres: include_str!("../migrations/postgres/0016_won_undated_index.sql"),
     },
+    Migration {
+        version: 17,
+        name: "flags_in_force_index",
+        sqlite: include_str!("../migrations/sqlite/0017_flags_in_force_index.sql"),
+        postgres: include_str!("../migrations/postgres/0017_flags_in_force_index.sql"),
+    },
 ];
 
 /// The migrations of one backend as (version, name, SQL), oldest first.

@@ -77,12 +77,45 @@ pub(crate) fn sortable_columns_sort_bare_when_not_null(entity: Entity, not_null:
     }
 }
 
-/// `update_records` changes the named records, across more than one
-/// statement's worth of ids, and no others; it counts what it changed.
-pub(crate) async fn update_records_changes_exactly_the_named_records(store: &dyn Store) {
+/// `flag_counts` counts each flag's subjects once, however often it was
+/// set, and stops counting a flag once lifted.
+pub(crate) async fn flag_counts_count_subjects_in_force(store: &dyn Store) {
+    let (a, b) = (Uuid::now_v7(), Uuid::now_v7());
     let mut tx = store.begin().await.expect("tx");
+    assert!(tx.flag_counts().await.expect("counts").is_empty());
+    assert!(tx.set_flag(a, "restricted", None, 1).await.expect("set"));
+    assert!(tx.set_flag(b, "restricted", None, 2).await.expect("set"));
+    assert!(tx.set_flag(a, "legal_hold", None, 3).await.expect("set"));
+    // Set again while in force: no second row, no second count.
+    assert!(!tx.set_flag(a, "restricted", None, 4).await.expect("set"));
+    tx.commit().await.expect("commit");
+    let mut tx = store.begin_read().await.expect("tx");
+    assert_eq!(
+        tx.flag_counts().await.expect("counts"),
+        vec![("legal_hold".to_string(), 1), ("restricted".to_string(), 2)]
+    );
+    drop(tx);
+    let mut tx = store.begin().await.expect("tx");
+    assert!(tx.lift_flag(b, "restricted", 5).await.expect("lift"));
+    assert!(tx.lift_flag(a, "legal_hold", 6).await.expect("lift"));
+    // Lifted, then set again: in force once more, counted once.
+    assert!(tx.set_flag(a, "legal_hold", None, 7).await.expect("set"));
+    assert_eq!(
+        tx.flag_counts().await.expect("counts"),
+        vec![("legal_hold".to_string(), 1), ("restricted".to_string(), 1)]
+    );
+    tx.commit().await.expect("commit");
+}
+
+/// Inserts `n` companies named `Company {i}`, created at 1000 + i, with the
+/// domain `domain(i)`; returns their ids in that order.
+async fn insert_companies(
+    tx: &mut dyn crate::Tx,
+    n: i64,
+    domain: impl Fn(i64) -> SqlValue,
+) -> Vec<Uuid> {
     let mut ids = Vec::new();
-    for i in 0..1203i64 {
+    for i in 0..n {
         let id = Uuid::now_v7();
         ids.push(id);
         let row = StoredRow {
@@ -90,7 +123,7 @@ pub(crate) async fn update_records_changes_exactly_the_named_records(store: &dyn
             subject_id: None,
             columns: vec![
                 ("name", SqlValue::Text(format!("Company {i}"))),
-                ("domain", SqlValue::Text(format!("d{i}.example"))),
+                ("domain", domain(i)),
                 ("created_at", SqlValue::Int(1000 + i)),
                 ("updated_at", SqlValue::Int(1000 + i)),
             ],
@@ -99,6 +132,17 @@ pub(crate) async fn update_records_changes_exactly_the_named_records(store: &dyn
             .await
             .expect("insert");
     }
+    ids
+}
+
+/// `update_records` changes the named records, across more than one
+/// statement's worth of ids, and no others; it counts what it changed.
+pub(crate) async fn update_records_changes_exactly_the_named_records(store: &dyn Store) {
+    let mut tx = store.begin().await.expect("tx");
+    let ids = insert_companies(tx.as_mut(), 1203, |i| {
+        SqlValue::Text(format!("d{i}.example"))
+    })
+    .await;
     tx.commit().await.expect("commit");
 
     // Every other record: 602 ids, more than one statement holds.
@@ -385,24 +429,7 @@ pub(crate) async fn group_records_counts_and_sums_by_the_grouping_columns(store:
 /// (`%` and `_` are not wildcards).
 pub(crate) async fn records_round_trip_with_nulls_and_paginate_by_keyset(store: &dyn Store) {
     let mut tx = store.begin().await.expect("tx");
-    let mut ids = Vec::new();
-    for i in 0..5i64 {
-        let id = Uuid::now_v7();
-        ids.push(id);
-        let row = StoredRow {
-            id,
-            subject_id: None,
-            columns: vec![
-                ("name", SqlValue::Text(format!("Company {i}"))),
-                ("domain", SqlValue::Null),
-                ("created_at", SqlValue::Int(1000 + i)),
-                ("updated_at", SqlValue::Int(1000 + i)),
-            ],
-        };
-        tx.insert_record(Entity::Company, &row)
-            .await
-            .expect("insert");
-    }
+    let mut ids = insert_companies(tx.as_mut(), 5, |_| SqlValue::Null).await;
     // Typed NULLs in every column type: text, integer, boolean, bytes.
     let contact = Uuid::now_v7();
     tx.insert_record(

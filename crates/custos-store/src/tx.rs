@@ -586,6 +586,18 @@ impl<B: Backend> SubjectsTx for StoreTx<B> {
         }
         Ok(out)
     }
+
+    async fn flag_counts(&mut self) -> Result<Vec<(String, u64)>> {
+        let q = Query::written(
+            "SELECT flag, COUNT(DISTINCT subject_id) FROM processing_flags \
+             WHERE lifted_at IS NULL GROUP BY flag ORDER BY flag",
+        );
+        self.fetch(q, &[T, I])
+            .await?
+            .iter()
+            .map(|r| Ok((r.text(0)?, count_of(r.int(1)?))))
+            .collect()
+    }
 }
 
 #[async_trait]

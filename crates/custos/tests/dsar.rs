@@ -376,6 +376,11 @@ async fn restriction_objection_opt_out_and_consent_govern_lists_and_exports() {
     assert_eq!(h["current"]["sale_share"]["state"], "withdrawn");
     assert!(marketing[0]["receipt"]["notice"]["version"].is_string());
 
+    // The privacy figures count the people each limit is in force on.
+    let (st, summary) = po.get("/api/v1/dsar/summary").await;
+    assert_eq!(st, 200, "{summary}");
+    assert_eq!(summary["flags_in_force"]["restricted"], 1, "{summary}");
+    assert_eq!(summary["flags_in_force"]["legal_hold"], 0, "{summary}");
     // Lifting the restriction brings Rita back.
     let (_, q) = po.get("/api/v1/dsar?state=fulfilled").await;
     let rid = q["items"]
@@ -391,6 +396,8 @@ async fn restriction_objection_opt_out_and_consent_govern_lists_and_exports() {
         .post(&format!("/api/v1/dsar/{rid}/lift"), json!({}))
         .await;
     assert_eq!(st, 200);
+    let (_, summary) = po.get("/api/v1/dsar/summary").await;
+    assert_eq!(summary["flags_in_force"]["restricted"], 0, "{summary}");
     assert_eq!(
         sales.get(&format!("/api/v1/contacts/{}", r.id)).await.0,
         200

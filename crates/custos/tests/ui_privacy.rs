@@ -950,6 +950,13 @@ async fn ambiguous_matches_are_chosen_restrictions_lifted_and_sales_only_log_req
     assert_eq!(r.status(), 403);
     let html = ok_page(&b, &s, &page).await;
     assert!(html.contains("Lift the restriction"));
+    // The overview counts the people under each limit.
+    let overview = ok_page(&b, &s, "/app/privacy").await;
+    assert!(
+        overview.contains("<dt>Processing restricted (GDPR Art. 18)")
+            && overview.contains("<dd>1 person</dd>"),
+        "{overview}"
+    );
     let r = b
         .post(s.url(&format!("{page}/lift")))
         .form(&[("csrf", csrf.as_str())])
@@ -959,6 +966,11 @@ async fn ambiguous_matches_are_chosen_restrictions_lifted_and_sales_only_log_req
     assert_eq!(r.status(), 303);
     let html = ok_page(&b, &s, &page).await;
     assert!(html.contains("Restriction lifted.") && !html.contains("Lift the restriction"));
+    let overview = ok_page(&b, &s, "/app/privacy").await;
+    assert!(
+        overview.contains("None: no restriction, objection, opt-out or legal hold"),
+        "{overview}"
+    );
     assert!(
         html.contains("Processing flag lifted"),
         "the timeline says so"

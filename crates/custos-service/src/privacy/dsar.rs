@@ -1570,6 +1570,12 @@ impl Custos {
                 break;
             }
         }
+        let mut flags_in_force: BTreeMap<Flag, u64> = Flag::ALL.iter().map(|f| (*f, 0)).collect();
+        for (name, n) in tx.flag_counts().await? {
+            if let Some(f) = Flag::from_name(&name) {
+                flags_in_force.insert(f, n);
+            }
+        }
         let ev = Event::new(p, "request.list").detail("summary");
         self.append(tx.as_mut(), ev).await?;
         tx.commit().await?;
@@ -1601,6 +1607,7 @@ impl Custos {
             closed: all.len() as u64,
             median_days_to_close: median(all),
             closed_by_month: months,
+            flags_in_force,
         })
     }
 }

@@ -243,6 +243,9 @@ pub struct DsarSummary {
     pub median_days_to_close: Option<f64>,
     /// The same for each of the last six months, oldest first.
     pub closed_by_month: Vec<MonthClosed>,
+    /// How many people each processing flag is in force on (restriction,
+    /// objection, opt-outs, legal hold), every flag listed.
+    pub flags_in_force: std::collections::BTreeMap<custos_domain::dsar::Flag, u64>,
 }
 
 /// Requests closed in one month.

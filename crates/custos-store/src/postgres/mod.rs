@@ -598,6 +598,15 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn flag_counts_count_subjects_in_force() {
+        let Some((server, name, store)) = scratch("the PostgreSQL flag_counts test").await else {
+            return;
+        };
+        crate::shared_tests::flag_counts_count_subjects_in_force(&store).await;
+        drop_scratch(&server, &name, store).await;
+    }
+
+    #[tokio::test]
     async fn snapshot_says_to_use_pg_dump() {
         let Some((server, name, store)) = scratch("the PostgreSQL snapshot test").await else {
             return;

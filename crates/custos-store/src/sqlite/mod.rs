@@ -803,6 +803,12 @@ mod tests {
         crate::shared_tests::group_records_counts_and_sums_by_the_grouping_columns(&store).await;
     }
 
+    #[tokio::test]
+    async fn flag_counts_count_subjects_in_force() {
+        let store = SqliteStore::memory().await.expect("open");
+        crate::shared_tests::flag_counts_count_subjects_in_force(&store).await;
+    }
+
     /// A leaf appended in a write transaction: its ledger rows wait in the
     /// transaction's pending batch until commit.
     async fn append_one(tx: &mut dyn Tx, index: u64, what: &str) {

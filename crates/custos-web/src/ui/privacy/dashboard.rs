@@ -13,7 +13,7 @@ use axum::response::Response;
 use custos_domain::Entity;
 use custos_domain::policy::Operation;
 use custos_domain::value::parse_timestamp;
-use custos_service::RequestView;
+use custos_service::{DsarSummary, RequestView};
 use time::Duration;
 
 /// The privacy tiles: open requests, due within a week, overdue, and the
@@ -22,10 +22,15 @@ pub async fn dashboard_tiles(st: &AppState, ctx: &Ctx) -> Vec<Tile> {
     if !ctx.may(Operation::Read, Entity::Request) {
         return Vec::new();
     }
-    let p = &ctx.caller.principal;
-    let Ok(s) = st.custos.dsar_summary(p).await else {
+    let Ok(s) = st.custos.dsar_summary(&ctx.caller.principal).await else {
         return Vec::new();
     };
+    tiles_of(st, ctx, &s).await
+}
+
+/// The privacy tiles of these figures.
+async fn tiles_of(st: &AppState, ctx: &Ctx, s: &DsarSummary) -> Vec<Tile> {
+    let p = &ctx.caller.principal;
     let now = st.custos.clock().now();
     let (open, soon, overdue) = (s.open, s.due_soon, s.overdue);
     let item = |v: &RequestView| {
@@ -241,22 +246,31 @@ pub async fn dashboard_tiles(st: &AppState, ctx: &Ctx) -> Vec<Tile> {
 pub(super) struct OverviewPage {
     shell: Shell,
     tiles: Vec<Tile>,
+    /// The processing flags in force: (words, how many people).
+    flags: Vec<(&'static str, String)>,
     as_of: String,
     new_href: Option<String>,
 }
 
 pub(super) async fn overview(State(st): State<AppState>, ctx: Ctx) -> Response {
-    if !ctx.may(Operation::Read, Entity::Request) {
-        // Audited as a refusal by the service.
-        if let Err(e) = st.custos.dsar_summary(&ctx.caller.principal).await {
-            return ctx.error(&st, e).await;
-        }
-    }
+    // A role that does not handle requests is refused (and audited as such)
+    // by the service.
+    let s = match st.custos.dsar_summary(&ctx.caller.principal).await {
+        Ok(s) => s,
+        Err(e) => return ctx.error(&st, e).await,
+    };
+    let flags = s
+        .flags_in_force
+        .iter()
+        .filter(|(_, n)| **n > 0)
+        .map(|(f, n)| (flag_label(*f), plural(*n, "person", "people")))
+        .collect();
     let page = OverviewPage {
         shell: ctx
             .shell(&st, "Privacy", Section::Privacy("/app/privacy"))
             .await,
-        tiles: dashboard_tiles(&st, &ctx).await,
+        tiles: tiles_of(&st, &ctx, &s).await,
+        flags,
         as_of: fields::when(st.custos.clock().now()),
         new_href: ctx
             .may(Operation::Create, Entity::Request)
