@@ -1,0 +1,156 @@
+//! Retention policies, derived from the data inventory and never declared a
+//! second time: every field whose retention is "N years after a timestamp"
+//! belongs to the policy of its entity, period and anchor. A record is due
+//! once its anchor is older than the cut-off. Pure rules; the purge that
+//! acts on them lives in the service.
+
+use crate::Entity;
+use crate::inventory::{self, FieldDecl, OnErasure, Retention};
+use time::OffsetDateTime;
+
+/// One retention policy: the fields of `entity` kept `years` after the
+/// timestamp `anchor`.
+#[derive(Debug, Clone)]
+pub struct Policy {
+    /// The entity whose records it governs.
+    pub entity: Entity,
+    /// How many years a record is kept after its anchor.
+    pub years: u32,
+    /// The timestamp field the period runs from (e.g. `completed_at`).
+    pub anchor: &'static str,
+    /// The fields it covers, in inventory order.
+    pub fields: Vec<&'static FieldDecl>,
+}
+
+impl Policy {
+    /// The fields erased when a record is due (the inventory's `Destroy`).
+    pub fn erased(&self) -> impl Iterator<Item = &'static FieldDecl> + '_ {
+        self.fields
+            .iter()
+            .copied()
+            .filter(|f| f.on_erasure == OnErasure::Destroy)
+    }
+
+    /// The fields kept past the period because the law requires it (the
+    /// inventory's `Keep`, e.g. order amounts for accounting).
+    pub fn kept(&self) -> impl Iterator<Item = &'static FieldDecl> + '_ {
+        self.fields
+            .iter()
+            .copied()
+            .filter(|f| matches!(f.on_erasure, OnErasure::Keep { .. }))
+    }
+
+    /// The moment before which an anchor makes a record due, at `now`.
+    pub fn cutoff(&self, now: OffsetDateTime) -> OffsetDateTime {
+        years_before(now, self.years)
+    }
+
+    /// Whether a record whose anchor is `anchor` is due at `now`. A record
+    /// without its anchor (an order not completed yet) is never due.
+    pub fn is_due(&self, anchor: Option<OffsetDateTime>, now: OffsetDateTime) -> bool {
+        anchor.is_some_and(|a| a < self.cutoff(now))
+    }
+}
+
+/// Every policy the inventory declares, in inventory order of their first
+/// field: one per (entity, years, anchor).
+pub fn policies() -> Vec<Policy> {
+    let mut out: Vec<Policy> = Vec::new();
+    for f in inventory::FIELDS {
+        let Retention::YearsAfter { years, anchor } = f.retention else {
+            continue;
+        };
+        match out
+            .iter_mut()
+            .find(|p| p.entity == f.entity && p.years == years && p.anchor == anchor)
+        {
+            Some(p) => p.fields.push(f),
+            None => out.push(Policy {
+                entity: f.entity,
+                years,
+                anchor,
+                fields: vec![f],
+            }),
+        }
+    }
+    out
+}
+
+/// `t` moved back `years` calendar years, the way a period "of two years"
+/// is read: the same day and time, or 28 February when `t` is 29 February
+/// and the earlier year is not a leap year.
+pub fn years_before(t: OffsetDateTime, years: u32) -> OffsetDateTime {
+    let year = t.year() - years as i32;
+    let date = t.date();
+    let day = date
+        .day()
+        .min(time::util::days_in_month(date.month(), year));
+    match time::Date::from_calendar_date(year, date.month(), day) {
+        Ok(d) => t.replace_date(d),
+        // Only outside the calendar's range (year before -9999).
+        Err(_) => OffsetDateTime::UNIX_EPOCH,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use time::macros::datetime;
+
+    #[test]
+    fn orders_are_kept_two_years_after_completion_with_amounts_kept() {
+        let orders: Vec<Policy> = policies()
+            .into_iter()
+            .filter(|p| p.entity == Entity::Order)
+            .collect();
+        assert_eq!(orders.len(), 1, "{orders:?}");
+        let p = &orders[0];
+        assert_eq!((p.years, p.anchor), (2, "completed_at"));
+        // Every order field with a YearsAfter retention is in the policy,
+        // and nothing else.
+        let declared = inventory::fields(Entity::Order)
+            .filter(|f| matches!(f.retention, Retention::YearsAfter { .. }))
+            .count();
+        assert_eq!(p.fields.len(), declared);
+        assert!(p.kept().any(|f| f.name == "total"), "amounts are kept");
+        assert!(p.erased().count() + p.kept().count() == p.fields.len());
+    }
+
+    #[test]
+    fn closed_requests_are_kept_three_years() {
+        let p = policies()
+            .into_iter()
+            .find(|p| p.entity == Entity::Request)
+            .expect("a request policy");
+        assert_eq!((p.years, p.anchor), (3, "closed_at"));
+    }
+
+    #[test]
+    fn the_cutoff_is_calendar_years_and_a_leap_day_falls_back() {
+        assert_eq!(
+            years_before(datetime!(2026-12-07 10:30 UTC), 2),
+            datetime!(2024-12-07 10:30 UTC)
+        );
+        assert_eq!(
+            years_before(datetime!(2028-02-29 00:00 UTC), 2),
+            datetime!(2026-02-28 00:00 UTC)
+        );
+        assert_eq!(
+            years_before(datetime!(2028-02-29 00:00 UTC), 4),
+            datetime!(2024-02-29 00:00 UTC)
+        );
+    }
+
+    #[test]
+    fn a_record_is_due_only_once_its_anchor_is_older_than_the_period() {
+        let p = policies()
+            .into_iter()
+            .find(|p| p.entity == Entity::Order)
+            .expect("order policy");
+        let now = datetime!(2026-12-07 12:00 UTC);
+        assert!(p.is_due(Some(datetime!(2024-12-07 11:59 UTC)), now));
+        assert!(!p.is_due(Some(datetime!(2024-12-07 12:00 UTC)), now));
+        assert!(!p.is_due(Some(datetime!(2025-06-01 00:00 UTC)), now));
+        assert!(!p.is_due(None, now), "an order not completed is never due");
+    }
+}
