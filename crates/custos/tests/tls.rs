@@ -265,17 +265,14 @@ fn fingerprint(port: u16) -> String {
     String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
-#[test]
-fn a_new_certificate_is_served_after_sighup_without_a_restart() {
-    if !require("openssl", have("openssl", &["version"])) {
-        return;
-    }
-    let tmp = tempfile::tempdir().unwrap();
-    let (cert, key) = (tmp.path().join("cert.pem"), tmp.path().join("key.pem"));
+/// A server on a certificate of its own in `dir` (not the self-signed one
+/// it would make), with that certificate's fingerprint as first served.
+fn serve_own_certificate(dir: &Path) -> (Server, PathBuf, PathBuf, String) {
+    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
     let now = custos_domain::Clock::now(&custos_domain::SystemClock);
     custos_web::tls::generate_self_signed(&cert, &key, now).unwrap();
     let s = start(
-        &tmp.path().join("data"),
+        &dir.join("data"),
         &[
             "--tls-cert",
             cert.to_str().unwrap(),
@@ -283,17 +280,33 @@ fn a_new_certificate_is_served_after_sighup_without_a_restart() {
             key.to_str().unwrap(),
         ],
     );
-    let before = fingerprint(s.port);
-    assert!(before.contains("Fingerprint"), "{before}");
-    custos_web::tls::generate_self_signed(&cert, &key, now).unwrap();
-    let pid = s.child.id().to_string();
+    let first = fingerprint(s.port);
+    assert!(first.contains("Fingerprint"), "{first}");
+    (s, cert, key, first)
+}
+
+/// Sends the server SIGHUP (reload the certificate).
+fn hang_up(s: &Server) {
     assert!(
         Command::new("kill")
-            .args(["-HUP", &pid])
+            .args(["-HUP", &s.child.id().to_string()])
             .status()
             .unwrap()
             .success()
     );
+}
+
+#[test]
+fn a_new_certificate_is_served_after_sighup_without_a_restart() {
+    if !require("openssl", have("openssl", &["version"])) {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let (s, cert, key, before) = serve_own_certificate(tmp.path());
+    let now = custos_domain::Clock::now(&custos_domain::SystemClock);
+    custos_web::tls::generate_self_signed(&cert, &key, now).unwrap();
+    let pid = s.child.id().to_string();
+    hang_up(&s);
     let mut after = before.clone();
     for _ in 0..50 {
         std::thread::sleep(Duration::from_millis(100));
@@ -316,21 +329,8 @@ async fn a_broken_new_certificate_keeps_the_old_one_and_shows_on_healthz() {
         return;
     }
     let tmp = tempfile::tempdir().unwrap();
-    let (cert, key) = (tmp.path().join("cert.pem"), tmp.path().join("key.pem"));
-    let now = custos_domain::Clock::now(&custos_domain::SystemClock);
-    custos_web::tls::generate_self_signed(&cert, &key, now).unwrap();
+    let (s, cert, _, before) = serve_own_certificate(tmp.path());
     let pem = std::fs::read(&cert).unwrap();
-    let s = start(
-        &tmp.path().join("data"),
-        &[
-            "--tls-cert",
-            cert.to_str().unwrap(),
-            "--tls-key",
-            key.to_str().unwrap(),
-        ],
-    );
-    let before = fingerprint(s.port);
-    assert!(before.contains("Fingerprint"), "{before}");
     let https = reqwest::Client::builder()
         .add_root_certificate(reqwest::Certificate::from_pem(&pem).unwrap())
         .tls_built_in_root_certs(false)
@@ -349,13 +349,7 @@ async fn a_broken_new_certificate_keeps_the_old_one_and_shows_on_healthz() {
     assert_eq!(first["status"], "ok", "{first}");
 
     std::fs::write(&cert, "-----BEGIN CERTIFICATE-----\nnot a certificate\n").unwrap();
-    assert!(
-        Command::new("kill")
-            .args(["-HUP", &s.child.id().to_string()])
-            .status()
-            .unwrap()
-            .success()
-    );
+    hang_up(&s);
     let mut seen = serde_json::Value::Null;
     for _ in 0..50 {
         tokio::time::sleep(Duration::from_millis(100)).await;
