@@ -162,15 +162,39 @@ pub enum Retention {
     /// Kept while the relationship lasts; removed on erasure.
     WhileRelationship,
     /// Kept for `years` after the timestamp in `anchor` (e.g. orders: two years after
-    /// completion), then purged.
+    /// completion), then disposed of as `then` says.
     YearsAfter {
         /// How many years.
         years: u32,
         /// The timestamp field the period runs from.
         anchor: &'static str,
+        /// What happens to a record once its period is over.
+        then: Disposal,
     },
     /// Kept while the staff account exists.
     WhileAccount,
+}
+
+/// What the retention purge does to a record whose period is over.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Disposal {
+    /// The whole record is deleted (with its own data key, when it is its
+    /// own data subject).
+    Delete,
+    /// The fields erasure destroys ([`OnErasure::Destroy`]) are cleared and
+    /// the rest is kept, e.g. an order's amounts for accounting.
+    Anonymise,
+}
+
+impl Disposal {
+    /// The snake-case name, as in the inventory's JSON.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Disposal::Delete => "delete",
+            Disposal::Anonymise => "anonymise",
+        }
+    }
 }
 
 /// What erasure of the subject does to a field.
@@ -348,6 +372,17 @@ const CONSENT: &[Purpose] = &[Purpose::PrivacyCompliance];
 const DSAR_RETENTION: Retention = Retention::YearsAfter {
     years: 3,
     anchor: "closed_at",
+    then: Disposal::Delete,
+};
+const ORDER_RETENTION: Retention = Retention::YearsAfter {
+    years: 2,
+    anchor: "completed_at",
+    then: Disposal::Anonymise,
+};
+const ACTIVITY_RETENTION: Retention = Retention::YearsAfter {
+    years: 2,
+    anchor: "occurred_at",
+    then: Disposal::Delete,
 };
 const DSAR_KEEP: &str =
     "kept three years as evidence that the request was answered (GDPR Art. 5(2))";
@@ -648,10 +683,11 @@ pub static FIELDS: &[FieldDecl] = &[
     owner_id(Entity::Deal),
     created_at(Entity::Deal),
     updated_at(Entity::Deal),
-    // ---- activities: what happened with a contact
+    // ---- activities: what happened with a contact, kept two years
     id(Entity::Activity),
     FieldDecl {
         presence: Presence::Required,
+        retention: ACTIVITY_RETENTION,
         ..reference(Entity::Activity, "contact_id", "Contact", Entity::Contact)
     },
     FieldDecl {
@@ -663,6 +699,7 @@ pub static FIELDS: &[FieldDecl] = &[
         source: Source::Staff,
         sortable: true,
         description: "note, call, email, meeting or task.",
+        retention: ACTIVITY_RETENTION,
         ..base(
             Entity::Activity,
             "kind",
@@ -681,6 +718,7 @@ pub static FIELDS: &[FieldDecl] = &[
         protection: Protection::Sealed,
         source: Source::Staff,
         description: "What was said or needs doing.",
+        retention: ACTIVITY_RETENTION,
         ..base(
             Entity::Activity,
             "body",
@@ -696,6 +734,7 @@ pub static FIELDS: &[FieldDecl] = &[
         source: Source::Staff,
         sortable: true,
         description: "When it happened (or is planned).",
+        retention: ACTIVITY_RETENTION,
         ..base(
             Entity::Activity,
             "occurred_at",
@@ -707,11 +746,13 @@ pub static FIELDS: &[FieldDecl] = &[
         source: Source::Staff,
         sortable: true,
         description: "For tasks: when it is due.",
+        retention: ACTIVITY_RETENTION,
         ..base(Entity::Activity, "due_at", "Due", FieldKind::Timestamp)
     },
     FieldDecl {
         source: Source::Staff,
         description: "For tasks: whether it is done.",
+        retention: ACTIVITY_RETENTION,
         ..base(Entity::Activity, "done", "Done", FieldKind::Bool)
     },
     owner_id(Entity::Activity),
@@ -731,10 +772,7 @@ pub static FIELDS: &[FieldDecl] = &[
         category: DataCategory::Business,
         purposes: ORDERS,
         lawful_basis: LawfulBasis::Contract,
-        retention: Retention::YearsAfter {
-            years: 2,
-            anchor: "completed_at",
-        },
+        retention: ORDER_RETENTION,
         on_erasure: OnErasure::Keep {
             reason: ACCOUNTING_KEEP,
         },
@@ -767,10 +805,7 @@ pub static FIELDS: &[FieldDecl] = &[
         purposes: ORDERS,
         lawful_basis: LawfulBasis::LegalObligation,
         subject_type: SubjectType::Customer,
-        retention: Retention::YearsAfter {
-            years: 2,
-            anchor: "completed_at",
-        },
+        retention: ORDER_RETENTION,
         on_erasure: OnErasure::Keep {
             reason: ACCOUNTING_KEEP,
         },
@@ -788,10 +823,7 @@ pub static FIELDS: &[FieldDecl] = &[
         category: DataCategory::Financial,
         purposes: ORDERS,
         lawful_basis: LawfulBasis::LegalObligation,
-        retention: Retention::YearsAfter {
-            years: 2,
-            anchor: "completed_at",
-        },
+        retention: ORDER_RETENTION,
         on_erasure: OnErasure::Keep {
             reason: ACCOUNTING_KEEP,
         },
@@ -808,10 +840,7 @@ pub static FIELDS: &[FieldDecl] = &[
         purposes: &[Purpose::OrderFulfilment],
         lawful_basis: LawfulBasis::Contract,
         subject_type: SubjectType::Customer,
-        retention: Retention::YearsAfter {
-            years: 2,
-            anchor: "completed_at",
-        },
+        retention: ORDER_RETENTION,
         protection: Protection::Sealed,
         source: Source::DataSubject,
         recipients: &["shipping carrier"],
@@ -830,10 +859,7 @@ pub static FIELDS: &[FieldDecl] = &[
         presence: Presence::Required,
         purposes: ORDERS,
         lawful_basis: LawfulBasis::LegalObligation,
-        retention: Retention::YearsAfter {
-            years: 2,
-            anchor: "completed_at",
-        },
+        retention: ORDER_RETENTION,
         on_erasure: OnErasure::Keep {
             reason: ACCOUNTING_KEEP,
         },
@@ -845,10 +871,7 @@ pub static FIELDS: &[FieldDecl] = &[
     FieldDecl {
         purposes: ORDERS,
         lawful_basis: LawfulBasis::LegalObligation,
-        retention: Retention::YearsAfter {
-            years: 2,
-            anchor: "completed_at",
-        },
+        retention: ORDER_RETENTION,
         on_erasure: OnErasure::Keep {
             reason: ACCOUNTING_KEEP,
         },

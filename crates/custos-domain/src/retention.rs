@@ -5,7 +5,7 @@
 //! acts on them lives in the service.
 
 use crate::Entity;
-use crate::inventory::{self, FieldDecl, OnErasure, Retention};
+use crate::inventory::{self, Disposal, FieldDecl, OnErasure, Retention};
 use time::OffsetDateTime;
 
 /// One retention policy: the fields of `entity` kept `years` after the
@@ -18,11 +18,19 @@ pub struct Policy {
     pub years: u32,
     /// The timestamp field the period runs from (e.g. `completed_at`).
     pub anchor: &'static str,
+    /// What becomes of a record once it is due.
+    pub then: Disposal,
     /// The fields it covers, in inventory order.
     pub fields: Vec<&'static FieldDecl>,
 }
 
 impl Policy {
+    /// The policy's stable name, e.g. `orders.completed_at.2y`: what
+    /// certificates, the ledger and the UI call it.
+    pub fn name(&self) -> String {
+        format!("{}.{}.{}y", self.entity.plural(), self.anchor, self.years)
+    }
+
     /// The fields erased when a record is due (the inventory's `Destroy`).
     pub fn erased(&self) -> impl Iterator<Item = &'static FieldDecl> + '_ {
         self.fields
@@ -57,18 +65,23 @@ impl Policy {
 pub fn policies() -> Vec<Policy> {
     let mut out: Vec<Policy> = Vec::new();
     for f in inventory::FIELDS {
-        let Retention::YearsAfter { years, anchor } = f.retention else {
+        let Retention::YearsAfter {
+            years,
+            anchor,
+            then,
+        } = f.retention
+        else {
             continue;
         };
-        match out
-            .iter_mut()
-            .find(|p| p.entity == f.entity && p.years == years && p.anchor == anchor)
-        {
+        match out.iter_mut().find(|p| {
+            p.entity == f.entity && p.years == years && p.anchor == anchor && p.then == then
+        }) {
             Some(p) => p.fields.push(f),
             None => out.push(Policy {
                 entity: f.entity,
                 years,
                 anchor,
+                then,
                 fields: vec![f],
             }),
         }
@@ -106,6 +119,8 @@ mod tests {
         assert_eq!(orders.len(), 1, "{orders:?}");
         let p = &orders[0];
         assert_eq!((p.years, p.anchor), (2, "completed_at"));
+        assert_eq!(p.then, Disposal::Anonymise);
+        assert_eq!(p.name(), "orders.completed_at.2y");
         // Every order field with a YearsAfter retention is in the policy,
         // and nothing else.
         let declared = inventory::fields(Entity::Order)
@@ -123,6 +138,43 @@ mod tests {
             .find(|p| p.entity == Entity::Request)
             .expect("a request policy");
         assert_eq!((p.years, p.anchor), (3, "closed_at"));
+        assert_eq!(p.then, Disposal::Delete);
+    }
+
+    #[test]
+    fn activities_are_deleted_two_years_after_they_happened() {
+        let p = policies()
+            .into_iter()
+            .find(|p| p.entity == Entity::Activity)
+            .expect("an activity policy");
+        assert_eq!(
+            (p.years, p.anchor, p.then),
+            (2, "occurred_at", Disposal::Delete)
+        );
+        assert!(p.fields.iter().any(|f| f.name == "body"));
+    }
+
+    #[test]
+    fn one_policy_per_entity_so_a_record_is_never_due_twice() {
+        // Two policies on one entity would make a record due under both, with
+        // perhaps different fates; the inventory must give each entity one.
+        let all = policies();
+        for p in &all {
+            assert_eq!(
+                all.iter().filter(|q| q.entity == p.entity).count(),
+                1,
+                "{} has more than one retention policy",
+                p.entity
+            );
+            // Anonymising must leave something, or it is a deletion.
+            if p.then == Disposal::Anonymise {
+                assert!(
+                    p.erased().count() > 0 && p.kept().count() > 0,
+                    "{}",
+                    p.name()
+                );
+            }
+        }
     }
 
     #[test]

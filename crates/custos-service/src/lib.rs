@@ -44,10 +44,16 @@ pub use ledger::{
 };
 pub use privacy::consent::{Exclusions, Export, NOTICE_VERSION};
 pub use privacy::dsar::{OpenedRequest, Opener, PORTAL_PER_HOUR, PublicStatus, RequestView};
+pub use privacy::holds::{HOLD_REASON_MAX, HoldView};
 pub use privacy::outcome::{
     ConsentEntry, ConsentHistory, ConsentReceipt, ConsentRecorded, ConsentState, DataNotice,
     DsarEvidence, DsarPackage, DsarSummary, EvidenceStep, KeptItem, MonthClosed, PackageRecord,
     Rejection, RequestOutcome,
+};
+pub use privacy::retention::{
+    CERTIFICATE_FORMAT, CertificateLeaf, CertificateLedger, DEFAULT_BATCH as RETENTION_BATCH,
+    DueRecord, PolicyOutcome, PurgeCertificate, RetentionPreview, RetentionRunReport,
+    RetentionRunSummary, RunOptions,
 };
 pub use vault::keyops::{
     BackupInfo, ErasureJournal, ErasureReport, KeyReport, MasterVersionStatus,

@@ -12,6 +12,7 @@ mod identity;
 mod migrations;
 mod pending;
 pub mod postgres;
+mod retention;
 mod settings;
 #[cfg(test)]
 mod shared_tests;
@@ -26,11 +27,14 @@ use uuid::Uuid;
 
 /// The store traits, for code that calls them on a `dyn Tx`.
 pub mod prelude {
-    pub use crate::{IdentityTx, LedgerTx, RecordsTx, SettingsTx, Store, SubjectsTx, Tx};
+    pub use crate::{
+        HoldsTx, IdentityTx, LedgerTx, RecordsTx, RetentionTx, SettingsTx, Store, SubjectsTx, Tx,
+    };
 }
 
 pub use identity::IdentityTx;
 pub use postgres::PostgresStore;
+pub use retention::{HoldsTx, LegalHoldRow, RetentionRunRow, RetentionTx};
 pub use settings::SettingsTx;
 pub use sqlite::SqliteStore;
 
@@ -148,6 +152,8 @@ pub enum Condition {
     Eq(&'static str, SqlValue),
     /// Column is NULL.
     IsNull(&'static str),
+    /// Column holds a value.
+    NotNull(&'static str),
     /// Column ≥ value.
     AtLeast(&'static str, SqlValue),
     /// Column < value.
@@ -522,7 +528,9 @@ pub trait Store: Send + Sync + 'static {
 /// (see [`exec`] and `tx.rs`); bring them into scope with
 /// `use custos_store::prelude::*`.
 #[async_trait]
-pub trait Tx: RecordsTx + SubjectsTx + LedgerTx + SettingsTx + IdentityTx + Send {
+pub trait Tx:
+    RecordsTx + SubjectsTx + LedgerTx + SettingsTx + IdentityTx + RetentionTx + HoldsTx + Send
+{
     /// Makes every change of this transaction durable.
     async fn commit(self: Box<Self>) -> Result<()>;
 

@@ -94,6 +94,12 @@ pub(crate) const ALL: &[Migration] = &[
         sqlite: include_str!("../migrations/sqlite/0017_flags_in_force_index.sql"),
         postgres: include_str!("../migrations/postgres/0017_flags_in_force_index.sql"),
     },
+    Migration {
+        version: 18,
+        name: "retention_runs",
+        sqlite: include_str!("../migrations/sqlite/0018_retention_runs.sql"),
+        postgres: include_str!("../migrations/postgres/0018_retention_runs.sql"),
+    },
 ];
 
 /// The migrations of one backend as (version, name, SQL), oldest first.

@@ -107,6 +107,148 @@ pub(crate) async fn flag_counts_count_subjects_in_force(store: &dyn Store) {
     tx.commit().await.expect("commit");
 }
 
+/// A retention run is found unfinished until it is saved with its end and
+/// certificate; runs list newest first.
+pub(crate) async fn retention_runs_resume_and_finish(store: &dyn Store) {
+    use crate::RetentionRunRow;
+    let run = |id: Uuid, started_at: i64| RetentionRunRow {
+        id,
+        started_at,
+        finished_at: None,
+        actor: "cli".into(),
+        first_leaf: 7,
+        state: "{}".into(),
+        certificate: None,
+    };
+    let (a, b) = (Uuid::now_v7(), Uuid::now_v7());
+    let mut tx = store.begin().await.expect("tx");
+    assert_eq!(tx.unfinished_retention_run().await.expect("open"), None);
+    tx.insert_retention_run(&run(a, 10)).await.expect("insert");
+    assert!(
+        tx.save_retention_run(a, r#"{"n":1}"#, None)
+            .await
+            .expect("save")
+    );
+    tx.commit().await.expect("commit");
+    let mut tx = store.begin().await.expect("tx");
+    let open = tx.unfinished_retention_run().await.expect("open");
+    assert_eq!(
+        open.map(|r| (r.id, r.state)),
+        Some((a, r#"{"n":1}"#.into()))
+    );
+    assert!(
+        tx.save_retention_run(a, r#"{"n":2}"#, Some((20, "cert")))
+            .await
+            .expect("finish")
+    );
+    tx.insert_retention_run(&run(b, 30)).await.expect("insert");
+    assert!(
+        !tx.save_retention_run(Uuid::now_v7(), "{}", None)
+            .await
+            .expect("save")
+    );
+    tx.commit().await.expect("commit");
+    let mut tx = store.begin_read().await.expect("tx");
+    assert_eq!(
+        tx.unfinished_retention_run()
+            .await
+            .expect("open")
+            .map(|r| r.id),
+        Some(b)
+    );
+    let done = tx.get_retention_run(a).await.expect("get").expect("run a");
+    assert_eq!(
+        (
+            done.finished_at,
+            done.certificate.as_deref(),
+            done.first_leaf
+        ),
+        (Some(20), Some("cert"), 7)
+    );
+    let listed: Vec<Uuid> = tx
+        .list_retention_runs(10)
+        .await
+        .expect("list")
+        .into_iter()
+        .map(|r| r.id)
+        .collect();
+    assert_eq!(listed, vec![b, a]);
+    assert_eq!(tx.list_retention_runs(1).await.expect("list").len(), 1);
+}
+
+/// Holds are found per person and in force until lifted, once.
+pub(crate) async fn legal_holds_place_and_lift(store: &dyn Store) {
+    use crate::LegalHoldRow;
+    let (person, other) = (Uuid::now_v7(), Uuid::now_v7());
+    let hold = |id: Uuid, subject: Uuid, review_at: i64| LegalHoldRow {
+        id,
+        subject_id: subject,
+        reason: vec![1, 2, 3],
+        owner_id: None,
+        review_at,
+        placed_at: 5,
+        placed_by: "cli".into(),
+        lifted_at: None,
+        lifted_by: None,
+    };
+    let (a, b, c) = (Uuid::now_v7(), Uuid::now_v7(), Uuid::now_v7());
+    let mut tx = store.begin().await.expect("tx");
+    tx.insert_legal_hold(&hold(a, person, 300))
+        .await
+        .expect("a");
+    tx.insert_legal_hold(&hold(b, person, 100))
+        .await
+        .expect("b");
+    tx.insert_legal_hold(&hold(c, other, 200)).await.expect("c");
+    assert!(tx.lift_legal_hold(b, 9, "user:x").await.expect("lift"));
+    assert!(!tx.lift_legal_hold(b, 10, "user:x").await.expect("again"));
+    tx.commit().await.expect("commit");
+    let mut tx = store.begin_read().await.expect("tx");
+    let in_force: Vec<Uuid> = tx
+        .legal_holds_in_force(10)
+        .await
+        .expect("in force")
+        .into_iter()
+        .map(|h| h.id)
+        .collect();
+    assert_eq!(in_force, vec![c, a], "by review date, lifted ones left out");
+    let of = tx.legal_holds_of(person).await.expect("of");
+    assert_eq!(of.len(), 2);
+    let lifted = tx.get_legal_hold(b).await.expect("get").expect("b");
+    assert_eq!(
+        (lifted.lifted_at, lifted.lifted_by.as_deref(), lifted.reason),
+        (Some(9), Some("user:x"), vec![1, 2, 3])
+    );
+}
+
+/// `NotNull` keeps the records that hold a value in the column.
+pub(crate) async fn not_null_finds_records_with_a_value(store: &dyn Store) {
+    let mut tx = store.begin().await.expect("tx");
+    let ids = insert_companies(tx.as_mut(), 3, |i| match i {
+        1 => SqlValue::Null,
+        _ => SqlValue::Text(format!("c{i}.example")),
+    })
+    .await;
+    let q = ListQuery {
+        entity: Entity::Company,
+        conditions: vec![Condition::NotNull("domain")],
+        sort: Sort {
+            field: "created_at",
+            descending: false,
+        },
+        after: None,
+        limit: 10,
+    };
+    let found: Vec<Uuid> = tx
+        .list_records(&q)
+        .await
+        .expect("list")
+        .into_iter()
+        .map(|r| r.id)
+        .collect();
+    assert_eq!(found, vec![ids[0], ids[2]]);
+}
+
 /// Inserts `n` companies named `Company {i}`, created at 1000 + i, with the
 /// domain `domain(i)`; returns their ids in that order.
 async fn insert_companies(

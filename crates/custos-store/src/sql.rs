@@ -574,6 +574,7 @@ fn condition(q: &mut Query, entity: Entity, c: &Condition) -> String {
             format!("{plus}{} = {mark}", ident(f))
         }
         Condition::IsNull(f) => format!("{} IS NULL", ident(f)),
+        Condition::NotNull(f) => format!("{} IS NOT NULL", ident(f)),
         Condition::AtLeast(f, v) => {
             let mark = q.bind_as(v.clone(), column_type_of(entity, f));
             format!("{} >= {mark}", ident(f))
@@ -719,6 +720,7 @@ fn narrows(entity: Entity, sort: &str, c: &Condition) -> bool {
         Condition::Eq(f, _) if broad(entity, f) => *f == sort || sorted_within(entity, f, sort),
         Condition::Eq(f, _) => indexed(entity, f),
         Condition::IsNull(_)
+        | Condition::NotNull(_)
         | Condition::AtLeast(..)
         | Condition::Before(..)
         | Condition::SortKeyBefore(..)

@@ -82,6 +82,15 @@ pub enum Command {
         /// How many scheduled backups to keep (older ones are deleted).
         #[arg(long, default_value_t = 7, value_parser = clap::value_parser!(u64).range(1..=1000))]
         backup_keep: u64,
+        /// Hours between scheduled retention runs (what `custos retention
+        /// run` does: purge what is past its retention period, with a
+        /// certificate). A restart does not run it again early.
+        #[arg(long, default_value_t = 24, value_parser = clap::value_parser!(u64).range(1..=8760))]
+        retention_every_hours: u64,
+        /// Do not run retention on a schedule (run `custos retention run`
+        /// yourself, e.g. from cron).
+        #[arg(long)]
+        no_scheduled_retention: bool,
     },
     /// Manage staff accounts.
     #[command(subcommand)]
@@ -101,6 +110,12 @@ pub enum Command {
     /// Act on one data subject (a person).
     #[command(subcommand)]
     Subject(SubjectCommand),
+    /// Apply the retention policies of the data inventory (orders anonymised
+    /// two years after completion, activities deleted two years after they
+    /// happened, answered privacy requests deleted after three), and show
+    /// the purge certificates of past runs.
+    #[command(subcommand)]
+    Retention(RetentionCommand),
     /// Import records from a CSV file. Columns are mapped by header (field
     /// names or labels, e.g. first_name or "First name"; for contacts,
     /// `company` takes a company name; for orders, `contact_email` names the
@@ -204,6 +219,38 @@ pub enum BackupCommand {
     Restore {
         /// The backup file.
         file: PathBuf,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RetentionCommand {
+    /// Purge what is past its retention period, in batches committed one at
+    /// a time, and print what was purged per policy and the run's purge
+    /// certificate id. Records of a person under legal hold are kept and
+    /// counted. If a run was stopped (a crash, Ctrl-C), this finishes it
+    /// first. Safe while `custos serve` runs.
+    ///
+    /// Each purged record leaves an audit entry (ids only); the run ends
+    /// with a signed checkpoint, and its certificate can be checked offline
+    /// with examples/auditor/verify_certificate.py.
+    Run {
+        /// Only count what would be purged, and list the first records of
+        /// each policy (ids and dates); change nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Records per transaction.
+        #[arg(long, default_value_t = 500, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+        batch: u32,
+        /// Milliseconds to wait after each batch, to spare a busy database.
+        #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u64).range(0..=60_000))]
+        pause_ms: u64,
+    },
+    /// List past runs, newest first.
+    Runs,
+    /// Print the purge certificate of a run as JSON.
+    Certificate {
+        /// The run id (from `custos retention runs`).
+        id: String,
     },
 }
 
@@ -383,6 +430,8 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
             backup_every_hours,
             backup_keep,
             http_listen,
+            retention_every_hours,
+            no_scheduled_retention,
         } => {
             let publish = Publish {
                 interval: checkpoint_interval,
@@ -391,6 +440,8 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
                 backup_every: std::time::Duration::from_secs(backup_every_hours * 3600),
                 backup_keep: backup_keep as usize,
                 http_listen,
+                retention_every: (!no_scheduled_retention)
+                    .then(|| std::time::Duration::from_secs(retention_every_hours * 3600)),
             };
             serve(&paths, &listen, tls_cert, tls_key, publish).await
         }
@@ -501,6 +552,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
         }
         Command::Keys(cmd) => crate::ops::keys(&paths, cmd).await,
         Command::Backup(cmd) => crate::ops::backup(&paths, cmd).await,
+        Command::Retention(cmd) => crate::retention::command(&paths, cmd).await,
         Command::Subject(SubjectCommand::Erase { id, yes }) => {
             crate::ops::erase(&paths, &id, yes).await
         }
@@ -629,6 +681,17 @@ async fn serve(
             },
         );
     }
+    if let Some(every) = publish.retention_every {
+        jobs::spawn(
+            &custos,
+            every,
+            jobs::Wake::Never,
+            jobs::Retention {
+                custos: custos.clone(),
+                every,
+            },
+        );
+    }
     let pid_file = paths.data_dir.join(setup::PID_FILE);
     std::fs::write(&pid_file, std::process::id().to_string())
         .with_context(|| format!("cannot write {}", pid_file.display()))?;
@@ -689,4 +752,6 @@ struct Publish {
     backup_every: std::time::Duration,
     backup_keep: usize,
     http_listen: Option<String>,
+    /// How often to run retention; `None` when off.
+    retention_every: Option<std::time::Duration>,
 }

@@ -237,3 +237,41 @@ impl Job for Certificate {
         Ok(())
     }
 }
+
+/// The retention purge on a schedule (`--retention-every-hours`). A run
+/// finished less than one period ago (before a restart, or by `custos
+/// retention run`) is not repeated early; a run a crash stopped is finished.
+pub(crate) struct Retention {
+    pub custos: Custos,
+    pub every: Duration,
+}
+
+impl Job for Retention {
+    const NAME: &'static str = "retention";
+
+    async fn run(&mut self, _: Trigger) -> Result<(), String> {
+        let cli = custos_service::Principal::cli();
+        let fail = |e: custos_service::ServiceError| format!("the retention run failed: {e}");
+        let last = self.custos.retention_runs(&cli, 1).await.map_err(fail)?;
+        let now = custos_domain::value::to_unix_ms(self.custos.clock().now());
+        let period = i64::try_from(self.every.as_millis()).unwrap_or(i64::MAX);
+        if let Some(r) = last.first()
+            && r.finished_at.is_some()
+            && now.saturating_sub(r.started_ms) < period
+        {
+            return Ok(());
+        }
+        self.custos
+            .retention_run(
+                &cli,
+                custos_service::RunOptions {
+                    scheduled: true,
+                    ..Default::default()
+                },
+                |_, _| {},
+            )
+            .await
+            .map(|_| ())
+            .map_err(fail)
+    }
+}

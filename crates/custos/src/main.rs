@@ -7,6 +7,7 @@ mod jobs;
 mod keyprovider;
 mod migrate;
 mod ops;
+mod retention;
 mod setup;
 
 use clap::Parser;

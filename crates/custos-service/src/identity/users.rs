@@ -110,20 +110,8 @@ impl Custos {
         record: Uuid,
         plain: &[u8],
     ) -> Result<Vec<u8>> {
-        let key = self
-            .inner
-            .keys
-            .write_key(tx, user, "user", self.now_ms())
-            .await?;
-        let (u, r) = (user.to_string(), record.to_string());
-        let ctx = SealContext {
-            tenant: self.inner.keys.tenant(),
-            entity: "user",
-            field,
-            record_id: &r,
-            subject_id: &u,
-        };
-        Ok(seal(&key, &ctx, plain)?)
+        self.seal_for_subject(tx, "user", user, field, record, plain)
+            .await
     }
 
     /// Opens what [`Custos::seal_for_user`] sealed (`None` if it cannot be).
@@ -135,12 +123,54 @@ impl Custos {
         record: Uuid,
         sealed: &[u8],
     ) -> Option<String> {
-        let keys = self.inner.keys.subject_keys(tx, user, "user").await.ok()?;
-        let k = keys.get(sealed_key_version(sealed).ok()?).ok()?;
-        let (u, r) = (user.to_string(), record.to_string());
+        self.open_for_subject(tx, "user", user, field, record, sealed)
+            .await
+    }
+
+    /// Seals a small value about a data subject of `kind` (`user`,
+    /// `contact`) under their data key, bound to `field` and `record`.
+    pub(crate) async fn seal_for_subject(
+        &self,
+        tx: &mut dyn Tx,
+        kind: &'static str,
+        subject: Uuid,
+        field: &str,
+        record: Uuid,
+        plain: &[u8],
+    ) -> Result<Vec<u8>> {
+        let key = self
+            .inner
+            .keys
+            .write_key(tx, subject, kind, self.now_ms())
+            .await?;
+        let (u, r) = (subject.to_string(), record.to_string());
         let ctx = SealContext {
             tenant: self.inner.keys.tenant(),
-            entity: "user",
+            entity: kind,
+            field,
+            record_id: &r,
+            subject_id: &u,
+        };
+        Ok(seal(&key, &ctx, plain)?)
+    }
+
+    /// Opens what [`Custos::seal_for_subject`] sealed (`None` if it cannot
+    /// be: the person was erased, or the bytes were altered).
+    pub(crate) async fn open_for_subject(
+        &self,
+        tx: &mut dyn Tx,
+        kind: &'static str,
+        subject: Uuid,
+        field: &str,
+        record: Uuid,
+        sealed: &[u8],
+    ) -> Option<String> {
+        let keys = self.inner.keys.subject_keys(tx, subject, kind).await.ok()?;
+        let k = keys.get(sealed_key_version(sealed).ok()?).ok()?;
+        let (u, r) = (subject.to_string(), record.to_string());
+        let ctx = SealContext {
+            tenant: self.inner.keys.tenant(),
+            entity: kind,
             field,
             record_id: &r,
             subject_id: &u,

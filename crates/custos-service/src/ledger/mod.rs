@@ -762,13 +762,41 @@ impl Custos {
             ));
         }
         found.reverse();
+        drop(tx);
+        let export = self.prove_leaves(note, verifier_key, &found).await?;
+        let (first, last) = (found[0], found[found.len() - 1]);
+        self.append_alone(Event::new(p, "audit.export").detail(format!(
+            "count={} first={first} last={last} size={size}",
+            export.leaves.len()
+        )))
+        .await?;
+        Ok(export)
+    }
+
+    /// The leaves at `indexes` (ascending), each with its inclusion proof
+    /// against the signed checkpoint `note`, checked before they are handed
+    /// out: an export, a purge certificate.
+    pub(crate) async fn prove_leaves(
+        &self,
+        note: String,
+        verifier_key: String,
+        indexes: &[u64],
+    ) -> Result<LedgerExport> {
+        let cp = verify_checkpoint(&note, &verifier_key).map_err(internal)?;
+        let size = cp.size;
+        if let Some(i) = indexes.iter().find(|&&i| i >= size) {
+            return Err(internal(format!(
+                "leaf {i} is not covered by the checkpoint of size {size}"
+            )));
+        }
+        let mut tx = self.inner.store.begin_read().await?;
         let mut cache = CachedNodes {
             nodes: HashMap::new(),
         };
-        let mut leaves = Vec::with_capacity(found.len());
-        // Every matching leaf in a few queries, whatever their indexes.
-        let rows = tx.ledger_leaves_at(&found).await?;
-        if let Some(gone) = found
+        let mut leaves = Vec::with_capacity(indexes.len());
+        // Every leaf in a few queries, whatever their indexes.
+        let rows = tx.ledger_leaves_at(indexes).await?;
+        if let Some(gone) = indexes
             .iter()
             .find(|i| rows.binary_search_by_key(*i, |l| l.index).is_err())
         {
@@ -795,13 +823,6 @@ impl Custos {
                 proof,
             });
         }
-        drop(tx);
-        let (first, last) = (found[0], found[found.len() - 1]);
-        self.append_alone(Event::new(p, "audit.export").detail(format!(
-            "count={} first={first} last={last} size={size}",
-            leaves.len()
-        )))
-        .await?;
         Ok(LedgerExport {
             checkpoint: note,
             verifier_key,

@@ -5,4 +5,6 @@
 
 pub(crate) mod consent;
 pub(crate) mod dsar;
+pub(crate) mod holds;
 pub(crate) mod outcome;
+pub(crate) mod retention;

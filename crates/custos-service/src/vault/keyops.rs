@@ -244,6 +244,16 @@ impl Custos {
         if keys.iter().all(|k| k.wrapped_key.is_none()) {
             return Err(ServiceError::Gone("person"));
         }
+        let flags = crate::privacy::dsar::flags_in_force(tx.as_mut(), &[subject]).await?;
+        if flags
+            .iter()
+            .any(|(_, f)| *f == custos_domain::dsar::Flag::LegalHold)
+        {
+            return Err(ServiceError::Conflict(
+                "a legal hold is in force on this person: lift it first (Privacy › Retention)"
+                    .into(),
+            ));
+        }
         let report = self.shred_in(tx.as_mut(), subject).await?;
         let detail = report
             .shredded

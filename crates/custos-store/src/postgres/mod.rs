@@ -607,6 +607,34 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn retention_runs_resume_and_finish() {
+        let Some((server, name, store)) = scratch("the PostgreSQL retention runs test").await
+        else {
+            return;
+        };
+        crate::shared_tests::retention_runs_resume_and_finish(&store).await;
+        drop_scratch(&server, &name, store).await;
+    }
+
+    #[tokio::test]
+    async fn legal_holds_place_and_lift() {
+        let Some((server, name, store)) = scratch("the PostgreSQL legal holds test").await else {
+            return;
+        };
+        crate::shared_tests::legal_holds_place_and_lift(&store).await;
+        drop_scratch(&server, &name, store).await;
+    }
+
+    #[tokio::test]
+    async fn not_null_finds_records_with_a_value() {
+        let Some((server, name, store)) = scratch("the PostgreSQL NotNull test").await else {
+            return;
+        };
+        crate::shared_tests::not_null_finds_records_with_a_value(&store).await;
+        drop_scratch(&server, &name, store).await;
+    }
+
+    #[tokio::test]
     async fn snapshot_says_to_use_pg_dump() {
         let Some((server, name, store)) = scratch("the PostgreSQL snapshot test").await else {
             return;

@@ -809,6 +809,24 @@ mod tests {
         crate::shared_tests::flag_counts_count_subjects_in_force(&store).await;
     }
 
+    #[tokio::test]
+    async fn retention_runs_resume_and_finish() {
+        let store = SqliteStore::memory().await.expect("open");
+        crate::shared_tests::retention_runs_resume_and_finish(&store).await;
+    }
+
+    #[tokio::test]
+    async fn legal_holds_place_and_lift() {
+        let store = SqliteStore::memory().await.expect("open");
+        crate::shared_tests::legal_holds_place_and_lift(&store).await;
+    }
+
+    #[tokio::test]
+    async fn not_null_finds_records_with_a_value() {
+        let store = SqliteStore::memory().await.expect("open");
+        crate::shared_tests::not_null_finds_records_with_a_value(&store).await;
+    }
+
     /// A leaf appended in a write transaction: its ledger rows wait in the
     /// transaction's pending batch until commit.
     async fn append_one(tx: &mut dyn Tx, index: u64, what: &str) {

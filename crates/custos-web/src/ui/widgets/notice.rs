@@ -5,7 +5,8 @@
 use crate::ui::fields;
 use custos_domain::Entity;
 use custos_domain::inventory::{
-    self, DataCategory, FieldDecl, LawfulBasis, Protection, Retention, Source, SubjectType,
+    self, DataCategory, Disposal, FieldDecl, LawfulBasis, Protection, Retention, Source,
+    SubjectType,
 };
 
 /// What the notice says about one kind of personal data.
@@ -78,13 +79,24 @@ pub fn retention_words(r: Retention) -> String {
         Retention::WhileRelationship => {
             "while you are our customer, or until you ask us to erase it".into()
         }
-        Retention::YearsAfter { years, anchor } => {
+        Retention::YearsAfter {
+            years,
+            anchor,
+            then,
+        } => {
             let from = match anchor {
-                "completed_at" => "the order is completed",
-                "closed_at" => "your request is answered",
-                other => return format!("{years} years after {}", fields::humanize(other)),
+                "completed_at" => "the order is completed".to_string(),
+                "closed_at" => "your request is answered".to_string(),
+                "occurred_at" => "it happened".to_string(),
+                other => fields::humanize(other).to_lowercase(),
             };
-            format!("{years} years after {from}, then deleted")
+            let fate = match then {
+                Disposal::Delete => "then deleted",
+                Disposal::Anonymise => {
+                    "then anonymised: what identifies you is destroyed, amounts are kept for accounting"
+                }
+            };
+            format!("{years} years after {from}, {fate}")
         }
         Retention::WhileAccount => "while the staff account exists".into(),
     }

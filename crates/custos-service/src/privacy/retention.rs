@@ -1,0 +1,660 @@
+//! The retention purge: the policies the inventory declares
+//! ([`custos_domain::retention`]) applied to the records whose period is
+//! over. A run works policy by policy, a batch at a time, and commits each
+//! batch with its audit leaves and its progress, so a run stopped by a crash
+//! is finished by the next one (the cut-offs stay those of the run's start,
+//! so the end state is the same). Records of a person under legal hold are
+//! skipped and counted. A finished run yields a purge certificate: the counts
+//! per policy, the run's first and last ledger leaves and a signed checkpoint
+//! covering them, with inclusion proofs, which an auditor checks offline
+//! (`examples/auditor/verify_certificate.py`).
+
+use crate::ledger::audit::{Event, format_timestamp_ms};
+use crate::privacy::dsar::flags_in_force;
+use crate::{Custos, Principal, Result, ServiceError};
+use custos_domain::Role;
+use custos_domain::dsar::Flag;
+use custos_domain::inventory::Disposal;
+use custos_domain::retention::{self, Policy};
+use custos_store::prelude::*;
+use custos_store::{Condition, ListQuery, RetentionRunRow, Sort, SqlValue, StoredRow};
+use serde::{Deserialize, Serialize};
+use std::collections::HashSet;
+use uuid::Uuid;
+
+/// Records per batch of a run unless the caller says otherwise.
+pub const DEFAULT_BATCH: u32 = 500;
+/// How many due records a preview lists per policy.
+pub const PREVIEW_FIRST: usize = 10;
+/// The version of every policy while policies are the inventory's defaults
+/// (editing them, with versions, comes later).
+const POLICY_VERSION: u32 = 1;
+/// The certificate format's name.
+pub const CERTIFICATE_FORMAT: &str = "custos-purge-certificate/1";
+
+/// How a run goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RunOptions {
+    /// Records per transaction (1 to 10,000).
+    pub batch: u32,
+    /// A pause after each batch, to spare a busy database.
+    pub pause: std::time::Duration,
+    /// Whether the schedule started it: it is then recorded as the
+    /// system's, not the caller's.
+    pub scheduled: bool,
+}
+
+impl Default for RunOptions {
+    fn default() -> RunOptions {
+        RunOptions {
+            batch: DEFAULT_BATCH,
+            pause: std::time::Duration::ZERO,
+            scheduled: false,
+        }
+    }
+}
+
+/// What one policy would do (a preview) or did (a run).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PolicyOutcome {
+    /// The policy's name, e.g. `orders.completed_at.2y`.
+    pub policy: String,
+    /// The entity it governs (`order`, …).
+    pub entity: String,
+    /// Its period in years.
+    pub years: u32,
+    /// The timestamp the period runs from.
+    pub anchor: String,
+    /// `delete` or `anonymise`.
+    pub disposal: String,
+    /// The policy's version.
+    pub version: u32,
+    /// Records whose anchor is before this are due (RFC 3339).
+    pub cutoff: String,
+    /// Records purged (a preview: that would be).
+    pub purged: u64,
+    /// Due records kept because their person is under legal hold.
+    pub held: u64,
+}
+
+/// One due record in a preview: ids and dates, never values.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DueRecord {
+    /// The record.
+    pub id: Uuid,
+    /// Its anchor (RFC 3339).
+    pub anchor: String,
+    /// Whether a legal hold keeps it.
+    pub held: bool,
+}
+
+/// What a run would purge now, per policy.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RetentionPreview {
+    /// When the preview was computed (RFC 3339).
+    pub at: String,
+    /// Per policy: the counts, and its first due records.
+    pub policies: Vec<(PolicyOutcome, Vec<DueRecord>)>,
+}
+
+/// A finished run, as `custos retention run` and the UI report it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RetentionRunReport {
+    /// The run.
+    pub id: Uuid,
+    /// Whether it finished a run a crash had stopped.
+    pub resumed: bool,
+    /// Its purge certificate (JSON).
+    pub certificate: PurgeCertificate,
+}
+
+/// One run in the list of past runs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RetentionRunSummary {
+    /// The run.
+    pub id: Uuid,
+    /// Started (RFC 3339).
+    pub started_at: String,
+    /// Started (Unix ms).
+    pub started_ms: i64,
+    /// Finished (RFC 3339); `None` while it runs or after a crash.
+    pub finished_at: Option<String>,
+    /// Who started it.
+    pub actor: String,
+    /// Records purged, over every policy.
+    pub purged: u64,
+    /// Records held.
+    pub held: u64,
+}
+
+/// The evidence of one run: what was purged under which policy, and where
+/// in the ledger, under a signed checkpoint.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PurgeCertificate {
+    /// [`CERTIFICATE_FORMAT`].
+    pub format: String,
+    /// The run.
+    pub run_id: Uuid,
+    /// Who started it.
+    pub actor: String,
+    /// Started (RFC 3339).
+    pub started_at: String,
+    /// Finished (RFC 3339).
+    pub finished_at: String,
+    /// Per policy: the counts.
+    pub policies: Vec<PolicyOutcome>,
+    /// Where the run is in the ledger, and the proof.
+    pub ledger: CertificateLedger,
+}
+
+/// The ledger part of a certificate.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CertificateLedger {
+    /// Index of the leaf that recorded the run's start.
+    pub first_index: u64,
+    /// Index of the leaf that recorded its end, with the counts.
+    pub last_index: u64,
+    /// A signed checkpoint (C2SP signed note) covering both.
+    pub checkpoint: String,
+    /// The key that verifies it (get it from the operator as well: a
+    /// verifier trusts its own copy, not this one).
+    pub verifier_key: String,
+    /// The checkpoint's tree size.
+    pub tree_size: u64,
+    /// The first and last leaves with their inclusion proofs.
+    pub leaves: Vec<CertificateLeaf>,
+}
+
+/// A leaf in a certificate.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CertificateLeaf {
+    /// Its index.
+    pub index: u64,
+    /// The exact leaf bytes, base64.
+    pub data: String,
+    /// SHA-256(0x00 ‖ data), hex.
+    pub leaf_hash: String,
+    /// RFC 9162 inclusion proof in the checkpoint's tree, bottom up, hex.
+    pub inclusion_proof: Vec<String>,
+}
+
+/// A run's saved progress: per policy, how far it got.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+struct RunState {
+    /// The run's "now": cut-offs are computed from it, also on resume.
+    at_ms: i64,
+    policies: Vec<PolicyState>,
+    /// The leaf that recorded the end, once appended.
+    #[serde(default)]
+    last_leaf: Option<u64>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct PolicyState {
+    outcome: PolicyOutcome,
+    /// The (anchor ms, id) of the last record passed.
+    after: Option<(i64, Uuid)>,
+    done: bool,
+}
+
+fn outcome_of(p: &Policy, at: time::OffsetDateTime) -> PolicyOutcome {
+    PolicyOutcome {
+        policy: p.name(),
+        entity: p.entity.name().to_string(),
+        years: p.years,
+        anchor: p.anchor.to_string(),
+        disposal: p.then.as_str().to_string(),
+        version: POLICY_VERSION,
+        cutoff: format_timestamp_ms(p.cutoff(at)),
+        purged: 0,
+        held: 0,
+    }
+}
+
+/// The conditions of a policy's due records: an anchor before the cut-off
+/// and, for anonymising, a value left to destroy (so a record is done once).
+fn due_conditions(p: &Policy, cutoff_ms: i64) -> Vec<Condition> {
+    let mut c = vec![
+        Condition::NotNull(p.anchor),
+        Condition::SortKeyBefore(p.anchor, SqlValue::Int(cutoff_ms)),
+    ];
+    if p.then == Disposal::Anonymise {
+        c.push(Condition::Or(
+            p.erased().map(|f| Condition::NotNull(f.name)).collect(),
+        ));
+    }
+    c
+}
+
+fn internal(e: impl std::fmt::Display) -> ServiceError {
+    ServiceError::Internal(format!("retention: {e}"))
+}
+
+/// A record's anchor (Unix ms); due records always have one.
+fn anchor_ms(r: &StoredRow, p: &Policy) -> i64 {
+    match r.get(p.anchor) {
+        SqlValue::Int(ms) => *ms,
+        _ => 0,
+    }
+}
+
+fn ms_of(t: time::OffsetDateTime) -> i64 {
+    custos_domain::value::to_unix_ms(t)
+}
+
+fn time_of(ms: i64) -> time::OffsetDateTime {
+    custos_domain::value::from_unix_ms(ms).unwrap_or(time::OffsetDateTime::UNIX_EPOCH)
+}
+
+impl Custos {
+    fn require_retention(&self, p: &Principal) -> bool {
+        matches!(p.role, Role::Admin | Role::PrivacyOfficer)
+    }
+
+    async fn retention_refused(&self, p: &Principal, action: &str) -> ServiceError {
+        let msg = "retention is run by an administrator or the privacy officer".to_string();
+        self.refuse(p, action, msg).await
+    }
+
+    /// One batch of a policy's due records after `after`.
+    async fn due_batch(
+        &self,
+        tx: &mut dyn Tx,
+        p: &Policy,
+        cutoff_ms: i64,
+        after: Option<(i64, Uuid)>,
+        limit: u32,
+    ) -> Result<Vec<StoredRow>> {
+        let q = ListQuery {
+            entity: p.entity,
+            conditions: due_conditions(p, cutoff_ms),
+            sort: Sort {
+                field: p.anchor,
+                descending: false,
+            },
+            after: after.map(|(ms, id)| (SqlValue::Int(ms), id)),
+            limit,
+        };
+        Ok(tx.list_records(&q).await?)
+    }
+
+    /// The subjects among `rows` a legal hold keeps.
+    async fn held_among(&self, tx: &mut dyn Tx, rows: &[StoredRow]) -> Result<HashSet<Uuid>> {
+        let subjects: Vec<Uuid> = rows.iter().filter_map(|r| r.subject_id).collect();
+        if subjects.is_empty() {
+            return Ok(HashSet::new());
+        }
+        Ok(flags_in_force(tx, &subjects)
+            .await?
+            .into_iter()
+            .filter(|(_, f)| *f == Flag::LegalHold)
+            .map(|(s, _)| s)
+            .collect())
+    }
+
+    /// What a run would purge now: per policy, the counts and the first
+    /// due records (ids and dates). Reads only ids, dates and flags; the
+    /// preview itself is audited.
+    pub async fn retention_preview(&self, p: &Principal) -> Result<RetentionPreview> {
+        if !self.require_retention(p) {
+            return Err(self.retention_refused(p, "retention.preview").await);
+        }
+        let at = self.now();
+        let mut tx = self.inner.store.begin_read().await?;
+        let mut out = Vec::new();
+        for policy in retention::policies() {
+            let cutoff = ms_of(policy.cutoff(at));
+            let mut outcome = outcome_of(&policy, at);
+            let mut first = Vec::new();
+            let mut after = None;
+            loop {
+                let rows = self
+                    .due_batch(tx.as_mut(), &policy, cutoff, after, DEFAULT_BATCH)
+                    .await?;
+                let held = self.held_among(tx.as_mut(), &rows).await?;
+                for r in &rows {
+                    let kept = r.subject_id.is_some_and(|s| held.contains(&s));
+                    if kept {
+                        outcome.held += 1;
+                    } else {
+                        outcome.purged += 1;
+                    }
+                    if first.len() < PREVIEW_FIRST {
+                        first.push(DueRecord {
+                            id: r.id,
+                            anchor: format_timestamp_ms(time_of(anchor_ms(r, &policy))),
+                            held: kept,
+                        });
+                    }
+                }
+                match rows.last() {
+                    Some(last) if rows.len() == DEFAULT_BATCH as usize => {
+                        after = Some((anchor_ms(last, &policy), last.id));
+                    }
+                    _ => break,
+                }
+            }
+            out.push((outcome, first));
+        }
+        drop(tx);
+        let detail = out
+            .iter()
+            .map(|(o, _)| format!("{}=due:{},held:{}", o.policy, o.purged, o.held))
+            .collect::<Vec<_>>()
+            .join(" ");
+        self.append_alone(Event::new(p, "retention.preview").detail(detail))
+            .await?;
+        Ok(RetentionPreview {
+            at: format_timestamp_ms(at),
+            policies: out,
+        })
+    }
+
+    /// Runs the purge (or finishes the run a crash stopped): every policy,
+    /// a batch of records per transaction, each purged record audited, then
+    /// a signed checkpoint and the certificate. `progress(done, total)` is
+    /// called after each batch.
+    pub async fn retention_run(
+        &self,
+        p: &Principal,
+        options: RunOptions,
+        mut progress: impl FnMut(u64, u64) + Send,
+    ) -> Result<RetentionRunReport> {
+        if !self.require_retention(p) {
+            return Err(self.retention_refused(p, "retention.run").await);
+        }
+        let batch = options.batch.clamp(1, 10_000);
+        let actor = if options.scheduled {
+            "system".to_string()
+        } else {
+            p.actor()
+        };
+        let event = |action: &str| Event::new(p, action).actor(actor.clone());
+        // Start a run, or take up the one a crash left.
+        let mut tx = self.inner.store.begin().await?;
+        let (run, mut state, resumed) = match tx.unfinished_retention_run().await? {
+            Some(run) => {
+                let state: RunState = serde_json::from_str(&run.state).map_err(internal)?;
+                drop(tx);
+                (run, state, true)
+            }
+            None => {
+                let at = self.now();
+                let id = Uuid::now_v7();
+                let state = RunState {
+                    at_ms: ms_of(at),
+                    policies: retention::policies()
+                        .iter()
+                        .map(|p| PolicyState {
+                            outcome: outcome_of(p, at),
+                            after: None,
+                            done: false,
+                        })
+                        .collect(),
+                    last_leaf: None,
+                };
+                let first = self
+                    .append(
+                        tx.as_mut(),
+                        event("retention.start").detail(format!("run={id}")),
+                    )
+                    .await?;
+                let run = RetentionRunRow {
+                    id,
+                    started_at: state.at_ms,
+                    finished_at: None,
+                    actor: actor.clone(),
+                    first_leaf: first as i64,
+                    state: serde_json::to_string(&state).map_err(internal)?,
+                    certificate: None,
+                };
+                tx.insert_retention_run(&run).await?;
+                tx.commit().await?;
+                (run, state, false)
+            }
+        };
+        let at = time_of(state.at_ms);
+        let policies = retention::policies();
+        // The work left, for the progress bar.
+        let mut total = 0;
+        let mut done = 0;
+        {
+            let mut tx = self.inner.store.begin_read().await?;
+            for (policy, st) in policies.iter().zip(&state.policies) {
+                done += st.outcome.purged + st.outcome.held;
+                if !st.done {
+                    let cutoff = ms_of(policy.cutoff(at));
+                    total += tx
+                        .count_records(policy.entity, &due_conditions(policy, cutoff))
+                        .await?;
+                }
+            }
+            total += done;
+        }
+        progress(done, total);
+        for (i, policy) in policies.iter().enumerate() {
+            let Some(st) = state.policies.get(i) else {
+                return Err(internal(
+                    "the saved run has fewer policies than this version",
+                ));
+            };
+            if st.outcome.policy != policy.name() {
+                return Err(internal(format!(
+                    "the saved run's policy {} is not this version's {}",
+                    st.outcome.policy,
+                    policy.name()
+                )));
+            }
+            if st.done {
+                continue;
+            }
+            let cutoff = ms_of(policy.cutoff(at));
+            loop {
+                let mut tx = self.inner.store.begin().await?;
+                let after = state.policies[i].after;
+                let rows = self
+                    .due_batch(tx.as_mut(), policy, cutoff, after, batch)
+                    .await?;
+                let held = self.held_among(tx.as_mut(), &rows).await?;
+                let mut shredded = Vec::new();
+                for r in &rows {
+                    if r.subject_id.is_some_and(|s| held.contains(&s)) {
+                        state.policies[i].outcome.held += 1;
+                        continue;
+                    }
+                    self.dispose(tx.as_mut(), policy, r).await?;
+                    if policy.entity.subject_field() == Some("id") {
+                        shredded.push(r.id);
+                    }
+                    self.append(
+                        tx.as_mut(),
+                        event("retention.purge")
+                            .subject(r.subject_id)
+                            .record(policy.entity, r.id)
+                            .detail(format!(
+                                "run={} policy={} then={}",
+                                run.id,
+                                policy.name(),
+                                policy.then.as_str()
+                            )),
+                    )
+                    .await?;
+                    state.policies[i].outcome.purged += 1;
+                }
+                let st = &mut state.policies[i];
+                match rows.last() {
+                    Some(last) => {
+                        st.after = Some((anchor_ms(last, policy), last.id));
+                        st.done = rows.len() < batch as usize;
+                    }
+                    None => st.done = true,
+                }
+                let finished = st.done;
+                tx.save_retention_run(
+                    run.id,
+                    &serde_json::to_string(&state).map_err(internal)?,
+                    None,
+                )
+                .await?;
+                tx.commit().await?;
+                for s in shredded {
+                    self.inner.keys.forget(&s);
+                    self.journal_erasure(s);
+                }
+                done += rows.len() as u64;
+                progress(done, total.max(done));
+                if finished {
+                    break;
+                }
+                if !options.pause.is_zero() {
+                    tokio::time::sleep(options.pause).await;
+                }
+            }
+        }
+        // The end, with the counts, in the ledger; then a checkpoint over it.
+        let last = match state.last_leaf {
+            Some(l) => l,
+            None => {
+                let mut tx = self.inner.store.begin().await?;
+                let counts = state
+                    .policies
+                    .iter()
+                    .map(|p| {
+                        format!(
+                            "{}=purged:{},held:{}",
+                            p.outcome.policy, p.outcome.purged, p.outcome.held
+                        )
+                    })
+                    .collect::<Vec<_>>()
+                    .join(" ");
+                let last = self
+                    .append(
+                        tx.as_mut(),
+                        event("retention.finish").detail(format!("run={} {counts}", run.id)),
+                    )
+                    .await?;
+                state.last_leaf = Some(last);
+                tx.save_retention_run(
+                    run.id,
+                    &serde_json::to_string(&state).map_err(internal)?,
+                    None,
+                )
+                .await?;
+                tx.commit().await?;
+                last
+            }
+        };
+        let note = self.ledger_checkpoint().await?;
+        let key = self.ledger_verifier_key()?;
+        let first = u64::try_from(run.first_leaf).map_err(internal)?;
+        let proved = self.prove_leaves(note, key, &[first, last]).await?;
+        let finished_at = self.now();
+        let certificate = PurgeCertificate {
+            format: CERTIFICATE_FORMAT.to_string(),
+            run_id: run.id,
+            actor: run.actor.clone(),
+            started_at: format_timestamp_ms(time_of(run.started_at)),
+            finished_at: format_timestamp_ms(finished_at),
+            policies: state.policies.iter().map(|p| p.outcome.clone()).collect(),
+            ledger: CertificateLedger {
+                first_index: first,
+                last_index: last,
+                checkpoint: proved.checkpoint,
+                verifier_key: proved.verifier_key,
+                tree_size: proved.size,
+                leaves: proved
+                    .leaves
+                    .iter()
+                    .map(|l| CertificateLeaf {
+                        index: l.index,
+                        data: base64::Engine::encode(
+                            &base64::engine::general_purpose::STANDARD,
+                            &l.data,
+                        ),
+                        leaf_hash: hex::encode(l.leaf_hash),
+                        inclusion_proof: l.proof.iter().map(hex::encode).collect(),
+                    })
+                    .collect(),
+            },
+        };
+        let json = serde_json::to_string(&certificate).map_err(internal)?;
+        let mut tx = self.inner.store.begin().await?;
+        tx.save_retention_run(
+            run.id,
+            &serde_json::to_string(&state).map_err(internal)?,
+            Some((ms_of(finished_at), &json)),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(RetentionRunReport {
+            id: run.id,
+            resumed,
+            certificate,
+        })
+    }
+
+    /// Deletes or anonymises one due record, as its policy says.
+    async fn dispose(&self, tx: &mut dyn Tx, policy: &Policy, r: &StoredRow) -> Result<()> {
+        match policy.then {
+            Disposal::Delete => {
+                tx.delete_record(policy.entity, r.id).await?;
+                // A record that is its own data subject (a privacy request)
+                // takes its data key with it.
+                if policy.entity.subject_field() == Some("id") {
+                    tx.shred_subject_key(r.id, self.now_ms()).await?;
+                }
+            }
+            Disposal::Anonymise => {
+                let cleared: Vec<(&'static str, SqlValue)> =
+                    policy.erased().map(|f| (f.name, SqlValue::Null)).collect();
+                tx.update_record(policy.entity, r.id, &cleared).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The past runs, newest first.
+    pub async fn retention_runs(
+        &self,
+        p: &Principal,
+        limit: u32,
+    ) -> Result<Vec<RetentionRunSummary>> {
+        if !self.require_retention(p) && p.role != Role::Auditor {
+            return Err(self.retention_refused(p, "retention.list").await);
+        }
+        let mut tx = self.inner.store.begin_read().await?;
+        let runs = tx.list_retention_runs(limit.clamp(1, 500)).await?;
+        runs.into_iter()
+            .map(|r| {
+                let state: RunState = serde_json::from_str(&r.state).map_err(internal)?;
+                Ok(RetentionRunSummary {
+                    id: r.id,
+                    started_at: format_timestamp_ms(time_of(r.started_at)),
+                    started_ms: r.started_at,
+                    finished_at: r.finished_at.map(|f| format_timestamp_ms(time_of(f))),
+                    actor: r.actor,
+                    purged: state.policies.iter().map(|p| p.outcome.purged).sum(),
+                    held: state.policies.iter().map(|p| p.outcome.held).sum(),
+                })
+            })
+            .collect()
+    }
+
+    /// The certificate of a finished run.
+    pub async fn retention_certificate(&self, p: &Principal, id: Uuid) -> Result<PurgeCertificate> {
+        if !self.require_retention(p) && p.role != Role::Auditor {
+            return Err(self.retention_refused(p, "retention.certificate").await);
+        }
+        let mut tx = self.inner.store.begin_read().await?;
+        let run = tx
+            .get_retention_run(id)
+            .await?
+            .ok_or(ServiceError::NotFound("retention run"))?;
+        let Some(json) = run.certificate else {
+            return Err(ServiceError::Conflict(
+                "this run has not finished; run `custos retention run` to finish it".into(),
+            ));
+        };
+        serde_json::from_str(&json).map_err(internal)
+    }
+}
