@@ -52,8 +52,8 @@ pub use privacy::outcome::{
 };
 pub use privacy::retention::{
     CERTIFICATE_FORMAT, CertificateLeaf, CertificateLedger, DEFAULT_BATCH as RETENTION_BATCH,
-    DueRecord, PolicyOutcome, PurgeCertificate, RetentionPreview, RetentionRunReport,
-    RetentionRunSummary, RunOptions,
+    DueRecord, PolicyOutcome, PolicyPreview, PurgeCertificate, RetentionPreview,
+    RetentionRunReport, RetentionRunSummary, RunOptions,
 };
 pub use vault::keyops::{
     BackupInfo, ErasureJournal, ErasureReport, KeyReport, MasterVersionStatus,

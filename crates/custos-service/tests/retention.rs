@@ -132,12 +132,12 @@ async fn due_records_are_purged_held_and_young_ones_kept_and_the_certificate_ver
     clock.set(datetime!(2026-12-31 08:00 UTC));
     let preview = c.retention_preview(&p).await.unwrap();
     let count = |name: &str| {
-        let (o, first) = preview
+        let p = preview
             .policies
             .iter()
-            .find(|(o, _)| o.policy == name)
+            .find(|p| p.outcome.policy == name)
             .unwrap();
-        (o.purged, o.held, first.len())
+        (p.outcome.purged, p.outcome.held, p.first.len())
     };
     assert_eq!(count("orders.completed_at.2y"), (1, 1, 2));
     assert_eq!(count("activities.occurred_at.2y"), (1, 0, 1));

@@ -36,15 +36,15 @@ pub async fn command(paths: &Paths, cmd: RetentionCommand) -> Result<ExitCode> {
             custos.retention_preview(&cli).await.map(|preview| {
                 println!("Dry run at {}: nothing was changed.", preview.at);
                 let rows: Vec<PolicyOutcome> =
-                    preview.policies.iter().map(|(o, _)| o.clone()).collect();
+                    preview.policies.iter().map(|p| p.outcome.clone()).collect();
                 table(&rows, "would purge");
-                for (o, first) in &preview.policies {
-                    if first.is_empty() {
+                for p in &preview.policies {
+                    if p.first.is_empty() {
                         continue;
                     }
                     println!();
-                    println!("first due under {}:", o.policy);
-                    for r in first {
+                    println!("first due under {}:", p.outcome.policy);
+                    for r in &p.first {
                         let held = if r.held { "  (held)" } else { "" };
                         println!("  {}  {}{held}", r.id, r.anchor);
                     }

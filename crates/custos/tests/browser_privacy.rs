@@ -289,6 +289,61 @@ async fn privacy_requests_and_the_portal_in_the_browser() {
     run.check("privacy overview", Some("privacy-15-overview"), true)
         .await;
 
+    // Retention: Grace's order, completed long ago, is purged by a run from
+    // the page; Ada's, as old but under a legal hold placed from her page,
+    // is kept; the run's certificate is a page of its own.
+    let grace = person(&s, &sales, "Grace", "Hopper", "grace@navy.example").await;
+    let old_order = |who: &str, address: &str| {
+        json!({"contact_id": who, "status": "completed", "total": "10.00", "currency": "GBP",
+            "shipping_address": address, "placed_at": "2020-01-01T10:00:00Z", "completed_at": "2020-01-02T10:00:00Z"})
+    };
+    let graces = api_post(
+        &s,
+        &sales,
+        "/api/v1/orders",
+        old_order(&grace, "1 Navy Yard"),
+    )
+    .await;
+    let adas = api_post(
+        &s,
+        &sales,
+        "/api/v1/orders",
+        old_order(&ada, "2 Ockham Park"),
+    )
+    .await;
+    run.go(&format!("/app/contacts/{ada}")).await;
+    run.wait_for("Place a legal hold").await;
+    run.c
+        .find(Locator::LinkText("Place a legal hold"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    run.wait_for("Place a legal hold on Ada Lovelace").await;
+    run.check("retention: hold form", Some("privacy-18-hold-form"), true)
+        .await;
+    run.fill("#f-reason", "Claim 2026/17: keep the order records")
+        .await;
+    run.click("#hold button.primary").await;
+    run.wait_for("Legal hold placed").await;
+    run.go("/app/privacy/retention").await;
+    let html = run.wait_for("Legal holds in force").await;
+    assert!(html.contains("Claim 2026/17"), "the hold is listed");
+    run.check("retention", Some("privacy-19-retention"), true)
+        .await;
+    run.click("#f-confirm").await;
+    run.click("#run button.danger").await;
+    let html = run.wait_for("Retention run finished").await;
+    assert!(html.contains("orders.completed_at.2y"));
+    run.check("purge certificate", Some("privacy-19b-certificate"), true)
+        .await;
+    let path = |o: &serde_json::Value| format!("/api/v1/orders/{}", o["id"].as_str().unwrap());
+    let purged = api_get(&s, &po, &path(&graces)).await;
+    assert!(purged["shipping_address"].is_null(), "purged: {purged}");
+    let held = api_get(&s, &po, &path(&adas)).await;
+    assert_eq!(held["shipping_address"], "2 Ockham Park", "held: {held}");
+
     // A request refused on a legal ground, from its page.
     let r = api_post(
         &s,

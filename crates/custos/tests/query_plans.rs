@@ -463,6 +463,7 @@ async fn every_page_and_list_finds_its_rows_through_indexes() {
         "/app/privacy".into(),
         "/app/privacy/requests".into(),
         format!("/app/privacy/requests/{request}"),
+        "/app/privacy/retention".into(),
     ];
     for (who, client, paths) in [
         ("admin", &admin_ui, ui.as_slice()),

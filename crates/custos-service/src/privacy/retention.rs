@@ -94,7 +94,17 @@ pub struct RetentionPreview {
     /// When the preview was computed (RFC 3339).
     pub at: String,
     /// Per policy: the counts, and its first due records.
-    pub policies: Vec<(PolicyOutcome, Vec<DueRecord>)>,
+    pub policies: Vec<PolicyPreview>,
+}
+
+/// One policy in a preview.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PolicyPreview {
+    /// The counts (`purged`: would be purged).
+    #[serde(flatten)]
+    pub outcome: PolicyOutcome,
+    /// Its first due records, oldest first (at most [`PREVIEW_FIRST`]).
+    pub first: Vec<DueRecord>,
 }
 
 /// A finished run, as `custos retention run` and the UI report it.
@@ -334,12 +344,15 @@ impl Custos {
                     _ => break,
                 }
             }
-            out.push((outcome, first));
+            out.push(PolicyPreview { outcome, first });
         }
         drop(tx);
         let detail = out
             .iter()
-            .map(|(o, _)| format!("{}=due:{},held:{}", o.policy, o.purged, o.held))
+            .map(|p| {
+                let o = &p.outcome;
+                format!("{}=due:{},held:{}", o.policy, o.purged, o.held)
+            })
             .collect::<Vec<_>>()
             .join(" ");
         self.append_alone(Event::new(p, "retention.preview").detail(detail))

@@ -4,6 +4,7 @@ pub mod identity;
 pub mod openapi;
 mod openapi_identity;
 pub mod privacy;
+pub mod retention;
 pub mod roles;
 
 use crate::AppState;
@@ -36,7 +37,8 @@ pub fn router() -> Router<AppState> {
         .route("/api/v1/audit/proof/inclusion", get(inclusion))
         .route("/api/v1/audit/proof/consistency", get(consistency))
         .route("/api/v1/audit/status", get(ledger_status))
-        .merge(privacy::router());
+        .merge(privacy::router())
+        .merge(retention::router());
     r = identity::routes(r);
     r = roles::routes(r);
     for entity in Entity::CRM {

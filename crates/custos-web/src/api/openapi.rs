@@ -327,6 +327,7 @@ pub fn document() -> Value {
         "responses": with(problem_responses(&[401, 403]), "200", json!({"description": "Status", "content": json_content(json!({"type": "object", "properties": {"size": {"type": "integer"}, "root_hex": {"type": "string"}, "bytes": {"type": "integer"}, "checkpoints": {"type": "integer"}, "latest_checkpoint_size": {"type": ["integer", "null"]}}, "required": ["size", "root_hex", "bytes", "checkpoints", "latest_checkpoint_size"]}))}))
     }}));
     privacy_paths(&mut paths, &mut schemas);
+    retention_paths(&mut paths, &mut schemas);
     paths.insert("/healthz".into(), json!({"get": {
         "tags": ["ops"], "summary": "Liveness", "operationId": "healthz", "security": [],
         "description": "Always 200 while the server answers. `status` is `degraded` when the latest run of a background job (signing ledger checkpoints, scheduled backups) failed; `jobs` names each job that has run in this process, with its last success and, while failing, since when and why.",
@@ -513,4 +514,116 @@ fn privacy_paths(paths: &mut Map<String, Value>, schemas: &mut Map<String, Value
         "requestBody": body(json!({"type": "object", "additionalProperties": false, "required": ["email"], "properties": {"email": {"type": "string"}}})),
         "responses": with(problem_responses(&[400, 413, 415, 422]), "202", json!({"description": "Recorded", "content": json_content(json!({"type": "object", "properties": {"status": {"const": "recorded"}}, "required": ["status"]}))}))
     }}));
+}
+
+/// Retention runs, their certificates, and legal holds.
+fn retention_paths(paths: &mut Map<String, Value>, schemas: &mut Map<String, Value>) {
+    let ts = json!({"type": "string", "format": "date-time"});
+    let opt_ts = json!({"type": ["string", "null"], "format": "date-time"});
+    let uuid = json!({"type": "string", "format": "uuid"});
+    let outcome_props = json!({
+        "policy": {"type": "string", "description": "entity.anchor.Ny, e.g. orders.completed_at.2y"},
+        "entity": {"type": "string"}, "years": {"type": "integer"}, "anchor": {"type": "string"},
+        "disposal": {"enum": ["delete", "anonymise"]}, "version": {"type": "integer"},
+        "cutoff": ts, "purged": {"type": "integer"}, "held": {"type": "integer"}
+    });
+    let outcome_required = json!([
+        "policy", "entity", "years", "anchor", "disposal", "version", "cutoff", "purged", "held"
+    ]);
+    schemas.insert("RetentionPolicyOutcome".into(), json!({
+        "type": "object", "description": "What one policy did in a run (or, in a preview, would do: purged = would be purged)",
+        "properties": outcome_props, "required": outcome_required
+    }));
+    let mut preview_props = outcome_props.as_object().cloned().unwrap_or_default();
+    preview_props.insert("first".into(), json!({"type": "array", "description": "the first due records, oldest first: ids and dates, never values",
+        "items": {"type": "object", "properties": {"id": uuid, "anchor": ts, "held": {"type": "boolean"}}, "required": ["id", "anchor", "held"]}}));
+    let mut preview_required = outcome_required.as_array().cloned().unwrap_or_default();
+    preview_required.push(json!("first"));
+    schemas.insert("RetentionPreview".into(), json!({
+        "type": "object",
+        "properties": {"at": ts, "policies": {"type": "array", "items": {"type": "object", "properties": preview_props, "required": preview_required}}},
+        "required": ["at", "policies"]
+    }));
+    let leaf = json!({"type": "object", "properties": {
+        "index": {"type": "integer"}, "data": {"type": "string", "description": "the leaf bytes, base64"},
+        "leaf_hash": {"type": "string"}, "inclusion_proof": {"type": "array", "items": {"type": "string"}}
+    }, "required": ["index", "data", "leaf_hash", "inclusion_proof"]});
+    schemas.insert("PurgeCertificate".into(), json!({
+        "type": "object",
+        "description": "The evidence of one retention run; examples/auditor/verify_certificate.py checks it offline",
+        "properties": {
+            "format": {"const": custos_service::CERTIFICATE_FORMAT}, "run_id": uuid, "actor": {"type": "string"},
+            "started_at": ts, "finished_at": ts,
+            "policies": {"type": "array", "items": {"$ref": "#/components/schemas/RetentionPolicyOutcome"}},
+            "ledger": {"type": "object", "properties": {
+                "first_index": {"type": "integer"}, "last_index": {"type": "integer"},
+                "checkpoint": {"type": "string", "description": "C2SP signed note"}, "verifier_key": {"type": "string"},
+                "tree_size": {"type": "integer"}, "leaves": {"type": "array", "items": leaf}
+            }, "required": ["first_index", "last_index", "checkpoint", "verifier_key", "tree_size", "leaves"]}
+        },
+        "required": ["format", "run_id", "actor", "started_at", "finished_at", "policies", "ledger"]
+    }));
+    schemas.insert("RetentionRun".into(), json!({
+        "type": "object",
+        "properties": {"id": uuid, "started_at": ts, "started_ms": {"type": "integer"}, "finished_at": opt_ts,
+            "actor": {"type": "string"}, "purged": {"type": "integer"}, "held": {"type": "integer"}},
+        "required": ["id", "started_at", "started_ms", "finished_at", "actor", "purged", "held"]
+    }));
+    schemas.insert("LegalHold".into(), json!({
+        "type": "object",
+        "properties": {
+            "id": uuid, "subject_id": uuid, "reason": {"type": ["string", "null"]},
+            "owner_id": {"type": ["string", "null"], "format": "uuid"},
+            "review_on": {"type": "string", "format": "date"}, "review_overdue": {"type": "boolean"},
+            "placed_at": ts, "placed_by": {"type": "string"}, "lifted_at": opt_ts, "lifted_by": {"type": ["string", "null"]}
+        },
+        "required": ["id", "subject_id", "reason", "owner_id", "review_on", "review_overdue", "placed_at", "placed_by", "lifted_at", "lifted_by"]
+    }));
+    let one = |name: &str| json!({"$ref": format!("#/components/schemas/{name}")});
+    let items = |name: &str| json!({"type": "object", "properties": {"items": {"type": "array", "items": one(name)}}, "required": ["items"]});
+    paths.insert("/api/v1/retention/preview".into(), json!({"get": {
+        "tags": ["privacy"], "summary": "What a retention run would purge now, per policy", "operationId": "retention_preview",
+        "responses": with(problem_responses(&[401, 403]), "200", json!({"description": "Counts and the first due records", "content": json_content(one("RetentionPreview"))}))
+    }}));
+    paths.insert("/api/v1/retention/runs".into(), json!({
+        "get": {
+            "tags": ["privacy"], "summary": "Past retention runs, newest first", "operationId": "retention_runs",
+            "parameters": [{"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 500}}],
+            "responses": with(problem_responses(&[401, 403, 422]), "200", json!({"description": "Runs", "content": json_content(items("RetentionRun"))}))
+        },
+        "post": {
+            "tags": ["privacy"], "summary": "Run retention now (or finish a stopped run) and return its certificate", "operationId": "retention_run",
+            "requestBody": {"required": false, "content": json_content(json!({"type": "object", "properties": {"batch": {"type": "integer", "minimum": 1, "maximum": 10000}}, "additionalProperties": false}))},
+            "responses": with(problem_responses(&[401, 403, 422]), "201", json!({"description": "The finished run", "content": json_content(json!({"type": "object", "properties": {"id": uuid, "resumed": {"type": "boolean"}, "certificate": one("PurgeCertificate")}, "required": ["id", "resumed", "certificate"]}))}))
+        }
+    }));
+    paths.insert("/api/v1/retention/runs/{id}/certificate".into(), json!({
+        "parameters": [id_path("id")],
+        "get": {
+            "tags": ["privacy"], "summary": "The purge certificate of a finished run", "operationId": "retention_certificate",
+            "responses": with(problem_responses(&[401, 403, 404, 409, 422]), "200", json!({"description": "The certificate", "content": json_content(one("PurgeCertificate"))}))
+        }
+    }));
+    paths.insert("/api/v1/holds".into(), json!({
+        "get": {
+            "tags": ["privacy"], "summary": "Legal holds in force (or every hold on one person)", "operationId": "holds",
+            "parameters": [{"name": "subject_id", "in": "query", "schema": {"type": "string", "format": "uuid"}}],
+            "responses": with(problem_responses(&[401, 403, 422]), "200", json!({"description": "Holds", "content": json_content(items("LegalHold"))}))
+        },
+        "post": {
+            "tags": ["privacy"], "summary": "Place a legal hold on a person: their records are kept from retention and erasure", "operationId": "hold_place",
+            "requestBody": {"required": true, "content": json_content(json!({"type": "object", "properties": {
+                "subject_id": uuid, "reason": {"type": "string", "minLength": 1, "maxLength": custos_service::HOLD_REASON_MAX},
+                "review_on": {"type": "string", "format": "date"}, "owner_id": uuid
+            }, "required": ["subject_id", "reason"], "additionalProperties": false}))},
+            "responses": with(problem_responses(&[401, 403, 410, 422]), "201", json!({"description": "The hold", "content": json_content(one("LegalHold"))}))
+        }
+    }));
+    paths.insert("/api/v1/holds/{id}/lift".into(), json!({
+        "parameters": [id_path("id")],
+        "post": {
+            "tags": ["privacy"], "summary": "Lift a legal hold", "operationId": "hold_lift",
+            "responses": with(problem_responses(&[401, 403, 404, 409, 422]), "200", json!({"description": "The lifted hold", "content": json_content(one("LegalHold"))}))
+        }
+    }));
 }

@@ -160,6 +160,9 @@ fn privacy_nav(role: Role, section: Section) -> Option<NavGroup> {
     if policy::allows(role, Operation::Read, Entity::Request) {
         items.push(item("Overview", "/app/privacy"));
         items.push(item("Requests", "/app/privacy/requests"));
+        if matches!(role, Role::Admin | Role::PrivacyOfficer) {
+            items.push(item("Retention", "/app/privacy/retention"));
+        }
     } else if policy::allows(role, Operation::Create, Entity::Request) {
         items.push(item("New request", "/app/privacy/requests/new"));
     }

@@ -69,6 +69,9 @@ pub struct ContactPrivacy {
     pub can_record: bool,
     /// The privacy notice version recorded with new entries.
     pub notice_version: &'static str,
+    /// For the privacy officer: the legal holds in force on the person
+    /// (reason, review date) and where to place one.
+    pub holds: Option<(Vec<(String, String)>, String)>,
 }
 
 /// The section for a contact's page, for roles that may record consent.
@@ -135,6 +138,7 @@ pub async fn contact_section(st: &AppState, ctx: &Ctx, contact: Uuid) -> Option<
             .collect(),
         can_record: ctx.may(Operation::Create, Entity::Consent),
         notice_version: custos_service::NOTICE_VERSION,
+        holds: holds_of(st, ctx, contact).await,
     })
 }
 
@@ -165,4 +169,30 @@ pub(super) async fn record_consent(
         Err(ServiceError::Invalid(_)) => redirect_with_flash(&to, "privacy.consent_bad"),
         Err(e) => ctx.error(&st, e).await,
     }
+}
+
+/// The holds in force on a person, for those who place them.
+async fn holds_of(
+    st: &AppState,
+    ctx: &Ctx,
+    contact: Uuid,
+) -> Option<(Vec<(String, String)>, String)> {
+    use custos_domain::Role;
+    if !matches!(ctx.role(), Role::Admin | Role::PrivacyOfficer) {
+        return None;
+    }
+    let holds = st
+        .custos
+        .holds_of(&ctx.caller.principal, contact)
+        .await
+        .ok()?;
+    let in_force = holds
+        .iter()
+        .filter(|h| h.lifted_at.is_none())
+        .map(|h| (h.reason.clone().unwrap_or_default(), h.review_on.clone()))
+        .collect();
+    Some((
+        in_force,
+        format!("/app/privacy/retention?subject={contact}#hold"),
+    ))
 }

@@ -248,6 +248,8 @@ pub(super) struct OverviewPage {
     tiles: Vec<Tile>,
     /// The processing flags in force: (words, how many people).
     flags: Vec<(&'static str, String)>,
+    /// Legal holds in force past their review date.
+    holds_to_review: u64,
     as_of: String,
     new_href: Option<String>,
 }
@@ -271,6 +273,14 @@ pub(super) async fn overview(State(st): State<AppState>, ctx: Ctx) -> Response {
             .await,
         tiles: tiles_of(&st, &ctx, &s).await,
         flags,
+        holds_to_review: match ctx.role() {
+            custos_domain::Role::Admin | custos_domain::Role::PrivacyOfficer => st
+                .custos
+                .holds_due_for_review(&ctx.caller.principal)
+                .await
+                .unwrap_or(0),
+            _ => 0,
+        },
         as_of: fields::when(st.custos.clock().now()),
         new_href: ctx
             .may(Operation::Create, Entity::Request)

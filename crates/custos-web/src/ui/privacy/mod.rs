@@ -23,6 +23,7 @@ mod new;
 mod queue;
 mod report;
 mod request;
+mod retention;
 
 use consent::*;
 pub use consent::{ContactPrivacy, contact_section};
@@ -78,6 +79,21 @@ pub fn routes(r: Router<AppState>) -> Router<AppState> {
         .route("/app/privacy/requests/{id}/report", get(report))
         .route("/app/privacy/requests/{id}/evidence.json", get(evidence))
         .route("/app/contacts/{id}/consent", post(record_consent))
+        .route("/app/privacy/retention", get(retention::retention))
+        .route("/app/privacy/retention/run", post(retention::run))
+        .route(
+            "/app/privacy/retention/runs/{id}",
+            get(retention::certificate_page),
+        )
+        .route(
+            "/app/privacy/retention/runs/{id}/certificate.json",
+            get(retention::certificate_json),
+        )
+        .route("/app/privacy/holds", post(retention::place_hold))
+        .route(
+            "/app/privacy/holds/{id}/lift",
+            get(retention::lift_page).post(retention::lift_hold),
+        )
 }
 
 // ---------------------------------------------------------------- words

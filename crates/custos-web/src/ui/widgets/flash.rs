@@ -95,6 +95,15 @@ fn privacy_text(code: &str) -> Option<Flash> {
         "privacy.fulfilled" => ok("Request fulfilled."),
         "privacy.lifted" => ok("Restriction lifted."),
         "privacy.consent" => ok("Consent recorded."),
+        "privacy.purged" => ok(
+            "Retention run finished. Its purge certificate is below; download it for your records or an auditor.",
+        ),
+        "privacy.held" => ok(
+            "Legal hold placed: this person's records are kept from retention and erasure until it is lifted.",
+        ),
+        "privacy.hold_lifted" => ok(
+            "Legal hold lifted. The next retention run purges what is due.",
+        ),
         "privacy.consent_bad" => Some(Flash {
             ok: false,
             text: "The consent could not be recorded: choose a purpose, a state and a method, and keep the evidence under 2,000 characters.".into(),
