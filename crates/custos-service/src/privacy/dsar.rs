@@ -239,7 +239,7 @@ impl Custos {
         Ok(())
     }
 
-    fn require_privacy(p: &Principal) -> bool {
+    pub(crate) fn require_privacy(p: &Principal) -> bool {
         matches!(p.role, Role::Admin | Role::PrivacyOfficer)
     }
 

@@ -6,9 +6,10 @@
 //! any hold on the person is, so every check of flags sees it.
 
 use crate::ledger::audit::{Event, format_timestamp_ms};
+use crate::privacy::retention::time_of;
 use crate::{Custos, Principal, Result, ServiceError};
+use custos_domain::Entity;
 use custos_domain::dsar::Flag;
-use custos_domain::{Entity, Role};
 use custos_store::LegalHoldRow;
 use custos_store::prelude::*;
 use serde::Serialize;
@@ -45,10 +46,6 @@ pub struct HoldView {
     pub lifted_by: Option<String>,
 }
 
-fn time_of(ms: i64) -> time::OffsetDateTime {
-    custos_domain::value::from_unix_ms(ms).unwrap_or(time::OffsetDateTime::UNIX_EPOCH)
-}
-
 fn text_field<'a>(input: &'a Json, name: &str) -> Result<Option<&'a str>> {
     match input.get(name) {
         None | Some(Json::Null) => Ok(None),
@@ -63,10 +60,6 @@ fn parse_day(s: &str) -> Option<time::Date> {
 }
 
 impl Custos {
-    fn require_holds(p: &Principal) -> bool {
-        matches!(p.role, Role::Admin | Role::PrivacyOfficer)
-    }
-
     async fn holds_refused(&self, p: &Principal, action: &str) -> ServiceError {
         let msg = "legal holds are placed and lifted by the privacy officer".to_string();
         self.refuse(p, action, msg).await
@@ -94,7 +87,7 @@ impl Custos {
     /// "review_on": "YYYY-MM-DD" (default: a year from today), "owner_id"
     /// (default: the caller)}`.
     pub async fn hold_place(&self, p: &Principal, input: &Json) -> Result<HoldView> {
-        if !Self::require_holds(p) {
+        if !Self::require_privacy(p) {
             return Err(self.holds_refused(p, "hold.place").await);
         }
         if !input.is_object() {
@@ -191,7 +184,7 @@ impl Custos {
     /// Lifts a hold. The person's `legal_hold` flag is lifted with their
     /// last hold in force.
     pub async fn hold_lift(&self, p: &Principal, id: Uuid) -> Result<HoldView> {
-        if !Self::require_holds(p) {
+        if !Self::require_privacy(p) {
             return Err(self.holds_refused(p, "hold.lift").await);
         }
         let mut tx = self.inner.store.begin().await?;
@@ -234,7 +227,7 @@ impl Custos {
     /// The holds in force, the first to review first (at most 500). Their
     /// reasons are opened, so each person's is an audited read.
     pub async fn holds_in_force(&self, p: &Principal) -> Result<Vec<HoldView>> {
-        if !Self::require_holds(p) {
+        if !Self::require_privacy(p) {
             return Err(self.holds_refused(p, "hold.list").await);
         }
         let mut tx = self.inner.store.begin().await?;
@@ -244,7 +237,7 @@ impl Custos {
 
     /// Every hold on one person, newest first.
     pub async fn holds_of(&self, p: &Principal, subject: Uuid) -> Result<Vec<HoldView>> {
-        if !Self::require_holds(p) {
+        if !Self::require_privacy(p) {
             return Err(self.holds_refused(p, "hold.list").await);
         }
         let mut tx = self.inner.store.begin().await?;
@@ -276,7 +269,7 @@ impl Custos {
 
     /// How many holds in force are past their review date.
     pub async fn holds_due_for_review(&self, p: &Principal) -> Result<u64> {
-        if !Self::require_holds(p) {
+        if !Self::require_privacy(p) {
             return Err(self.holds_refused(p, "hold.list").await);
         }
         let mut tx = self.inner.store.begin_read().await?;

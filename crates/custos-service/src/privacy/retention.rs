@@ -252,15 +252,12 @@ fn ms_of(t: time::OffsetDateTime) -> i64 {
     custos_domain::value::to_unix_ms(t)
 }
 
-fn time_of(ms: i64) -> time::OffsetDateTime {
+/// A Unix-ms time (the epoch if out of range).
+pub(crate) fn time_of(ms: i64) -> time::OffsetDateTime {
     custos_domain::value::from_unix_ms(ms).unwrap_or(time::OffsetDateTime::UNIX_EPOCH)
 }
 
 impl Custos {
-    fn require_retention(&self, p: &Principal) -> bool {
-        matches!(p.role, Role::Admin | Role::PrivacyOfficer)
-    }
-
     async fn retention_refused(&self, p: &Principal, action: &str) -> ServiceError {
         let msg = "retention is run by an administrator or the privacy officer".to_string();
         self.refuse(p, action, msg).await
@@ -306,7 +303,7 @@ impl Custos {
     /// due records (ids and dates). Reads only ids, dates and flags; the
     /// preview itself is audited.
     pub async fn retention_preview(&self, p: &Principal) -> Result<RetentionPreview> {
-        if !self.require_retention(p) {
+        if !Self::require_privacy(p) {
             return Err(self.retention_refused(p, "retention.preview").await);
         }
         let at = self.now();
@@ -373,7 +370,7 @@ impl Custos {
         options: RunOptions,
         mut progress: impl FnMut(u64, u64) + Send,
     ) -> Result<RetentionRunReport> {
-        if !self.require_retention(p) {
+        if !Self::require_privacy(p) {
             return Err(self.retention_refused(p, "retention.run").await);
         }
         let batch = options.batch.clamp(1, 10_000);
@@ -632,7 +629,7 @@ impl Custos {
         p: &Principal,
         limit: u32,
     ) -> Result<Vec<RetentionRunSummary>> {
-        if !self.require_retention(p) && p.role != Role::Auditor {
+        if !Self::require_privacy(p) && p.role != Role::Auditor {
             return Err(self.retention_refused(p, "retention.list").await);
         }
         let mut tx = self.inner.store.begin_read().await?;
@@ -655,7 +652,7 @@ impl Custos {
 
     /// The certificate of a finished run.
     pub async fn retention_certificate(&self, p: &Principal, id: Uuid) -> Result<PurgeCertificate> {
-        if !self.require_retention(p) && p.role != Role::Auditor {
+        if !Self::require_privacy(p) && p.role != Role::Auditor {
             return Err(self.retention_refused(p, "retention.certificate").await);
         }
         let mut tx = self.inner.store.begin_read().await?;

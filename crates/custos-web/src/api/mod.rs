@@ -256,6 +256,22 @@ fn time_param(q: &[(String, String)], name: &str) -> ApiResult<Option<i64>> {
     }
 }
 
+/// The `limit` query parameter of a list: 1 to 500, `default` when absent.
+pub(crate) fn limit_param(q: &[(String, String)], default: u32) -> ApiResult<u32> {
+    match q
+        .iter()
+        .find(|(k, _)| k == "limit")
+        .map(|(_, v)| v.parse::<u32>())
+    {
+        Some(Ok(n)) if (1..=500).contains(&n) => Ok(n),
+        Some(_) => Err(ApiError::invalid(
+            "limit",
+            "must be a whole number from 1 to 500",
+        )),
+        None => Ok(default),
+    }
+}
+
 pub(crate) fn known_params(q: &[(String, String)], allowed: &[&str]) -> ApiResult<()> {
     match q.iter().find(|(k, _)| !allowed.contains(&k.as_str())) {
         Some((k, _)) => Err(ApiError::invalid(k, "unknown query parameter")),

@@ -1,7 +1,7 @@
 //! Data-subject requests, the consent ledger, exports, and the public
 //! endpoints of the privacy portal.
 
-use super::{ApiResult, known_params, only_fields, parse_id, string_field};
+use super::{ApiResult, known_params, limit_param, only_fields, parse_id, string_field};
 use crate::AppState;
 use crate::error::ApiError;
 use crate::extract::{ApiCaller, JsonBody, PathId, QueryPairs, request_meta};
@@ -78,20 +78,7 @@ async fn list(
             ApiError::invalid("state", "must be received, verified, fulfilled or rejected")
         })?),
     };
-    let limit = match q
-        .iter()
-        .find(|(k, _)| k == "limit")
-        .map(|(_, v)| v.parse::<u32>())
-    {
-        Some(Ok(n)) if (1..=500).contains(&n) => n,
-        Some(_) => {
-            return Err(ApiError::invalid(
-                "limit",
-                "must be a whole number from 1 to 500",
-            ));
-        }
-        None => 50,
-    };
+    let limit = limit_param(&q, 50)?;
     let items = st.custos.dsar_list(&p, state, limit).await?;
     Ok(Json(json!({"items": items, "next_cursor": null})).into_response())
 }

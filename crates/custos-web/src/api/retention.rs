@@ -1,7 +1,7 @@
 //! Retention and legal holds: the preview of what is due, runs and their
 //! purge certificates, and holds on people.
 
-use super::{ApiResult, known_params, only_fields, parse_id};
+use super::{ApiResult, known_params, limit_param, only_fields, parse_id};
 use crate::AppState;
 use crate::error::ApiError;
 use crate::extract::{ApiCaller, JsonBody, PathId, QueryPairs};
@@ -33,16 +33,7 @@ async fn runs(
     QueryPairs(q): QueryPairs,
 ) -> ApiResult<Response> {
     known_params(&q, &["limit"])?;
-    let limit = match q.iter().find(|(k, _)| k == "limit").map(|(_, v)| v.parse()) {
-        Some(Ok(n)) if (1..=500).contains(&n) => n,
-        Some(_) => {
-            return Err(ApiError::invalid(
-                "limit",
-                "must be a whole number from 1 to 500",
-            ));
-        }
-        None => 50,
-    };
+    let limit = limit_param(&q, 50)?;
     let items = st.custos.retention_runs(&p, limit).await?;
     Ok(Json(json!({ "items": items })).into_response())
 }

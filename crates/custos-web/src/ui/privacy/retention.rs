@@ -336,23 +336,33 @@ pub(super) async fn run(State(st): State<AppState>, ctx: Ctx, Form(form): Form<P
     }
 }
 
+/// The certificate of the run named in the path, or the error page.
+async fn certificate_of(
+    st: &AppState,
+    ctx: &Ctx,
+    id: &str,
+) -> Result<(Uuid, PurgeCertificate), Response> {
+    let Some(id) = parse_id(id) else {
+        return Err(ctx.error(st, ServiceError::NotFound("retention run")).await);
+    };
+    match st
+        .custos
+        .retention_certificate(&ctx.caller.principal, id)
+        .await
+    {
+        Ok(c) => Ok((id, c)),
+        Err(e) => Err(ctx.error(st, e).await),
+    }
+}
+
 pub(super) async fn certificate_page(
     State(st): State<AppState>,
     ctx: Ctx,
     Path(id): Path<String>,
 ) -> Response {
-    let Some(id) = parse_id(&id) else {
-        return ctx
-            .error(&st, ServiceError::NotFound("retention run"))
-            .await;
-    };
-    let cert = match st
-        .custos
-        .retention_certificate(&ctx.caller.principal, id)
-        .await
-    {
-        Ok(c) => c,
-        Err(e) => return ctx.error(&st, e).await,
+    let (id, cert) = match certificate_of(&st, &ctx, &id).await {
+        Ok(found) => found,
+        Err(r) => return r,
     };
     let page = CertificatePage {
         shell: ctx
@@ -398,22 +408,13 @@ pub(super) async fn certificate_json(
     ctx: Ctx,
     Path(id): Path<String>,
 ) -> Response {
-    let Some(id) = parse_id(&id) else {
-        return ctx
-            .error(&st, ServiceError::NotFound("retention run"))
-            .await;
-    };
-    match st
-        .custos
-        .retention_certificate(&ctx.caller.principal, id)
-        .await
-    {
-        Ok(c) => attachment(
+    match certificate_of(&st, &ctx, &id).await {
+        Ok((id, c)) => attachment(
             "application/json",
             format!("certificate-{id}.json"),
             serde_json::to_string_pretty(&c).unwrap_or_default(),
         ),
-        Err(e) => ctx.error(&st, e).await,
+        Err(r) => r,
     }
 }
 
