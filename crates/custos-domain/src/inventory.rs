@@ -114,6 +114,16 @@ pub enum Purpose {
 }
 
 impl Purpose {
+    /// Every purpose, in display order.
+    pub const ALL: [Purpose; 6] = [
+        Purpose::SalesRelationship,
+        Purpose::OrderFulfilment,
+        Purpose::Accounting,
+        Purpose::CustomerSupport,
+        Purpose::ServiceOperation,
+        Purpose::PrivacyCompliance,
+    ];
+
     /// Snake-case name.
     pub fn name(self) -> &'static str {
         match self {

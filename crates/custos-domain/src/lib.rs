@@ -10,6 +10,7 @@ pub mod dsar;
 pub mod entity;
 pub mod inventory;
 pub mod policy;
+pub mod processing;
 pub mod retention;
 pub mod throttle;
 pub mod validate;

@@ -93,14 +93,21 @@ pub fn policies() -> Vec<Policy> {
 /// is read: the same day and time, or 28 February when `t` is 29 February
 /// and the earlier year is not a leap year.
 pub fn years_before(t: OffsetDateTime, years: u32) -> OffsetDateTime {
-    let year = t.year() - years as i32;
+    months_before(t, years.saturating_mul(12))
+}
+
+/// The same time `months` calendar months earlier; a day the month lacks
+/// falls back to its last (31 March less one month is 28 or 29 February).
+pub fn months_before(t: OffsetDateTime, months: u32) -> OffsetDateTime {
     let date = t.date();
-    let day = date
-        .day()
-        .min(time::util::days_in_month(date.month(), year));
-    match time::Date::from_calendar_date(year, date.month(), day) {
+    let index = date.year() as i64 * 12 + (date.month() as i64 - 1) - months as i64;
+    let year = index.div_euclid(12) as i32;
+    let Ok(month) = time::Month::try_from((index.rem_euclid(12) + 1) as u8) else {
+        return OffsetDateTime::UNIX_EPOCH;
+    };
+    let day = date.day().min(time::util::days_in_month(month, year));
+    match time::Date::from_calendar_date(year, month, day) {
         Ok(d) => t.replace_date(d),
-        // Only outside the calendar's range (year before -9999).
         Err(_) => OffsetDateTime::UNIX_EPOCH,
     }
 }
@@ -109,6 +116,26 @@ pub fn years_before(t: OffsetDateTime, years: u32) -> OffsetDateTime {
 mod tests {
     use super::*;
     use time::macros::datetime;
+
+    #[test]
+    fn months_before_crosses_years_and_short_months() {
+        assert_eq!(
+            months_before(datetime!(2026-03-31 10:00 UTC), 1),
+            datetime!(2026-02-28 10:00 UTC)
+        );
+        assert_eq!(
+            months_before(datetime!(2024-03-31 10:00 UTC), 1),
+            datetime!(2024-02-29 10:00 UTC)
+        );
+        assert_eq!(
+            months_before(datetime!(2026-01-15 00:00 UTC), 13),
+            datetime!(2024-12-15 00:00 UTC)
+        );
+        assert_eq!(
+            months_before(datetime!(2026-12-07 00:00 UTC), 12),
+            datetime!(2025-12-07 00:00 UTC)
+        );
+    }
 
     #[test]
     fn orders_are_kept_two_years_after_completion_with_amounts_kept() {

@@ -33,6 +33,9 @@ impl FieldError {
 pub struct ValidationContext {
     /// The configured deal stages (empty: any stage name is refused).
     pub stages: Vec<String>,
+    /// Fields the privacy officer decided to stop collecting (minimisation
+    /// review): a value for them is refused; clearing one is allowed.
+    pub not_collected: Vec<&'static str>,
 }
 
 /// Whether a payload creates a record or changes some of its fields.
@@ -88,6 +91,13 @@ pub fn parse_input(
             errors.push(FieldError::new(
                 name,
                 "is set by Custos and cannot be written",
+            ));
+            continue;
+        }
+        if !json.is_null() && ctx.not_collected.contains(&decl.name) {
+            errors.push(FieldError::new(
+                name,
+                "is no longer collected (a data-minimisation decision of the privacy officer); leave it out",
             ));
             continue;
         }
@@ -255,7 +265,9 @@ fn check_text(s: &str, max: usize, multiline: bool) -> Result<(), String> {
     Ok(())
 }
 
-fn check_email(s: &str) -> Result<(), String> {
+/// Checks an email address: one `@`, a dotted domain, no spaces or control
+/// characters, within the lengths of RFC 5321.
+pub fn check_email(s: &str) -> Result<(), String> {
     const MSG: &str = "must be an email address such as name@example.com";
     if s.len() > 254 || s.chars().any(|c| c.is_whitespace() || c.is_control()) {
         return Err(MSG.to_string());
@@ -326,7 +338,41 @@ mod tests {
     fn ctx() -> ValidationContext {
         ValidationContext {
             stages: DEFAULT_STAGES.iter().map(|s| s.to_string()).collect(),
+            ..Default::default()
         }
+    }
+
+    #[test]
+    fn a_field_no_longer_collected_refuses_values_but_may_be_cleared() {
+        let stopped = ValidationContext {
+            not_collected: vec!["phone"],
+            ..ctx()
+        };
+        let errs = parse_input(
+            Entity::Contact,
+            &json!({"first_name": "Ada", "last_name": "L", "phone": "+44 20 7946 0000"}),
+            Mode::Create,
+            &stopped,
+        )
+        .expect_err("refused");
+        assert_eq!(fields_of(&errs), vec!["phone"]);
+        assert!(errs[0].message.contains("no longer collected"));
+        let v = parse_input(
+            Entity::Contact,
+            &json!({"phone": null}),
+            Mode::Patch,
+            &stopped,
+        )
+        .expect("clearing is allowed");
+        assert_eq!(v.get("phone"), Some(&Value::Null));
+        // Without the decision the same value is accepted.
+        parse_input(
+            Entity::Contact,
+            &json!({"first_name": "Ada", "last_name": "L", "phone": "+44 20 7946 0000"}),
+            Mode::Create,
+            &ctx(),
+        )
+        .expect("accepted");
     }
 
     fn fields_of(errs: &[FieldError]) -> Vec<&str> {
@@ -450,6 +496,7 @@ mod tests {
     fn a_new_deal_without_a_stage_starts_in_the_first_one() {
         let custom = ValidationContext {
             stages: vec!["inbox".into(), "talking".into()],
+            ..Default::default()
         };
         let v = parse_input(Entity::Deal, &json!({"title": "X"}), Mode::Create, &custom)
             .expect("accepted");

@@ -45,10 +45,18 @@ pub use ledger::{
 pub use privacy::consent::{Exclusions, Export, NOTICE_VERSION};
 pub use privacy::dsar::{OpenedRequest, Opener, PORTAL_PER_HOUR, PublicStatus, RequestView};
 pub use privacy::holds::{HOLD_REASON_MAX, HoldView};
+pub use privacy::minimisation::{
+    DECISION_REASON_MAX, Decision, DecisionKind, FieldUsage, MinimisationReport, REVIEW_MONTHS,
+    UsageFlag,
+};
 pub use privacy::outcome::{
     ConsentEntry, ConsentHistory, ConsentReceipt, ConsentRecorded, ConsentState, DataNotice,
     DsarEvidence, DsarPackage, DsarSummary, EvidenceStep, KeptItem, MonthClosed, PackageRecord,
     Rejection, RequestOutcome,
+};
+pub use privacy::processing::{
+    ActivityRecord, Controller, EEA, Measure, PROCESSORS_MAX, Processor, RECORD_FORMAT,
+    RecordOfProcessing, Transfer, TransferRecord,
 };
 pub use privacy::retention::{
     CERTIFICATE_FORMAT, CertificateLeaf, CertificateLedger, DEFAULT_BATCH as RETENTION_BATCH,
@@ -142,6 +150,8 @@ struct Inner {
     keys: vault::keys::Keys,
     config: Config,
     erasure_journal: std::sync::RwLock<Option<vault::keyops::ErasureJournal>>,
+    /// How this process serves the network, in words (set by `serve`).
+    transport: std::sync::RwLock<Option<String>>,
     /// Reads' audit leaves waiting for their group commit.
     reads: ledger::audit::ReadAudit,
     /// What the background jobs of this process last did.
@@ -175,6 +185,7 @@ impl Custos {
                 keys,
                 config,
                 erasure_journal: std::sync::RwLock::new(None),
+                transport: std::sync::RwLock::new(None),
                 reads: ledger::audit::ReadAudit::default(),
                 jobs: jobs::Jobs::default(),
             }),

@@ -39,7 +39,11 @@ impl Custos {
         } else {
             Vec::new()
         };
-        Ok(ValidationContext { stages })
+        let not_collected = Self::not_collected_in(tx, entity).await?;
+        Ok(ValidationContext {
+            stages,
+            not_collected,
+        })
     }
 
     /// The deal pipeline's stages, in order. Any signed-in user may read them.

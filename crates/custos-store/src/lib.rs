@@ -604,6 +604,10 @@ pub trait RecordsTx: SubjectsTx + Send {
     ) -> Result<Vec<GroupRow>>;
     /// Counts records matching all conditions.
     async fn count_records(&mut self, entity: Entity, conditions: &[Condition]) -> Result<u64>;
+    /// The number of records of `entity`, then how many of them hold a
+    /// value in each of `fields` (counted on the stored columns, sealed ones
+    /// included, without opening anything), in one scan.
+    async fn count_values(&mut self, entity: Entity, fields: &[&'static str]) -> Result<Vec<u64>>;
     /// Counts records matching all conditions, stopping at `limit`: the
     /// answer is `limit` when at least that many match.
     async fn count_records_up_to(

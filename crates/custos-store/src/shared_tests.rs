@@ -247,6 +247,13 @@ pub(crate) async fn not_null_finds_records_with_a_value(store: &dyn Store) {
         .map(|r| r.id)
         .collect();
     assert_eq!(found, vec![ids[0], ids[2]]);
+    // The same held values counted in one scan: 3 records, 2 domains, and
+    // one name each.
+    let counts = tx
+        .count_values(Entity::Company, &["domain", "name"])
+        .await
+        .expect("count values");
+    assert_eq!(counts, vec![3, 2, 3]);
 }
 
 /// Inserts `n` companies named `Company {i}`, created at 1000 + i, with the

@@ -859,6 +859,17 @@ pub fn group(
     q
 }
 
+/// SELECT of the number of records and of how many hold a value in each of
+/// `fields` (COUNT of the column: sealed columns are counted as stored,
+/// never opened), in one scan of the table.
+pub fn count_values(d: Dialect, entity: Entity, fields: &[&'static str]) -> Query {
+    let mut q = Query::new(d);
+    let mut cols = vec!["COUNT(*)".to_string()];
+    cols.extend(fields.iter().map(|f| format!("COUNT({})", ident(f))));
+    q.sql = format!("SELECT {} FROM {}", cols.join(", "), ident(entity.plural()));
+    q
+}
+
 /// SELECT COUNT(*) with filters; with `up_to`, of at most that many rows, a
 /// count that stops there (a list's total costs the same at ten million rows
 /// as at ten thousand).

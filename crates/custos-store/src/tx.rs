@@ -347,6 +347,17 @@ impl<B: Backend> RecordsTx for StoreTx<B> {
         count(self, sql::count(B::DIALECT, entity, conditions, None)).await
     }
 
+    async fn count_values(&mut self, entity: Entity, fields: &[&'static str]) -> Result<Vec<u64>> {
+        let types = vec![I; fields.len() + 1];
+        let q = sql::count_values(B::DIALECT, entity, fields);
+        let Some(row) = self.fetch_optional(q, &types).await? else {
+            return Ok(vec![0; fields.len() + 1]);
+        };
+        (0..=fields.len())
+            .map(|i| Ok(count_of(row.int(i)?)))
+            .collect()
+    }
+
     async fn count_records_up_to(
         &mut self,
         entity: Entity,

@@ -67,6 +67,18 @@ pub fn crypto_provider() -> rustls::crypto::CryptoProvider {
     }
 }
 
+/// How [`server_config`] serves, in words, for the record of processing.
+pub fn describe(self_signed: bool) -> String {
+    format!(
+        "HTTPS only, TLS 1.3 and 1.2 with rustls (HTTP/2 and HTTP/1.1); {}",
+        if self_signed {
+            "on the self-signed certificate Custos generated (browsers warn until a real one is installed)"
+        } else {
+            "on the certificate the operator installed"
+        }
+    )
+}
+
 /// Reads a PEM certificate chain and private key into a server configuration.
 pub fn server_config(cert_path: &Path, key_path: &Path) -> Result<Arc<ServerConfig>, TlsError> {
     let cert_pem = std::fs::read(cert_path).map_err(io(cert_path))?;

@@ -620,6 +620,7 @@ async fn serve(
     let (cert, key, self_signed) = setup::tls_files(paths, cert, key)?;
     let tls = custos_web::tls::server_config(&cert, &key).map_err(|e| anyhow!("{e}"))?;
     let rustls = axum_server::tls_rustls::RustlsConfig::from_config(tls);
+    custos.set_transport(custos_web::tls::describe(self_signed));
     jobs::spawn(
         &custos,
         std::time::Duration::from_secs(30),

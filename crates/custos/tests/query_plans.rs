@@ -464,6 +464,9 @@ async fn every_page_and_list_finds_its_rows_through_indexes() {
         "/app/privacy/requests".into(),
         format!("/app/privacy/requests/{request}"),
         "/app/privacy/retention".into(),
+        "/app/privacy/map".into(),
+        "/app/privacy/processing".into(),
+        "/app/privacy/processors".into(),
     ];
     for (who, client, paths) in [
         ("admin", &admin_ui, ui.as_slice()),

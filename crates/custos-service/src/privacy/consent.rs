@@ -308,17 +308,16 @@ impl Custos {
             let Some(row) = tx.get_record(Entity::Contact, id).await? else {
                 continue;
             };
-            let view = match self
-                .open_row_for(tx.as_mut(), p, Entity::Contact, &row)
-                .await
-            {
-                Ok(v) => v,
+            let opened = match self.open_row(tx.as_mut(), p, Entity::Contact, &row).await {
+                Ok(o) => o,
                 Err(ServiceError::Gone(_)) => continue,
                 Err(e) => return Err(e),
             };
+            let view = opened.view;
             let ev = Event::new(p, "contact.export")
                 .subject(Some(id))
                 .record(Entity::Contact, id)
+                .categories(opened.categories.iter().copied())
                 .detail(format!("purpose={}", purpose.unwrap_or("general")));
             self.append(tx.as_mut(), ev).await?;
             items.push(view);

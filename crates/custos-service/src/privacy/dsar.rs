@@ -1241,6 +1241,7 @@ impl Custos {
                     Err(e) => return Err(e),
                 };
                 let mut fields = Vec::new();
+                let mut disclosed = std::collections::BTreeSet::new();
                 for f in inventory::fields(entity) {
                     if !DataNotice::disclosed(f) {
                         continue;
@@ -1248,6 +1249,7 @@ impl Custos {
                     let v = record.get(f.name);
                     if !v.is_null() {
                         categories.insert(f.category);
+                        disclosed.insert(f.category);
                     }
                     fields.push((f, v.clone()));
                 }
@@ -1255,6 +1257,7 @@ impl Custos {
                 let ev = Event::new(p, format!("{}.export", entity.name()))
                     .subject(Some(contact))
                     .record(entity, rid)
+                    .categories(disclosed)
                     .detail(format!("request={id}"));
                 self.append(tx.as_mut(), ev).await?;
             }

@@ -6,5 +6,7 @@
 pub(crate) mod consent;
 pub(crate) mod dsar;
 pub(crate) mod holds;
+pub(crate) mod minimisation;
 pub(crate) mod outcome;
+pub(crate) mod processing;
 pub(crate) mod retention;

@@ -153,17 +153,6 @@ impl Custos {
         }
     }
 
-    /// Opens a stored row for `p` and returns the caller's view of it.
-    pub(crate) async fn open_row_for(
-        &self,
-        tx: &mut dyn Tx,
-        p: &Principal,
-        entity: Entity,
-        row: &StoredRow,
-    ) -> Result<RecordView> {
-        Ok(self.open_row(tx, p, entity, row).await?.view)
-    }
-
     /// Opens a stored row for `p`: plain fields decoded, sealed fields opened when
     /// the role may read their category; masked otherwise (not even decrypted),
     /// or shown in a masked shape where the role's read level is `masked`.

@@ -4,6 +4,7 @@ pub mod identity;
 pub mod openapi;
 mod openapi_identity;
 pub mod privacy;
+pub mod processing;
 pub mod retention;
 pub mod roles;
 
@@ -38,7 +39,8 @@ pub fn router() -> Router<AppState> {
         .route("/api/v1/audit/proof/consistency", get(consistency))
         .route("/api/v1/audit/status", get(ledger_status))
         .merge(privacy::router())
-        .merge(retention::router());
+        .merge(retention::router())
+        .merge(processing::router());
     r = identity::routes(r);
     r = roles::routes(r);
     for entity in Entity::CRM {

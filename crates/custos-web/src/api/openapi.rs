@@ -328,6 +328,7 @@ pub fn document() -> Value {
     }}));
     privacy_paths(&mut paths, &mut schemas);
     retention_paths(&mut paths, &mut schemas);
+    processing_paths(&mut paths, &mut schemas);
     paths.insert("/healthz".into(), json!({"get": {
         "tags": ["ops"], "summary": "Liveness", "operationId": "healthz", "security": [],
         "description": "Always 200 while the server answers. `status` is `degraded` when the latest run of a background job (signing ledger checkpoints, scheduled backups) failed; `jobs` names each job that has run in this process, with its last success and, while failing, since when and why.",
@@ -624,6 +625,139 @@ fn retention_paths(paths: &mut Map<String, Value>, schemas: &mut Map<String, Val
         "post": {
             "tags": ["privacy"], "summary": "Lift a legal hold", "operationId": "hold_lift",
             "responses": with(problem_responses(&[401, 403, 404, 409, 422]), "200", json!({"description": "The lifted hold", "content": json_content(one("LegalHold"))}))
+        }
+    }));
+}
+
+fn processing_paths(paths: &mut Map<String, Value>, schemas: &mut Map<String, Value>) {
+    let ts = json!({"type": "string", "format": "date-time"});
+    let uuid = json!({"type": "string", "format": "uuid"});
+    let strings = json!({"type": "array", "items": {"type": "string"}});
+    let transfer = json!({"enum": ["none", "adequacy", "sccs", "bcrs", "derogation"]});
+    schemas.insert("Controller".into(), json!({
+        "type": "object", "description": "The controller and DPO, as the record of processing and the privacy notice name them (empty strings until entered)",
+        "properties": {"name": {"type": "string"}, "address": {"type": "string"}, "email": {"type": "string"},
+            "dpo_name": {"type": "string"}, "dpo_email": {"type": "string"}},
+        "required": ["name", "address", "email", "dpo_name", "dpo_email"]
+    }));
+    schemas.insert("Processor".into(), json!({
+        "type": "object", "description": "One processor of the register (GDPR Art. 28)",
+        "properties": {"id": uuid, "name": {"type": "string"}, "service": {"type": "string"}, "categories": strings,
+            "country": {"type": "string", "description": "ISO 3166-1 alpha-2"}, "transfer": transfer,
+            "dpa_signed_on": {"type": ["string", "null"], "format": "date"}, "review_on": {"type": "string", "format": "date"},
+            "updated_at": ts},
+        "required": ["id", "name", "service", "categories", "country", "transfer", "dpa_signed_on", "review_on", "updated_at"]
+    }));
+    let activity = json!({"type": "object", "properties": {
+        "purpose": {"type": "string"}, "subjects": strings, "categories": strings, "lawful_bases": strings,
+        "recipients": strings, "processors": strings,
+        "retention": {"type": "array", "items": {"type": "object", "properties": {"rule": {"type": "string"}}, "required": ["rule"]}},
+        "sources": strings, "fields": strings
+    }, "required": ["purpose", "subjects", "categories", "lawful_bases", "recipients", "processors", "retention", "sources", "fields"]});
+    schemas.insert("RecordOfProcessing".into(), json!({
+        "type": "object", "description": "The record of processing activities (GDPR Art. 30(1)), generated from the inventory, the register and the running configuration",
+        "properties": {
+            "format": {"const": custos_service::RECORD_FORMAT}, "generated_at": ts,
+            "controller": {"$ref": "#/components/schemas/Controller"},
+            "activities": {"type": "array", "items": activity},
+            "without_purpose": strings,
+            "processors": {"type": "array", "items": {"$ref": "#/components/schemas/Processor"}},
+            "transfers": {"type": "array", "items": {"type": "object", "properties": {"processor": {"type": "string"}, "country": {"type": "string"}, "mechanism": transfer}, "required": ["processor", "country", "mechanism"]}},
+            "security": {"type": "array", "items": {"type": "object", "properties": {"measure": {"type": "string"}, "state": {"type": "string"}}, "required": ["measure", "state"]}}
+        },
+        "required": ["format", "generated_at", "controller", "activities", "without_purpose", "processors", "transfers", "security"]
+    }));
+    schemas.insert("MinimisationDecision".into(), json!({
+        "type": "object",
+        "properties": {"decision": {"enum": ["keep", "stop_collecting"]}, "reason": {"type": "string"}, "decided_by": {"type": "string"}, "decided_at": ts},
+        "required": ["decision", "reason", "decided_by", "decided_at"]
+    }));
+    let count = json!({"type": "integer", "minimum": 0});
+    schemas.insert("MinimisationReport".into(), json!({
+        "type": "object", "description": "Per field: reads, exports and writes in the window (from the ledger), values held (counted on stored columns), flags and the decision",
+        "properties": {
+            "months": {"type": "integer"}, "from": ts, "to": ts, "entries_scanned": count,
+            "fields": {"type": "array", "items": {"type": "object", "properties": {
+                "entity": {"type": "string"}, "field": {"type": "string"}, "label": {"type": "string"}, "category": {"type": "string"},
+                "purposes": strings, "optional": {"type": "boolean"}, "reads": count, "exports": count, "writes": count,
+                "held": count, "records": count,
+                "flags": {"type": "array", "items": {"enum": ["no_purpose", "unread", "held_unused"]}},
+                "decision": {"oneOf": [{"$ref": "#/components/schemas/MinimisationDecision"}, {"type": "null"}]}
+            }, "required": ["entity", "field", "label", "category", "purposes", "optional", "reads", "exports", "writes", "held", "records", "flags", "decision"]}},
+            "reviewed_at": {"type": ["string", "null"], "format": "date-time"}, "review_due_on": {"type": "string", "format": "date"},
+            "review_overdue": {"type": "boolean"}
+        },
+        "required": ["months", "from", "to", "entries_scanned", "fields", "reviewed_at", "review_due_on", "review_overdue"]
+    }));
+    let one = |name: &str| json!({"$ref": format!("#/components/schemas/{name}")});
+    let processor_body = json!({"type": "object", "properties": {
+        "name": {"type": "string", "minLength": 1, "maxLength": 200}, "service": {"type": "string", "minLength": 1, "maxLength": 200},
+        "categories": {"type": "array", "items": {"type": "string"}, "minItems": 1},
+        "country": {"type": "string", "pattern": "^[A-Za-z]{2}$"}, "transfer": transfer,
+        "dpa_signed_on": {"type": ["string", "null"], "format": "date"}, "review_on": {"type": ["string", "null"], "format": "date"}
+    }, "required": ["name", "service", "categories", "country"], "additionalProperties": false});
+    paths.insert("/api/v1/processing".into(), json!({"get": {
+        "tags": ["privacy"], "summary": "The record of processing activities (GDPR Art. 30)", "operationId": "record_of_processing",
+        "responses": with(problem_responses(&[401, 403]), "200", json!({"description": "The record", "content": json_content(one("RecordOfProcessing"))}))
+    }}));
+    paths.insert("/api/v1/processors".into(), json!({
+        "get": {
+            "tags": ["privacy"], "summary": "The processor register, by name", "operationId": "processors",
+            "responses": with(problem_responses(&[401, 403]), "200", json!({"description": "Processors", "content": json_content(json!({"type": "object", "properties": {"items": {"type": "array", "items": one("Processor")}}, "required": ["items"]}))}))
+        },
+        "post": {
+            "tags": ["privacy"], "summary": "Add a processor to the register", "operationId": "processor_create",
+            "requestBody": {"required": true, "content": json_content(processor_body.clone())},
+            "responses": with(problem_responses(&[401, 403, 409, 422]), "201", json!({"description": "The processor", "content": json_content(one("Processor"))}))
+        }
+    }));
+    paths.insert("/api/v1/processors/{id}".into(), json!({
+        "parameters": [id_path("id")],
+        "get": {
+            "tags": ["privacy"], "summary": "One processor", "operationId": "processor",
+            "responses": with(problem_responses(&[401, 403, 404, 422]), "200", json!({"description": "The processor", "content": json_content(one("Processor"))}))
+        },
+        "put": {
+            "tags": ["privacy"], "summary": "Replace a processor's entry", "operationId": "processor_update",
+            "requestBody": {"required": true, "content": json_content(processor_body)},
+            "responses": with(problem_responses(&[401, 403, 404, 422]), "200", json!({"description": "The processor", "content": json_content(one("Processor"))}))
+        },
+        "delete": {
+            "tags": ["privacy"], "summary": "Remove a processor from the register", "operationId": "processor_delete",
+            "responses": with(problem_responses(&[401, 403, 404, 422]), "204", json!({"description": "Removed"}))
+        }
+    }));
+    paths.insert("/api/v1/settings/controller".into(), json!({
+        "get": {
+            "tags": ["privacy"], "summary": "The controller and DPO details", "operationId": "controller",
+            "responses": with(problem_responses(&[401]), "200", json!({"description": "The details", "content": json_content(one("Controller"))}))
+        },
+        "put": {
+            "tags": ["privacy"], "summary": "Set the controller and DPO details (administrators)", "operationId": "controller_set",
+            "requestBody": {"required": true, "content": json_content(json!({"type": "object", "properties": {
+                "name": {"type": "string", "minLength": 1, "maxLength": 200}, "address": {"type": "string", "maxLength": 500},
+                "email": {"type": "string", "format": "email"}, "dpo_name": {"type": "string", "maxLength": 200},
+                "dpo_email": {"type": "string", "format": "email"}
+            }, "required": ["name", "email"], "additionalProperties": false}))},
+            "responses": with(problem_responses(&[401, 403, 422]), "200", json!({"description": "The details", "content": json_content(one("Controller"))}))
+        }
+    }));
+    paths.insert("/api/v1/minimisation".into(), json!({"get": {
+        "tags": ["privacy"], "summary": "The data-minimisation review over the last months", "operationId": "minimisation_report",
+        "parameters": [{"name": "months", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 120}}],
+        "responses": with(problem_responses(&[401, 403, 422]), "200", json!({"description": "The report", "content": json_content(one("MinimisationReport"))}))
+    }}));
+    paths.insert("/api/v1/minimisation/{entity}/{field}".into(), json!({
+        "parameters": [
+            {"name": "entity", "in": "path", "required": true, "schema": {"enum": ["contact", "company", "deal", "activity", "order"]}},
+            {"name": "field", "in": "path", "required": true, "schema": {"type": "string"}}
+        ],
+        "put": {
+            "tags": ["privacy"], "summary": "Record the decision on a field: keep it (with the reason) or stop collecting it", "operationId": "minimisation_decide",
+            "requestBody": {"required": true, "content": json_content(json!({"type": "object", "properties": {
+                "decision": {"enum": ["keep", "stop_collecting"]}, "reason": {"type": "string", "minLength": 1, "maxLength": custos_service::DECISION_REASON_MAX}
+            }, "required": ["decision", "reason"], "additionalProperties": false}))},
+            "responses": with(problem_responses(&[401, 403, 404, 422]), "200", json!({"description": "The decision", "content": json_content(one("MinimisationDecision"))}))
         }
     }));
 }

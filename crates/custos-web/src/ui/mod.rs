@@ -17,6 +17,7 @@ pub mod portal;
 pub mod privacy;
 pub mod records;
 pub mod search;
+pub mod settings;
 pub mod shell;
 pub mod widgets;
 
@@ -73,6 +74,7 @@ pub fn router() -> Router<AppState> {
         );
     let r = account::routes(r);
     let r = admin::routes(r);
+    let r = settings::routes(r);
     let r = invite::routes(r);
     let r = import::routes(r);
     let r = audit::routes(r);

@@ -219,13 +219,17 @@ struct HomePage {
     portal: PortalShell,
     notice: Vec<Notice>,
     consent_purposes: Vec<&'static str>,
+    controller: custos_service::Controller,
 }
 
-async fn home(headers: HeaderMap) -> Response {
+async fn home(State(st): State<AppState>, headers: HeaderMap) -> Response {
     let (portal, new) = shell(&headers, "Privacy notice", "/privacy");
     let tok = new.then(|| portal.csrf.clone());
+    // Unset (or unreadable) details leave the section out, not the notice.
+    let controller = st.custos.controller().await.unwrap_or_default();
     let p = HomePage {
         portal,
+        controller,
         notice: customer_notice(),
         consent_purposes: CONSENT_PURPOSES
             .iter()

@@ -779,7 +779,12 @@ pub async fn build_form(
     errors: &HashMap<String, String>,
 ) -> Vec<FormField> {
     let mut out = Vec::new();
+    // Fields the privacy officer stopped collecting leave the form.
+    let stopped = st.custos.not_collected(entity).await.unwrap_or_default();
     for f in fields::form_fields(entity, p, editing) {
+        if stopped.contains(&f.name) {
+            continue;
+        }
         let (control, maxlength) = fields::control(f);
         let value = values.get(f.name).cloned().unwrap_or_default();
         let mut field = FormField {

@@ -163,6 +163,10 @@ fn privacy_nav(role: Role, section: Section) -> Option<NavGroup> {
         if matches!(role, Role::Admin | Role::PrivacyOfficer) {
             items.push(item("Retention", "/app/privacy/retention"));
         }
+        if matches!(role, Role::Admin | Role::PrivacyOfficer | Role::Auditor) {
+            items.push(item("Data map & processing", "/app/privacy/map"));
+            items.push(item("Minimisation", "/app/privacy/minimisation"));
+        }
     } else if policy::allows(role, Operation::Create, Entity::Request) {
         items.push(item("New request", "/app/privacy/requests/new"));
     }
@@ -185,6 +189,7 @@ fn admin_nav(role: Role, section: Section) -> Option<NavGroup> {
             ("Roles", "/app/admin/roles"),
             ("Sessions", "/app/admin/sessions"),
             ("API tokens", "/app/admin/tokens"),
+            ("Settings", "/app/admin/settings"),
         ]
         .into_iter()
         .map(|(label, href)| NavItem {

@@ -66,3 +66,15 @@ pub async fn sign_in_new(s: &TestServer, role: Role) -> (reqwest::Client, String
     );
     sign_in(s, role, &email).await
 }
+
+/// The body of a page the signed-in `client` fetches.
+pub async fn page_text(client: &reqwest::Client, s: &TestServer, path: &str) -> String {
+    client
+        .get(s.url(path))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}

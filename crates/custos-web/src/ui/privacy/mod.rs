@@ -19,7 +19,10 @@ use time::{Duration, OffsetDateTime};
 
 mod consent;
 mod dashboard;
+pub mod map;
+mod minimisation;
 mod new;
+pub mod processing;
 mod queue;
 mod report;
 mod request;
@@ -93,6 +96,37 @@ pub fn routes(r: Router<AppState>) -> Router<AppState> {
         .route(
             "/app/privacy/holds/{id}/lift",
             get(retention::lift_page).post(retention::lift_hold),
+        )
+        .route("/app/privacy/map", get(processing::map_page))
+        .route("/app/privacy/processing", get(processing::processing_page))
+        .route(
+            "/app/privacy/processing.json",
+            get(processing::processing_json),
+        )
+        .route(
+            "/app/privacy/processing.csv",
+            get(processing::processing_csv),
+        )
+        .route(
+            "/app/privacy/processors",
+            get(processing::processors).post(processing::processor_create),
+        )
+        .route(
+            "/app/privacy/processors/{id}",
+            get(processing::processor_edit).post(processing::processor_update),
+        )
+        .route(
+            "/app/privacy/processors/{id}/delete",
+            get(processing::processor_delete_page).post(processing::processor_delete),
+        )
+        .route("/app/privacy/minimisation", get(minimisation::page))
+        .route(
+            "/app/privacy/minimisation/decide",
+            post(minimisation::decide),
+        )
+        .route(
+            "/app/privacy/minimisation/reviewed",
+            post(minimisation::reviewed),
         )
 }
 

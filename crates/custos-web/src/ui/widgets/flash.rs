@@ -70,6 +70,9 @@ fn admin_text(code: &str) -> Option<&'static str> {
             "Role saved. Users holding it have the new permissions from their next request."
         }
         "admin.role_deleted" => "Role deleted.",
+        "admin.controller_saved" => {
+            "Controller details saved. The record of processing and the public privacy notice name them now."
+        }
         _ => return None,
     })
 }
@@ -101,6 +104,12 @@ fn privacy_text(code: &str) -> Option<Flash> {
         "privacy.held" => ok(
             "Legal hold placed: this person's records are kept from retention and erasure until it is lifted.",
         ),
+        "privacy.processor_saved" => ok(
+            "Processor saved. The data map and the record of processing name it now.",
+        ),
+        "privacy.processor_removed" => ok("Processor removed from the register."),
+        "privacy.decided" => ok("Decision recorded in the audit ledger."),
+        "privacy.reviewed" => ok("Review marked done. The next is due in a year."),
         "privacy.hold_lifted" => ok(
             "Legal hold lifted. The next retention run purges what is due.",
         ),
