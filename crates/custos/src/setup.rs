@@ -166,6 +166,16 @@ pub struct Opened {
 /// the backend `--database` names. The data directory holds the master key and
 /// TLS files whatever the backend.
 pub async fn open(paths: &Paths, create: bool) -> Result<(Custos, Opened)> {
+    open_with_clock(paths, create, Arc::new(SystemClock)).await
+}
+
+/// [`open`] with the clock Custos reads: the benchmark's retention figures
+/// run on a clock set ahead, so the loaded history has records due.
+pub async fn open_with_clock(
+    paths: &Paths,
+    create: bool,
+    clock: Arc<dyn custos_domain::Clock>,
+) -> Result<(Custos, Opened)> {
     if create {
         ensure_dir(&paths.data_dir)?;
     }
@@ -218,7 +228,7 @@ pub async fn open(paths: &Paths, create: bool) -> Result<(Custos, Opened)> {
                 (Arc::new(store), provider, ring, created_key, initialised)
             }
         };
-    let custos = Custos::open(store, Arc::new(SystemClock), ring, Config::default()).await?;
+    let custos = Custos::open(store, clock, ring, Config::default()).await?;
     // A rotation by another process adds master versions this one must re-read.
     let reload = provider.clone();
     custos.set_key_reload(Arc::new(move || reload.load().map_err(|e| e.to_string())));

@@ -7,7 +7,7 @@
 use std::path::Path;
 use std::process::{Command, Output};
 
-const FIGURES: [&str; 11] = [
+const FIGURES: [&str; 13] = [
     "1. create contact: full privacy vs plain insert",
     "2. bulk import",
     "3. exact search by email",
@@ -19,6 +19,8 @@ const FIGURES: [&str; 11] = [
     "9. list page",
     "10. filtered list page",
     "11. dashboard",
+    "12. retention dry run",
+    "13. retention purge",
 ];
 
 fn bench(tmp: &Path, database: Option<&str>) -> Output {
@@ -77,7 +79,7 @@ fn check_table(out: &Output, backend: &str) {
         assert!(n.is_finite() && n > 0.0, "{row}");
         assert!(!cells[2].trim().is_empty(), "no goal column in {row}");
     }
-    // In number order, 10 and 11 after 9.
+    // In number order, 10 to 13 after 9.
     let at: Vec<usize> = FIGURES
         .iter()
         .map(|name| stdout.find(&format!("| {name}")).unwrap_or(0))

@@ -534,6 +534,10 @@ fn fake_related(
         r.insert("status", Value::Text(status.to_string()));
         r.insert("total", Value::Money((rng.below(100_000) + 500) as i64));
         r.insert("currency", Value::Text("EUR".into()));
+        r.insert(
+            "shipping_address",
+            Value::Text(format!("{} Market Street", 1 + rng.below(200))),
+        );
         r.insert("placed_at", Value::Timestamp(placed));
         if status == "completed" {
             r.insert(
