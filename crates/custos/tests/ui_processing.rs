@@ -391,6 +391,12 @@ async fn the_minimisation_review_flags_unread_fields_and_stops_collecting() {
     let html = page_text(&pb, &s, "/app/privacy/minimisation").await;
     assert!(html.contains("Not read in the period"));
     assert!(html.contains("we never call"));
+    // The overview reminds of the review until it is done.
+    let overview = page_text(&pb, &s, "/app/privacy").await;
+    assert!(
+        overview.contains("minimisation review is due"),
+        "{overview}"
+    );
     pb.post(s.url("/app/privacy/minimisation/reviewed"))
         .form(&[("csrf", pcsrf.as_str())])
         .send()
@@ -398,6 +404,8 @@ async fn the_minimisation_review_flags_unread_fields_and_stops_collecting() {
         .unwrap();
     let report = api_get(&s, &po, "/api/v1/minimisation").await;
     assert_eq!(report["review_overdue"], false);
+    let overview = page_text(&pb, &s, "/app/privacy").await;
+    assert!(!overview.contains("minimisation review is due"));
     // Sales staff cannot see it; a form without the token changes nothing.
     let (sales, _) = sign_in_new(&s, Role::Sales).await;
     let r = sales

@@ -185,6 +185,18 @@ impl Counts {
     }
 }
 
+/// When the next review is due: a year after the last, or today when there
+/// was none.
+fn review_due_on(reviewed_ms: Option<i64>, now: time::OffsetDateTime) -> time::Date {
+    match reviewed_ms {
+        Some(ms) => {
+            let d = time_of(ms).date();
+            d.replace_year(d.year() + 1).unwrap_or(d)
+        }
+        None => now.date(),
+    }
+}
+
 fn decision_key(entity: Entity, field: &str) -> String {
     format!("{DECISION_PREFIX}{}.{field}", entity.name())
 }
@@ -329,13 +341,7 @@ impl Custos {
                 decision: decisions.remove(&decision_key(f.entity, f.name)),
             });
         }
-        let due = match reviewed_ms {
-            Some(ms) => {
-                let d = time_of(ms).date();
-                d.replace_year(d.year() + 1).unwrap_or(d)
-            }
-            None => now.date(),
-        };
+        let due = review_due_on(reviewed_ms, now);
         self.append_alone(
             Event::new(p, "minimisation.report")
                 .detail(format!("months={months} entries={}", end - start)),
@@ -349,8 +355,25 @@ impl Custos {
             fields,
             reviewed_at: reviewed_ms.map(|ms| format_timestamp_ms(time_of(ms))),
             review_due_on: due.to_string(),
-            review_overdue: reviewed_ms.is_none() || due <= now.date(),
+            review_overdue: due <= now.date(),
         })
+    }
+
+    /// When the minimisation review is due (YYYY-MM-DD) if it is due today or
+    /// overdue, for the privacy overview; `None` while it is not. Reads one
+    /// setting, not the ledger.
+    pub async fn minimisation_review_due(&self, p: &Principal) -> Result<Option<String>> {
+        if !Self::require_privacy(p) && p.role != Role::Auditor {
+            return Ok(None);
+        }
+        let mut tx = self.inner.store.begin_read().await?;
+        let reviewed_ms = tx
+            .get_setting(REVIEWED_KEY)
+            .await?
+            .and_then(|s| s.parse::<i64>().ok());
+        let now = self.now();
+        let due = review_due_on(reviewed_ms, now);
+        Ok((due <= now.date()).then(|| due.to_string()))
     }
 
     /// Records the decision on one field (privacy officer): `{"decision":

@@ -679,10 +679,15 @@ impl Custos {
             Measure {
                 measure: "Retention",
                 state: format!(
-                    "{}; {holds} legal hold(s) in force",
+                    "{}; {}",
                     match last_run.and_then(|r| r.finished_at) {
                         Some(t) => format!("last purge finished {}", words_of_ms(t)),
                         None => "no purge has run yet".to_string(),
+                    },
+                    match holds {
+                        0 => "no legal hold in force".to_string(),
+                        1 => "1 legal hold in force".to_string(),
+                        n => format!("{n} legal holds in force"),
                     }
                 ),
             },

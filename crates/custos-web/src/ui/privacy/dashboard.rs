@@ -250,6 +250,8 @@ pub(super) struct OverviewPage {
     flags: Vec<(&'static str, String)>,
     /// Legal holds in force past their review date.
     holds_to_review: u64,
+    /// The minimisation review's due date, while it is due.
+    review_due: Option<String>,
     as_of: String,
     new_href: Option<String>,
 }
@@ -281,6 +283,11 @@ pub(super) async fn overview(State(st): State<AppState>, ctx: Ctx) -> Response {
                 .unwrap_or(0),
             _ => 0,
         },
+        review_due: st
+            .custos
+            .minimisation_review_due(&ctx.caller.principal)
+            .await
+            .unwrap_or(None),
         as_of: fields::when(st.custos.clock().now()),
         new_href: ctx
             .may(Operation::Create, Entity::Request)
