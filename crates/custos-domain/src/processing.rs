@@ -80,6 +80,17 @@ pub fn activities() -> Vec<Activity> {
     out
 }
 
+/// Every recipient the inventory names, in order of first declaration.
+pub fn recipients() -> Vec<&'static str> {
+    let mut out = Vec::new();
+    for f in inventory::FIELDS {
+        for r in f.recipients {
+            push_unique(&mut out, *r);
+        }
+    }
+    out
+}
+
 /// Fields that declare no purpose at all: processing without a reason,
 /// which the minimisation review flags and the record of processing lists
 /// apart.

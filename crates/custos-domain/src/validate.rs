@@ -248,7 +248,9 @@ pub fn parse_value(
     }
 }
 
-fn check_text(s: &str, max: usize, multiline: bool) -> Result<(), String> {
+/// Checks free text: at most `max` characters, and no control characters
+/// (line breaks and tabs allowed when `multiline`).
+pub fn check_text(s: &str, max: usize, multiline: bool) -> Result<(), String> {
     if s.chars().count() > max {
         return Err(format!("must be at most {max} characters"));
     }

@@ -54,11 +54,6 @@ fn text_field<'a>(input: &'a Json, name: &str) -> Result<Option<&'a str>> {
     }
 }
 
-fn parse_day(s: &str) -> Option<time::Date> {
-    let format = time::macros::format_description!("[year]-[month]-[day]");
-    time::Date::parse(s.trim(), &format).ok()
-}
-
 impl Custos {
     async fn holds_refused(&self, p: &Principal, action: &str) -> ServiceError {
         let msg = "legal holds are placed and lifted by the privacy officer".to_string();
@@ -112,7 +107,7 @@ impl Custos {
         let today = self.now().date();
         let review = match text_field(input, "review_on")? {
             None | Some("") => today.replace_year(today.year() + 1).unwrap_or(today),
-            Some(s) => parse_day(s).ok_or_else(|| {
+            Some(s) => custos_domain::validate::parse_date(s.trim()).ok_or_else(|| {
                 ServiceError::invalid("review_on", "must be a date such as 2027-06-30")
             })?,
         };

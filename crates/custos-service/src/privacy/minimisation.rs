@@ -413,13 +413,8 @@ impl Custos {
                 "say why (what the field is needed for, or why it is not)",
             ));
         }
-        if reason.chars().count() > DECISION_REASON_MAX
-            || reason.chars().any(|c| c.is_control() && c != '\n')
-        {
-            return Err(ServiceError::invalid(
-                "reason",
-                format!("at most {DECISION_REASON_MAX} characters, without control characters"),
-            ));
+        if let Err(m) = custos_domain::validate::check_text(reason, DECISION_REASON_MAX, true) {
+            return Err(ServiceError::invalid("reason", m));
         }
         if kind == DecisionKind::StopCollecting && decl.presence != Presence::Optional {
             return Err(ServiceError::invalid(

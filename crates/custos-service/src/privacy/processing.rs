@@ -10,7 +10,7 @@ use crate::privacy::retention::time_of;
 use crate::{Custos, Principal, Result, ServiceError};
 use custos_domain::inventory::{DataCategory, LawfulBasis, Retention, Source, SubjectType};
 use custos_domain::processing;
-use custos_domain::validate::check_email;
+use custos_domain::validate::{check_email, check_text, parse_date};
 use custos_store::prelude::*;
 use serde::{Deserialize, Serialize};
 use serde_json::Value as Json;
@@ -204,6 +204,7 @@ fn text<'a>(input: &'a Json, name: &str) -> Result<&'a str> {
     }
 }
 
+/// Records the error of free text too long or with control characters.
 fn bounded(
     errors: &mut Vec<custos_domain::FieldError>,
     name: &str,
@@ -211,25 +212,9 @@ fn bounded(
     max: usize,
     multiline: bool,
 ) {
-    if value.chars().count() > max {
-        errors.push(custos_domain::FieldError::new(
-            name,
-            format!("at most {max} characters"),
-        ));
-    } else if value
-        .chars()
-        .any(|c| c.is_control() && !(multiline && (c == '\n' || c == '\r')))
-    {
-        errors.push(custos_domain::FieldError::new(
-            name,
-            "must not contain control characters",
-        ));
+    if let Err(m) = check_text(value, max, multiline) {
+        errors.push(custos_domain::FieldError::new(name, m));
     }
-}
-
-fn parse_day(s: &str) -> Option<time::Date> {
-    let format = time::macros::format_description!("[year]-[month]-[day]");
-    time::Date::parse(s.trim(), &format).ok()
 }
 
 fn words_of_ms(ms: i64) -> String {
@@ -335,10 +320,13 @@ impl Custos {
 
     /// One processor.
     pub async fn processor(&self, p: &Principal, id: Uuid) -> Result<Processor> {
-        self.processors(p)
+        if !Self::require_privacy(p) && p.role != custos_domain::Role::Auditor {
+            return Err(self.register_refused(p, "processor.read").await);
+        }
+        let mut tx = self.inner.store.begin_read().await?;
+        tx.get_setting(&format!("{PROCESSOR_PREFIX}{id}"))
             .await?
-            .into_iter()
-            .find(|x| x.id == id)
+            .and_then(|v| serde_json::from_str(&v).ok())
             .ok_or(ServiceError::NotFound("processor"))
     }
 
@@ -449,7 +437,7 @@ impl Custos {
         let dpa_signed_on = if dpa.is_empty() {
             None
         } else {
-            match parse_day(dpa) {
+            match parse_date(dpa) {
                 Some(d) if d <= today => Some(d.to_string()),
                 Some(_) => {
                     errors.push(custos_domain::FieldError::new(
@@ -471,7 +459,7 @@ impl Custos {
         let review_on = if review.is_empty() {
             today.replace_year(today.year() + 1).unwrap_or(today)
         } else {
-            match parse_day(review) {
+            match parse_date(review) {
                 Some(d) => d,
                 None => {
                     errors.push(custos_domain::FieldError::new(

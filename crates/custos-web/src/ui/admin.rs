@@ -142,16 +142,21 @@ struct SessionsPage {
 
 /// Non-administrators get a 403 page before anything is read.
 async fn admin_only(st: &AppState, ctx: &Ctx) -> Result<(), Response> {
+    admin_only_for(
+        st,
+        ctx,
+        "Only administrators manage users, sessions and API tokens.",
+    )
+    .await
+}
+
+/// An administrator, or the "Not allowed" page saying `why`.
+pub(super) async fn admin_only_for(st: &AppState, ctx: &Ctx, why: &str) -> Result<(), Response> {
     if ctx.role() == Role::Admin {
         Ok(())
     } else {
         Err(ctx
-            .message(
-                st,
-                StatusCode::FORBIDDEN,
-                "Not allowed",
-                "Only administrators manage users, sessions and API tokens.",
-            )
+            .message(st, StatusCode::FORBIDDEN, "Not allowed", why)
             .await)
     }
 }

@@ -11,7 +11,6 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use axum::routing::get;
 use axum::{Form, Router};
-use custos_domain::Role;
 use custos_service::{Controller, ServiceError};
 use serde_json::json;
 
@@ -97,17 +96,7 @@ fn controller_fields(c: &Controller) -> Vec<FormField> {
 }
 
 async fn admin_only(st: &AppState, ctx: &Ctx) -> Result<(), Response> {
-    if ctx.role() == Role::Admin {
-        return Ok(());
-    }
-    Err(ctx
-        .message(
-            st,
-            StatusCode::FORBIDDEN,
-            "Not allowed",
-            "Only administrators change the settings.",
-        )
-        .await)
+    super::admin::admin_only_for(st, ctx, "Only administrators change the settings.").await
 }
 
 async fn render_page(

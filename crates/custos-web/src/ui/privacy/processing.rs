@@ -102,18 +102,6 @@ fn inventory_sections() -> Vec<InventorySection> {
         .collect()
 }
 
-fn inventory_recipients() -> Vec<String> {
-    let mut out: Vec<String> = Vec::new();
-    for f in inventory::FIELDS {
-        for r in f.recipients {
-            if !out.iter().any(|x| x == r) {
-                out.push(r.to_string());
-            }
-        }
-    }
-    out
-}
-
 pub(super) async fn map_page(State(st): State<AppState>, ctx: Ctx) -> Response {
     let processors = match st.custos.processors(&ctx.caller.principal).await {
         Ok(v) => v,
@@ -123,7 +111,10 @@ pub(super) async fn map_page(State(st): State<AppState>, ctx: Ctx) -> Response {
         shell: ctx.shell(&st, "Data map", Section::Privacy(MAP_HREF)).await,
         svg: map::svg(&map::build(&processors)),
         sections: inventory_sections(),
-        recipients: inventory_recipients(),
+        recipients: custos_domain::processing::recipients()
+            .into_iter()
+            .map(str::to_string)
+            .collect(),
         processors,
     };
     ctx.page(&page, StatusCode::OK)
