@@ -183,6 +183,14 @@ pub enum Retention {
     },
     /// Kept while the staff account exists.
     WhileAccount,
+    /// Kept `years` after the person's last activity (the latest of their
+    /// record's last change and the activities logged with them), unless a
+    /// deal of theirs is open or an order of theirs is still within its own
+    /// period; then the person is erased, as an erasure request erases.
+    YearsAfterLastActivity {
+        /// How many years.
+        years: u32,
+    },
 }
 
 /// What the retention purge does to a record whose period is over.
@@ -195,6 +203,10 @@ pub enum Disposal {
     /// The fields erasure destroys ([`OnErasure::Destroy`]) are cleared and
     /// the rest is kept, e.g. an order's amounts for accounting.
     Anonymise,
+    /// The person is erased: their data key is destroyed (crypto-shredding)
+    /// and their sealed fields cleared everywhere, exactly as an erasure
+    /// request does; what the law keeps stays, anonymised.
+    Erase,
 }
 
 impl Disposal {
@@ -203,6 +215,7 @@ impl Disposal {
         match self {
             Disposal::Delete => "delete",
             Disposal::Anonymise => "anonymise",
+            Disposal::Erase => "erase",
         }
     }
 }
@@ -394,6 +407,18 @@ const ACTIVITY_RETENTION: Retention = Retention::YearsAfter {
     anchor: "occurred_at",
     then: Disposal::Delete,
 };
+/// Contacts: three years after their last activity (see
+/// [`Retention::YearsAfterLastActivity`]).
+const CONTACT_RETENTION: Retention = Retention::YearsAfterLastActivity { years: 3 };
+
+/// The retention of a field unless declared otherwise: a contact's fields
+/// go with the contact; other records are kept while the relationship lasts.
+const fn default_retention(entity: Entity) -> Retention {
+    match entity {
+        Entity::Contact => CONTACT_RETENTION,
+        _ => Retention::WhileRelationship,
+    }
+}
 const DSAR_KEEP: &str =
     "kept three years as evidence that the request was answered (GDPR Art. 5(2))";
 const CONSENT_KEEP: &str =
@@ -423,7 +448,7 @@ const fn base(
         purposes: SALES,
         lawful_basis: LawfulBasis::NotApplicable,
         subject_type: SubjectType::None,
-        retention: Retention::WhileRelationship,
+        retention: default_retention(entity),
         on_erasure: OnErasure::Destroy,
         protection: Protection::Plain {
             reason: TIME_REASON,

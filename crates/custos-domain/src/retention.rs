@@ -16,8 +16,16 @@ pub struct Policy {
     pub entity: Entity,
     /// How many years a record is kept after its anchor.
     pub years: u32,
-    /// The timestamp field the period runs from (e.g. `completed_at`).
+    /// The timestamp field the period runs from (e.g. `completed_at`). For
+    /// a policy after the last activity, the record's own `updated_at`: the
+    /// activities logged with the person count as well (see
+    /// [`Policy::after_last_activity`]).
     pub anchor: &'static str,
+    /// Whether the period runs from the person's last activity: a record
+    /// whose own anchor is past the cut-off is kept while an activity with
+    /// them is younger, a deal of theirs is open ([`deal_is_open`]) or an
+    /// order of theirs is still within its own period.
+    pub after_last_activity: bool,
     /// What becomes of a record once it is due.
     pub then: Disposal,
     /// The fields it covers, in inventory order.
@@ -28,7 +36,22 @@ impl Policy {
     /// The policy's stable name, e.g. `orders.completed_at.2y`: what
     /// certificates, the ledger and the UI call it.
     pub fn name(&self) -> String {
-        format!("{}.{}.{}y", self.entity.plural(), self.anchor, self.years)
+        format!(
+            "{}.{}.{}y",
+            self.entity.plural(),
+            self.period_from(),
+            self.years
+        )
+    }
+
+    /// What the period runs from, as the policy's name and reports say it:
+    /// the anchor, or `last_activity`.
+    pub fn period_from(&self) -> &'static str {
+        if self.after_last_activity {
+            LAST_ACTIVITY
+        } else {
+            self.anchor
+        }
     }
 
     /// The fields erased when a record is due (the inventory's `Destroy`).
@@ -65,28 +88,50 @@ impl Policy {
 pub fn policies() -> Vec<Policy> {
     let mut out: Vec<Policy> = Vec::new();
     for f in inventory::FIELDS {
-        let Retention::YearsAfter {
-            years,
-            anchor,
-            then,
-        } = f.retention
-        else {
-            continue;
+        let (years, anchor, then, after_last_activity) = match f.retention {
+            Retention::YearsAfter {
+                years,
+                anchor,
+                then,
+            } => (years, anchor, then, false),
+            Retention::YearsAfterLastActivity { years } => {
+                (years, "updated_at", Disposal::Erase, true)
+            }
+            Retention::WhileRelationship | Retention::WhileAccount => continue,
         };
         match out.iter_mut().find(|p| {
-            p.entity == f.entity && p.years == years && p.anchor == anchor && p.then == then
+            p.entity == f.entity
+                && p.years == years
+                && p.anchor == anchor
+                && p.then == then
+                && p.after_last_activity == after_last_activity
         }) {
             Some(p) => p.fields.push(f),
             None => out.push(Policy {
                 entity: f.entity,
                 years,
                 anchor,
+                after_last_activity,
                 then,
                 fields: vec![f],
             }),
         }
     }
+    // People are erased after their records' own policies ran, so what a
+    // record's policy disposes of is counted under it.
+    out.sort_by_key(|p| p.then == Disposal::Erase);
     out
+}
+
+/// What a period after the last activity is called in policy names.
+pub const LAST_ACTIVITY: &str = "last_activity";
+
+/// The deal stages that close a deal; a deal in any other stage is open.
+pub const CLOSED_STAGES: [&str; 2] = ["won", "lost"];
+
+/// Whether a deal in `stage` is still open (so its contact is kept).
+pub fn deal_is_open(stage: &str) -> bool {
+    !CLOSED_STAGES.contains(&stage)
 }
 
 /// `t` moved back `years` calendar years, the way a period "of two years"
@@ -156,6 +201,27 @@ mod tests {
         assert_eq!(p.fields.len(), declared);
         assert!(p.kept().any(|f| f.name == "total"), "amounts are kept");
         assert!(p.erased().count() + p.kept().count() == p.fields.len());
+    }
+
+    #[test]
+    fn contacts_are_erased_three_years_after_their_last_activity() {
+        let p = policies()
+            .into_iter()
+            .find(|p| p.entity == Entity::Contact)
+            .expect("a contact policy");
+        assert_eq!((p.years, p.then), (3, Disposal::Erase));
+        assert!(p.after_last_activity);
+        assert_eq!(p.name(), "contacts.last_activity.3y");
+        // Every contact field goes with the contact.
+        assert_eq!(p.fields.len(), inventory::fields(Entity::Contact).count());
+        assert!(inventory::field(Entity::Contact, p.anchor).is_some());
+    }
+
+    #[test]
+    fn a_deal_is_open_until_won_or_lost() {
+        for s in crate::validate::DEFAULT_STAGES {
+            assert_eq!(deal_is_open(s), s != "won" && s != "lost", "{s}");
+        }
     }
 
     #[test]

@@ -162,7 +162,12 @@ async fn due_records_are_purged_held_and_young_ones_kept_and_the_certificate_ver
     assert_eq!(got("orders.completed_at.2y"), (1, 1));
     assert_eq!(got("activities.occurred_at.2y"), (1, 0));
     assert_eq!(got("requests.closed_at.3y"), (1, 0));
-    assert_eq!(calls.last(), Some(&(4, 4)), "{calls:?}");
+    assert_eq!(
+        got("contacts.last_activity.3y"),
+        (0, 1),
+        "Ada is active, Grace held"
+    );
+    assert_eq!(calls.last(), Some(&(6, 6)), "{calls:?}");
 
     // The due order is anonymised: its address is gone, its amount kept.
     let o = c.get(&p, Entity::Order, old).await.unwrap();
@@ -195,12 +200,12 @@ async fn due_records_are_purged_held_and_young_ones_kept_and_the_certificate_ver
         .map(|o| (o.policy.clone(), o.purged, o.held))
         .collect();
     for (name, purged, held) in &counts {
-        let want = u64::from(name == "orders.completed_at.2y");
+        let want = u64::from(name == "orders.completed_at.2y" || name.starts_with("contacts."));
         assert_eq!((*purged, *held), (0, want), "{counts:?}");
     }
     let runs = c.retention_runs(&p, 10).await.unwrap();
     assert_eq!(runs.len(), 2);
-    assert_eq!((runs[1].purged, runs[1].held), (3, 1));
+    assert_eq!((runs[1].purged, runs[1].held), (3, 2));
 
     // Lifting the hold lets the next run purge the held order.
     c.hold_lift(&p, hold.id).await.unwrap();
@@ -209,15 +214,26 @@ async fn due_records_are_purged_held_and_young_ones_kept_and_the_certificate_ver
         .retention_run(&p, RunOptions::default(), |_, _| {})
         .await
         .unwrap();
+    // Her order is anonymised, and she is erased: nothing of hers is
+    // younger than its period.
+    let purged: Vec<(&str, u64)> = third
+        .certificate
+        .policies
+        .iter()
+        .filter(|o| o.purged > 0)
+        .map(|o| (o.policy.as_str(), o.purged))
+        .collect();
     assert_eq!(
-        third
-            .certificate
-            .policies
-            .iter()
-            .map(|o| o.purged)
-            .sum::<u64>(),
-        1
+        purged,
+        [
+            ("orders.completed_at.2y", 1),
+            ("contacts.last_activity.3y", 1)
+        ]
     );
+    assert!(matches!(
+        c.erase_subject(&p, held).await,
+        Err(ServiceError::Gone(_))
+    ));
 
     // The ledger holds what happened and verifies.
     assert!(matches!(
@@ -259,7 +275,12 @@ async fn due_records_are_purged_held_and_young_ones_kept_and_the_certificate_ver
     assert!(said.contains("purged 3"), "{said}");
     // A certificate whose counts were changed no longer verifies.
     let mut forged: serde_json::Value = serde_json::to_value(&stored).unwrap();
-    forged["policies"][0]["purged"] = json!(0);
+    let orders = stored
+        .policies
+        .iter()
+        .position(|o| o.policy == "orders.completed_at.2y")
+        .unwrap();
+    forged["policies"][orders]["purged"] = json!(0);
     let bad = tmp.path().join("forged.json");
     std::fs::write(&bad, serde_json::to_vec(&forged).unwrap()).unwrap();
     let out = run(&bad, &key);
@@ -267,5 +288,130 @@ async fn due_records_are_purged_held_and_young_ones_kept_and_the_certificate_ver
     // Nor does one checked against another key.
     let other = "custos.local/ledger+00000000+AQ0vTstOerEm8tNz4Cu/BiDcq3c4/K1tWYhJCtrNZWzp";
     assert!(!run(&cert, other).status.success());
+    c.close().await;
+}
+
+async fn deal(c: &Custos, contact: Uuid, stage: &str) -> Uuid {
+    c.create(
+        &Principal::cli(),
+        Entity::Deal,
+        &json!({"title": format!("{stage} deal"), "contact_id": contact.to_string(),
+            "stage": stage, "amount": "500.00", "currency": "EUR"}),
+    )
+    .await
+    .unwrap()
+    .id()
+}
+
+/// Contacts are erased three years after their last activity, unless a deal
+/// of theirs is open or an order of theirs is within its own period.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_contact_is_erased_three_years_after_the_last_activity_unless_still_in_business() {
+    let clock = Arc::new(ManualClock::new(datetime!(2020-01-01 08:00 UTC)));
+    let c = custos(clock.clone()).await;
+    let p = Principal::cli();
+    let quiet = contact(&c, "quiet").await;
+    let talked = contact(&c, "talked").await;
+    let dealing = contact(&c, "dealing").await;
+    let won = contact(&c, "won").await;
+    let ordered = contact(&c, "ordered").await;
+    let lapsed = contact(&c, "lapsed").await;
+    let held = contact(&c, "held").await;
+    deal(&c, dealing, "proposal").await;
+    let won_deal = deal(&c, won, "won").await;
+    activity(&c, talked, "2022-06-01T10:00:00Z").await;
+    // Completed in June 2021: still within its two years in January 2023.
+    order(&c, ordered, Some("2021-06-01T12:00:00Z")).await;
+    // Completed in 2020: past its period, so it keeps nobody.
+    order(&c, lapsed, Some("2020-02-01T12:00:00Z")).await;
+    c.hold_place(
+        &p,
+        &json!({"subject_id": held.to_string(), "reason": "dispute", "review_on": "2030-01-01"}),
+    )
+    .await
+    .unwrap();
+    // Edited in 2021: the contact's own change is an activity too.
+    clock.set(datetime!(2021-03-01 08:00 UTC));
+    let edited = contact(&c, "edited").await;
+
+    clock.set(datetime!(2023-01-02 08:00 UTC));
+    let policy = "contacts.last_activity.3y";
+    let preview = c.retention_preview(&p).await.unwrap();
+    let pp = preview
+        .policies
+        .iter()
+        .find(|x| x.outcome.policy == policy)
+        .unwrap();
+    assert_eq!((pp.outcome.purged, pp.outcome.held), (3, 1));
+    let mut listed: Vec<Uuid> = pp.first.iter().map(|r| r.id).collect();
+    listed.sort();
+    let mut want = vec![quiet, won, lapsed, held];
+    want.sort();
+    assert_eq!(listed, want, "the due ones, the held one marked");
+    assert_eq!(pp.outcome.anchor, "last_activity");
+
+    let report = c.retention_run(&p, one_by_one(), |_, _| {}).await.unwrap();
+    let o = report
+        .certificate
+        .policies
+        .iter()
+        .find(|o| o.policy == policy)
+        .unwrap();
+    assert_eq!((o.purged, o.held, o.disposal.as_str()), (3, 1, "erase"));
+    // Erased: the key is gone, so erasing again finds nothing to erase.
+    for gone in [quiet, won, lapsed] {
+        assert!(
+            matches!(c.erase_subject(&p, gone).await, Err(ServiceError::Gone(_))),
+            "{gone} must be erased"
+        );
+    }
+    for kept in [talked, dealing, ordered, held, edited] {
+        let v = c.get(&p, Entity::Contact, kept).await.unwrap();
+        assert!(v.shown_text("first_name").is_some(), "{kept} must be kept");
+    }
+    // The won deal is not personal data and stays.
+    assert!(c.get(&p, Entity::Deal, won_deal).await.is_ok());
+    // One audit leaf per person, naming the policy.
+    for gone in [quiet, won, lapsed] {
+        let events = c.audit_events_for_subject(&p, gone, 50).await.unwrap();
+        let purges = events
+            .iter()
+            .filter(|e| e.event.action == "retention.purge")
+            .filter(|e| {
+                e.event
+                    .detail
+                    .as_deref()
+                    .is_some_and(|d| d.contains(policy))
+            })
+            .count();
+        assert_eq!(purges, 1, "{gone}");
+    }
+
+    // Nobody is erased twice; the talker is due once three years have
+    // passed since the call.
+    let again = c
+        .retention_run(&p, RunOptions::default(), |_, _| {})
+        .await
+        .unwrap();
+    let o = again
+        .certificate
+        .policies
+        .iter()
+        .find(|o| o.policy == policy)
+        .unwrap();
+    assert_eq!((o.purged, o.held), (0, 1));
+    clock.set(datetime!(2025-06-02 08:00 UTC));
+    let later = c.retention_preview(&p).await.unwrap();
+    let ids: Vec<Uuid> = later
+        .policies
+        .iter()
+        .find(|x| x.outcome.policy == policy)
+        .unwrap()
+        .first
+        .iter()
+        .map(|r| r.id)
+        .collect();
+    assert!(ids.contains(&talked) && ids.contains(&edited), "{ids:?}");
+    assert!(!ids.contains(&dealing), "an open deal keeps its person");
     c.close().await;
 }

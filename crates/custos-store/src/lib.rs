@@ -195,6 +195,8 @@ pub enum Condition {
     },
     /// Id is one of these.
     IdIn(Vec<Uuid>),
+    /// Column equals one of these values (none: no row).
+    In(&'static str, Vec<SqlValue>),
     /// All must hold.
     And(Vec<Condition>),
     /// Any must hold.

@@ -642,6 +642,14 @@ fn condition(q: &mut Query, entity: Entity, c: &Condition) -> String {
             let marks: Vec<String> = ids.iter().map(|u| q.bind(uuid_value(*u))).collect();
             format!("\"id\" IN ({})", marks.join(", "))
         }
+        Condition::In(f, values) => {
+            if values.is_empty() {
+                return "1 = 0".into();
+            }
+            let ty = column_type_of(entity, f);
+            let marks: Vec<String> = values.iter().map(|v| q.bind_as(v.clone(), ty)).collect();
+            format!("{} IN ({})", ident(f), marks.join(", "))
+        }
         Condition::And(cs) => {
             if cs.is_empty() {
                 return "1 = 1".into();
@@ -718,7 +726,7 @@ fn sorted_within(entity: Entity, column: &str, sort: &str) -> bool {
 fn narrows(entity: Entity, sort: &str, c: &Condition) -> bool {
     match c {
         Condition::Eq(f, _) if broad(entity, f) => *f == sort || sorted_within(entity, f, sort),
-        Condition::Eq(f, _) => indexed(entity, f),
+        Condition::Eq(f, _) | Condition::In(f, _) => indexed(entity, f),
         Condition::IsNull(_)
         | Condition::NotNull(_)
         | Condition::AtLeast(..)
@@ -1029,6 +1037,33 @@ mod tests {
             None,
         );
         assert!(q.sql.ends_with("WHERE 1 = 0"));
+        let q = count(
+            Dialect::Sqlite,
+            Entity::Deal,
+            &[Condition::In("contact_id", vec![])],
+            None,
+        );
+        assert!(q.sql.ends_with("WHERE 1 = 0"));
+    }
+
+    #[test]
+    fn a_value_list_binds_each_value_as_the_column_type() {
+        let q = count(
+            Dialect::Postgres,
+            Entity::Deal,
+            &[Condition::In(
+                "contact_id",
+                vec![SqlValue::Text("a".into()), SqlValue::Text("b".into())],
+            )],
+            None,
+        );
+        assert!(
+            q.sql.ends_with("WHERE \"contact_id\" IN ($1, $2)"),
+            "{}",
+            q.sql
+        );
+        assert_eq!(q.binds.len(), 2);
+        assert_eq!(q.types[0], column_type_of(Entity::Deal, "contact_id"));
     }
 
     #[test]

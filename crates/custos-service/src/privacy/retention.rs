@@ -12,9 +12,10 @@
 use crate::ledger::audit::{Event, format_timestamp_ms};
 use crate::privacy::dsar::flags_in_force;
 use crate::{Custos, Principal, Result, ServiceError};
+use custos_domain::Entity;
 use custos_domain::Role;
 use custos_domain::dsar::Flag;
-use custos_domain::inventory::Disposal;
+use custos_domain::inventory::{self, Disposal};
 use custos_domain::retention::{self, Policy};
 use custos_store::prelude::*;
 use custos_store::{Condition, ListQuery, RetentionRunRow, Sort, SqlValue, StoredRow};
@@ -212,7 +213,7 @@ fn outcome_of(p: &Policy, at: time::OffsetDateTime) -> PolicyOutcome {
         policy: p.name(),
         entity: p.entity.name().to_string(),
         years: p.years,
-        anchor: p.anchor.to_string(),
+        anchor: p.period_from().to_string(),
         disposal: p.then.as_str().to_string(),
         version: POLICY_VERSION,
         cutoff: format_timestamp_ms(p.cutoff(at)),
@@ -222,16 +223,20 @@ fn outcome_of(p: &Policy, at: time::OffsetDateTime) -> PolicyOutcome {
 }
 
 /// The conditions of a policy's due records: an anchor before the cut-off
-/// and, for anonymising, a value left to destroy (so a record is done once).
+/// and, for anonymising and erasing, a value left to destroy (so a record
+/// is done once: an erased person's sealed fields are all cleared).
 fn due_conditions(p: &Policy, cutoff_ms: i64) -> Vec<Condition> {
     let mut c = vec![
         Condition::NotNull(p.anchor),
         Condition::SortKeyBefore(p.anchor, SqlValue::Int(cutoff_ms)),
     ];
-    if p.then == Disposal::Anonymise {
-        c.push(Condition::Or(
-            p.erased().map(|f| Condition::NotNull(f.name)).collect(),
-        ));
+    let left = |f: &'static inventory::FieldDecl| Condition::NotNull(f.name);
+    match p.then {
+        Disposal::Delete => {}
+        Disposal::Anonymise => c.push(Condition::Or(p.erased().map(left).collect())),
+        Disposal::Erase => c.push(Condition::Or(
+            inventory::sealed_fields(p.entity).map(left).collect(),
+        )),
     }
     c
 }
@@ -299,6 +304,70 @@ impl Custos {
             .collect())
     }
 
+    /// The people among `rows` (records that are their own subject) a
+    /// policy after the last activity keeps although their own record is
+    /// past the cut-off: an activity with them since the cut-off, an open
+    /// deal of theirs, or an order of theirs still within its own period
+    /// (or not completed). Other policies keep nobody this way.
+    async fn still_active(
+        &self,
+        tx: &mut dyn Tx,
+        policy: &Policy,
+        rows: &[StoredRow],
+        at: time::OffsetDateTime,
+    ) -> Result<HashSet<Uuid>> {
+        if !policy.after_last_activity || rows.is_empty() {
+            return Ok(HashSet::new());
+        }
+        let people = Condition::In(
+            "contact_id",
+            rows.iter()
+                .map(|r| SqlValue::Text(r.id.to_string()))
+                .collect(),
+        );
+        let cutoff = SqlValue::Int(ms_of(policy.cutoff(at)));
+        let recent = Condition::Or(vec![
+            Condition::AtLeast("updated_at", cutoff.clone()),
+            Condition::AtLeast("occurred_at", cutoff),
+        ]);
+        // An order keeps its person while the order policy keeps the order.
+        let order_cutoff = retention::policies()
+            .iter()
+            .find(|p| p.entity == Entity::Order)
+            .map(|p| ms_of(p.cutoff(at)));
+        let order_kept = match order_cutoff {
+            Some(ms) => Condition::Or(vec![
+                Condition::IsNull("completed_at"),
+                Condition::AtLeast("completed_at", SqlValue::Int(ms)),
+            ]),
+            None => Condition::And(vec![]),
+        };
+        let mut kept = HashSet::new();
+        let found = [
+            (Entity::Activity, recent),
+            (Entity::Order, order_kept),
+            (Entity::Deal, Condition::And(vec![])),
+        ];
+        for (entity, cond) in found {
+            let rows = self
+                .rows_where(tx, entity, Condition::And(vec![people.clone(), cond]))
+                .await?;
+            for r in rows {
+                if entity == Entity::Deal
+                    && !matches!(r.get("stage"), SqlValue::Text(s) if retention::deal_is_open(s))
+                {
+                    continue;
+                }
+                if let SqlValue::Text(c) = r.get("contact_id")
+                    && let Ok(id) = c.parse::<Uuid>()
+                {
+                    kept.insert(id);
+                }
+            }
+        }
+        Ok(kept)
+    }
+
     /// What a run would purge now: per policy, the counts and the first
     /// due records (ids and dates). Reads only ids, dates and flags; the
     /// preview itself is audited.
@@ -319,7 +388,8 @@ impl Custos {
                     .due_batch(tx.as_mut(), &policy, cutoff, after, DEFAULT_BATCH)
                     .await?;
                 let held = self.held_among(tx.as_mut(), &rows).await?;
-                for r in &rows {
+                let active = self.still_active(tx.as_mut(), &policy, &rows, at).await?;
+                for r in rows.iter().filter(|r| !active.contains(&r.id)) {
                     let kept = r.subject_id.is_some_and(|s| held.contains(&s));
                     if kept {
                         outcome.held += 1;
@@ -466,8 +536,9 @@ impl Custos {
                     .due_batch(tx.as_mut(), policy, cutoff, after, batch)
                     .await?;
                 let held = self.held_among(tx.as_mut(), &rows).await?;
+                let active = self.still_active(tx.as_mut(), policy, &rows, at).await?;
                 let mut shredded = Vec::new();
-                for r in &rows {
+                for r in rows.iter().filter(|r| !active.contains(&r.id)) {
                     if r.subject_id.is_some_and(|s| held.contains(&s)) {
                         state.policies[i].outcome.held += 1;
                         continue;
@@ -618,6 +689,10 @@ impl Custos {
                 let cleared: Vec<(&'static str, SqlValue)> =
                     policy.erased().map(|f| (f.name, SqlValue::Null)).collect();
                 tx.update_record(policy.entity, r.id, &cleared).await?;
+            }
+            // The person and everything of theirs, as an erasure request.
+            Disposal::Erase => {
+                self.shred_in(tx, r.id).await?;
             }
         }
         Ok(())

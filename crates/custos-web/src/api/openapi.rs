@@ -523,9 +523,9 @@ fn retention_paths(paths: &mut Map<String, Value>, schemas: &mut Map<String, Val
     let opt_ts = json!({"type": ["string", "null"], "format": "date-time"});
     let uuid = json!({"type": "string", "format": "uuid"});
     let outcome_props = json!({
-        "policy": {"type": "string", "description": "entity.anchor.Ny, e.g. orders.completed_at.2y"},
+        "policy": {"type": "string", "description": "entity.anchor.Ny, e.g. orders.completed_at.2y, or contacts.last_activity.3y"},
         "entity": {"type": "string"}, "years": {"type": "integer"}, "anchor": {"type": "string"},
-        "disposal": {"enum": ["delete", "anonymise"]}, "version": {"type": "integer"},
+        "disposal": {"enum": ["delete", "anonymise", "erase"]}, "version": {"type": "integer"},
         "cutoff": ts, "purged": {"type": "integer"}, "held": {"type": "integer"}
     });
     let outcome_required = json!([

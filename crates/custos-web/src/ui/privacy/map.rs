@@ -133,6 +133,9 @@ fn disposal_key(r: Retention) -> String {
             anchor,
             then,
         } => format!("disposal-{years}y-{anchor}-{}", then.as_str()),
+        Retention::YearsAfterLastActivity { years } => {
+            format!("disposal-{years}y-last-activity-erase")
+        }
     }
 }
 
@@ -150,8 +153,12 @@ fn disposal_label(r: Retention) -> String {
             match then {
                 inventory::Disposal::Delete => "deleted",
                 inventory::Disposal::Anonymise => "anonymised",
+                inventory::Disposal::Erase => "erased",
             }
         ),
+        Retention::YearsAfterLastActivity { years } => {
+            format!("{years} years after the last activity, then erased (key destroyed)")
+        }
     }
 }
 

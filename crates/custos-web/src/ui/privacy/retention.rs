@@ -150,10 +150,18 @@ fn then_words(p: &Policy) -> String {
                 names(p.kept().map(|f| f.label).collect())
             )
         }
+        Disposal::Erase => "The person is erased: their data key is destroyed, as for an erasure request; orders keep their amounts, anonymised".to_string(),
     }
 }
 
 fn period_words(p: &Policy) -> String {
+    if p.after_last_activity {
+        let years = if p.years == 1 { "year" } else { "years" };
+        return format!(
+            "{} {years} after the last activity, unless a deal is open or an order is within its period",
+            p.years
+        );
+    }
     let anchor = match p.anchor {
         "completed_at" => "completion".to_string(),
         "closed_at" => "the answer".to_string(),

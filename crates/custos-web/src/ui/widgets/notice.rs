@@ -95,10 +95,14 @@ pub fn retention_words(r: Retention) -> String {
                 Disposal::Anonymise => {
                     "then anonymised: what identifies you is destroyed, amounts are kept for accounting"
                 }
+                Disposal::Erase => "then erased: the key that protects your data is destroyed",
             };
             format!("{years} years after {from}, {fate}")
         }
         Retention::WhileAccount => "while the staff account exists".into(),
+        Retention::YearsAfterLastActivity { years } => format!(
+            "{years} years after our last contact with you, unless a deal or an order of yours is still open or within its own period; then erased: the key that protects your data is destroyed"
+        ),
     }
 }
 
