@@ -36,8 +36,9 @@ fn push_unique<T: PartialEq>(v: &mut Vec<T>, x: T) {
     }
 }
 
-/// The processing activities, one per purpose some field declares.
-pub fn activities() -> Vec<Activity> {
+/// The processing activities, one per purpose some field declares, with
+/// the retention periods in force.
+pub fn activities_with(periods: &crate::retention::Periods) -> Vec<Activity> {
     let mut out = Vec::new();
     for purpose in Purpose::ALL {
         let fields: Vec<&'static FieldDecl> = inventory::FIELDS
@@ -72,12 +73,17 @@ pub fn activities() -> Vec<Activity> {
             for r in f.recipients {
                 push_unique(&mut a.recipients, *r);
             }
-            push_unique(&mut a.retention, f.retention);
+            push_unique(&mut a.retention, periods.retention(f));
             push_unique(&mut a.sources, f.source);
         }
         out.push(a);
     }
     out
+}
+
+/// The processing activities with the inventory's default periods.
+pub fn activities() -> Vec<Activity> {
+    activities_with(&crate::retention::Periods::default())
 }
 
 /// Every recipient the inventory names, in order of first declaration.

@@ -6,6 +6,7 @@
 
 use crate::Entity;
 use crate::inventory::{self, Disposal, FieldDecl, OnErasure, Retention};
+use std::collections::BTreeMap;
 use time::OffsetDateTime;
 
 /// One retention policy: the fields of `entity` kept `years` after the
@@ -30,10 +31,20 @@ pub struct Policy {
     pub then: Disposal,
     /// The fields it covers, in inventory order.
     pub fields: Vec<&'static FieldDecl>,
+    /// Its version: 1 is the inventory's default, each change the privacy
+    /// officer saves is the next.
+    pub version: u32,
 }
 
 impl Policy {
-    /// The policy's stable name, e.g. `orders.completed_at.2y`: what
+    /// What the policy is about, whatever its period: entity and what the
+    /// period runs from (`orders.completed_at`). Changes of the period are
+    /// versions of the policy of this key.
+    pub fn key(&self) -> String {
+        format!("{}.{}", self.entity.plural(), self.period_from())
+    }
+
+    /// The policy's name, e.g. `orders.completed_at.2y`: what
     /// certificates, the ledger and the UI call it.
     pub fn name(&self) -> String {
         format!(
@@ -114,6 +125,7 @@ pub fn policies() -> Vec<Policy> {
                 after_last_activity,
                 then,
                 fields: vec![f],
+                version: 1,
             }),
         }
     }
@@ -121,6 +133,69 @@ pub fn policies() -> Vec<Policy> {
     // record's policy disposes of is counted under it.
     out.sort_by_key(|p| p.then == Disposal::Erase);
     out
+}
+
+/// The longest period a policy may be given, in years.
+pub const MAX_YEARS: u32 = 100;
+
+/// The key of the policy a field's retention belongs to, if it has one
+/// (see [`Policy::key`]).
+pub fn key_of(f: &FieldDecl) -> Option<String> {
+    match f.retention {
+        Retention::YearsAfter { anchor, .. } => Some(format!("{}.{anchor}", f.entity.plural())),
+        Retention::YearsAfterLastActivity { .. } => {
+            Some(format!("{}.{LAST_ACTIVITY}", f.entity.plural()))
+        }
+        Retention::WhileRelationship | Retention::WhileAccount => None,
+    }
+}
+
+/// The periods in force where the privacy officer changed the inventory's
+/// default: by policy key, the years and the version. Empty means every
+/// policy is as the inventory declares it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Periods(pub BTreeMap<String, (u32, u32)>);
+
+impl Periods {
+    /// A field's retention as in force: the inventory's, with the period
+    /// its policy was given.
+    pub fn retention(&self, f: &FieldDecl) -> Retention {
+        let Some((years, _)) = key_of(f).and_then(|k| self.0.get(&k).copied()) else {
+            return f.retention;
+        };
+        match f.retention {
+            Retention::YearsAfter { anchor, then, .. } => Retention::YearsAfter {
+                years,
+                anchor,
+                then,
+            },
+            Retention::YearsAfterLastActivity { .. } => Retention::YearsAfterLastActivity { years },
+            r => r,
+        }
+    }
+
+    /// The policies in force: the inventory's, with the periods and
+    /// versions set.
+    pub fn policies(&self) -> Vec<Policy> {
+        let mut out = policies();
+        for p in &mut out {
+            if let Some((years, version)) = self.0.get(&p.key()) {
+                p.years = *years;
+                p.version = *version;
+            }
+        }
+        out
+    }
+}
+
+/// A period as the privacy officer types it: whole years, 1 to
+/// [`MAX_YEARS`].
+pub fn parse_years(s: &str) -> Result<u32, String> {
+    match s.trim().parse::<u32>() {
+        Ok(y) if (1..=MAX_YEARS).contains(&y) => Ok(y),
+        Ok(_) => Err(format!("enter a period of 1 to {MAX_YEARS} years")),
+        Err(_) => Err("enter the period as a whole number of years, such as 2".to_string()),
+    }
 }
 
 /// What a period after the last activity is called in policy names.
@@ -215,6 +290,50 @@ mod tests {
         // Every contact field goes with the contact.
         assert_eq!(p.fields.len(), inventory::fields(Entity::Contact).count());
         assert!(inventory::field(Entity::Contact, p.anchor).is_some());
+    }
+
+    #[test]
+    fn a_period_set_by_the_officer_changes_policy_and_field_alike() {
+        let mut periods = Periods::default();
+        periods.0.insert("orders.completed_at".to_string(), (5, 2));
+        let order = periods
+            .policies()
+            .into_iter()
+            .find(|p| p.entity == Entity::Order)
+            .expect("order policy");
+        assert_eq!((order.years, order.version), (5, 2));
+        assert_eq!(order.name(), "orders.completed_at.5y");
+        assert_eq!(order.key(), "orders.completed_at");
+        let contact = periods
+            .policies()
+            .into_iter()
+            .find(|p| p.entity == Entity::Contact)
+            .expect("contact policy");
+        assert_eq!((contact.years, contact.version), (3, 1), "untouched");
+        for f in inventory::fields(Entity::Order) {
+            match periods.retention(f) {
+                Retention::YearsAfter { years, then, .. } => {
+                    assert_eq!(years, 5, "{}", f.name);
+                    assert_eq!(then, Disposal::Anonymise);
+                }
+                other => assert_eq!(other, f.retention, "{}", f.name),
+            }
+        }
+        // Every policy's key is the key of each of its fields.
+        for p in policies() {
+            for f in &p.fields {
+                assert_eq!(key_of(f), Some(p.key()), "{}", f.name);
+            }
+        }
+    }
+
+    #[test]
+    fn a_period_is_whole_years_within_bounds() {
+        assert_eq!(parse_years(" 3 "), Ok(3));
+        assert_eq!(parse_years("100"), Ok(100));
+        for bad in ["0", "101", "-1", "two", "", "1.5", "4294967296"] {
+            assert!(parse_years(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

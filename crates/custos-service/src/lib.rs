@@ -54,6 +54,7 @@ pub use privacy::outcome::{
     DsarEvidence, DsarPackage, DsarSummary, EvidenceStep, KeptItem, MonthClosed, PackageRecord,
     Rejection, RequestOutcome,
 };
+pub use privacy::policies::{POLICY_REASON_MAX, PolicyChange, PolicyImpact, PolicyView};
 pub use privacy::processing::{
     ActivityRecord, Controller, EEA, Measure, PROCESSORS_MAX, Processor, RECORD_FORMAT,
     RecordOfProcessing, Transfer, TransferRecord,

@@ -415,3 +415,230 @@ async fn a_contact_is_erased_three_years_after_the_last_activity_unless_still_in
     assert!(!ids.contains(&dealing), "an open deal keeps its person");
     c.close().await;
 }
+
+fn order_years(c: &custos_service::RecordOfProcessing) -> Vec<u32> {
+    let mut out = Vec::new();
+    for a in &c.activities {
+        for r in &a.retention {
+            if let custos_domain::inventory::Retention::YearsAfter {
+                years,
+                anchor: "completed_at",
+                ..
+            } = r
+                && !out.contains(years)
+            {
+                out.push(*years);
+            }
+        }
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_policy_given_a_shorter_period_says_how_many_more_it_purges_and_is_versioned() {
+    let clock = Arc::new(ManualClock::new(datetime!(2026-12-01 08:00 UTC)));
+    let c = custos(clock.clone()).await;
+    let p = Principal::cli();
+    let ada = contact(&c, "ada").await;
+    // Due under two years; due under one year too.
+    let old = order(&c, ada, Some("2023-06-01T12:00:00Z")).await;
+    let younger = order(&c, ada, Some("2025-06-01T12:00:00Z")).await;
+    order(&c, ada, Some("2026-11-01T12:00:00Z")).await;
+    let key = "orders.completed_at";
+
+    let impact = c.retention_policy_impact(&p, key, 1).await.unwrap();
+    assert_eq!(
+        (
+            impact.years_now,
+            impact.due_now,
+            impact.due_then,
+            impact.more
+        ),
+        (2, 1, 2, 1)
+    );
+    // Unconfirmed, the change is refused with the number; nothing is saved.
+    let err = c
+        .retention_policy_set(&p, key, &json!({"years": 1, "reason": "new tax rule"}))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, ServiceError::Conflict(m) if m.contains("1 more record")),
+        "{err:?}"
+    );
+    // Bad input changes nothing either.
+    for bad in [
+        json!({"years": 0, "reason": "x"}),
+        json!({"years": "two", "reason": "x"}),
+        json!({"years": 101, "reason": "x"}),
+        json!({"years": 1}),
+        json!({"years": 1, "reason": "   "}),
+        json!({"years": 2, "reason": "unchanged"}),
+        json!({"years": 1, "reason": "x", "confirm": "yes"}),
+    ] {
+        let e = c.retention_policy_set(&p, key, &bad).await.unwrap_err();
+        assert!(matches!(e, ServiceError::Invalid(_)), "{bad}: {e:?}");
+    }
+    assert!(matches!(
+        c.retention_policy_set(&p, "orders.nowhere", &json!({"years": 1, "reason": "x"}))
+            .await,
+        Err(ServiceError::NotFound(_))
+    ));
+    let sales = Principal {
+        role: custos_domain::Role::Sales,
+        ..Principal::cli()
+    };
+    assert!(matches!(
+        c.retention_policy_set(
+            &sales,
+            key,
+            &json!({"years": 1, "reason": "x", "confirm": true})
+        )
+        .await,
+        Err(ServiceError::Forbidden(_))
+    ));
+    let views = c.retention_policies(&p).await.unwrap();
+    let orders = views.iter().find(|v| v.key == key).unwrap();
+    assert_eq!((orders.years, orders.version), (2, 1));
+    assert!(orders.history.is_empty());
+    assert_eq!(
+        order_years(&c.record_of_processing(&p).await.unwrap()),
+        vec![2]
+    );
+
+    // Confirmed, it is version 2, in the ledger, and in force everywhere.
+    let v2 = c
+        .retention_policy_set(
+            &p,
+            key,
+            &json!({"years": 1, "reason": "new tax rule", "confirm": true}),
+        )
+        .await
+        .unwrap();
+    assert_eq!((v2.years, v2.version, v2.default_years), (1, 2, 2));
+    assert_eq!(v2.history.len(), 1);
+    assert_eq!(v2.history[0].reason, "new tax rule");
+    assert_eq!((v2.history[0].previous_years, v2.history[0].years), (2, 1));
+    let leaf = v2.history[0].leaf;
+    let entry = c.audit_entries(&p, leaf, leaf + 1).await.unwrap();
+    assert_eq!(entry[0].event.action, "retention.policy");
+    let detail = entry[0].event.detail.clone().unwrap_or_default();
+    assert!(
+        detail.ends_with(" policy=orders.completed_at version=2 years=1 previous=2 more=1"),
+        "ids and numbers only, never the reason: {detail}"
+    );
+    assert_eq!(
+        order_years(&c.record_of_processing(&p).await.unwrap()),
+        vec![1]
+    );
+    let preview = c.retention_preview(&p).await.unwrap();
+    let o = preview
+        .policies
+        .iter()
+        .find(|x| x.outcome.entity == "order")
+        .unwrap();
+    assert_eq!(
+        (
+            o.outcome.policy.as_str(),
+            o.outcome.version,
+            o.outcome.purged
+        ),
+        ("orders.completed_at.1y", 2, 2)
+    );
+
+    // Lengthening purges fewer: saved without a confirmation.
+    let v3 = c
+        .retention_policy_set(&p, key, &json!({"years": "3", "reason": "auditor asked"}))
+        .await
+        .unwrap();
+    assert_eq!((v3.years, v3.version, v3.history.len()), (3, 3, 2));
+    // The run applies the version in force and its certificate says so.
+    let run = c
+        .retention_run(&p, RunOptions::default(), |_, _| {})
+        .await
+        .unwrap();
+    let cert = run
+        .certificate
+        .policies
+        .iter()
+        .find(|x| x.entity == "order")
+        .unwrap();
+    // Completed in June 2023: past three years too.
+    assert_eq!((cert.years, cert.version, cert.purged), (3, 3, 1));
+    let _ = (old, younger);
+    assert!(matches!(
+        c.audit_verify(|_, _| {}).await.unwrap(),
+        VerifyReport::Ok { .. }
+    ));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_stopped_before_an_upgrade_finishes_with_the_policies_added_since() {
+    let clock = Arc::new(ManualClock::new(datetime!(2020-01-01 08:00 UTC)));
+    let store = custos_testkit::test_store().await;
+    let ring =
+        custos_crypto::MasterKeyring::new(vec![custos_crypto::MasterKey::generate(1).unwrap()])
+            .unwrap();
+    let c = Arc::new(
+        Custos::open(store.clone(), clock.clone(), ring, Config::default())
+            .await
+            .unwrap(),
+    );
+    let p = Principal::cli();
+    let gone = contact(&c, "gone").await;
+    order(&c, gone, Some("2020-02-01T12:00:00Z")).await;
+    clock.set(datetime!(2026-12-01 08:00 UTC));
+    // A run that stops (here: panics) after its first batch, as a crash
+    // would, leaving its saved state behind.
+    let stopping = c.clone();
+    let crashed = tokio::spawn(async move {
+        let mut calls = 0;
+        stopping
+            .retention_run(&Principal::cli(), one_by_one(), move |_, _| {
+                calls += 1;
+                assert!(calls < 2, "stop after the first batch");
+            })
+            .await
+    })
+    .await;
+    assert!(crashed.is_err(), "the run stopped");
+    // The state as the version before the contacts policy saved it: three
+    // policies, not four.
+    let mut tx = store.begin().await.unwrap();
+    let run = tx.unfinished_retention_run().await.unwrap().unwrap();
+    let mut state: serde_json::Value = serde_json::from_str(&run.state).unwrap();
+    let policies = state["policies"].as_array_mut().unwrap();
+    let before = policies.len();
+    policies.retain(|x| x["outcome"]["entity"] != "contact");
+    assert_eq!(policies.len(), before - 1);
+    tx.save_retention_run(run.id, &state.to_string(), None)
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+
+    let report = c
+        .retention_run(&p, RunOptions::default(), |_, _| {})
+        .await
+        .unwrap();
+    assert!(report.resumed);
+    assert_eq!(report.id, run.id);
+    let names: Vec<(&str, u64)> = report
+        .certificate
+        .policies
+        .iter()
+        .map(|x| (x.policy.as_str(), x.purged))
+        .collect();
+    assert_eq!(
+        names,
+        vec![
+            ("activities.occurred_at.2y", 0),
+            ("orders.completed_at.2y", 1),
+            ("requests.closed_at.3y", 0),
+            ("contacts.last_activity.3y", 1),
+        ],
+        "the added policy ran, last, with the run's own time"
+    );
+    assert!(matches!(
+        c.erase_subject(&p, gone).await,
+        Err(ServiceError::Gone(_))
+    ));
+}

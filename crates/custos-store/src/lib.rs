@@ -28,13 +28,16 @@ use uuid::Uuid;
 /// The store traits, for code that calls them on a `dyn Tx`.
 pub mod prelude {
     pub use crate::{
-        HoldsTx, IdentityTx, LedgerTx, RecordsTx, RetentionTx, SettingsTx, Store, SubjectsTx, Tx,
+        HoldsTx, IdentityTx, LedgerTx, PolicyVersionsTx, RecordsTx, RetentionTx, SettingsTx, Store,
+        SubjectsTx, Tx,
     };
 }
 
 pub use identity::IdentityTx;
 pub use postgres::PostgresStore;
-pub use retention::{HoldsTx, LegalHoldRow, RetentionRunRow, RetentionTx};
+pub use retention::{
+    HoldsTx, LegalHoldRow, PolicyVersionRow, PolicyVersionsTx, RetentionRunRow, RetentionTx,
+};
 pub use settings::SettingsTx;
 pub use sqlite::SqliteStore;
 
@@ -531,7 +534,15 @@ pub trait Store: Send + Sync + 'static {
 /// `use custos_store::prelude::*`.
 #[async_trait]
 pub trait Tx:
-    RecordsTx + SubjectsTx + LedgerTx + SettingsTx + IdentityTx + RetentionTx + HoldsTx + Send
+    RecordsTx
+    + SubjectsTx
+    + LedgerTx
+    + SettingsTx
+    + IdentityTx
+    + RetentionTx
+    + HoldsTx
+    + PolicyVersionsTx
+    + Send
 {
     /// Makes every change of this transaction durable.
     async fn commit(self: Box<Self>) -> Result<()>;

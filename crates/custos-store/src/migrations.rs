@@ -100,6 +100,12 @@ pub(crate) const ALL: &[Migration] = &[
         sqlite: include_str!("../migrations/sqlite/0018_retention_runs.sql"),
         postgres: include_str!("../migrations/postgres/0018_retention_runs.sql"),
     },
+    Migration {
+        version: 19,
+        name: "retention_policy_versions",
+        sqlite: include_str!("../migrations/sqlite/0019_retention_policy_versions.sql"),
+        postgres: include_str!("../migrations/postgres/0019_retention_policy_versions.sql"),
+    },
 ];
 
 /// The migrations of one backend as (version, name, SQL), oldest first.

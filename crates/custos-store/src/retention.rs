@@ -138,6 +138,93 @@ impl<T: Exec> RetentionTx for T {
     }
 }
 
+/// One saved version of a retention policy's period.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PolicyVersionRow {
+    /// The policy's key (`orders.completed_at`).
+    pub policy: String,
+    /// Its version (2 and up: 1 is the inventory's default).
+    pub version: i64,
+    /// The period set, in years.
+    pub years: i64,
+    /// The period before.
+    pub previous_years: i64,
+    /// Why (about the policy, not about anyone).
+    pub reason: String,
+    /// Who saved it.
+    pub actor: String,
+    /// When (Unix ms).
+    pub changed_at: i64,
+    /// The ledger leaf that recorded it.
+    pub leaf: i64,
+}
+
+const VERSION_COLUMNS: &str =
+    "policy, version, years, previous_years, reason, actor, changed_at, leaf";
+const VERSION_TYPES: &[ColumnType] = &[
+    ColumnType::Text,
+    ColumnType::Int,
+    ColumnType::Int,
+    ColumnType::Int,
+    ColumnType::Text,
+    ColumnType::Text,
+    ColumnType::Int,
+    ColumnType::Int,
+];
+
+fn decode_version(r: &crate::exec::Row) -> Result<PolicyVersionRow> {
+    Ok(PolicyVersionRow {
+        policy: r.text(0)?,
+        version: r.int(1)?,
+        years: r.int(2)?,
+        previous_years: r.int(3)?,
+        reason: r.text(4)?,
+        actor: r.text(5)?,
+        changed_at: r.int(6)?,
+        leaf: r.int(7)?,
+    })
+}
+
+/// The versions of the retention policies.
+#[async_trait]
+pub trait PolicyVersionsTx: Send {
+    /// Records a new version; a version already saved (a concurrent change)
+    /// is refused by the key.
+    async fn insert_policy_version(&mut self, row: &PolicyVersionRow) -> Result<()>;
+    /// Every saved version, by policy, oldest first (a handful per policy).
+    async fn policy_versions(&mut self) -> Result<Vec<PolicyVersionRow>>;
+}
+
+#[async_trait]
+impl<T: Exec> PolicyVersionsTx for T {
+    async fn insert_policy_version(&mut self, row: &PolicyVersionRow) -> Result<()> {
+        let q = Query::written(format!(
+            "INSERT INTO retention_policy_versions ({VERSION_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
+        ))
+        .text(&row.policy)
+        .int(row.version)
+        .int(row.years)
+        .int(row.previous_years)
+        .text(&row.reason)
+        .text(&row.actor)
+        .int(row.changed_at)
+        .int(row.leaf);
+        self.execute(q).await?;
+        Ok(())
+    }
+
+    async fn policy_versions(&mut self) -> Result<Vec<PolicyVersionRow>> {
+        let q = Query::written(format!(
+            "SELECT {VERSION_COLUMNS} FROM retention_policy_versions ORDER BY policy, version"
+        ));
+        self.fetch(q, VERSION_TYPES)
+            .await?
+            .iter()
+            .map(decode_version)
+            .collect()
+    }
+}
+
 /// A legal hold on a person.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LegalHoldRow {

@@ -107,6 +107,58 @@ pub(crate) async fn flag_counts_count_subjects_in_force(store: &dyn Store) {
     tx.commit().await.expect("commit");
 }
 
+/// Policy versions come back by policy and version; saving a version twice
+/// (two officers at once) is refused and leaves the first.
+pub(crate) async fn policy_versions_are_kept_once_each(store: &dyn Store) {
+    use crate::PolicyVersionRow;
+    let v = |policy: &str, version: i64, years: i64| PolicyVersionRow {
+        policy: policy.into(),
+        version,
+        years,
+        previous_years: 2,
+        reason: "board decision".into(),
+        actor: "cli".into(),
+        changed_at: version * 10,
+        leaf: version,
+    };
+    let mut tx = store.begin().await.expect("tx");
+    assert_eq!(tx.policy_versions().await.expect("none"), vec![]);
+    tx.insert_policy_version(&v("orders.completed_at", 3, 4))
+        .await
+        .expect("insert");
+    tx.insert_policy_version(&v("activities.occurred_at", 2, 1))
+        .await
+        .expect("insert");
+    tx.insert_policy_version(&v("orders.completed_at", 2, 5))
+        .await
+        .expect("insert");
+    tx.commit().await.expect("commit");
+    let mut tx = store.begin().await.expect("tx");
+    assert!(
+        tx.insert_policy_version(&v("orders.completed_at", 3, 9))
+            .await
+            .is_err(),
+        "a second version 3 is refused"
+    );
+    drop(tx);
+    let mut tx = store.begin_read().await.expect("tx");
+    let got: Vec<(String, i64, i64)> = tx
+        .policy_versions()
+        .await
+        .expect("list")
+        .into_iter()
+        .map(|r| (r.policy, r.version, r.years))
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            ("activities.occurred_at".to_string(), 2, 1),
+            ("orders.completed_at".to_string(), 2, 5),
+            ("orders.completed_at".to_string(), 3, 4),
+        ]
+    );
+}
+
 /// A retention run is found unfinished until it is saved with its end and
 /// certificate; runs list newest first.
 pub(crate) async fn retention_runs_resume_and_finish(store: &dyn Store) {

@@ -238,3 +238,178 @@ async fn the_retention_page_runs_the_purge_and_places_and_lifts_holds() {
         .unwrap();
     assert_eq!(r.status(), 403);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_shorter_period_is_confirmed_with_its_count_and_shows_everywhere_as_a_new_version() {
+    let s = TestServer::start().await;
+    let admin = s.token_for(Role::Admin).await;
+    let po_token = s.token_for(Role::PrivacyOfficer).await;
+    let ann = api_post(
+        &s,
+        &admin,
+        "/api/v1/contacts",
+        json!({"first_name": "ann", "last_name": "Shopper"}),
+    )
+    .await["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // Completed well within two years of today, but more than one ago.
+    let completed =
+        custos_domain::value::format_timestamp(custos_domain::retention::months_before(
+            custos_domain::Clock::now(&custos_domain::SystemClock),
+            18,
+        ));
+    api_post(
+        &s,
+        &admin,
+        "/api/v1/orders",
+        json!({"contact_id": ann, "status": "completed", "total": "5.00", "currency": "EUR",
+            "placed_at": completed, "completed_at": completed, "shipping_address": "1 Lane"}),
+    )
+    .await;
+    let page = "/app/privacy/retention/policies/orders.completed_at";
+    let (b, _) = sign_in_new(&s, Role::PrivacyOfficer).await;
+    let html = text(b.get(s.url("/app/privacy/retention")).send().await.unwrap()).await;
+    assert!(html.contains(&format!("href=\"{page}\"")), "{html}");
+    let html = text(b.get(s.url(page)).send().await.unwrap()).await;
+    assert!(html.contains("No change yet"), "{html}");
+    let csrf = hidden_csrf(&html);
+
+    // Bad input: the form again with the error and the values; nothing saved.
+    let r = b
+        .post(s.url(page))
+        .form(&[
+            ("csrf", csrf.as_str()),
+            ("years", "soon"),
+            ("reason", "tax"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 422);
+    let html = text(r).await;
+    assert!(html.contains("whole number of years"), "{html}");
+    assert!(html.contains("value=\"soon\""), "{html}");
+
+    // Shorter: the count first, nothing saved yet.
+    let r = b
+        .post(s.url(page))
+        .form(&[
+            ("csrf", csrf.as_str()),
+            ("years", "1"),
+            ("reason", "tax rule"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let html = text(r).await;
+    assert!(html.contains("would purge 1 more record"), "{html}");
+    let policies = api_get(&s, &po_token, "/api/v1/retention/policies").await;
+    let orders = |v: &serde_json::Value| {
+        v["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["key"] == "orders.completed_at")
+            .cloned()
+            .unwrap()
+    };
+    assert_eq!(orders(&policies)["version"], 1);
+    let impact = api_get(
+        &s,
+        &po_token,
+        "/api/v1/retention/policies/orders.completed_at/impact?years=1",
+    )
+    .await;
+    assert_eq!(
+        (impact["more"].as_u64(), impact["due_then"].as_u64()),
+        (Some(1), Some(1))
+    );
+    // A wrong token changes nothing; the confirmation saves version 2.
+    let r = b
+        .post(s.url(page))
+        .form(&[
+            ("csrf", "wrong"),
+            ("years", "1"),
+            ("reason", "tax rule"),
+            ("confirm", "yes"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    let csrf = hidden_csrf(&html);
+    let r = b
+        .post(s.url(page))
+        .form(&[
+            ("csrf", csrf.as_str()),
+            ("years", "1"),
+            ("reason", "tax rule"),
+            ("confirm", "yes"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303);
+    let html = text(b.get(s.url(page)).send().await.unwrap()).await;
+    assert!(
+        html.contains("tax rule") && html.contains("2 years → 1 year"),
+        "{html}"
+    );
+    let v = orders(&api_get(&s, &po_token, "/api/v1/retention/policies").await);
+    assert_eq!(
+        (v["version"].as_u64(), v["years"].as_u64()),
+        (Some(2), Some(1))
+    );
+
+    // The public notice and the record of processing say the new period.
+    let notice = text(s.client().get(s.url("/privacy")).send().await.unwrap()).await;
+    assert!(
+        notice.contains("1 year after the order is completed"),
+        "{notice}"
+    );
+    assert!(!notice.contains("2 years after the order is completed"));
+
+    // The API: shorter again without confirm is 409 with the count; longer
+    // is saved; a sales user is refused; unknown fields are 422.
+    let put = |token: String, body: serde_json::Value| {
+        let s = &s;
+        async move {
+            s.client()
+                .put(s.url("/api/v1/retention/policies/orders.completed_at"))
+                .bearer_auth(token)
+                .json(&body)
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    let r = put(po_token.clone(), json!({"years": 4, "reason": "auditor"})).await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.json::<serde_json::Value>().await.unwrap()["version"], 3);
+    let r = put(po_token.clone(), json!({"years": 1, "reason": "again"})).await;
+    assert_eq!(r.status(), 409);
+    assert!(text(r).await.contains("1 more record"));
+    let r = put(
+        po_token.clone(),
+        json!({"years": 1, "reason": "x", "why": "y"}),
+    )
+    .await;
+    assert_eq!(r.status(), 422);
+    let sales = s.token_for(Role::Sales).await;
+    let r = put(sales, json!({"years": 9, "reason": "x"})).await;
+    assert_eq!(r.status(), 403);
+    let v = orders(&api_get(&s, &po_token, "/api/v1/retention/policies").await);
+    assert_eq!(
+        (v["version"].as_u64(), v["years"].as_u64()),
+        (Some(3), Some(4))
+    );
+    let r = b
+        .get(s.url("/app/privacy/retention/policies/orders.nowhere"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
+}

@@ -1265,10 +1265,13 @@ impl Custos {
                 package.records.insert(entity.plural(), items);
             }
         }
+        let periods = Self::periods_in(tx.as_mut()).await?;
         for entity in PACKAGE_ENTITIES {
             for f in inventory::fields(entity) {
                 if categories.contains(&f.category) && DataNotice::disclosed(f) {
-                    package.about_the_data.push(DataNotice::of(entity, f));
+                    package
+                        .about_the_data
+                        .push(DataNotice::of(entity, f, &periods));
                 }
             }
         }

@@ -8,5 +8,6 @@ pub(crate) mod dsar;
 pub(crate) mod holds;
 pub(crate) mod minimisation;
 pub(crate) mod outcome;
+pub(crate) mod policies;
 pub(crate) mod processing;
 pub(crate) mod retention;

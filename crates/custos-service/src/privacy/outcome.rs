@@ -162,7 +162,11 @@ pub struct DataNotice {
 
 impl DataNotice {
     /// The notice of a declared field.
-    pub(crate) fn of(entity: Entity, f: &'static FieldDecl) -> DataNotice {
+    pub(crate) fn of(
+        entity: Entity,
+        f: &'static FieldDecl,
+        periods: &custos_domain::retention::Periods,
+    ) -> DataNotice {
         DataNotice {
             entity: entity.name(),
             field: f.name,
@@ -170,7 +174,7 @@ impl DataNotice {
             purposes: f.purposes.iter().map(|p| p.name()).collect(),
             lawful_basis: f.lawful_basis,
             recipients: f.recipients,
-            retention: f.retention,
+            retention: periods.retention(f),
             source: f.source,
             protection: match f.protection {
                 Protection::Plain { .. } => "plain",

@@ -696,7 +696,8 @@ impl Custos {
         let controller = Self::controller_in(tx.as_mut()).await?;
         let processors = Self::processors_in(tx.as_mut()).await?;
         let security = self.measures(tx.as_mut()).await?;
-        let activities = processing::activities()
+        let periods = Self::periods_in(tx.as_mut()).await?;
+        let activities = processing::activities_with(&periods)
             .into_iter()
             .map(|a| {
                 let categories: Vec<&'static str> = a.categories.iter().map(|c| c.name()).collect();

@@ -16,7 +16,7 @@ use custos_domain::Entity;
 use custos_domain::Role;
 use custos_domain::dsar::Flag;
 use custos_domain::inventory::{self, Disposal};
-use custos_domain::retention::{self, Policy};
+use custos_domain::retention::{self, Periods, Policy};
 use custos_store::prelude::*;
 use custos_store::{Condition, ListQuery, RetentionRunRow, Sort, SqlValue, StoredRow};
 use serde::{Deserialize, Serialize};
@@ -27,9 +27,6 @@ use uuid::Uuid;
 pub const DEFAULT_BATCH: u32 = 500;
 /// How many due records a preview lists per policy.
 pub const PREVIEW_FIRST: usize = 10;
-/// The version of every policy while policies are the inventory's defaults
-/// (editing them, with versions, comes later).
-const POLICY_VERSION: u32 = 1;
 /// The certificate format's name.
 pub const CERTIFICATE_FORMAT: &str = "custos-purge-certificate/1";
 
@@ -215,7 +212,7 @@ fn outcome_of(p: &Policy, at: time::OffsetDateTime) -> PolicyOutcome {
         years: p.years,
         anchor: p.period_from().to_string(),
         disposal: p.then.as_str().to_string(),
-        version: POLICY_VERSION,
+        version: p.version,
         cutoff: format_timestamp_ms(p.cutoff(at)),
         purged: 0,
         held: 0,
@@ -239,6 +236,63 @@ fn due_conditions(p: &Policy, cutoff_ms: i64) -> Vec<Condition> {
         )),
     }
     c
+}
+
+/// The cut-off (Unix ms) of the order policy among `policies`: an order
+/// within its period keeps its person.
+pub(crate) fn order_cutoff<'a>(
+    policies: impl IntoIterator<Item = &'a Policy> + 'a,
+    at: time::OffsetDateTime,
+) -> Option<i64> {
+    policies
+        .into_iter()
+        .find(|p| p.entity == Entity::Order)
+        .map(|p| ms_of(p.cutoff(at)))
+}
+
+/// The policies of a run, one per saved state: each as it was when the run
+/// started (its period and version are the saved ones, so a resumed run
+/// ends as it would have), `None` for one this version no longer has. A
+/// policy this version added after the run started (an upgrade between a
+/// crash and the resume) is appended, fresh, with the run's own time.
+fn run_policies(
+    state: &mut RunState,
+    in_force: &[Policy],
+    at: time::OffsetDateTime,
+) -> Vec<Option<Policy>> {
+    let key = |o: &PolicyOutcome| (o.entity.clone(), o.anchor.clone());
+    let mut out: Vec<Option<Policy>> = state
+        .policies
+        .iter()
+        .map(|st| {
+            let mut p = in_force
+                .iter()
+                .find(|p| {
+                    (p.entity.name().to_string(), p.period_from().to_string()) == key(&st.outcome)
+                })?
+                .clone();
+            p.years = st.outcome.years;
+            p.version = st.outcome.version;
+            Some(p)
+        })
+        .collect();
+    for p in in_force {
+        let k = (p.entity.name().to_string(), p.period_from().to_string());
+        if !state.policies.iter().any(|st| key(&st.outcome) == k) {
+            state.policies.push(PolicyState {
+                outcome: outcome_of(p, at),
+                after: None,
+                done: false,
+            });
+            out.push(Some(p.clone()));
+        }
+    }
+    // Erasing runs last, also when appended.
+    let mut order: Vec<usize> = (0..out.len()).collect();
+    order.sort_by_key(|&i| out[i].as_ref().is_some_and(|p| p.then == Disposal::Erase));
+    let policies = order.iter().map(|&i| out[i].clone()).collect();
+    state.policies = order.iter().map(|&i| state.policies[i].clone()).collect();
+    policies
 }
 
 fn internal(e: impl std::fmt::Display) -> ServiceError {
@@ -315,6 +369,7 @@ impl Custos {
         policy: &Policy,
         rows: &[StoredRow],
         at: time::OffsetDateTime,
+        order_cutoff: Option<i64>,
     ) -> Result<HashSet<Uuid>> {
         if !policy.after_last_activity || rows.is_empty() {
             return Ok(HashSet::new());
@@ -331,10 +386,6 @@ impl Custos {
             Condition::AtLeast("occurred_at", cutoff),
         ]);
         // An order keeps its person while the order policy keeps the order.
-        let order_cutoff = retention::policies()
-            .iter()
-            .find(|p| p.entity == Entity::Order)
-            .map(|p| ms_of(p.cutoff(at)));
         let order_kept = match order_cutoff {
             Some(ms) => Condition::Or(vec![
                 Condition::IsNull("completed_at"),
@@ -368,6 +419,75 @@ impl Custos {
         Ok(kept)
     }
 
+    /// The periods in force (the inventory's defaults where the privacy
+    /// officer changed nothing): for the purge, the notice, the map and the
+    /// record of processing alike.
+    pub async fn retention_periods(&self) -> Result<Periods> {
+        let mut tx = self.inner.store.begin_read().await?;
+        Self::periods_in(tx.as_mut()).await
+    }
+
+    pub(crate) async fn periods_in(tx: &mut dyn Tx) -> Result<Periods> {
+        let mut periods = Periods::default();
+        for v in tx.policy_versions().await? {
+            // Oldest first: the newest version of each policy stays.
+            let years = u32::try_from(v.years).map_err(internal)?;
+            let version = u32::try_from(v.version).map_err(internal)?;
+            periods.0.insert(v.policy, (years, version));
+        }
+        Ok(periods)
+    }
+
+    /// One policy's due records at `at`: the counts (`purged`: would be)
+    /// and the first `first` of them. Reads ids, dates and flags only.
+    pub(crate) async fn count_due(
+        &self,
+        tx: &mut dyn Tx,
+        policy: &Policy,
+        at: time::OffsetDateTime,
+        order_cutoff: Option<i64>,
+        first: usize,
+    ) -> Result<PolicyPreview> {
+        let cutoff = ms_of(policy.cutoff(at));
+        let mut outcome = outcome_of(policy, at);
+        let mut listed = Vec::new();
+        let mut after = None;
+        loop {
+            let rows = self
+                .due_batch(tx, policy, cutoff, after, DEFAULT_BATCH)
+                .await?;
+            let held = self.held_among(tx, &rows).await?;
+            let active = self
+                .still_active(tx, policy, &rows, at, order_cutoff)
+                .await?;
+            for r in rows.iter().filter(|r| !active.contains(&r.id)) {
+                let kept = r.subject_id.is_some_and(|s| held.contains(&s));
+                if kept {
+                    outcome.held += 1;
+                } else {
+                    outcome.purged += 1;
+                }
+                if listed.len() < first {
+                    listed.push(DueRecord {
+                        id: r.id,
+                        anchor: format_timestamp_ms(time_of(anchor_ms(r, policy))),
+                        held: kept,
+                    });
+                }
+            }
+            match rows.last() {
+                Some(last) if rows.len() == DEFAULT_BATCH as usize => {
+                    after = Some((anchor_ms(last, policy), last.id));
+                }
+                _ => break,
+            }
+        }
+        Ok(PolicyPreview {
+            outcome,
+            first: listed,
+        })
+    }
+
     /// What a run would purge now: per policy, the counts and the first
     /// due records (ids and dates). Reads only ids, dates and flags; the
     /// preview itself is audited.
@@ -377,41 +497,14 @@ impl Custos {
         }
         let at = self.now();
         let mut tx = self.inner.store.begin_read().await?;
+        let policies = Self::periods_in(tx.as_mut()).await?.policies();
+        let order_cutoff = order_cutoff(&policies, at);
         let mut out = Vec::new();
-        for policy in retention::policies() {
-            let cutoff = ms_of(policy.cutoff(at));
-            let mut outcome = outcome_of(&policy, at);
-            let mut first = Vec::new();
-            let mut after = None;
-            loop {
-                let rows = self
-                    .due_batch(tx.as_mut(), &policy, cutoff, after, DEFAULT_BATCH)
-                    .await?;
-                let held = self.held_among(tx.as_mut(), &rows).await?;
-                let active = self.still_active(tx.as_mut(), &policy, &rows, at).await?;
-                for r in rows.iter().filter(|r| !active.contains(&r.id)) {
-                    let kept = r.subject_id.is_some_and(|s| held.contains(&s));
-                    if kept {
-                        outcome.held += 1;
-                    } else {
-                        outcome.purged += 1;
-                    }
-                    if first.len() < PREVIEW_FIRST {
-                        first.push(DueRecord {
-                            id: r.id,
-                            anchor: format_timestamp_ms(time_of(anchor_ms(r, &policy))),
-                            held: kept,
-                        });
-                    }
-                }
-                match rows.last() {
-                    Some(last) if rows.len() == DEFAULT_BATCH as usize => {
-                        after = Some((anchor_ms(last, &policy), last.id));
-                    }
-                    _ => break,
-                }
-            }
-            out.push(PolicyPreview { outcome, first });
+        for policy in &policies {
+            out.push(
+                self.count_due(tx.as_mut(), policy, at, order_cutoff, PREVIEW_FIRST)
+                    .await?,
+            );
         }
         drop(tx);
         let detail = out
@@ -452,6 +545,7 @@ impl Custos {
         let event = |action: &str| Event::new(p, action).actor(actor.clone());
         // Start a run, or take up the one a crash left.
         let mut tx = self.inner.store.begin().await?;
+        let in_force = Self::periods_in(tx.as_mut()).await?.policies();
         let (run, mut state, resumed) = match tx.unfinished_retention_run().await? {
             Some(run) => {
                 let state: RunState = serde_json::from_str(&run.state).map_err(internal)?;
@@ -463,7 +557,7 @@ impl Custos {
                 let id = Uuid::now_v7();
                 let state = RunState {
                     at_ms: ms_of(at),
-                    policies: retention::policies()
+                    policies: in_force
                         .iter()
                         .map(|p| PolicyState {
                             outcome: outcome_of(p, at),
@@ -494,7 +588,8 @@ impl Custos {
             }
         };
         let at = time_of(state.at_ms);
-        let policies = retention::policies();
+        let policies = run_policies(&mut state, &in_force, at);
+        let order_cutoff = order_cutoff(policies.iter().flatten(), at);
         // The work left, for the progress bar.
         let mut total = 0;
         let mut done = 0;
@@ -502,7 +597,9 @@ impl Custos {
             let mut tx = self.inner.store.begin_read().await?;
             for (policy, st) in policies.iter().zip(&state.policies) {
                 done += st.outcome.purged + st.outcome.held;
-                if !st.done {
+                if let Some(policy) = policy
+                    && !st.done
+                {
                     let cutoff = ms_of(policy.cutoff(at));
                     total += tx
                         .count_records(policy.entity, &due_conditions(policy, cutoff))
@@ -513,19 +610,9 @@ impl Custos {
         }
         progress(done, total);
         for (i, policy) in policies.iter().enumerate() {
-            let Some(st) = state.policies.get(i) else {
-                return Err(internal(
-                    "the saved run has fewer policies than this version",
-                ));
-            };
-            if st.outcome.policy != policy.name() {
-                return Err(internal(format!(
-                    "the saved run's policy {} is not this version's {}",
-                    st.outcome.policy,
-                    policy.name()
-                )));
-            }
-            if st.done {
+            // A policy this version no longer has did what it did.
+            let Some(policy) = policy else { continue };
+            if state.policies[i].done {
                 continue;
             }
             let cutoff = ms_of(policy.cutoff(at));
@@ -536,7 +623,9 @@ impl Custos {
                     .due_batch(tx.as_mut(), policy, cutoff, after, batch)
                     .await?;
                 let held = self.held_among(tx.as_mut(), &rows).await?;
-                let active = self.still_active(tx.as_mut(), policy, &rows, at).await?;
+                let active = self
+                    .still_active(tx.as_mut(), policy, &rows, at, order_cutoff)
+                    .await?;
                 let mut shredded = Vec::new();
                 for r in rows.iter().filter(|r| !active.contains(&r.id)) {
                     if r.subject_id.is_some_and(|s| held.contains(&s)) {

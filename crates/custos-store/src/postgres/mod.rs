@@ -617,6 +617,16 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn policy_versions_are_kept_once_each() {
+        let Some((server, name, store)) = scratch("the PostgreSQL policy versions test").await
+        else {
+            return;
+        };
+        crate::shared_tests::policy_versions_are_kept_once_each(&store).await;
+        drop_scratch(&server, &name, store).await;
+    }
+
+    #[tokio::test]
     async fn legal_holds_place_and_lift() {
         let Some((server, name, store)) = scratch("the PostgreSQL legal holds test").await else {
             return;

@@ -816,6 +816,12 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn policy_versions_are_kept_once_each() {
+        let store = SqliteStore::memory().await.expect("open");
+        crate::shared_tests::policy_versions_are_kept_once_each(&store).await;
+    }
+
+    #[tokio::test]
     async fn legal_holds_place_and_lift() {
         let store = SqliteStore::memory().await.expect("open");
         crate::shared_tests::legal_holds_place_and_lift(&store).await;

@@ -605,6 +605,54 @@ fn retention_paths(paths: &mut Map<String, Value>, schemas: &mut Map<String, Val
             "responses": with(problem_responses(&[401, 403, 404, 409, 422]), "200", json!({"description": "The certificate", "content": json_content(one("PurgeCertificate"))}))
         }
     }));
+    let change = json!({"type": "object", "properties": {
+        "version": {"type": "integer"}, "years": {"type": "integer"}, "previous_years": {"type": "integer"},
+        "reason": {"type": "string"}, "by": {"type": "string"}, "at": ts, "leaf": {"type": "integer"}
+    }, "required": ["version", "years", "previous_years", "reason", "by", "at", "leaf"]});
+    schemas.insert("RetentionPolicy".into(), json!({
+        "type": "object",
+        "description": "A retention policy in force: the inventory's rule with the period the privacy officer set (version 1 is the inventory's default)",
+        "properties": {
+            "key": {"type": "string"}, "name": {"type": "string"}, "entity": {"type": "string"}, "anchor": {"type": "string"},
+            "disposal": {"enum": ["delete", "anonymise", "erase"]},
+            "years": {"type": "integer", "minimum": 1, "maximum": custos_domain::retention::MAX_YEARS},
+            "default_years": {"type": "integer"}, "version": {"type": "integer", "minimum": 1},
+            "history": {"type": "array", "items": change}
+        },
+        "required": ["key", "name", "entity", "anchor", "disposal", "years", "default_years", "version", "history"]
+    }));
+    schemas.insert("RetentionPolicyImpact".into(), json!({
+        "type": "object",
+        "description": "What a new period would do on the next run, over every policy",
+        "properties": {"key": {"type": "string"}, "years_now": {"type": "integer"}, "years": {"type": "integer"},
+            "due_now": {"type": "integer"}, "due_then": {"type": "integer"}, "more": {"type": "integer"}},
+        "required": ["key", "years_now", "years", "due_now", "due_then", "more"]
+    }));
+    let key_path = json!({"name": "key", "in": "path", "required": true, "schema": {"type": "string"}, "description": "the policy's key, e.g. orders.completed_at"});
+    paths.insert("/api/v1/retention/policies".into(), json!({"get": {
+        "tags": ["privacy"], "summary": "The retention policies in force, with their versions", "operationId": "retention_policies",
+        "responses": with(problem_responses(&[401, 403]), "200", json!({"description": "Policies", "content": json_content(items("RetentionPolicy"))}))
+    }}));
+    paths.insert("/api/v1/retention/policies/{key}".into(), json!({
+        "parameters": [key_path.clone()],
+        "put": {
+            "tags": ["privacy"], "summary": "Give a policy another period, as its next version; a change that purges more needs confirm: true (409 says how many)", "operationId": "retention_policy_set",
+            "requestBody": {"required": true, "content": json_content(json!({"type": "object", "properties": {
+                "years": {"type": "integer", "minimum": 1, "maximum": custos_domain::retention::MAX_YEARS},
+                "reason": {"type": "string", "minLength": 1, "maxLength": custos_service::POLICY_REASON_MAX},
+                "confirm": {"type": "boolean"}
+            }, "required": ["years", "reason"], "additionalProperties": false}))},
+            "responses": with(problem_responses(&[401, 403, 404, 409, 422]), "200", json!({"description": "The policy with its new version", "content": json_content(one("RetentionPolicy"))}))
+        }
+    }));
+    paths.insert("/api/v1/retention/policies/{key}/impact".into(), json!({
+        "parameters": [key_path],
+        "get": {
+            "tags": ["privacy"], "summary": "How many more records a new period would purge on the next run", "operationId": "retention_policy_impact",
+            "parameters": [{"name": "years", "in": "query", "required": true, "schema": {"type": "integer", "minimum": 1, "maximum": custos_domain::retention::MAX_YEARS}}],
+            "responses": with(problem_responses(&[401, 403, 404, 422]), "200", json!({"description": "The counts", "content": json_content(one("RetentionPolicyImpact"))}))
+        }
+    }));
     paths.insert("/api/v1/holds".into(), json!({
         "get": {
             "tags": ["privacy"], "summary": "Legal holds in force (or every hold on one person)", "operationId": "holds",

@@ -8,7 +8,7 @@ use crate::extract::{ApiCaller, JsonBody, PathId, QueryPairs};
 use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use custos_service::RunOptions;
 use serde_json::json;
@@ -19,6 +19,9 @@ pub fn router() -> Router<AppState> {
         .route("/api/v1/retention/preview", get(preview))
         .route("/api/v1/retention/runs", get(runs).post(run))
         .route("/api/v1/retention/runs/{id}/certificate", get(certificate))
+        .route("/api/v1/retention/policies", get(policies))
+        .route("/api/v1/retention/policies/{key}", put(set_policy))
+        .route("/api/v1/retention/policies/{key}/impact", get(impact))
         .route("/api/v1/holds", get(holds).post(place))
         .route("/api/v1/holds/{id}/lift", post(lift))
 }
@@ -75,6 +78,38 @@ async fn certificate(
     PathId(id): PathId,
 ) -> ApiResult<Response> {
     Ok(Json(st.custos.retention_certificate(&p, parse_id(&id)?).await?).into_response())
+}
+
+async fn policies(State(st): State<AppState>, ApiCaller(p): ApiCaller) -> ApiResult<Response> {
+    let items = st.custos.retention_policies(&p).await?;
+    Ok(Json(json!({ "items": items })).into_response())
+}
+
+async fn impact(
+    State(st): State<AppState>,
+    ApiCaller(p): ApiCaller,
+    PathId(key): PathId,
+    QueryPairs(q): QueryPairs,
+) -> ApiResult<Response> {
+    known_params(&q, &["years"])?;
+    let years = q
+        .iter()
+        .find(|(k, _)| k == "years")
+        .map(|(_, v)| v.as_str())
+        .ok_or_else(|| ApiError::invalid("years", "give the period to count, in years"))?;
+    let years =
+        custos_domain::retention::parse_years(years).map_err(|m| ApiError::invalid("years", m))?;
+    Ok(Json(st.custos.retention_policy_impact(&p, &key, years).await?).into_response())
+}
+
+async fn set_policy(
+    State(st): State<AppState>,
+    ApiCaller(p): ApiCaller,
+    PathId(key): PathId,
+    JsonBody(body): JsonBody,
+) -> ApiResult<Response> {
+    only_fields(&body, &["years", "reason", "confirm"])?;
+    Ok(Json(st.custos.retention_policy_set(&p, &key, &body).await?).into_response())
 }
 
 async fn holds(

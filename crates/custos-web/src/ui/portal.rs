@@ -227,10 +227,14 @@ async fn home(State(st): State<AppState>, headers: HeaderMap) -> Response {
     let tok = new.then(|| portal.csrf.clone());
     // Unset (or unreadable) details leave the section out, not the notice.
     let controller = st.custos.controller().await.unwrap_or_default();
+    let periods = match st.custos.retention_periods().await {
+        Ok(p) => p,
+        Err(e) => return unavailable(&headers, e),
+    };
     let p = HomePage {
         portal,
         controller,
-        notice: customer_notice(),
+        notice: customer_notice(&periods),
         consent_purposes: CONSENT_PURPOSES
             .iter()
             .filter(|p| custos_domain::dsar::needs_opt_in(p))
@@ -708,7 +712,7 @@ mod tests {
 
     #[test]
     fn the_notice_covers_every_kind_of_customer_data_with_basis_and_retention() {
-        let n = customer_notice();
+        let n = customer_notice(&Default::default());
         let names: Vec<&str> = n.iter().map(|s| s.id).collect();
         for c in [
             "identity",

@@ -6,7 +6,7 @@
 //! inventory table below it, which is also the map's text alternative.
 
 use crate::ui::fields::humanize;
-use crate::ui::widgets::notice::{basis_words, purpose_words, retention_words};
+use crate::ui::widgets::notice::{basis_words, purpose_words, retention_words, years_words};
 use custos_domain::Entity;
 use custos_domain::inventory::{self, FieldDecl, Protection, Purpose, Retention};
 use custos_service::Processor;
@@ -148,7 +148,8 @@ fn disposal_label(r: Retention) -> String {
             anchor,
             then,
         } => format!(
-            "{years} years after {}, then {}",
+            "{} after {}, then {}",
+            years_words(years),
             humanize(anchor).to_lowercase(),
             match then {
                 inventory::Disposal::Delete => "deleted",
@@ -157,13 +158,16 @@ fn disposal_label(r: Retention) -> String {
             }
         ),
         Retention::YearsAfterLastActivity { years } => {
-            format!("{years} years after the last activity, then erased (key destroyed)")
+            format!(
+                "{} after the last activity, then erased (key destroyed)",
+                years_words(years)
+            )
         }
     }
 }
 
 /// Builds the map from the inventory and the register.
-pub fn build(processors: &[Processor]) -> DataMap {
+pub fn build(processors: &[Processor], periods: &custos_domain::retention::Periods) -> DataMap {
     let mut m = DataMap::default();
     let backups = "store-backups".to_string();
     for entity in Entity::ALL {
@@ -267,11 +271,12 @@ pub fn build(processors: &[Processor]) -> DataMap {
                     }
                 }
             }
-            let dk = disposal_key(f.retention);
+            let retention = periods.retention(f);
+            let dk = disposal_key(retention);
             m.node(
                 dk.clone(),
-                disposal_label(f.retention),
-                format!("Disposal: {}", retention_words(f.retention)),
+                disposal_label(retention),
+                format!("Disposal: {}", retention_words(retention)),
                 "/app/privacy/retention".to_string(),
                 Column::Disposal,
             );
@@ -458,7 +463,7 @@ mod tests {
 
     #[test]
     fn every_inventory_purpose_recipient_and_retention_rule_has_a_box() {
-        let m = build(&[]);
+        let m = build(&[], &Default::default());
         for f in inventory::FIELDS {
             for p in f.purposes {
                 assert!(m.nodes.iter().any(|n| n.key == format!("use-{}", p.name())));
@@ -482,7 +487,7 @@ mod tests {
 
     #[test]
     fn the_svg_places_every_box_once_with_its_link() {
-        let m = build(&[]);
+        let m = build(&[], &Default::default());
         let s = svg(&m);
         for n in &m.nodes {
             let id = format!(r#"id="map-{}""#, n.key);

@@ -22,6 +22,7 @@ mod dashboard;
 pub mod map;
 mod minimisation;
 mod new;
+mod policy;
 pub mod processing;
 mod queue;
 mod report;
@@ -84,6 +85,10 @@ pub fn routes(r: Router<AppState>) -> Router<AppState> {
         .route("/app/contacts/{id}/consent", post(record_consent))
         .route("/app/privacy/retention", get(retention::retention))
         .route("/app/privacy/retention/run", post(retention::run))
+        .route(
+            "/app/privacy/retention/policies/{key}",
+            get(policy::policy).post(policy::save_policy),
+        )
         .route(
             "/app/privacy/retention/runs/{id}",
             get(retention::certificate_page),

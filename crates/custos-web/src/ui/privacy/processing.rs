@@ -17,6 +17,7 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use custos_domain::Entity;
 use custos_domain::inventory::{self, LawfulBasis, Protection, Purpose};
+use custos_domain::retention::Periods;
 use custos_service::{Processor, RecordOfProcessing, ServiceError, Transfer};
 use serde_json::json;
 
@@ -74,7 +75,7 @@ fn stored_words(p: Protection) -> &'static str {
     }
 }
 
-fn inventory_sections() -> Vec<InventorySection> {
+fn inventory_sections(periods: &Periods) -> Vec<InventorySection> {
     Entity::ALL
         .into_iter()
         .map(|e| InventorySection {
@@ -95,7 +96,7 @@ fn inventory_sections() -> Vec<InventorySection> {
                         .join(", "),
                     basis: basis_words(f.lawful_basis).unwrap_or("not personal data"),
                     recipients: f.recipients.join(", "),
-                    retention: retention_words(f.retention),
+                    retention: retention_words(periods.retention(f)),
                 })
                 .collect(),
         })
@@ -107,10 +108,14 @@ pub(super) async fn map_page(State(st): State<AppState>, ctx: Ctx) -> Response {
         Ok(v) => v,
         Err(e) => return ctx.error(&st, e).await,
     };
+    let periods = match st.custos.retention_periods().await {
+        Ok(v) => v,
+        Err(e) => return ctx.error(&st, e).await,
+    };
     let page = MapPage {
         shell: ctx.shell(&st, "Data map", Section::Privacy(MAP_HREF)).await,
-        svg: map::svg(&map::build(&processors)),
-        sections: inventory_sections(),
+        svg: map::svg(&map::build(&processors, &periods)),
+        sections: inventory_sections(&periods),
         recipients: custos_domain::processing::recipients()
             .into_iter()
             .map(str::to_string)

@@ -180,7 +180,11 @@ pub(super) async fn report(
         });
     }
     // What the package says about each kind of data, in the notice's words.
-    let decls: Vec<_> = pkg.about_the_data.iter().map(|a| a.decl).collect();
+    let decls: Vec<_> = pkg
+        .about_the_data
+        .iter()
+        .map(|a| (a.decl, a.retention))
+        .collect();
     let restrictions = pkg
         .processing_restrictions
         .iter()

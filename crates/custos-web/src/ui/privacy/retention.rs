@@ -17,7 +17,7 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use custos_domain::Entity;
 use custos_domain::inventory::Disposal;
-use custos_domain::retention::{self, Policy};
+use custos_domain::retention::Policy;
 use custos_service::{HoldView, PurgeCertificate, RunOptions, ServiceError};
 use serde_json::json;
 use uuid::Uuid;
@@ -27,6 +27,10 @@ use uuid::Uuid;
 pub struct PolicyRow {
     /// Its name (`orders.completed_at.2y`).
     pub name: String,
+    /// Its page, to see its versions and change its period.
+    pub href: String,
+    /// The version in force.
+    pub version: u32,
     /// The entity in words (`Orders`).
     pub what: String,
     /// The period in words.
@@ -128,7 +132,7 @@ pub(super) struct CertificatePage {
     verify: String,
 }
 
-fn entity_words(e: Entity) -> String {
+pub(super) fn entity_words(e: Entity) -> String {
     let mut s = e.plural().replace('_', " ");
     if let Some(first) = s.get_mut(0..1) {
         first.make_ascii_uppercase();
@@ -139,7 +143,7 @@ fn entity_words(e: Entity) -> String {
     }
 }
 
-fn then_words(p: &Policy) -> String {
+pub(super) fn then_words(p: &Policy) -> String {
     match p.then {
         Disposal::Delete => "Deleted".to_string(),
         Disposal::Anonymise => {
@@ -154,7 +158,7 @@ fn then_words(p: &Policy) -> String {
     }
 }
 
-fn period_words(p: &Policy) -> String {
+pub(super) fn period_words(p: &Policy) -> String {
     if p.after_last_activity {
         let years = if p.years == 1 { "year" } else { "years" };
         return format!(
@@ -246,7 +250,11 @@ async fn retention_page(
         Ok(v) => v,
         Err(e) => return ctx.error(st, e).await,
     };
-    let policies_of = retention::policies();
+    let periods = match st.custos.retention_periods().await {
+        Ok(v) => v,
+        Err(e) => return ctx.error(st, e).await,
+    };
+    let policies_of = periods.policies();
     let policies: Vec<PolicyRow> = preview
         .policies
         .iter()
@@ -254,6 +262,8 @@ async fn retention_page(
             let pol = policies_of.iter().find(|x| x.name() == pp.outcome.policy)?;
             Some(PolicyRow {
                 name: pp.outcome.policy.clone(),
+                href: format!("/app/privacy/retention/policies/{}", pol.key()),
+                version: pol.version,
                 what: entity_words(pol.entity),
                 period: period_words(pol),
                 then: then_words(pol),
@@ -296,7 +306,7 @@ async fn retention_page(
     ctx.page(&page, status)
 }
 
-fn actor_words(actor: &str, me: Uuid) -> String {
+pub(super) fn actor_words(actor: &str, me: Uuid) -> String {
     match actor {
         "system" => "The daily schedule".to_string(),
         "cli" => "The command line".to_string(),
@@ -387,6 +397,7 @@ pub(super) async fn certificate_page(
             .map(|p| {
                 let then = match p.disposal.as_str() {
                     "delete" => "Deleted",
+                    "erase" => "Erased",
                     _ => "Anonymised",
                 };
                 (

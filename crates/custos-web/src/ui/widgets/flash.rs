@@ -104,6 +104,9 @@ fn privacy_text(code: &str) -> Option<Flash> {
         "privacy.held" => ok(
             "Legal hold placed: this person's records are kept from retention and erasure until it is lifted.",
         ),
+        "privacy.policy_saved" => ok(
+            "New period saved as the policy's next version and recorded in the audit ledger. The next retention run applies it; the notice, the data map and the record of processing say it now.",
+        ),
         "privacy.processor_saved" => ok(
             "Processor saved. The data map and the record of processing name it now.",
         ),

@@ -97,13 +97,19 @@ pub fn retention_words(r: Retention) -> String {
                 }
                 Disposal::Erase => "then erased: the key that protects your data is destroyed",
             };
-            format!("{years} years after {from}, {fate}")
+            format!("{} after {from}, {fate}", years_words(years))
         }
         Retention::WhileAccount => "while the staff account exists".into(),
         Retention::YearsAfterLastActivity { years } => format!(
-            "{years} years after our last contact with you, unless a deal or an order of yours is still open or within its own period; then erased: the key that protects your data is destroyed"
+            "{} after our last contact with you, unless a deal or an order of yours is still open or within its own period; then erased: the key that protects your data is destroyed",
+            years_words(years)
         ),
     }
+}
+
+/// "1 year", "3 years".
+pub fn years_words(years: u32) -> String {
+    format!("{years} {}", if years == 1 { "year" } else { "years" })
 }
 
 fn source_words(s: Source) -> &'static str {
@@ -133,10 +139,13 @@ fn push_unique<T: PartialEq>(v: &mut Vec<T>, x: T) {
 
 /// The notice's sections for these fields, one per kind of data, in the
 /// inventory's order of categories.
-pub fn notice_from(decls: &[&FieldDecl]) -> Vec<Notice> {
+/// Each field comes with its retention as in force (the privacy officer may
+/// have changed a policy's period).
+pub fn notice_from(decls: &[(&FieldDecl, Retention)]) -> Vec<Notice> {
     let mut out = Vec::new();
     for c in DataCategory::ALL {
-        let of: Vec<&&FieldDecl> = decls.iter().filter(|f| f.category == c).collect();
+        let of: Vec<&(&FieldDecl, Retention)> =
+            decls.iter().filter(|(f, _)| f.category == c).collect();
         if of.is_empty() {
             continue;
         }
@@ -151,7 +160,7 @@ pub fn notice_from(decls: &[&FieldDecl]) -> Vec<Notice> {
             sources: Vec::new(),
             protection: "encrypted with a key that belongs to you alone",
         };
-        for f in of {
+        for &(f, retention) in of {
             push_unique(
                 &mut n.what,
                 format!("{}{}", f.label.to_lowercase(), entity_words(f.entity)),
@@ -165,7 +174,7 @@ pub fn notice_from(decls: &[&FieldDecl]) -> Vec<Notice> {
             for r in f.recipients {
                 push_unique(&mut n.recipients, r.to_string());
             }
-            push_unique(&mut n.retention, retention_words(f.retention));
+            push_unique(&mut n.retention, retention_words(retention));
             push_unique(&mut n.sources, source_words(f.source));
             if matches!(f.protection, Protection::Plain { .. }) {
                 n.protection = "stored with access limited to the staff who need it";
@@ -178,12 +187,13 @@ pub fn notice_from(decls: &[&FieldDecl]) -> Vec<Notice> {
 
 /// The notice for the whole inventory: every field about customers, except
 /// secrets.
-pub fn customer_notice() -> Vec<Notice> {
-    let decls: Vec<&FieldDecl> = inventory::FIELDS
+pub fn customer_notice(periods: &custos_domain::retention::Periods) -> Vec<Notice> {
+    let decls: Vec<(&FieldDecl, Retention)> = inventory::FIELDS
         .iter()
         .filter(|f| {
             f.subject_type == SubjectType::Customer && f.category != DataCategory::Credentials
         })
+        .map(|f| (f, periods.retention(f)))
         .collect();
     notice_from(&decls)
 }
